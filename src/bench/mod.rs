@@ -1,0 +1,21 @@
+//! DESIGN.md's fixed benchmark workloads: the same numbers in every run, so
+//! results compare across machines and with other tools' scripts under
+//! `scripts/`.
+
+pub mod generation;
+
+use std::time::Instant;
+
+/// Median wall time in seconds of `repeats` runs of `f`, after one warm-up.
+pub fn median_seconds(repeats: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    let mut times: Vec<f64> = (0..repeats)
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed().as_secs_f64()
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}

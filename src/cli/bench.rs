@@ -1,0 +1,29 @@
+//! `rlhf-tui bench <workload>`: DESIGN.md's fixed workloads, one JSON line each.
+
+use crate::bench;
+use crate::device::{self, DeviceChoice};
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Workload {
+    /// Batched sampling with the KV cache: generated tokens per second.
+    Gen,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    #[arg(value_enum)]
+    pub workload: Workload,
+    /// Timed repetitions after one warm-up; the median is reported.
+    #[arg(long, default_value_t = 5)]
+    pub repeats: usize,
+}
+
+pub fn run(args: BenchArgs, choice: DeviceChoice) -> anyhow::Result<()> {
+    anyhow::ensure!(args.repeats >= 1, "--repeats must be at least 1");
+    let selected = device::select(choice)?;
+    let report = match args.workload {
+        Workload::Gen => bench::generation::run(&selected, args.repeats),
+    };
+    println!("{report}");
+    Ok(())
+}

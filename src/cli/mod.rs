@@ -1,0 +1,58 @@
+//! The command line: argument definitions (clap) and dispatch to one file
+//! per subcommand.
+
+mod bench;
+mod devices;
+mod generate;
+mod score;
+
+use clap::{Parser, Subcommand};
+
+use crate::device::DeviceChoice;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "rlhf-tui",
+    version,
+    about = "A terminal workbench for RLHF: SFT, a reward model and PPO, run and watched live"
+)]
+#[command(arg_required_else_help = true)]
+pub struct Cli {
+    /// Where tensors live: auto takes a real GPU when there is one, else the CPU.
+    #[arg(long, global = true, value_enum, env = "BURN_DEVICE", default_value_t = DeviceChoice::Auto)]
+    pub device: DeviceChoice,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Sample continuations of a prompt from a Hugging Face GPT-2 directory.
+    Generate(generate::GenerateArgs),
+    /// Print the log-probability of each token of a text under a model.
+    Score(score::ScoreArgs),
+    /// Run a fixed benchmark workload and print one JSON line.
+    Bench(bench::BenchArgs),
+    /// List the devices this build and this machine offer.
+    Devices,
+}
+
+/// Parses the command line, runs it, and reports an error as a message
+/// (never a panic backtrace) with a non-zero exit code.
+pub fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Generate(args) => generate::run(args, cli.device),
+        Command::Score(args) => score::run(args, cli.device),
+        Command::Bench(args) => bench::run(args, cli.device),
+        Command::Devices => devices::run(),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! `rlhf-tui score`: the log-probability of each token of a text.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use crate::device::{self, DeviceChoice};
+use crate::model::{hf, logprobs::sequence_logprobs};
+
+#[derive(Debug, clap::Args)]
+pub struct ScoreArgs {
+    /// A Hugging Face GPT-2 directory.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// The text to score.
+    #[arg(long)]
+    pub text: String,
+    /// Print `{"tokens": [...], "logprobs": [...]}` instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: ScoreArgs, choice: DeviceChoice) -> anyhow::Result<()> {
+    let selected = device::select(choice)?;
+    let (model, tokenizer) = hf::load_language_model(&args.model, &selected.device)
+        .with_context(|| format!("cannot open model {}", args.model.display()))?;
+    let tokens = tokenizer.encode(&args.text);
+    anyhow::ensure!(
+        tokens.len() <= model.config.n_positions,
+        "--text is {} tokens; this model's context is {} (n_positions)",
+        tokens.len(),
+        model.config.n_positions
+    );
+    let logprobs = sequence_logprobs(&model, &tokens);
+    if args.json {
+        println!("{}", serde_json::json!({ "tokens": tokens, "logprobs": logprobs }));
+    } else {
+        let texts = tokenizer.token_texts(&tokens);
+        println!("{:>6}  {:>10}  token", "id", "logprob");
+        for (i, (id, text)) in tokens.iter().zip(&texts).enumerate() {
+            let lp = if i == 0 {
+                "-".to_string()
+            } else {
+                format!("{:.4}", logprobs[i - 1])
+            };
+            println!("{id:>6}  {lp:>10}  {text:?}");
+        }
+        println!("total log-probability: {:.4}", logprobs.iter().sum::<f32>());
+    }
+    Ok(())
+}

@@ -1,0 +1,8 @@
+//! rlhf-tui: a terminal workbench for running RLHF end to end on one
+//! machine (SFT, a reward model, PPO against it) and watching it live.
+
+pub mod bench;
+pub mod cli;
+pub mod device;
+pub mod fsutil;
+pub mod model;

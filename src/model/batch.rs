@@ -1,0 +1,162 @@
+//! Padding a batch of token sequences on the host: left padding for prompts
+//! (so every row's next token lands in the same column), position ids that
+//! skip the padding, and the attention mask that hides padding and the
+//! future. Pure functions over plain vectors; tensors are made from them.
+
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+
+/// A left-padded batch: `b` rows of `t` columns, row-major.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PaddedBatch {
+    pub rows: usize,
+    pub cols: usize,
+    pub ids: Vec<i64>,
+    /// True for real tokens, false for padding.
+    pub valid: Vec<bool>,
+    /// Position of each token counting real tokens only (padding gets 0).
+    pub positions: Vec<i64>,
+}
+
+impl PaddedBatch {
+    /// Pads every sequence on the left to the longest one's length.
+    pub fn left_padded(seqs: &[Vec<u32>], pad_id: u32) -> Self {
+        let cols = seqs.iter().map(Vec::len).max().unwrap_or(0);
+        let mut batch = Self {
+            rows: seqs.len(),
+            cols,
+            ids: vec![],
+            valid: vec![],
+            positions: vec![],
+        };
+        for seq in seqs {
+            let pad = cols - seq.len();
+            batch
+                .ids
+                .extend(std::iter::repeat_n(pad_id as i64, pad).chain(seq.iter().map(|&t| t as i64)));
+            batch
+                .valid
+                .extend(std::iter::repeat_n(false, pad).chain(std::iter::repeat_n(true, seq.len())));
+            batch
+                .positions
+                .extend(std::iter::repeat_n(0, pad).chain(0..seq.len() as i64));
+        }
+        batch
+    }
+
+    /// Pads every sequence on the right: the layout for scoring whole
+    /// (prompt, response) texts where each row's last real token differs.
+    pub fn right_padded(seqs: &[Vec<u32>], pad_id: u32) -> Self {
+        let cols = seqs.iter().map(Vec::len).max().unwrap_or(0);
+        let mut batch = Self {
+            rows: seqs.len(),
+            cols,
+            ids: vec![],
+            valid: vec![],
+            positions: vec![],
+        };
+        for seq in seqs {
+            let pad = cols - seq.len();
+            batch.ids.extend(
+                seq.iter()
+                    .map(|&t| t as i64)
+                    .chain(std::iter::repeat_n(pad_id as i64, pad)),
+            );
+            batch
+                .valid
+                .extend(std::iter::repeat_n(true, seq.len()).chain(std::iter::repeat_n(false, pad)));
+            batch
+                .positions
+                .extend((0..seq.len() as i64).chain(std::iter::repeat_n(0, pad)));
+        }
+        batch
+    }
+
+    /// Index of each row's last real token (0 for an empty row).
+    pub fn last_real(&self) -> Vec<i64> {
+        self.valid
+            .chunks(self.cols.max(1))
+            .map(|row| row.iter().rposition(|&v| v).unwrap_or(0) as i64)
+            .collect()
+    }
+
+    pub fn ids_tensor(&self, device: &Device) -> Tensor<2, Int> {
+        Tensor::from_data(TensorData::new(self.ids.clone(), [self.rows, self.cols]), device)
+    }
+
+    pub fn positions_tensor(&self, device: &Device) -> Tensor<2, Int> {
+        Tensor::from_data(TensorData::new(self.positions.clone(), [self.rows, self.cols]), device)
+    }
+
+    /// The mask for running the whole batch at once, `[b, 1, t, t]`.
+    pub fn mask_tensor(&self, device: &Device) -> Tensor<4, Bool> {
+        let mask = attention_mask(&self.valid, self.rows, self.cols, self.cols);
+        Tensor::from_data(TensorData::new(mask, [self.rows, 1, self.cols, self.cols]), device)
+    }
+}
+
+/// The attention mask for `q` new positions that come after `k - q` cached
+/// ones, `[b, 1, q, k]` row-major, true where query i may not see key j.
+///
+/// `valid` is `[b, k]`: which key positions are real tokens. A query sees
+/// the real keys at or before it. A padding query also sees itself, so its
+/// softmax row is never empty (an all-hidden row gives NaN on some
+/// backends); its output is never read.
+pub fn attention_mask(valid: &[bool], b: usize, q: usize, k: usize) -> Vec<bool> {
+    assert_eq!(valid.len(), b * k, "valid must be [b, k]");
+    let past = k - q;
+    let mut mask = Vec::with_capacity(b * q * k);
+    for row in 0..b {
+        let keys = &valid[row * k..(row + 1) * k];
+        for i in 0..q {
+            let me = past + i;
+            mask.extend((0..k).map(|j| j > me || (!keys[j] && j != me)));
+        }
+    }
+    mask
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn left_padding_puts_real_tokens_last_and_counts_positions_from_them() {
+        let b = PaddedBatch::left_padded(&[vec![5, 6, 7], vec![9]], 0);
+        assert_eq!((b.rows, b.cols), (2, 3));
+        assert_eq!(b.ids, vec![5, 6, 7, 0, 0, 9]);
+        assert_eq!(b.valid, vec![true, true, true, false, false, true]);
+        assert_eq!(b.positions, vec![0, 1, 2, 0, 0, 0]);
+        assert_eq!(b.last_real(), vec![2, 2]);
+    }
+
+    #[test]
+    fn right_padding_keeps_each_rows_last_real_token() {
+        let b = PaddedBatch::right_padded(&[vec![5, 6, 7], vec![9]], 0);
+        assert_eq!(b.ids, vec![5, 6, 7, 9, 0, 0]);
+        assert_eq!(b.positions, vec![0, 1, 2, 0, 0, 0]);
+        assert_eq!(b.last_real(), vec![2, 0]);
+    }
+
+    #[test]
+    fn mask_hides_the_future_and_padding_but_never_a_whole_row() {
+        // One row: [pad, a, b]. 1 = hidden.
+        let m: Vec<u8> = attention_mask(&[false, true, true], 1, 3, 3)
+            .into_iter()
+            .map(u8::from)
+            .collect();
+        #[rustfmt::skip]
+        let want = vec![
+            0, 1, 1, // the pad query sees only itself
+            1, 0, 1, // a sees a
+            1, 0, 0, // b sees a, b
+        ];
+        assert_eq!(m, want);
+    }
+
+    #[test]
+    fn mask_for_one_new_position_after_a_cache() {
+        // Keys: [pad, a, b, c], c is the new query: sees a, b, c.
+        let m = attention_mask(&[false, true, true, true], 1, 1, 4);
+        assert_eq!(m, vec![true, false, false, false]);
+    }
+}

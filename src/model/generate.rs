@@ -1,0 +1,113 @@
+//! Batched autoregressive generation with the KV cache: the prompts are run
+//! once (left-padded, so every row's next token is in the last column), then
+//! each step feeds one token per row and reads one row of logits per row.
+
+use burn::tensor::{Int, Tensor, TensorData};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::batch::{PaddedBatch, attention_mask};
+use super::gpt2::Gpt2;
+use super::kv_cache::KvCache;
+use super::sampling::{SamplingParams, sample_token};
+
+/// What to generate and when to stop.
+#[derive(Clone, Debug)]
+pub struct GenerateConfig {
+    pub max_new_tokens: usize,
+    pub sampling: SamplingParams,
+    /// A row stops after producing this token (which is kept).
+    pub eos_token_id: Option<u32>,
+    /// Fills the left of short prompts; never attended to.
+    pub pad_token_id: u32,
+    pub seed: u64,
+}
+
+/// The generated part of each row (prompt excluded) and each sampled
+/// token's log-probability (see `sampling` for which distribution).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Generated {
+    pub tokens: Vec<Vec<u32>>,
+    pub logprobs: Vec<Vec<f32>>,
+}
+
+/// Generates a continuation of every prompt. The number of new tokens is
+/// capped so prompt plus response fits the model's context.
+pub fn generate(model: &Gpt2, prompts: &[Vec<u32>], config: &GenerateConfig) -> Generated {
+    let device = model.wte.val().device();
+    let b = prompts.len();
+    let mut out = Generated {
+        tokens: vec![Vec::new(); b],
+        logprobs: vec![Vec::new(); b],
+    };
+    if b == 0 {
+        return out;
+    }
+    let batch = PaddedBatch::left_padded(prompts, config.pad_token_id);
+    let max_new = config
+        .max_new_tokens
+        .min(model.config.n_positions.saturating_sub(batch.cols));
+    if max_new == 0 || batch.cols == 0 {
+        return out;
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    let mut cache = KvCache::new(model.config.n_layer);
+    let mut valid: Vec<Vec<bool>> = batch.valid.chunks(batch.cols).map(<[bool]>::to_vec).collect();
+    let mut next_pos: Vec<i64> = prompts.iter().map(|p| p.len() as i64).collect();
+    let mut done = vec![false; b];
+
+    let hidden = model.forward(
+        batch.ids_tensor(&device),
+        batch.positions_tensor(&device),
+        batch.mask_tensor(&device),
+        Some(&mut cache),
+    );
+    let mut logits = last_position_logits(model, hidden);
+    let vocab = model.config.vocab_size;
+
+    for step in 0..max_new {
+        let mut fed = Vec::with_capacity(b);
+        for row in 0..b {
+            if done[row] {
+                fed.push(config.pad_token_id as i64);
+                continue;
+            }
+            let (token, logprob) = sample_token(&logits[row * vocab..(row + 1) * vocab], &config.sampling, &mut rng);
+            out.tokens[row].push(token);
+            out.logprobs[row].push(logprob);
+            done[row] = config.eos_token_id == Some(token);
+            fed.push(token as i64);
+        }
+        if step + 1 == max_new || done.iter().all(|&d| d) {
+            break;
+        }
+        // Finished rows keep being fed padding so the batch stays
+        // rectangular; attention never crosses rows, so they affect nothing.
+        for row in valid.iter_mut() {
+            row.push(true);
+        }
+        let k = cache.len() + 1;
+        let flat: Vec<bool> = valid.iter().flatten().copied().collect();
+        let mask = attention_mask(&flat, b, 1, k);
+        let tokens = Tensor::<2, Int>::from_data(TensorData::new(fed, [b, 1]), &device);
+        let positions = Tensor::<2, Int>::from_data(TensorData::new(next_pos.clone(), [b, 1]), &device);
+        let mask = Tensor::from_data(TensorData::new(mask, [b, 1, 1, k]), &device);
+        next_pos.iter_mut().for_each(|p| *p += 1);
+        let hidden = model.forward(tokens, positions, mask, Some(&mut cache));
+        logits = last_position_logits(model, hidden);
+    }
+    out
+}
+
+/// Logits at each row's last column, on the host: `[b · V]` row-major.
+/// Only the last position goes through the LM head (the V-wide matmul is
+/// the largest in a small model; prompt positions do not need it).
+fn last_position_logits(model: &Gpt2, hidden: burn::tensor::Tensor<3>) -> Vec<f32> {
+    let q = hidden.dims()[1];
+    let last = hidden.narrow(1, q - 1, 1); // [b, 1, d]
+    model
+        .lm_logits(last)
+        .into_data()
+        .try_to_vec::<f32>()
+        .expect("logits are f32")
+}

@@ -1,0 +1,283 @@
+//! The GPT-2 decoder in one readable file: learned token and position
+//! embeddings, pre-LayerNorm blocks of causal self-attention and a tanh-GELU
+//! MLP, a final LayerNorm, and two heads on top of it: the language-model
+//! head tied to the token embedding, and a scalar head for reward and value
+//! models (`GPT2ForSequenceClassification` with one label).
+//!
+//! Shapes use `b` = batch, `q` = new positions in this call, `k` = all key
+//! positions (cached + new), `d` = `n_embd`, `h` = heads, `hd` = d / h,
+//! `V` = vocabulary. Parameters are laid out exactly as GPT-2's Conv1D
+//! (`[in, out]`), which is also burn's row-major `Linear`, so import and
+//! export copy tensors without transposing.
+
+use burn::module::{Module, Param};
+use burn::nn::{LayerNorm, LayerNormConfig, Linear};
+use burn::tensor::module::{attention, embedding, linear};
+use burn::tensor::ops::AttentionModuleOptions;
+use burn::tensor::{Bool, Device, Int, Tensor, activation};
+
+use super::config::Gpt2Config;
+use super::kv_cache::{KvCache, LayerCache};
+use super::weights::{Init, WeightSource};
+use crate::model::hf::ImportError;
+
+/// Causal self-attention with all heads computed by one fused projection.
+#[derive(Module, Debug)]
+pub struct Attention {
+    /// Query, key and value projections side by side: `[d, 3d]`.
+    pub c_attn: Linear,
+    /// Output projection back into the residual stream: `[d, d]`.
+    pub c_proj: Linear,
+    pub n_head: usize,
+}
+
+impl Attention {
+    /// `x`: `[b, q, d]`; `mask`: `[b, h, q, k]`, true where a key is hidden.
+    fn forward(&self, x: Tensor<3>, mask: Tensor<4, Bool>, cache: Option<&mut LayerCache>) -> Tensor<3> {
+        let [b, q, d] = x.dims();
+        let hd = d / self.n_head;
+        let qkv = self.c_attn.forward(x); // [b, q, 3d]
+        let heads = |i: usize| {
+            qkv.clone()
+                .narrow(2, i * d, d)
+                .reshape([b, q, self.n_head, hd])
+                .swap_dims(1, 2) // [b, h, q, hd]
+        };
+        let (query, key, value) = (heads(0), heads(1), heads(2));
+        let (key, value) = match cache {
+            Some(cache) => cache.append(key, value), // [b, h, k, hd]
+            None => (key, value),
+        };
+        // Scale 1/sqrt(hd) is the default; the mask already encodes causality
+        // and padding, so the kernel's own causal flag stays off.
+        let options = AttentionModuleOptions {
+            scale: None,
+            softcap: None,
+            is_causal: false,
+        };
+        let y = attention(query, key, value, Some(mask), None, options); // [b, h, q, hd]
+        let y = y.swap_dims(1, 2).reshape([b, q, d]);
+        self.c_proj.forward(y)
+    }
+}
+
+/// The position-wise feed-forward network.
+#[derive(Module, Debug)]
+pub struct Mlp {
+    /// `[d, d_mlp]`
+    pub c_fc: Linear,
+    /// `[d_mlp, d]`
+    pub c_proj: Linear,
+}
+
+impl Mlp {
+    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        // GPT-2's `gelu_new`: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
+        self.c_proj.forward(activation::gelu_approximate(self.c_fc.forward(x)))
+    }
+}
+
+/// One pre-LayerNorm transformer block.
+#[derive(Module, Debug)]
+pub struct Block {
+    pub ln_1: LayerNorm,
+    pub attn: Attention,
+    pub ln_2: LayerNorm,
+    pub mlp: Mlp,
+}
+
+impl Block {
+    fn forward(&self, x: Tensor<3>, mask: Tensor<4, Bool>, cache: Option<&mut LayerCache>) -> Tensor<3> {
+        let x = x.clone() + self.attn.forward(self.ln_1.forward(x), mask, cache);
+        x.clone() + self.mlp.forward(self.ln_2.forward(x))
+    }
+}
+
+/// The transformer body (`GPT2Model`): embeddings, blocks and the final norm.
+#[derive(Module, Debug)]
+pub struct Gpt2 {
+    /// Token embedding, also the LM head's weight: `[V, d]`.
+    pub wte: Param<Tensor<2>>,
+    /// Learned position embedding: `[n_positions, d]`.
+    pub wpe: Param<Tensor<2>>,
+    pub h: Vec<Block>,
+    pub ln_f: LayerNorm,
+    #[module(skip)]
+    pub config: Gpt2Config,
+}
+
+impl Gpt2 {
+    /// Builds the body from a source of named tensors: a Hugging Face file
+    /// when importing, a seeded initializer for a fresh model. Names are
+    /// GPT-2's, without the `transformer.` prefix.
+    pub fn build(config: &Gpt2Config, src: &mut dyn WeightSource, device: &Device) -> Result<Self, ImportError> {
+        let (d, v, layers) = (config.n_embd, config.vocab_size, config.n_layer);
+        // GPT-2 scales the residual projections by 1/sqrt(2·n_layer) so the
+        // residual stream's variance does not grow with depth.
+        let proj_std = 0.02 / ((2 * layers) as f64).sqrt();
+        let wte = src.tensor2("wte.weight", [v, d], Init::Normal(0.02), device)?;
+        let wpe = src.tensor2("wpe.weight", [config.n_positions, d], Init::Normal(0.02), device)?;
+        let mut h = Vec::with_capacity(layers);
+        for i in 0..layers {
+            let p = format!("h.{i}.");
+            h.push(Block {
+                ln_1: layer_norm(src, &format!("{p}ln_1"), config, device)?,
+                attn: Attention {
+                    c_attn: dense(src, &format!("{p}attn.c_attn"), [d, 3 * d], 0.02, device)?,
+                    c_proj: dense(src, &format!("{p}attn.c_proj"), [d, d], proj_std, device)?,
+                    n_head: config.n_head,
+                },
+                ln_2: layer_norm(src, &format!("{p}ln_2"), config, device)?,
+                mlp: Mlp {
+                    c_fc: dense(src, &format!("{p}mlp.c_fc"), [d, config.d_mlp()], 0.02, device)?,
+                    c_proj: dense(src, &format!("{p}mlp.c_proj"), [config.d_mlp(), d], proj_std, device)?,
+                },
+            });
+        }
+        let ln_f = layer_norm(src, "ln_f", config, device)?;
+        Ok(Self {
+            wte: Param::from_tensor(wte),
+            wpe: Param::from_tensor(wpe),
+            h,
+            ln_f,
+            config: config.clone(),
+        })
+    }
+
+    /// Every parameter under its GPT-2 name, in the order `build` reads them.
+    pub fn named_tensors(&self) -> Vec<(String, burn::tensor::TensorData)> {
+        let mut out = vec![
+            ("wte.weight".to_string(), self.wte.val().into_data()),
+            ("wpe.weight".to_string(), self.wpe.val().into_data()),
+        ];
+        for (i, block) in self.h.iter().enumerate() {
+            let p = format!("h.{i}.");
+            push_layer_norm(&mut out, &format!("{p}ln_1"), &block.ln_1);
+            push_dense(&mut out, &format!("{p}attn.c_attn"), &block.attn.c_attn);
+            push_dense(&mut out, &format!("{p}attn.c_proj"), &block.attn.c_proj);
+            push_layer_norm(&mut out, &format!("{p}ln_2"), &block.ln_2);
+            push_dense(&mut out, &format!("{p}mlp.c_fc"), &block.mlp.c_fc);
+            push_dense(&mut out, &format!("{p}mlp.c_proj"), &block.mlp.c_proj);
+        }
+        push_layer_norm(&mut out, "ln_f", &self.ln_f);
+        out
+    }
+
+    /// Runs the body over `q` new positions.
+    ///
+    /// `tokens`, `positions`: `[b, q]`; `mask`: `[b, 1, q, k]`, true where
+    /// query i may not see key j (see `batch::attention_mask`). With a cache,
+    /// `k` counts the cached positions too and the new keys are appended.
+    /// Returns the final hidden states `[b, q, d]`.
+    pub fn forward(
+        &self,
+        tokens: Tensor<2, Int>,
+        positions: Tensor<2, Int>,
+        mask: Tensor<4, Bool>,
+        mut cache: Option<&mut KvCache>,
+    ) -> Tensor<3> {
+        let [b, _, q, k] = mask.dims();
+        // Backends' attention kernels differ in how they broadcast a mask;
+        // the full shape works on all of them.
+        let mask = mask.expand([b, self.config.n_head, q, k]);
+        let mut x = embedding(self.wte.val(), tokens) + embedding(self.wpe.val(), positions); // [b, q, d]
+        for (i, block) in self.h.iter().enumerate() {
+            let layer_cache = cache.as_deref_mut().map(|c| c.layer(i));
+            x = block.forward(x, mask.clone(), layer_cache);
+        }
+        self.ln_f.forward(x)
+    }
+
+    /// Next-token logits through the tied embedding: `[b, q, d]` → `[b, q, V]`.
+    pub fn lm_logits(&self, hidden: Tensor<3>) -> Tensor<3> {
+        linear(hidden, self.wte.val().transpose(), None)
+    }
+}
+
+/// A scalar per position: the reward or value head (`score.weight`, `[1, d]`).
+#[derive(Module, Debug)]
+pub struct ScalarModel {
+    pub transformer: Gpt2,
+    pub score: Param<Tensor<2>>,
+}
+
+impl ScalarModel {
+    /// A scalar head on a body; with a fresh head drawn from `src` when it
+    /// has none (a reward model initialised from an SFT model).
+    pub fn build(transformer: Gpt2, src: &mut dyn WeightSource, device: &Device) -> Result<Self, ImportError> {
+        let d = transformer.config.n_embd;
+        // A small init keeps the initial rewards near zero.
+        let score = src.tensor2(
+            "score.weight",
+            [1, d],
+            Init::Normal(1.0 / (d as f64 + 1.0).sqrt()),
+            device,
+        )?;
+        Ok(Self {
+            transformer,
+            score: Param::from_tensor(score),
+        })
+    }
+
+    /// The head applied at every position: `[b, q, d]` → `[b, q]`.
+    pub fn values(&self, hidden: Tensor<3>) -> Tensor<2> {
+        let [b, q, _] = hidden.dims();
+        linear(hidden, self.score.val().transpose(), None).reshape([b, q])
+    }
+
+    /// The scalar at each row's last real token, as transformers pools it.
+    /// `hidden`: `[b, q, d]`; `last`: `[b]` index of each row's last real token.
+    pub fn pooled(&self, hidden: Tensor<3>, last: Tensor<1, Int>) -> Tensor<1> {
+        let b = hidden.dims()[0];
+        self.values(hidden) // [b, q]
+            .gather(1, last.reshape([b, 1]))
+            .reshape([b])
+    }
+}
+
+fn layer_norm(
+    src: &mut dyn WeightSource,
+    name: &str,
+    config: &Gpt2Config,
+    device: &Device,
+) -> Result<LayerNorm, ImportError> {
+    let d = config.n_embd;
+    let mut ln = LayerNormConfig::new(d)
+        .with_epsilon(config.layer_norm_epsilon)
+        .init(device);
+    ln.gamma = Param::from_tensor(src.tensor1(&format!("{name}.weight"), [d], Init::Ones, device)?);
+    ln.beta = Some(Param::from_tensor(src.tensor1(
+        &format!("{name}.bias"),
+        [d],
+        Init::Zeros,
+        device,
+    )?));
+    Ok(ln)
+}
+
+fn dense(
+    src: &mut dyn WeightSource,
+    name: &str,
+    shape: [usize; 2],
+    std: f64,
+    device: &Device,
+) -> Result<Linear, ImportError> {
+    let weight = src.tensor2(&format!("{name}.weight"), shape, Init::Normal(std), device)?;
+    let bias = src.tensor1(&format!("{name}.bias"), [shape[1]], Init::Zeros, device)?;
+    Ok(Linear {
+        weight: Param::from_tensor(weight),
+        bias: Some(Param::from_tensor(bias)),
+    })
+}
+
+fn push_layer_norm(out: &mut Vec<(String, burn::tensor::TensorData)>, name: &str, ln: &LayerNorm) {
+    out.push((format!("{name}.weight"), ln.gamma.val().into_data()));
+    let beta = ln.beta.as_ref().expect("GPT-2 LayerNorms have a bias");
+    out.push((format!("{name}.bias"), beta.val().into_data()));
+}
+
+fn push_dense(out: &mut Vec<(String, burn::tensor::TensorData)>, name: &str, layer: &Linear) {
+    out.push((format!("{name}.weight"), layer.weight.val().into_data()));
+    let bias = layer.bias.as_ref().expect("GPT-2 projections have a bias");
+    out.push((format!("{name}.bias"), bias.val().into_data()));
+}

@@ -1,0 +1,157 @@
+//! Opening and writing a whole model directory, with every check that makes
+//! a directory that does not fit fail by file and key before any tensor is
+//! used.
+
+use std::path::Path;
+
+use burn::tensor::Device;
+
+use super::{ImportError, safetensors_io};
+use crate::fsutil::write_atomic;
+use crate::model::config::{Gpt2Config, HeadKind};
+use crate::model::gpt2::{Gpt2, ScalarModel};
+use crate::model::tokenizer::Tokenizer;
+use crate::model::weights::{FileWeights, SeededInit};
+
+const CONFIG: &str = "config.json";
+const WEIGHTS: &str = "model.safetensors";
+const TOKENIZER: &str = "tokenizer.json";
+
+/// Config, tokenizer and weights of a directory, checked against each other.
+fn open(dir: &Path) -> Result<(Gpt2Config, Tokenizer, FileWeights), ImportError> {
+    if !dir.is_dir() {
+        return Err(ImportError::io(
+            dir,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no such model directory"),
+        ));
+    }
+    let config_path = dir.join(CONFIG);
+    let config = Gpt2Config::from_file(&config_path)?;
+    if config
+        .extra
+        .get("tie_word_embeddings")
+        .and_then(serde_json::Value::as_bool)
+        == Some(false)
+    {
+        return Err(ImportError::refused(
+            &config_path,
+            "tie_word_embeddings",
+            "is false; GPT-2's LM head is the token embedding",
+        ));
+    }
+    let tokenizer = Tokenizer::from_file(&dir.join(TOKENIZER))?;
+    if tokenizer.vocab_size() != config.vocab_size {
+        return Err(ImportError::refused(
+            &config_path,
+            "vocab_size",
+            format!(
+                "is {} but {TOKENIZER} has {} tokens; they must be equal",
+                config.vocab_size,
+                tokenizer.vocab_size()
+            ),
+        ));
+    }
+    let weights_path = dir.join(WEIGHTS);
+    if !weights_path.exists() && dir.join("pytorch_model.bin").exists() {
+        return Err(ImportError::refused(
+            &weights_path,
+            WEIGHTS,
+            "is missing (only pytorch_model.bin is there); re-save the model with safe_serialization=True",
+        ));
+    }
+    let weights = safetensors_io::read(&weights_path)?;
+    Ok((config, tokenizer, weights))
+}
+
+/// Opens a language model (`GPT2LMHeadModel`).
+pub fn load_language_model(dir: &Path, device: &Device) -> Result<(Gpt2, Tokenizer), ImportError> {
+    let (config, tokenizer, mut weights) = open(dir)?;
+    if config.head_kind() == Some(HeadKind::Scalar) {
+        return Err(ImportError::refused(
+            &dir.join(CONFIG),
+            "architectures",
+            "names GPT2ForSequenceClassification; a language model is needed here",
+        ));
+    }
+    let model = Gpt2::build(&config, &mut weights, device)?;
+    weights.finish()?;
+    Ok((model, tokenizer))
+}
+
+/// Opens a reward or value model. A language-model directory is accepted
+/// when `fresh_head_seed` is given: its body is kept and a new scalar head
+/// is drawn (how a reward model starts from the SFT model).
+pub fn load_scalar_model(
+    dir: &Path,
+    device: &Device,
+    fresh_head_seed: Option<u64>,
+) -> Result<(ScalarModel, Tokenizer), ImportError> {
+    let (config, tokenizer, mut weights) = open(dir)?;
+    let body = Gpt2::build(&config, &mut weights, device)?;
+    let model = if weights.tensors.contains_key("score.weight") {
+        ScalarModel::build(body, &mut weights, device)?
+    } else if let Some(seed) = fresh_head_seed {
+        ScalarModel::build(body, &mut SeededInit::new(seed), device)?
+    } else {
+        return Err(ImportError::refused(
+            &dir.join(WEIGHTS),
+            "score.weight",
+            "is missing; this is a language model, not a reward or value model",
+        ));
+    };
+    weights.finish()?;
+    Ok((model, tokenizer))
+}
+
+fn write_dir(
+    dir: &Path,
+    config: &Gpt2Config,
+    tokenizer: &Tokenizer,
+    tensors: Vec<(String, burn::tensor::TensorData)>,
+) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let tensors: Vec<(String, Vec<usize>, Vec<f32>)> = tensors
+        .into_iter()
+        .map(|(name, data)| {
+            let shape = data.shape().to_vec();
+            let values = data.try_to_vec::<f32>().expect("parameters are f32");
+            (name, shape, values)
+        })
+        .collect();
+    safetensors_io::write(&dir.join(WEIGHTS), &tensors)?;
+    write_atomic(
+        &dir.join(CONFIG),
+        serde_json::to_string_pretty(config)
+            .map_err(std::io::Error::other)?
+            .as_bytes(),
+    )?;
+    write_atomic(&dir.join(TOKENIZER), tokenizer.json().as_bytes())?;
+    Ok(())
+}
+
+/// Writes a `GPT2LMHeadModel` directory transformers opens as it is.
+pub fn save_language_model(dir: &Path, model: &Gpt2, tokenizer: &Tokenizer) -> std::io::Result<()> {
+    let tensors = model
+        .named_tensors()
+        .into_iter()
+        .map(|(n, t)| (format!("transformer.{n}"), t))
+        .collect();
+    write_dir(dir, &model.config.for_head(HeadKind::LanguageModel), tokenizer, tensors)
+}
+
+/// Writes a `GPT2ForSequenceClassification` directory with one label.
+pub fn save_scalar_model(dir: &Path, model: &ScalarModel, tokenizer: &Tokenizer) -> std::io::Result<()> {
+    let mut tensors: Vec<_> = model
+        .transformer
+        .named_tensors()
+        .into_iter()
+        .map(|(n, t)| (format!("transformer.{n}"), t))
+        .collect();
+    tensors.push(("score.weight".to_string(), model.score.val().into_data()));
+    write_dir(
+        dir,
+        &model.transformer.config.for_head(HeadKind::Scalar),
+        tokenizer,
+        tensors,
+    )
+}

@@ -1,0 +1,10 @@
+//! Hugging Face model directories, both ways: `config.json`,
+//! `model.safetensors` and `tokenizer.json`, as `GPT2LMHeadModel` or as
+//! `GPT2ForSequenceClassification` with one label.
+
+mod dir;
+mod error;
+pub mod safetensors_io;
+
+pub use dir::{load_language_model, load_scalar_model, save_language_model, save_scalar_model};
+pub use error::ImportError;

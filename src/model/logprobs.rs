@@ -1,0 +1,40 @@
+//! Log-probabilities of given tokens under the model: what `score` prints,
+//! what SFT's loss and PPO's ratios are built from.
+
+use burn::tensor::{Int, Tensor, TensorData, activation};
+
+use super::batch::PaddedBatch;
+use super::gpt2::Gpt2;
+
+/// `log softmax(logits)[target]` at every position.
+/// `logits`: `[b, t, V]`; `targets`: `[b, t]` → `[b, t]`.
+pub fn gather_logprobs(logits: Tensor<3>, targets: Tensor<2, Int>) -> Tensor<2> {
+    let [b, t, _] = logits.dims();
+    activation::log_softmax(logits, 2)
+        .gather(2, targets.reshape([b, t, 1]))
+        .reshape([b, t])
+}
+
+/// The log-probability of each token after the first given the tokens
+/// before it: `len - 1` values for a sequence of `len` tokens.
+pub fn sequence_logprobs(model: &Gpt2, ids: &[u32]) -> Vec<f32> {
+    if ids.len() < 2 {
+        return Vec::new();
+    }
+    let device = model.wte.val().device();
+    let batch = PaddedBatch::right_padded(&[ids.to_vec()], 0);
+    let hidden = model.forward(
+        batch.ids_tensor(&device),
+        batch.positions_tensor(&device),
+        batch.mask_tensor(&device),
+        None,
+    );
+    let t = ids.len();
+    let logits = model.lm_logits(hidden.narrow(1, 0, t - 1)); // [1, t-1, V]
+    let targets: Vec<i64> = ids[1..].iter().map(|&x| x as i64).collect();
+    let targets = Tensor::<2, Int>::from_data(TensorData::new(targets, [1, t - 1]), &device);
+    gather_logprobs(logits, targets)
+        .into_data()
+        .try_to_vec::<f32>()
+        .expect("f32 log-probs")
+}

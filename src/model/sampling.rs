@@ -1,0 +1,198 @@
+//! Choosing the next token from one row of logits: temperature, top-k and
+//! top-p filtering, greedy decoding at temperature 0, all seeded. Pure
+//! functions over host slices, so they are tested without a model.
+//!
+//! The log-probability returned with each token is the token's under the
+//! temperature-scaled distribution before top-k/top-p filtering,
+//! `log softmax(logits / T)`: the quantity PPO's ratio is built from, so a
+//! rollout's sampler log-probs equal what a forward pass recomputes.
+
+use rand::Rng;
+
+/// How the next token is drawn.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SamplingParams {
+    /// 0 means greedy (argmax); otherwise logits are divided by it.
+    pub temperature: f32,
+    /// Keep only the k most likely tokens (0 = no limit).
+    pub top_k: usize,
+    /// Keep the smallest set of most likely tokens whose mass reaches p (1 = all).
+    pub top_p: f32,
+}
+
+impl Default for SamplingParams {
+    fn default() -> Self {
+        Self {
+            temperature: 1.0,
+            top_k: 0,
+            top_p: 1.0,
+        }
+    }
+}
+
+/// `log softmax(logits / t)` computed stably (max subtracted first).
+pub fn log_softmax(logits: &[f32], temperature: f32) -> Vec<f32> {
+    let t = if temperature > 0.0 { temperature } else { 1.0 };
+    let max = logits.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x / t));
+    let sum: f64 = logits.iter().map(|&x| ((x / t - max) as f64).exp()).sum();
+    let log_z = max + sum.ln() as f32;
+    logits.iter().map(|&x| x / t - log_z).collect()
+}
+
+/// Index of the largest value; the first one on ties, as `torch.argmax`.
+pub fn argmax(values: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &v) in values.iter().enumerate() {
+        if v > values[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// The candidate tokens and their renormalised probabilities after top-k
+/// and top-p, most likely first. `logp` is `log_softmax(logits / T)`.
+pub fn candidates(logp: &[f32], top_k: usize, top_p: f32) -> Vec<(usize, f32)> {
+    let mut order: Vec<usize> = (0..logp.len()).collect();
+    let k = if top_k == 0 { logp.len() } else { top_k.min(logp.len()) };
+    if k < order.len() {
+        // Partial selection first: sorting 4096 entries per token is waste.
+        order.select_nth_unstable_by(k - 1, |&a, &b| logp[b].total_cmp(&logp[a]));
+        order.truncate(k);
+    }
+    order.sort_unstable_by(|&a, &b| logp[b].total_cmp(&logp[a]).then(a.cmp(&b)));
+    let mut kept = Vec::with_capacity(order.len());
+    let mut mass = 0.0f32;
+    for i in order {
+        let p = logp[i].exp();
+        kept.push((i, p));
+        mass += p;
+        // The token that crosses p is kept, as in transformers.
+        if top_p < 1.0 && mass >= top_p {
+            break;
+        }
+    }
+    let total: f32 = kept.iter().map(|&(_, p)| p).sum();
+    kept.iter_mut().for_each(|(_, p)| *p /= total);
+    kept
+}
+
+/// Draws one token. Returns the token and its log-probability under
+/// `log_softmax(logits / T)` (see the module note).
+pub fn sample_token<R: Rng>(logits: &[f32], params: &SamplingParams, rng: &mut R) -> (u32, f32) {
+    if params.temperature <= 0.0 {
+        let logp = log_softmax(logits, 1.0);
+        let token = argmax(logits);
+        return (token as u32, logp[token]);
+    }
+    let logp = log_softmax(logits, params.temperature);
+    let token = if params.top_k == 0 && params.top_p >= 1.0 {
+        // The common PPO case: an inverse-CDF draw over the full softmax,
+        // no sort needed.
+        let u: f32 = rng.random();
+        let mut acc = 0.0;
+        let mut chosen = argmax(&logp);
+        for (i, &lp) in logp.iter().enumerate() {
+            acc += lp.exp();
+            if u < acc {
+                chosen = i;
+                break;
+            }
+        }
+        chosen
+    } else {
+        let kept = candidates(&logp, params.top_k, params.top_p);
+        let u: f32 = rng.random();
+        let mut acc = 0.0;
+        let mut chosen = kept[0].0;
+        for &(i, p) in &kept {
+            acc += p;
+            if u < acc {
+                chosen = i;
+                break;
+            }
+        }
+        chosen
+    };
+    (token as u32, logp[token])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    #[test]
+    fn log_softmax_matches_hand_values() {
+        // softmax([0, ln 3]) = [1/4, 3/4]
+        let lp = log_softmax(&[0.0, 3f32.ln()], 1.0);
+        assert!((lp[0] - 0.25f32.ln()).abs() < 1e-6);
+        assert!((lp[1] - 0.75f32.ln()).abs() < 1e-6);
+        // At T = 2 the logits halve: softmax([0, ln 3 / 2]) = [1/(1+√3), √3/(1+√3)]
+        let lp = log_softmax(&[0.0, 3f32.ln()], 2.0);
+        let s3 = 3f32.sqrt();
+        assert!((lp[0] - (1.0 / (1.0 + s3)).ln()).abs() < 1e-6);
+    }
+
+    #[test]
+    fn greedy_takes_first_max_and_reports_its_logprob() {
+        let logits = [1.0, 5.0, 5.0, 2.0];
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let params = SamplingParams {
+            temperature: 0.0,
+            ..Default::default()
+        };
+        let (tok, lp) = sample_token(&logits, &params, &mut rng);
+        assert_eq!(tok, 1);
+        assert!((lp - log_softmax(&logits, 1.0)[1]).abs() < 1e-7);
+    }
+
+    #[test]
+    fn top_k_and_top_p_keep_the_right_tokens() {
+        // probabilities 0.5, 0.3, 0.15, 0.05
+        let logp: Vec<f32> = [0.5f32, 0.3, 0.15, 0.05].iter().map(|p| p.ln()).collect();
+        let k2 = candidates(&logp, 2, 1.0);
+        assert_eq!(k2.iter().map(|c| c.0).collect::<Vec<_>>(), vec![0, 1]);
+        assert!((k2[0].1 - 0.625).abs() < 1e-6); // 0.5 / 0.8
+        // p = 0.7: 0.5 is not enough, 0.5 + 0.3 crosses it, so two tokens stay.
+        let p7 = candidates(&logp, 0, 0.7);
+        assert_eq!(p7.iter().map(|c| c.0).collect::<Vec<_>>(), vec![0, 1]);
+        // p = 0.5 is reached by the first token alone.
+        assert_eq!(candidates(&logp, 0, 0.5).len(), 1);
+    }
+
+    #[test]
+    fn sampling_is_seeded_and_follows_the_distribution() {
+        let logits: Vec<f32> = [0.5f32, 0.3, 0.2].iter().map(|p| p.ln()).collect();
+        let params = SamplingParams::default();
+        let draw = |seed| {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            (0..20_000)
+                .map(|_| sample_token(&logits, &params, &mut rng).0)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(draw(7), draw(7));
+        let counts = draw(7).iter().fold([0usize; 3], |mut c, &t| {
+            c[t as usize] += 1;
+            c
+        });
+        // Within four standard deviations of the expected 10000/6000/4000.
+        assert!((counts[0] as f64 - 10_000.0).abs() < 4.0 * 70.7);
+        assert!((counts[2] as f64 - 4_000.0).abs() < 4.0 * 56.6);
+    }
+
+    #[test]
+    fn top_k_one_is_greedy_whatever_the_seed() {
+        let logits = [0.1, 2.0, 1.9];
+        let params = SamplingParams {
+            temperature: 1.0,
+            top_k: 1,
+            top_p: 1.0,
+        };
+        for seed in 0..20 {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            assert_eq!(sample_token(&logits, &params, &mut rng).0, 1);
+        }
+    }
+}

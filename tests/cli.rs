@@ -1,0 +1,168 @@
+//! The real binary: `score --json`, `generate`, `devices`, `--help` on every
+//! subcommand, and errors that say what to do.
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::{Expected, fixture};
+
+fn rlhf_tui(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rlhf-tui"))
+        .args(args)
+        .env_remove("BURN_DEVICE")
+        .output()
+        .unwrap()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn score_json_gives_transformers_logprobs() {
+    let expected = Expected::load();
+    let text = expected.json["texts"][0].as_str().unwrap();
+    let model = fixture("tiny-gpt2");
+    let out = rlhf_tui(&[
+        "score",
+        "--model",
+        model.to_str().unwrap(),
+        "--text",
+        text,
+        "--json",
+        "--device",
+        "cpu",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    let tokens: Vec<u32> = serde_json::from_value(json["tokens"].clone()).unwrap();
+    let logprobs: Vec<f32> = serde_json::from_value(json["logprobs"].clone()).unwrap();
+    assert_eq!(tokens, expected.ids("ids")[0]);
+    assert_eq!(logprobs.len(), tokens.len() - 1);
+    // log softmax of transformers' logits at position i, read at token i+1.
+    let vocab = *expected.single_logits.shape.last().unwrap();
+    for (i, lp) in logprobs.iter().enumerate() {
+        let row = &expected.single_logits.values[i * vocab..(i + 1) * vocab];
+        let max = row.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+        let log_z = max + row.iter().map(|&x| ((x - max) as f64).exp()).sum::<f64>().ln() as f32;
+        let want = row[tokens[i + 1] as usize] - log_z;
+        assert!((lp - want).abs() < 1e-4, "token {}: {lp} vs {want}", i + 1);
+    }
+}
+
+#[test]
+fn greedy_generate_prints_transformers_continuation() {
+    let expected = Expected::load();
+    let prompt = expected.json["texts"][0].as_str().unwrap();
+    let model = fixture("tiny-gpt2");
+    let out = rlhf_tui(&[
+        "generate",
+        "--model",
+        model.to_str().unwrap(),
+        "--prompt",
+        prompt,
+        "--temperature",
+        "0",
+        "--max-new-tokens",
+        "20",
+        "--device",
+        "cpu",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let tokenizer = rlhf_tui::model::Tokenizer::from_file(&fixture("tiny-gpt2/tokenizer.json")).unwrap();
+    // The fixture's greedy path contains no EOS, so all 20 tokens print.
+    let want = format!("{prompt}{}\n", tokenizer.decode(&expected.tokens("greedy_single")));
+    assert_eq!(stdout(&out), want);
+}
+
+#[test]
+fn sampling_is_reproducible_by_seed_and_num_gives_that_many() {
+    let model = fixture("tiny-gpt2");
+    let run = |seed: &str| {
+        stdout(&rlhf_tui(&[
+            "generate",
+            "--model",
+            model.to_str().unwrap(),
+            "--prompt",
+            "Hello",
+            "--num",
+            "3",
+            "--seed",
+            seed,
+            "--top-k",
+            "50",
+            "--top-p",
+            "0.9",
+            "--device",
+            "cpu",
+        ]))
+    };
+    let a = run("7");
+    assert_eq!(a, run("7"));
+    assert_ne!(a, run("8"));
+    assert_eq!(a.matches("--- sample").count(), 3);
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    for sub in ["generate", "score", "bench", "devices"] {
+        let out = rlhf_tui(&[sub, "--help"]);
+        assert!(out.status.success(), "{sub} --help failed");
+        assert!(stdout(&out).contains("--device"), "{sub} --help does not list --device");
+    }
+}
+
+#[test]
+fn bad_input_says_what_to_do() {
+    let out = rlhf_tui(&[
+        "generate",
+        "--model",
+        "/nonexistent",
+        "--prompt",
+        "x",
+        "--device",
+        "cpu",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent"), "{err}");
+
+    let out = rlhf_tui(&["devices", "--device", "quantum"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("possible values"));
+
+    let model = fixture("tiny-gpt2");
+    let out = rlhf_tui(&[
+        "generate",
+        "--model",
+        model.to_str().unwrap(),
+        "--prompt",
+        "x",
+        "--top-p",
+        "1.5",
+        "--device",
+        "cpu",
+    ]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--top-p must be in (0, 1]"));
+}
+
+#[test]
+fn devices_lists_the_cpu_and_what_auto_picks() {
+    let out = rlhf_tui(&["devices"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = stdout(&out);
+    assert!(text.contains("--device cpu"), "{text}");
+    assert!(text.contains("--device auto selects:"), "{text}");
+}
+
+#[test]
+fn burn_device_variable_is_read() {
+    let out = Command::new(env!("CARGO_BIN_EXE_rlhf-tui"))
+        .args(["devices"])
+        .env("BURN_DEVICE", "nonsense")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nonsense"));
+}
