@@ -45,10 +45,10 @@ pub fn select(choice: DeviceChoice) -> anyhow::Result<Selected> {
         DeviceChoice::Cuda => cuda(),
         DeviceChoice::Tch => tch(),
         DeviceChoice::Auto => {
-            if cuda_driver_present() {
-                if let Ok(selected) = cuda() {
-                    return Ok(selected);
-                }
+            if cuda_driver_present()
+                && let Ok(selected) = cuda()
+            {
+                return Ok(selected);
             }
             if list().iter().any(|d| d.choice == "wgpu" && d.accelerator) {
                 return wgpu();

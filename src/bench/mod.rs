@@ -3,6 +3,7 @@
 //! `scripts/`.
 
 pub mod generation;
+pub mod matmul;
 
 use std::time::Instant;
 

@@ -7,6 +7,8 @@ use crate::device::{self, DeviceChoice};
 pub enum Workload {
     /// Batched sampling with the KV cache: generated tokens per second.
     Gen,
+    /// Square 1024³ f32 matrix products: the device's matmul rate in GFLOP/s.
+    Matmul,
 }
 
 #[derive(Debug, clap::Args)]
@@ -23,6 +25,7 @@ pub fn run(args: BenchArgs, choice: DeviceChoice) -> anyhow::Result<()> {
     let selected = device::select(choice)?;
     let report = match args.workload {
         Workload::Gen => bench::generation::run(&selected, args.repeats),
+        Workload::Matmul => bench::matmul::run(&selected, args.repeats),
     };
     println!("{report}");
     Ok(())

@@ -159,7 +159,7 @@ impl Gpt2Config {
                 return refuse(key, "must be at least 1".into());
             }
         }
-        if self.n_embd % self.n_head != 0 {
+        if !self.n_embd.is_multiple_of(self.n_head) {
             return refuse(
                 "n_head",
                 format!("{} does not divide n_embd = {}", self.n_head, self.n_embd),

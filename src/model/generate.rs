@@ -1,6 +1,12 @@
 //! Batched autoregressive generation with the KV cache: the prompts are run
 //! once (left-padded, so every row's next token is in the last column), then
 //! each step feeds one token per row and reads one row of logits per row.
+//!
+//! Each row draws from its own random stream (the seed, stream = row index),
+//! so a row's sample does not depend on which other rows share its batch.
+//! That lets the CPU backend split a batch across cores: decoding a small
+//! batch is too little work per matrix product to keep two cores busy, but
+//! two half-batches side by side do.
 
 use burn::tensor::{Int, Tensor, TensorData};
 use rand::SeedableRng;
@@ -34,6 +40,40 @@ pub struct Generated {
 /// Generates a continuation of every prompt. The number of new tokens is
 /// capped so prompt plus response fits the model's context.
 pub fn generate(model: &Gpt2, prompts: &[Vec<u32>], config: &GenerateConfig) -> Generated {
+    let chunks = if on_cpu(model) {
+        rayon::current_num_threads().min(prompts.len()).max(1)
+    } else {
+        1
+    };
+    if chunks == 1 {
+        return generate_rows(model, prompts, 0, config);
+    }
+    let size = prompts.len().div_ceil(chunks);
+    let parts: Vec<Generated> = {
+        use rayon::prelude::*;
+        prompts
+            .par_chunks(size)
+            .enumerate()
+            .map(|(i, part)| generate_rows(model, part, i * size, config))
+            .collect()
+    };
+    let mut out = Generated {
+        tokens: Vec::with_capacity(prompts.len()),
+        logprobs: Vec::with_capacity(prompts.len()),
+    };
+    for part in parts {
+        out.tokens.extend(part.tokens);
+        out.logprobs.extend(part.logprobs);
+    }
+    out
+}
+
+fn on_cpu(model: &Gpt2) -> bool {
+    model.wte.val().device().without_autodiff() == burn::tensor::Device::flex()
+}
+
+/// Generates for `prompts`, which are rows `first_row..` of the whole batch.
+fn generate_rows(model: &Gpt2, prompts: &[Vec<u32>], first_row: usize, config: &GenerateConfig) -> Generated {
     let device = model.wte.val().device();
     let b = prompts.len();
     let mut out = Generated {
@@ -50,7 +90,13 @@ pub fn generate(model: &Gpt2, prompts: &[Vec<u32>], config: &GenerateConfig) -> 
     if max_new == 0 || batch.cols == 0 {
         return out;
     }
-    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    let mut rngs: Vec<ChaCha8Rng> = (0..b)
+        .map(|row| {
+            let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+            rng.set_stream((first_row + row) as u64);
+            rng
+        })
+        .collect();
     let mut cache = KvCache::new(model.config.n_layer);
     let mut valid: Vec<Vec<bool>> = batch.valid.chunks(batch.cols).map(<[bool]>::to_vec).collect();
     let mut next_pos: Vec<i64> = prompts.iter().map(|p| p.len() as i64).collect();
@@ -72,7 +118,11 @@ pub fn generate(model: &Gpt2, prompts: &[Vec<u32>], config: &GenerateConfig) -> 
                 fed.push(config.pad_token_id as i64);
                 continue;
             }
-            let (token, logprob) = sample_token(&logits[row * vocab..(row + 1) * vocab], &config.sampling, &mut rng);
+            let (token, logprob) = sample_token(
+                &logits[row * vocab..(row + 1) * vocab],
+                &config.sampling,
+                &mut rngs[row],
+            );
             out.tokens[row].push(token);
             out.logprobs[row].push(logprob);
             done[row] = config.eos_token_id == Some(token);

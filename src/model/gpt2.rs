@@ -72,9 +72,19 @@ pub struct Mlp {
 
 impl Mlp {
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        // GPT-2's `gelu_new`: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
-        self.c_proj.forward(activation::gelu_approximate(self.c_fc.forward(x)))
+        self.c_proj.forward(gelu_new(self.c_fc.forward(x)))
     }
+}
+
+/// GPT-2's `gelu_new`, 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), written
+/// through the identity 0.5·(1 + tanh z) = σ(2z): one exponential per
+/// element instead of a `powf` and a `tanh`, which made GELU a quarter of
+/// decoding time on the CPU.
+pub fn gelu_new<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    const TWO_SQRT_2_OVER_PI: f64 = 2.0 * 0.797_884_560_802_865_4;
+    let cube = x.clone() * x.clone() * x.clone();
+    let z = (x.clone() + cube * 0.044715) * TWO_SQRT_2_OVER_PI;
+    x * activation::sigmoid(z)
 }
 
 /// One pre-LayerNorm transformer block.

@@ -30,13 +30,44 @@ impl Default for SamplingParams {
     }
 }
 
-/// `log softmax(logits / t)` computed stably (max subtracted first).
+/// `exp(x)` to about 1e-7 relative error, in straight-line arithmetic the
+/// compiler vectorises (libm's `expf` is a call per element, and sampling
+/// exponentiates a whole vocabulary per token). Range reduction
+/// x = k·ln2 + r with |r| ≤ ln2/2, then a degree-6 Taylor polynomial, whose
+/// remainder r⁷/7! is below 1.3e-7 there.
+#[inline]
+pub fn fast_exp(x: f32) -> f32 {
+    const LOG2_E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_145_75; // ln 2 split so k·LN2_HI is exact
+    const LN2_LO: f32 = 1.428_606_8e-6;
+    // Adding and removing 1.5·2²³ rounds to the nearest integer with plain
+    // float adds (no libm call, so the loop stays vectorised).
+    const ROUND: f32 = 12_582_912.0;
+    let clamped = x.clamp(-87.3, 88.7);
+    let k = (clamped * LOG2_E + ROUND) - ROUND;
+    let r = clamped - k * LN2_HI - k * LN2_LO;
+    let p = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
+    let e = p * f32::from_bits(((k as i32 + 127) as u32) << 23);
+    // Below −87.3 the result is under f32's smallest normal: 0.
+    if x < -87.3 { 0.0 } else { e }
+}
+
+/// Writes `exp(x/t − m)` for every logit into `out`, where m = max(x/t), and
+/// returns m and the sum of the exponentials (accumulated in f64).
+fn scaled_exps(logits: &[f32], inv_t: f32, out: &mut Vec<f32>) -> (f32, f64) {
+    let max = logits.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x)) * inv_t;
+    out.clear();
+    out.extend(logits.iter().map(|&x| fast_exp(x * inv_t - max)));
+    (max, out.iter().map(|&e| e as f64).sum())
+}
+
+/// `log softmax(logits / t)`, computed stably (max subtracted first).
 pub fn log_softmax(logits: &[f32], temperature: f32) -> Vec<f32> {
-    let t = if temperature > 0.0 { temperature } else { 1.0 };
-    let max = logits.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x / t));
-    let sum: f64 = logits.iter().map(|&x| ((x / t - max) as f64).exp()).sum();
+    let inv_t = if temperature > 0.0 { 1.0 / temperature } else { 1.0 };
+    let mut exps = Vec::with_capacity(logits.len());
+    let (max, sum) = scaled_exps(logits, inv_t, &mut exps);
     let log_z = max + sum.ln() as f32;
-    logits.iter().map(|&x| x / t - log_z).collect()
+    logits.iter().map(|&x| x * inv_t - log_z).collect()
 }
 
 /// Index of the largest value; the first one on ties, as `torch.argmax`.
@@ -85,36 +116,38 @@ pub fn sample_token<R: Rng>(logits: &[f32], params: &SamplingParams, rng: &mut R
         let token = argmax(logits);
         return (token as u32, logp[token]);
     }
+    if params.top_k == 0 && params.top_p >= 1.0 {
+        // The common PPO case: one exponential per logit, then an
+        // inverse-CDF draw over the unnormalised weights; no sort.
+        let inv_t = 1.0 / params.temperature;
+        let mut exps = Vec::with_capacity(logits.len());
+        let (max, sum) = scaled_exps(logits, inv_t, &mut exps);
+        let target = rng.random::<f64>() * sum;
+        let mut acc = 0.0f64;
+        let mut chosen = argmax(logits);
+        for (i, &e) in exps.iter().enumerate() {
+            acc += e as f64;
+            if target < acc {
+                chosen = i;
+                break;
+            }
+        }
+        let logprob = logits[chosen] * inv_t - max - sum.ln() as f32;
+        return (chosen as u32, logprob);
+    }
     let logp = log_softmax(logits, params.temperature);
-    let token = if params.top_k == 0 && params.top_p >= 1.0 {
-        // The common PPO case: an inverse-CDF draw over the full softmax,
-        // no sort needed.
-        let u: f32 = rng.random();
-        let mut acc = 0.0;
-        let mut chosen = argmax(&logp);
-        for (i, &lp) in logp.iter().enumerate() {
-            acc += lp.exp();
-            if u < acc {
-                chosen = i;
-                break;
-            }
+    let kept = candidates(&logp, params.top_k, params.top_p);
+    let u: f32 = rng.random();
+    let mut acc = 0.0;
+    let mut chosen = kept[0].0;
+    for &(i, p) in &kept {
+        acc += p;
+        if u < acc {
+            chosen = i;
+            break;
         }
-        chosen
-    } else {
-        let kept = candidates(&logp, params.top_k, params.top_p);
-        let u: f32 = rng.random();
-        let mut acc = 0.0;
-        let mut chosen = kept[0].0;
-        for &(i, p) in &kept {
-            acc += p;
-            if u < acc {
-                chosen = i;
-                break;
-            }
-        }
-        chosen
-    };
-    (token as u32, logp[token])
+    }
+    (chosen as u32, logp[chosen])
 }
 
 #[cfg(test)]
@@ -122,6 +155,20 @@ mod tests {
     use super::*;
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
+
+    #[test]
+    fn fast_exp_is_accurate_over_the_range_that_matters() {
+        let mut worst = 0.0f64;
+        for i in 0..=200_000 {
+            let x = -87.0 + 175.0 * i as f64 / 200_000.0;
+            let got = fast_exp(x as f32) as f64;
+            let want = (x as f32 as f64).exp();
+            worst = worst.max(((got - want) / want).abs());
+        }
+        assert!(worst < 3e-7, "worst relative error {worst}");
+        assert_eq!(fast_exp(0.0), 1.0);
+        assert_eq!(fast_exp(-1000.0), 0.0);
+    }
 
     #[test]
     fn log_softmax_matches_hand_values() {

@@ -35,6 +35,7 @@ pub fn single_logits(device: &Device, tol: f32) {
         device,
     );
     let diff = max_abs_diff(&got, &expected.single_logits.values);
+    eprintln!("single sequence: max |Δlogit| vs transformers = {diff:e}");
     assert!(diff < tol, "max |Δlogit| = {diff}");
 }
 
@@ -57,15 +58,18 @@ pub fn batch_logits(device: &Device, tol: f32) {
     // Only real tokens are compared: padding positions' outputs are unused
     // and backends may fill them differently.
     let mut compared = 0;
+    let mut worst = 0.0f32;
     for (pos, &valid) in batch.valid.iter().enumerate() {
         if valid {
             let range = pos * vocab..(pos + 1) * vocab;
             let diff = max_abs_diff(&got[range.clone()], &want[range]);
             assert!(diff < tol, "position {pos}: max |Δlogit| = {diff}");
+            worst = worst.max(diff);
             compared += 1;
         }
     }
     assert_eq!(compared, seqs.iter().map(Vec::len).sum::<usize>());
+    eprintln!("left-padded batch: max |Δlogit| vs transformers = {worst:e}");
 }
 
 pub fn greedy(device: &Device) {
@@ -92,15 +96,34 @@ pub fn greedy(device: &Device) {
     assert!(single.logprobs[0].iter().all(|&lp| lp <= 0.0 && lp.is_finite()));
 }
 
+/// Logits from one full forward pass against logits from a prefill plus
+/// one-token steps through the KV cache. The bound `tol` holds on a model at
+/// GPT-2's own initialisation scale. The fixture model's weights are drawn
+/// 15x wider (so greedy parity is not decided by near-ties), which puts its
+/// float rounding noise near 1e-5 on any change of summation order (its
+/// logits differ from transformers' by about that much too), so there the
+/// bound is the transformers-parity one, 1e-4.
 pub fn cached_vs_uncached(device: &Device, tol: f32) {
     let expected = Expected::load();
-    let model = lm(device);
     let ids = expected.ids("ids")[2].clone();
-    let t = ids.len();
-    let vocab = model.config.vocab_size;
-    let full = full_logits(&model, &PaddedBatch::left_padded(std::slice::from_ref(&ids), 0), device);
+    let config = rlhf_tui::model::Gpt2Config::new(2048, 64, 64, 2, 4);
+    let fresh = Gpt2::build(&config, &mut rlhf_tui::model::weights::SeededInit::new(5), device).unwrap();
+    let (full, incremental) = full_and_incremental(&fresh, &ids, device);
+    let diff = max_abs_diff(&full, &incremental);
+    eprintln!("GPT-2-scale model: max |cached − uncached| = {diff:e}");
+    assert!(diff < tol, "max |cached − uncached| = {diff}");
 
-    // Prefill a prefix, then feed the rest one token at a time.
+    let (full, incremental) = full_and_incremental(&lm(device), &ids, device);
+    let diff = max_abs_diff(&full, &incremental);
+    eprintln!("fixture model: max |cached − uncached| = {diff:e}");
+    assert!(diff < 1e-4, "max |cached − uncached| = {diff}");
+}
+
+/// `[t, V]` logits of `ids` computed at once, and through the cache
+/// (a 5-token prefill, then one token per step).
+fn full_and_incremental(model: &Gpt2, ids: &[u32], device: &Device) -> (Vec<f32>, Vec<f32>) {
+    let t = ids.len();
+    let full = full_logits(model, &PaddedBatch::left_padded(&[ids.to_vec()], 0), device);
     let prefix = 5;
     let mut cache = KvCache::new(model.config.n_layer);
     let batch = PaddedBatch::left_padded(&[ids[..prefix].to_vec()], 0);
@@ -123,9 +146,8 @@ pub fn cached_vs_uncached(device: &Device, tol: f32) {
         incremental.extend(model.lm_logits(hidden).into_data().try_to_vec::<f32>().unwrap());
     }
     assert_eq!(cache.len(), t);
-    assert_eq!(incremental.len(), t * vocab);
-    let diff = max_abs_diff(&incremental, &full);
-    assert!(diff < tol, "max |cached − uncached| = {diff}");
+    assert_eq!(incremental.len(), full.len());
+    (full, incremental)
 }
 
 pub fn scalar_head(device: &Device, tol: f32) {
@@ -142,6 +164,7 @@ pub fn scalar_head(device: &Device, tol: f32) {
     let last = Tensor::<1, Int>::from_data(TensorData::new(batch.last_real(), [batch.rows]), device);
     let got = model.pooled(hidden, last).into_data().try_to_vec::<f32>().unwrap();
     let diff = max_abs_diff(&got, &expected.floats("rm_scores"));
+    eprintln!("scalar head: max |Δscore| vs transformers = {diff:e}");
     assert!(diff < tol, "scores {got:?} vs {:?}", expected.floats("rm_scores"));
 }
 
