@@ -2,7 +2,7 @@
 //! and values of every position already seen, so a decoding step computes
 //! attention for one new position instead of re-running the whole prefix.
 
-use burn::tensor::{Int, Tensor};
+use burn::tensor::Tensor;
 
 /// One layer's cached keys and values, `[b, h, k, hd]` each.
 #[derive(Debug, Default)]
@@ -49,15 +49,5 @@ impl KvCache {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-
-    /// Keeps only the given batch rows, in the given order (rows may repeat):
-    /// lets one prompt's prefix be computed once and shared by its samples.
-    pub fn select_rows(&mut self, rows: Tensor<1, Int>) {
-        for layer in &mut self.layers {
-            if let Some((k, v)) = layer.kv.take() {
-                layer.kv = Some((k.select(0, rows.clone()), v.select(0, rows.clone())));
-            }
-        }
     }
 }

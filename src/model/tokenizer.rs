@@ -17,12 +17,6 @@ impl std::fmt::Debug for Tokenizer {
     }
 }
 
-impl Clone for Tokenizer {
-    fn clone(&self) -> Self {
-        Self::from_json(&self.json).expect("a tokenizer that loaded once loads again")
-    }
-}
-
 impl Tokenizer {
     pub fn from_file(path: &Path) -> Result<Self, ImportError> {
         let json = std::fs::read_to_string(path).map_err(|e| ImportError::io(path, e))?;
