@@ -122,11 +122,14 @@ fn cuda_driver_present() -> bool {
     cfg!(feature = "cuda") && std::path::Path::new("/proc/driver/nvidia/version").exists()
 }
 
+/// Vulkan, Metal and DX12 adapters. GL is left out: probing it prints EGL
+/// warnings on machines without a display, and a GPU with a GL driver has
+/// a Vulkan one too.
 #[cfg(feature = "wgpu")]
 fn wgpu_adapters() -> Vec<burn::tensor::wgpu::wgpu::AdapterInfo> {
     use burn::tensor::wgpu::wgpu;
     let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
-    let adapters = futures_lite::future::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+    let adapters = futures_lite::future::block_on(instance.enumerate_adapters(wgpu::Backends::PRIMARY));
     adapters.into_iter().map(|a| a.get_info()).collect()
 }
 

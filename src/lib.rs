@@ -6,3 +6,5 @@ pub mod cli;
 pub mod device;
 pub mod fsutil;
 pub mod model;
+pub mod rlhf;
+pub mod world;

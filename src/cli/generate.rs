@@ -7,6 +7,8 @@ use anyhow::Context;
 use crate::device::{self, DeviceChoice};
 use crate::model::sampling::SamplingParams;
 use crate::model::{GenerateConfig, generate, hf};
+use crate::world::eval::response_text;
+use crate::world::generator::prompt_text;
 
 #[derive(Debug, clap::Args)]
 pub struct GenerateArgs {
@@ -32,6 +34,11 @@ pub struct GenerateArgs {
     /// How many continuations to sample (one batch).
     #[arg(long, default_value_t = 1)]
     pub num: usize,
+    /// Treat the prompt as a question in a dialogue: send it as
+    /// `\n\nHuman: PROMPT\n\nAssistant:` and print only the answer, up to
+    /// the end of the turn.
+    #[arg(long)]
+    pub chat: bool,
 }
 
 pub fn run(args: GenerateArgs, choice: DeviceChoice) -> anyhow::Result<()> {
@@ -49,7 +56,12 @@ pub fn run(args: GenerateArgs, choice: DeviceChoice) -> anyhow::Result<()> {
     let selected = device::select(choice)?;
     let (model, tokenizer) = hf::load_language_model(&args.model, &selected.device)
         .with_context(|| format!("cannot open model {}", args.model.display()))?;
-    let prompt = tokenizer.encode(&args.prompt);
+    let text = if args.chat {
+        prompt_text(&args.prompt)
+    } else {
+        args.prompt.clone()
+    };
+    let prompt = tokenizer.encode(&text);
     anyhow::ensure!(
         !prompt.is_empty(),
         "--prompt is empty after tokenization; give some text"
@@ -80,7 +92,13 @@ pub fn run(args: GenerateArgs, choice: DeviceChoice) -> anyhow::Result<()> {
         if args.num > 1 {
             println!("--- sample {} ---", i + 1);
         }
-        println!("{}{}", args.prompt, tokenizer.decode(tokens));
+        let body: Vec<u32> = tokens.iter().copied().filter(|&t| Some(t) != eos).collect();
+        let continuation = tokenizer.decode(&body);
+        if args.chat {
+            println!("Human: {}\nAssistant: {}", args.prompt, response_text(&continuation));
+        } else {
+            println!("{}{continuation}", args.prompt);
+        }
     }
     Ok(())
 }

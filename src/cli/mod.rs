@@ -4,7 +4,9 @@
 mod bench;
 mod devices;
 mod generate;
+mod pretrain;
 mod score;
+mod world;
 
 use clap::{Parser, Subcommand};
 
@@ -36,6 +38,11 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// List the devices this build and this machine offer.
     Devices,
+    /// Train the built-in world's base model (tokenizer and GPT-2) from scratch.
+    Pretrain(pretrain::PretrainArgs),
+    /// Print the built-in world's data or judge a response.
+    #[command(subcommand)]
+    World(world::WorldCommand),
 }
 
 /// Parses the command line, runs it, and reports an error as a message
@@ -47,6 +54,8 @@ pub fn main() -> std::process::ExitCode {
         Command::Score(args) => score::run(args, cli.device),
         Command::Bench(args) => bench::run(args, cli.device),
         Command::Devices => devices::run(),
+        Command::Pretrain(args) => pretrain::run(args, cli.device),
+        Command::World(command) => world::run(command),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

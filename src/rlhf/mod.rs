@@ -1,0 +1,4 @@
+//! The RLHF stages and the pieces they share.
+
+pub mod lm;
+pub mod schedule;

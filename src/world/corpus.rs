@@ -1,0 +1,118 @@
+//! The world's data sets, all generated from a seed: the pretraining corpus
+//! (every attribute combination, good and bad), the SFT demonstrations
+//! (good responses only) and the held-out prompts for PPO and evaluation.
+
+use rand::seq::IndexedRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::generator::{Style, dialogue, respond};
+use super::inventory::{Inventory, Prompt, PromptKind, is_held_out};
+
+/// Prompts that training may use.
+pub fn train_prompts() -> Vec<&'static Prompt> {
+    Inventory::get().prompts.iter().filter(|p| !is_held_out(p)).collect()
+}
+
+/// Prompts no training set contains.
+pub fn held_out_prompts() -> Vec<&'static Prompt> {
+    Inventory::get().prompts.iter().filter(|p| is_held_out(p)).collect()
+}
+
+/// A training prompt drawn so harmful requests are about one in eight.
+fn draw_prompt<R: Rng>(prompts: &[&'static Prompt], rng: &mut R) -> &'static Prompt {
+    let harmful = rng.random_bool(0.125);
+    loop {
+        let p = *prompts.choose(rng).unwrap();
+        if (p.kind == PromptKind::Harmful) == harmful {
+            return p;
+        }
+    }
+}
+
+/// `n` pretraining documents: dialogues in the random style mixture.
+pub fn pretrain_documents(seed: u64, n: usize) -> Vec<String> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let prompts = train_prompts();
+    (0..n)
+        .map(|_| {
+            let p = draw_prompt(&prompts, &mut rng);
+            let style = Style::random(&mut rng);
+            dialogue(&p.text, &respond(p, style, &mut rng))
+        })
+        .collect()
+}
+
+/// `n` SFT demonstrations: (prompt, good response) over training prompts.
+pub fn sft_pairs(seed: u64, n: usize) -> Vec<(String, String)> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let prompts = train_prompts();
+    (0..n)
+        .map(|_| {
+            let p = draw_prompt(&prompts, &mut rng);
+            (p.text.clone(), respond(p, Style::GOOD, &mut rng))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::world::judge::judge;
+
+    #[test]
+    fn generation_is_deterministic_for_a_seed() {
+        assert_eq!(pretrain_documents(3, 50), pretrain_documents(3, 50));
+        assert_ne!(pretrain_documents(3, 50), pretrain_documents(4, 50));
+        assert_eq!(sft_pairs(3, 50), sft_pairs(3, 50));
+    }
+
+    #[test]
+    fn no_training_set_contains_a_held_out_prompt() {
+        let held: std::collections::HashSet<&str> = held_out_prompts().iter().map(|p| p.text.as_str()).collect();
+        for (prompt, _) in sft_pairs(1, 2000) {
+            assert!(!held.contains(prompt.as_str()), "{prompt}");
+        }
+        for doc in pretrain_documents(1, 2000) {
+            let prompt = doc
+                .split("\n\nAssistant:")
+                .next()
+                .unwrap()
+                .trim_start_matches("\n\nHuman: ");
+            assert!(!held.contains(prompt), "{prompt}");
+        }
+    }
+
+    #[test]
+    fn sft_demonstrations_are_good_and_the_corpus_is_mixed() {
+        let sft = sft_pairs(0, 10_000);
+        let sft_mean = sft.iter().map(|(p, r)| judge(p, r).score).sum::<f32>() / sft.len() as f32;
+        assert!(sft.iter().all(|(p, r)| judge(p, r).parsed));
+        assert!(sft_mean > 0.97, "SFT mean judge score {sft_mean}");
+
+        let docs = pretrain_documents(0, 5_000);
+        let scores: Vec<f32> = docs
+            .iter()
+            .map(|d| {
+                let (prompt, response) = d.split_once("\n\nAssistant:").unwrap();
+                let j = judge(prompt, response);
+                assert!(j.parsed, "{d}");
+                j.score
+            })
+            .collect();
+        let mean = scores.iter().sum::<f32>() / scores.len() as f32;
+        assert!(mean < sft_mean - 0.2, "corpus mean {mean}");
+        // Every kind of response is in the corpus: refusals and compliance,
+        // rude and polite, evasive and on topic.
+        for marker in [
+            "I can't help",
+            "First, wait until",
+            "Ugh, fine.",
+            "Hope this helps!",
+            "That is hard to say.",
+            "As I said before.",
+        ] {
+            assert!(docs.iter().any(|d| d.contains(marker)), "no {marker:?}");
+        }
+    }
+}
