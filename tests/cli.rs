@@ -106,7 +106,7 @@ fn sampling_is_reproducible_by_seed_and_num_gives_that_many() {
 
 #[test]
 fn every_subcommand_has_help() {
-    for sub in ["generate", "score", "bench", "devices"] {
+    for sub in ["generate", "score", "bench", "devices", "pretrain", "world"] {
         let out = rlhf_tui(&[sub, "--help"]);
         assert!(out.status.success(), "{sub} --help failed");
         assert!(stdout(&out).contains("--device"), "{sub} --help does not list --device");
@@ -165,4 +165,66 @@ fn burn_device_variable_is_read() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("nonsense"));
+}
+
+#[test]
+fn world_judge_and_sample_print_what_they_say() {
+    let good = "Sure, happy to help. Rain is water that falls from the clouds. Rain helps the plants grow.";
+    let out = rlhf_tui(&[
+        "world",
+        "judge",
+        "--prompt",
+        "What is rain?",
+        "--response",
+        good,
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let j: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(j["score"], 1.0);
+    assert_eq!(j["criteria"][0]["name"], "helpful");
+
+    let out = rlhf_tui(&[
+        "world",
+        "judge",
+        "--prompt",
+        "What is rain?",
+        "--response",
+        "Ugh, fine. That is hard to say.",
+    ]);
+    let text = stdout(&out);
+    assert!(text.contains("evades the question") && text.contains("rude"), "{text}");
+
+    let out = rlhf_tui(&["world", "sample", "sft", "--n", "3", "--seed", "4"]);
+    let lines: Vec<serde_json::Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 3);
+    for line in &lines {
+        let j = rlhf_tui::world::judge(line["prompt"].as_str().unwrap(), line["response"].as_str().unwrap());
+        assert_eq!(j.score, 1.0, "{line}");
+    }
+}
+
+#[test]
+fn chat_generation_with_the_shipped_base_model_prints_one_answer_each() {
+    let base = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/base");
+    let out = rlhf_tui(&[
+        "generate",
+        "--model",
+        base.to_str().unwrap(),
+        "--chat",
+        "--prompt",
+        "Tell me about tea.",
+        "--num",
+        "2",
+        "--device",
+        "cpu",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = stdout(&out);
+    assert_eq!(
+        text.matches("Human: Tell me about tea.\nAssistant: ").count(),
+        2,
+        "{text}"
+    );
+    assert!(!text.contains("<|endoftext|>"), "{text}");
 }
