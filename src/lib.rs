@@ -7,4 +7,5 @@ pub mod device;
 pub mod fsutil;
 pub mod model;
 pub mod rlhf;
+pub mod run;
 pub mod world;

@@ -6,6 +6,7 @@ mod devices;
 mod generate;
 mod pretrain;
 mod score;
+mod train;
 mod world;
 
 use clap::{Parser, Subcommand};
@@ -40,6 +41,8 @@ pub enum Command {
     Devices,
     /// Train the built-in world's base model (tokenizer and GPT-2) from scratch.
     Pretrain(pretrain::PretrainArgs),
+    /// Run a training stage without the workbench, into runs/NAME/.
+    Train(train::TrainArgs),
     /// Print the built-in world's data or judge a response.
     #[command(subcommand)]
     World(world::WorldCommand),
@@ -55,6 +58,7 @@ pub fn main() -> std::process::ExitCode {
         Command::Bench(args) => bench::run(args, cli.device),
         Command::Devices => devices::run(),
         Command::Pretrain(args) => pretrain::run(args, cli.device),
+        Command::Train(args) => train::run(args, cli.device),
         Command::World(command) => world::run(command),
     };
     match result {

@@ -2,11 +2,10 @@
 //! pretraining, zero on prompt tokens for SFT (InstructGPT's prompt
 //! masking). Weighted mean of −log p(next token).
 
-use burn::tensor::{Int, Tensor, TensorData};
+use burn::tensor::{Int, Tensor, TensorData, activation};
 
 use crate::model::Gpt2;
 use crate::model::batch::PaddedBatch;
-use crate::model::logprobs::gather_logprobs;
 
 /// Inputs, targets and loss weights for one batch of next-token prediction.
 pub struct LmBatch {
@@ -46,8 +45,18 @@ impl LmBatch {
     }
 }
 
-/// Weighted mean negative log-likelihood of the targets, a scalar `[1]`.
-pub fn lm_loss(model: &Gpt2, batch: &LmBatch) -> Tensor<1> {
+/// The loss and what is reported beside it.
+pub struct LmOutput {
+    /// Weighted mean −log p(target), a scalar `[1]` with gradient.
+    pub loss: Tensor<1>,
+    /// Weighted fraction of positions where the most likely token is the target.
+    pub accuracy: f32,
+    /// Weighted mean entropy of the predicted distribution, in nats.
+    pub entropy: f32,
+}
+
+/// Runs the model over the batch: loss with gradient, statistics without.
+pub fn lm_forward(model: &Gpt2, batch: &LmBatch) -> LmOutput {
     let device = model.wte.val().device();
     let (b, t) = (batch.inputs.rows, batch.inputs.cols);
     let inputs = &batch.inputs;
@@ -59,7 +68,40 @@ pub fn lm_loss(model: &Gpt2, batch: &LmBatch) -> Tensor<1> {
     );
     let targets = Tensor::<2, Int>::from_data(TensorData::new(batch.targets.clone(), [b, t]), &device);
     let weights = Tensor::<2>::from_data(TensorData::new(batch.weights.clone(), [b, t]), &device);
-    let logp = gather_logprobs(model.lm_logits(hidden), targets); // [b, t]
+    let logp_all = activation::log_softmax(model.lm_logits(hidden), 2); // [b, t, V]
+    let logp = logp_all
+        .clone()
+        .gather(2, targets.clone().reshape([b, t, 1]))
+        .reshape([b, t]);
     let total = batch.weighted_tokens().max(1.0);
-    (logp * weights).sum().neg() / total
+    let loss = (logp * weights.clone()).sum().neg() / total;
+
+    let stats = logp_all.detach();
+    let weights = weights.detach();
+    let entropy = (stats.clone().exp() * stats.clone()).sum_dim(2).reshape([b, t]).neg();
+    let correct = stats.argmax(2).reshape([b, t]).equal(targets).float();
+    LmOutput {
+        loss,
+        accuracy: (correct * weights.clone()).sum().into_scalar::<f32>() / total,
+        entropy: (entropy * weights).sum().into_scalar::<f32>() / total,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_are_shifted_and_weights_follow_the_counted_tokens() {
+        // Row [a b c d] with only c, d counted (a, b are the prompt).
+        let batch = LmBatch::new(
+            &[vec![10, 11, 12, 13], vec![20, 21]],
+            &[vec![false, false, true, true], vec![false, true]],
+            0,
+        );
+        assert_eq!(batch.inputs.ids, vec![10, 11, 12, 20, 0, 0]);
+        assert_eq!(batch.targets, vec![11, 12, 13, 21, 0, 0]);
+        assert_eq!(batch.weights, vec![0.0, 1.0, 1.0, 1.0, 0.0, 0.0]);
+        assert_eq!(batch.weighted_tokens(), 3.0);
+    }
 }

@@ -2,3 +2,4 @@
 
 pub mod lm;
 pub mod schedule;
+pub mod sft;

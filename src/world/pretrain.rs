@@ -19,7 +19,7 @@ use super::tokenizer_training::{self, EOS};
 use crate::fsutil::write_atomic;
 use crate::model::weights::SeededInit;
 use crate::model::{Gpt2, Gpt2Config, hf};
-use crate::rlhf::lm::{LmBatch, lm_loss};
+use crate::rlhf::lm::{LmBatch, lm_forward};
 use crate::rlhf::schedule::warmup_cosine;
 
 /// Everything that decides the base model; saved beside it.
@@ -128,7 +128,7 @@ pub fn pretrain(
         cursor += config.batch_size;
         let counts: Vec<Vec<bool>> = batch_rows.iter().map(|r| vec![true; r.len()]).collect();
         let batch = LmBatch::new(batch_rows, &counts, eos);
-        let loss = lm_loss(&model, &batch);
+        let loss = lm_forward(&model, &batch).loss;
         final_loss = loss.clone().into_scalar::<f32>();
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         let lr = warmup_cosine(step, config.steps, config.warmup_steps, config.lr, config.lr * 0.1);

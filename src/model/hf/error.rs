@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
-    #[error("{}: {source}", file.display())]
-    Io { file: PathBuf, source: std::io::Error },
+    #[error("{}: {error}", file.display())]
+    Io { file: PathBuf, error: std::io::Error },
 
     #[error("{}:{line}:{column}: not valid JSON for this file: {message}", file.display())]
     Json {
@@ -25,10 +25,10 @@ pub enum ImportError {
 }
 
 impl ImportError {
-    pub fn io(file: &Path, source: std::io::Error) -> Self {
+    pub fn io(file: &Path, error: std::io::Error) -> Self {
         ImportError::Io {
             file: file.to_path_buf(),
-            source,
+            error,
         }
     }
 

@@ -1,0 +1,249 @@
+//! Supervised fine-tuning: next-token prediction on (prompt, response)
+//! demonstrations with the loss masked on the prompt tokens (InstructGPT's
+//! SFT), AdamW with warmup and cosine decay and gradient clipping.
+//!
+//! The trainer advances one optimizer step per `step` call and takes the
+//! learning rate as an argument, so whoever drives it (the command line or
+//! the workbench's trainer thread) can change it between steps.
+
+use std::path::PathBuf;
+
+use burn::grad_clipping::GradientClippingConfig;
+use burn::module::Module;
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::tensor::Device;
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::lm::{LmBatch, lm_forward};
+use super::schedule::warmup_cosine;
+use crate::model::{Gpt2, Tokenizer, hf};
+use crate::world::corpus::{held_out_prompts, sft_pairs};
+use crate::world::generator::{Style, prompt_text, respond};
+use crate::world::tokenizer_training::EOS;
+
+/// The `sft` section of a run config.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SftConfig {
+    /// The model to fine-tune: a Hugging Face GPT-2 directory.
+    pub init: PathBuf,
+    /// Optimizer steps.
+    pub steps: usize,
+    /// Demonstrations per step.
+    pub batch_size: usize,
+    /// Peak learning rate, reached after the warmup.
+    pub lr: f64,
+    /// Steps of linear warmup before the cosine decay to lr/10.
+    pub warmup_steps: usize,
+    /// AdamW's decoupled weight decay.
+    pub weight_decay: f32,
+    /// Gradients are rescaled to at most this global norm.
+    pub max_grad_norm: f32,
+    /// Demonstrations generated from the built-in world (about 10k in InstructGPT's spirit).
+    pub demonstrations: usize,
+    /// Held-out demonstrations the eval loss is computed on.
+    pub eval_examples: usize,
+    /// Compute the eval loss every this many steps (and at the end).
+    pub eval_every: usize,
+    pub seed: u64,
+}
+
+impl Default for SftConfig {
+    fn default() -> Self {
+        Self {
+            init: PathBuf::from("assets/base"),
+            steps: 300,
+            batch_size: 32,
+            lr: 1e-3,
+            warmup_steps: 20,
+            weight_decay: 0.0,
+            max_grad_norm: 1.0,
+            demonstrations: 10_000,
+            eval_examples: 62,
+            eval_every: 50,
+            seed: 0,
+        }
+    }
+}
+
+impl SftConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = [
+            ("steps", self.steps),
+            ("batch_size", self.batch_size),
+            ("demonstrations", self.demonstrations),
+            ("eval_every", self.eval_every),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return Err(format!("{key}: must be at least 1"));
+            }
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return Err(format!("lr: must be a positive number, got {}", self.lr));
+        }
+        if self.max_grad_norm.is_nan() || self.max_grad_norm <= 0.0 {
+            return Err(format!("max_grad_norm: must be positive, got {}", self.max_grad_norm));
+        }
+        Ok(())
+    }
+
+    pub fn lr_at(&self, step: usize) -> f64 {
+        warmup_cosine(step, self.steps, self.warmup_steps, self.lr, self.lr * 0.1)
+    }
+}
+
+/// One demonstration as training tokens: the prompt in dialogue form, the
+/// response and EOS; only the response and EOS count in the loss.
+pub fn demonstration(tokenizer: &Tokenizer, prompt: &str, response: &str, eos: u32) -> (Vec<u32>, Vec<bool>) {
+    let mut tokens = tokenizer.encode(&prompt_text(prompt));
+    let prompt_len = tokens.len();
+    tokens.extend(tokenizer.encode(&format!(" {response}")));
+    tokens.push(eos);
+    let counts = (0..tokens.len()).map(|i| i >= prompt_len).collect();
+    (tokens, counts)
+}
+
+/// The SFT stage's state between steps.
+pub struct SftTrainer {
+    pub config: SftConfig,
+    pub model: Gpt2,
+    pub tokenizer: Tokenizer,
+    optim: ModuleOptimizer,
+    train: Vec<(Vec<u32>, Vec<bool>)>,
+    eval: Vec<(Vec<u32>, Vec<bool>)>,
+    eos: u32,
+    cursor: usize,
+    rng: ChaCha8Rng,
+    /// Steps taken so far.
+    pub step: usize,
+    /// Response tokens trained on so far.
+    pub tokens_seen: usize,
+}
+
+impl SftTrainer {
+    pub fn new(config: &SftConfig, device: &Device) -> anyhow::Result<Self> {
+        config.validate().map_err(|e| anyhow::anyhow!("sft.{e}"))?;
+        let train_device = device.clone().autodiff();
+        let (model, tokenizer) = hf::load_language_model(&config.init, &train_device)?;
+        let eos = tokenizer
+            .token_id(EOS)
+            .ok_or_else(|| anyhow::anyhow!("{}: the tokenizer has no {EOS} token", config.init.display()))?;
+        let train = sft_pairs(config.seed, config.demonstrations)
+            .iter()
+            .map(|(p, r)| demonstration(&tokenizer, p, r, eos))
+            .collect();
+        // Good responses to held-out prompts: the loss on prompts SFT never saw.
+        let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0xe7a1);
+        let held = held_out_prompts();
+        let eval = (0..config.eval_examples)
+            .map(|i| {
+                let p = held[i % held.len()];
+                demonstration(&tokenizer, &p.text, &respond(p, Style::GOOD, &mut rng), eos)
+            })
+            .collect();
+        let optim = AdamWConfig::new()
+            .with_weight_decay(config.weight_decay)
+            .with_grad_clipping(Some(GradientClippingConfig::Norm(config.max_grad_norm)))
+            .init();
+        Ok(Self {
+            config: config.clone(),
+            model,
+            tokenizer,
+            optim,
+            train,
+            eval,
+            eos,
+            cursor: usize::MAX,
+            rng: ChaCha8Rng::seed_from_u64(config.seed),
+            step: 0,
+            tokens_seen: 0,
+        })
+    }
+
+    fn next_batch(&mut self) -> LmBatch {
+        let n = self.config.batch_size.min(self.train.len());
+        if self.cursor.saturating_add(n) > self.train.len() {
+            self.train.shuffle(&mut self.rng);
+            self.cursor = 0;
+        }
+        let rows = &self.train[self.cursor..self.cursor + n];
+        self.cursor += n;
+        let tokens: Vec<Vec<u32>> = rows.iter().map(|r| r.0.clone()).collect();
+        let counts: Vec<Vec<bool>> = rows.iter().map(|r| r.1.clone()).collect();
+        LmBatch::new(&tokens, &counts, self.eos)
+    }
+
+    /// One optimizer step at learning rate `lr`. Returns the step's
+    /// metrics under TRL's SFT names.
+    pub fn step(&mut self, lr: f64) -> Vec<(&'static str, f64)> {
+        let batch = self.next_batch();
+        let out = lm_forward(&self.model, &batch);
+        let loss = out.loss.clone().into_scalar::<f32>();
+        let grads = GradientsParams::from_grads(out.loss.backward(), &self.model);
+        // The optimizer takes the module by value and returns the updated
+        // one; cloning shares the tensors, so this copies no weights.
+        self.model = self.optim.step(lr, self.model.clone(), grads);
+        self.step += 1;
+        self.tokens_seen += batch.weighted_tokens() as usize;
+        vec![
+            ("loss", loss as f64),
+            ("mean_token_accuracy", out.accuracy as f64),
+            ("entropy", out.entropy as f64),
+            ("num_tokens", self.tokens_seen as f64),
+            ("lr", lr),
+        ]
+    }
+
+    /// Loss on the held-out demonstrations, without gradient.
+    pub fn eval_loss(&self) -> f64 {
+        let model = self.model.valid();
+        let tokens: Vec<Vec<u32>> = self.eval.iter().map(|r| r.0.clone()).collect();
+        let counts: Vec<Vec<bool>> = self.eval.iter().map(|r| r.1.clone()).collect();
+        let batch = LmBatch::new(&tokens, &counts, self.eos);
+        lm_forward(&model, &batch).loss.into_scalar::<f32>() as f64
+    }
+
+    /// The model as it is now, for sampling or saving (no gradient state).
+    pub fn inference_model(&self) -> Gpt2 {
+        self.model.valid()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_response_and_eos_count() {
+        let tokenizer = Tokenizer::from_file(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/assets/tokenizer.json"
+        )))
+        .unwrap();
+        let eos = tokenizer.token_id(EOS).unwrap();
+        let (tokens, counts) = demonstration(&tokenizer, "What is tea?", "Tea is hot.", eos);
+        let prompt_len = tokenizer.encode(&prompt_text("What is tea?")).len();
+        assert!(counts[..prompt_len].iter().all(|c| !c));
+        assert!(counts[prompt_len..].iter().all(|&c| c));
+        assert_eq!(*tokens.last().unwrap(), eos);
+        assert_eq!(tokenizer.decode(&tokens[prompt_len..tokens.len() - 1]), " Tea is hot.");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let config = SftConfig {
+            lr: 0.0,
+            ..SftConfig::default()
+        };
+        assert!(config.validate().unwrap_err().starts_with("lr:"));
+        let config = SftConfig {
+            batch_size: 0,
+            ..SftConfig::default()
+        };
+        assert!(config.validate().unwrap_err().starts_with("batch_size:"));
+    }
+}

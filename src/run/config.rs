@@ -1,0 +1,70 @@
+//! The run's RON config: every field has a default and a comment, unknown
+//! fields are refused, and an error names the file, the line and the
+//! column.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::rlhf::sft::SftConfig;
+
+/// Everything a run can be told, one section per stage. A section left out
+/// takes its defaults.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunConfig {
+    pub sft: SftConfig,
+}
+
+impl RunConfig {
+    /// Reads a RON config; errors name the file, line and column and what
+    /// is wrong there.
+    pub fn from_file(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        Self::parse(&text).map_err(|e| anyhow::anyhow!("{}:{e}", path.display()))
+    }
+
+    /// Parses RON text; the error starts with `line:column:`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let config: Self =
+            ron::from_str(text).map_err(|e| format!("{}:{}: {}", e.span.start.line, e.span.start.col, e.code))?;
+        config.validate().map_err(|e| format!("0:0: {e}"))?;
+        Ok(config)
+    }
+
+    /// Ranges that serde's types cannot express.
+    pub fn validate(&self) -> Result<(), String> {
+        self.sft.validate().map_err(|e| format!("sft.{e}"))
+    }
+
+    pub fn to_ron(&self) -> String {
+        ron::ser::to_string_pretty(self, ron::ser::PrettyConfig::default()).expect("the config serialises")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_config_is_all_defaults_and_round_trips() {
+        let config = RunConfig::parse("()").unwrap();
+        assert_eq!(config, RunConfig::default());
+        assert_eq!(RunConfig::parse(&config.to_ron()).unwrap(), config);
+    }
+
+    #[test]
+    fn errors_name_line_and_column() {
+        let err = RunConfig::parse("(\n  sft: (\n    stepz: 3,\n  ),\n)").unwrap_err();
+        assert!(err.starts_with("3:"), "{err}");
+        assert!(err.contains("stepz"), "{err}");
+        let err = RunConfig::parse("(sft: (lr: \"fast\"))").unwrap_err();
+        assert!(err.starts_with("1:"), "{err}");
+    }
+
+    #[test]
+    fn out_of_range_values_are_refused() {
+        let err = RunConfig::parse("(sft: (lr: -1.0))").unwrap_err();
+        assert!(err.contains("sft.lr"), "{err}");
+    }
+}

@@ -1,0 +1,37 @@
+//! The metrics log: JSON Lines, one object per step, appended and flushed
+//! as each step ends so a crash loses nothing already reported.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+
+use serde_json::{Map, Value};
+
+pub struct MetricsLog {
+    file: File,
+}
+
+impl MetricsLog {
+    pub fn open(path: &Path) -> anyhow::Result<Self> {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        Ok(Self { file })
+    }
+
+    /// Appends `{"stage": ..., "step": ..., <metrics>}` and flushes it.
+    pub fn append(&mut self, stage: &str, step: usize, metrics: &[(&str, f64)]) -> std::io::Result<()> {
+        let mut line = Map::new();
+        line.insert("stage".into(), Value::from(stage));
+        line.insert("step".into(), Value::from(step));
+        for (key, value) in metrics {
+            // JSON has no NaN; a missing number says "not a number" plainly.
+            let v = serde_json::Number::from_f64(*value).map_or(Value::Null, Value::Number);
+            line.insert((*key).into(), v);
+        }
+        writeln!(self.file, "{}", Value::Object(line))?;
+        self.file.flush()
+    }
+}
