@@ -9,6 +9,7 @@ use serde_json::json;
 
 use crate::device::{self, DeviceChoice};
 use crate::model::hf;
+use crate::rlhf::reward::RmTrainer;
 use crate::rlhf::sft::SftTrainer;
 use crate::run::{MetricsLog, RunConfig, RunDir};
 use crate::world::corpus::held_out_prompts;
@@ -18,6 +19,8 @@ use crate::world::eval::{evaluate, sample_responses};
 pub enum Stage {
     /// Supervised fine-tuning on the built-in world's demonstrations.
     Sft,
+    /// Reward model from the run's SFT checkpoint, on judge-labelled pairs.
+    Rm,
 }
 
 #[derive(Debug, clap::Args)]
@@ -30,7 +33,7 @@ pub struct TrainArgs {
     /// The run's name: its files go to runs/NAME/.
     #[arg(long, default_value = "default")]
     pub run: String,
-    /// Overrides the stage's number of steps.
+    /// Overrides the number of steps of the stage being run.
     #[arg(long)]
     pub steps: Option<usize>,
     /// Where run directories live.
@@ -44,7 +47,10 @@ pub fn run(args: TrainArgs, choice: DeviceChoice) -> anyhow::Result<()> {
         None => RunConfig::default(),
     };
     if let Some(steps) = args.steps {
-        config.sft.steps = steps;
+        match args.stage {
+            Stage::Sft => config.sft.steps = steps,
+            Stage::Rm => config.rm.steps = steps,
+        }
     }
     config.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
     let selected = device::select(choice)?;
@@ -53,6 +59,7 @@ pub fn run(args: TrainArgs, choice: DeviceChoice) -> anyhow::Result<()> {
     let mut log = MetricsLog::open(&run.metrics_path())?;
     match args.stage {
         Stage::Sft => train_sft(&config, &run, &mut log, &selected),
+        Stage::Rm => train_rm(&config, &run, &mut log, &selected),
     }
 }
 
@@ -104,6 +111,55 @@ fn train_sft(
     println!(
         "{}",
         json!({ "stage": "sft", "steps": steps, "checkpoint": path, "judge/score_mean": report.mean_score, "judge/parse_rate": report.parse_rate })
+    );
+    Ok(())
+}
+
+fn train_rm(config: &RunConfig, run: &RunDir, log: &mut MetricsLog, selected: &device::Selected) -> anyhow::Result<()> {
+    let init = match &config.rm.init {
+        Some(path) => path.clone(),
+        None => run.latest_checkpoint("sft").ok_or_else(|| {
+            anyhow::anyhow!(
+                "{}: no SFT checkpoint to start the reward model from; run `rlhf-tui train --stage sft --run {}` first, or set rm.init in the config",
+                run.root.display(),
+                run.root.file_name().unwrap_or_default().to_string_lossy()
+            )
+        })?,
+    };
+    let mut trainer = RmTrainer::new(&config.rm, &init, &selected.device)?;
+    let steps = config.rm.steps;
+    let mut progress = Progress::new("rm", steps);
+    eprintln!(
+        "rm on {} from {}: {steps} steps → {}",
+        selected.label,
+        init.display(),
+        run.root.display()
+    );
+    for step in 0..steps {
+        let metrics = trainer.step(config.rm.lr_at(step));
+        log.append("rm", step + 1, &metrics)?;
+        progress.update(step + 1, metrics[0].1);
+    }
+    progress.finish();
+    let eval = trainer.evaluate();
+    log.append(
+        "rm",
+        steps,
+        &[
+            ("eval/accuracy", eval.accuracy as f64),
+            ("eval/ece", eval.calibration.ece as f64),
+        ],
+    )?;
+    let model = trainer.inference_model();
+    let tokenizer = &trainer.tokenizer;
+    let path = run.write_checkpoint("rm", steps, |dir| hf::save_scalar_model(dir, &model, tokenizer))?;
+    crate::fsutil::write_atomic(
+        &run.root.join("rm_calibration.json"),
+        serde_json::to_string_pretty(&eval.calibration)?.as_bytes(),
+    )?;
+    println!(
+        "{}",
+        json!({ "stage": "rm", "steps": steps, "checkpoint": path, "eval/accuracy": eval.accuracy, "eval/ece": eval.calibration.ece })
     );
     Ok(())
 }

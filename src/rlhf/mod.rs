@@ -1,5 +1,8 @@
 //! The RLHF stages and the pieces they share.
 
 pub mod lm;
+pub mod ppo;
+pub mod reward;
+pub mod reward_math;
 pub mod schedule;
 pub mod sft;

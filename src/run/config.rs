@@ -6,6 +6,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::rlhf::reward::RmConfig;
 use crate::rlhf::sft::SftConfig;
 
 /// Everything a run can be told, one section per stage. A section left out
@@ -14,6 +15,7 @@ use crate::rlhf::sft::SftConfig;
 #[serde(default, deny_unknown_fields)]
 pub struct RunConfig {
     pub sft: SftConfig,
+    pub rm: RmConfig,
 }
 
 impl RunConfig {
@@ -34,7 +36,8 @@ impl RunConfig {
 
     /// Ranges that serde's types cannot express.
     pub fn validate(&self) -> Result<(), String> {
-        self.sft.validate().map_err(|e| format!("sft.{e}"))
+        self.sft.validate().map_err(|e| format!("sft.{e}"))?;
+        self.rm.validate().map_err(|e| format!("rm.{e}"))
     }
 
     pub fn to_ron(&self) -> String {
@@ -60,6 +63,12 @@ mod tests {
         assert!(err.contains("stepz"), "{err}");
         let err = RunConfig::parse("(sft: (lr: \"fast\"))").unwrap_err();
         assert!(err.starts_with("1:"), "{err}");
+    }
+
+    #[test]
+    fn the_example_config_in_runs_parses_to_the_defaults() {
+        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/runs/example.ron"));
+        assert_eq!(RunConfig::from_file(path).unwrap(), RunConfig::default());
     }
 
     #[test]

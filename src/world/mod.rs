@@ -7,6 +7,7 @@ pub mod eval;
 pub mod generator;
 pub mod inventory;
 pub mod judge;
+pub mod pairs;
 pub mod pretrain;
 pub mod tokenizer_training;
 pub mod topics;

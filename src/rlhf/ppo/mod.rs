@@ -1,0 +1,7 @@
+//! PPO against a reward model with a per-token KL penalty: advantage
+//! estimation (`advantage.rs`), the clipped losses (`loss.rs`) and the KL
+//! coefficient's controller (`kl_control.rs`).
+
+pub mod advantage;
+pub mod kl_control;
+pub mod loss;

@@ -1,0 +1,268 @@
+//! Reward-model training: the SFT model with its LM head replaced by a
+//! scalar head, pooled at each sequence's last token, trained on preference
+//! pairs with the Bradley–Terry loss. Reports TRL's reward-trainer metrics,
+//! held-out accuracy and calibration.
+
+use std::path::PathBuf;
+
+use burn::grad_clipping::GradientClippingConfig;
+use burn::module::Module;
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::reward_math::{Calibration, bradley_terry_loss, calibration, pairwise_accuracy};
+use super::schedule::warmup_cosine;
+use crate::model::batch::PaddedBatch;
+use crate::model::{ScalarModel, Tokenizer, hf};
+use crate::world::corpus::{held_out_prompts, train_prompts};
+use crate::world::generator::prompt_text;
+use crate::world::pairs::{JudgedPair, judged_pairs};
+
+/// The `rm` section of a run config.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RmConfig {
+    /// The model to start from; `None` takes the run's latest SFT checkpoint.
+    pub init: Option<PathBuf>,
+    /// Optimizer steps.
+    pub steps: usize,
+    /// Pairs per step.
+    pub batch_size: usize,
+    /// Peak learning rate, after the warmup; cosine decay to lr/10.
+    pub lr: f64,
+    pub warmup_steps: usize,
+    /// AdamW's decoupled weight decay.
+    pub weight_decay: f32,
+    /// Gradients are rescaled to at most this global norm.
+    pub max_grad_norm: f32,
+    /// Judge-labelled training pairs on training prompts.
+    pub train_pairs: usize,
+    /// Judge-labelled pairs on held-out prompts, for accuracy and calibration.
+    pub eval_pairs: usize,
+    /// Use the judge's score gap as the margin in the loss (Llama 2's margin loss).
+    pub margin_from_judge: bool,
+    /// TRL's `center_rewards_coefficient`: pulls rewards towards zero (0 = off).
+    pub center_rewards_coefficient: f64,
+    /// Bins of the reliability table over confidence in [0.5, 1].
+    pub calibration_bins: usize,
+    pub seed: u64,
+}
+
+impl Default for RmConfig {
+    fn default() -> Self {
+        Self {
+            init: None,
+            steps: 600,
+            batch_size: 32,
+            lr: 1e-3,
+            warmup_steps: 20,
+            weight_decay: 0.0,
+            max_grad_norm: 1.0,
+            train_pairs: 8_000,
+            eval_pairs: 400,
+            margin_from_judge: false,
+            center_rewards_coefficient: 0.01,
+            calibration_bins: 10,
+            seed: 0,
+        }
+    }
+}
+
+impl RmConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        for (key, value) in [
+            ("steps", self.steps),
+            ("batch_size", self.batch_size),
+            ("train_pairs", self.train_pairs),
+            ("eval_pairs", self.eval_pairs),
+            ("calibration_bins", self.calibration_bins),
+        ] {
+            if value == 0 {
+                return Err(format!("{key}: must be at least 1"));
+            }
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return Err(format!("lr: must be a positive number, got {}", self.lr));
+        }
+        if self.center_rewards_coefficient.is_nan() || self.center_rewards_coefficient < 0.0 {
+            return Err(format!(
+                "center_rewards_coefficient: must be 0 or more, got {}",
+                self.center_rewards_coefficient
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn lr_at(&self, step: usize) -> f64 {
+        warmup_cosine(step, self.steps, self.warmup_steps, self.lr, self.lr * 0.1)
+    }
+}
+
+/// A pair as token ids: the prompt in dialogue form followed by each
+/// response. No EOS is appended, so the pooled position is the response's
+/// last token, as transformers pools when the pad token is EOS.
+struct TokenPair {
+    chosen: Vec<u32>,
+    rejected: Vec<u32>,
+    gap: f32,
+}
+
+fn tokenize(tokenizer: &Tokenizer, pair: &JudgedPair) -> TokenPair {
+    let prompt = tokenizer.encode(&prompt_text(&pair.prompt));
+    let with = |response: &str| [prompt.clone(), tokenizer.encode(&format!(" {response}"))].concat();
+    TokenPair {
+        chosen: with(&pair.chosen),
+        rejected: with(&pair.rejected),
+        gap: pair.gap,
+    }
+}
+
+/// Rewards of whole sequences: `[n]`, pooled at each one's last token.
+pub fn score_sequences(model: &ScalarModel, seqs: &[Vec<u32>], pad_id: u32) -> Tensor<1> {
+    let device = model.score.val().device();
+    let batch = PaddedBatch::right_padded(seqs, pad_id);
+    let hidden = model.transformer.forward(
+        batch.ids_tensor(&device),
+        batch.positions_tensor(&device),
+        batch.mask_tensor(&device),
+        None,
+    );
+    let last = Tensor::<1, Int>::from_data(TensorData::new(batch.last_real(), [batch.rows]), &device);
+    model.pooled(hidden, last)
+}
+
+/// Held-out accuracy and calibration.
+#[derive(Clone, Debug, Serialize)]
+pub struct RmEval {
+    pub accuracy: f32,
+    pub calibration: Calibration,
+}
+
+pub struct RmTrainer {
+    pub config: RmConfig,
+    pub model: ScalarModel,
+    pub tokenizer: Tokenizer,
+    optim: ModuleOptimizer,
+    train: Vec<TokenPair>,
+    eval: Vec<TokenPair>,
+    pad: u32,
+    cursor: usize,
+    rng: ChaCha8Rng,
+    pub step: usize,
+}
+
+impl RmTrainer {
+    /// A reward model initialised from the language model in `init` with a
+    /// fresh scalar head.
+    pub fn new(config: &RmConfig, init: &std::path::Path, device: &Device) -> anyhow::Result<Self> {
+        config.validate().map_err(|e| anyhow::anyhow!("rm.{e}"))?;
+        let (model, tokenizer) = hf::load_scalar_model(init, &device.clone().autodiff(), Some(config.seed))?;
+        let pad = model
+            .transformer
+            .config
+            .pad_token_id
+            .or(model.transformer.config.eos_token_id)
+            .unwrap_or(0);
+        let train = judged_pairs(&train_prompts(), config.train_pairs, config.seed)
+            .iter()
+            .map(|p| tokenize(&tokenizer, p))
+            .collect();
+        let eval = judged_pairs(&held_out_prompts(), config.eval_pairs, config.seed ^ 0xe7a1)
+            .iter()
+            .map(|p| tokenize(&tokenizer, p))
+            .collect();
+        let optim = AdamWConfig::new()
+            .with_weight_decay(config.weight_decay)
+            .with_grad_clipping(Some(GradientClippingConfig::Norm(config.max_grad_norm)))
+            .init();
+        Ok(Self {
+            config: config.clone(),
+            model,
+            tokenizer,
+            optim,
+            train,
+            eval,
+            pad,
+            cursor: usize::MAX,
+            rng: ChaCha8Rng::seed_from_u64(config.seed),
+            step: 0,
+        })
+    }
+
+    /// One optimizer step; TRL's reward-trainer metrics.
+    pub fn step(&mut self, lr: f64) -> Vec<(&'static str, f64)> {
+        let n = self.config.batch_size.min(self.train.len());
+        if self.cursor.saturating_add(n) > self.train.len() {
+            self.train.shuffle(&mut self.rng);
+            self.cursor = 0;
+        }
+        let pairs = &self.train[self.cursor..self.cursor + n];
+        self.cursor += n;
+        // Chosen and rejected go through the model as one batch of 2n.
+        let seqs: Vec<Vec<u32>> = pairs
+            .iter()
+            .map(|p| p.chosen.clone())
+            .chain(pairs.iter().map(|p| p.rejected.clone()))
+            .collect();
+        let rewards = score_sequences(&self.model, &seqs, self.pad);
+        let chosen = rewards.clone().narrow(0, 0, n);
+        let rejected = rewards.clone().narrow(0, n, n);
+        let device = rewards.device();
+        let margin = self.config.margin_from_judge.then(|| {
+            Tensor::<1>::from_data(
+                TensorData::new(pairs.iter().map(|p| p.gap).collect::<Vec<_>>(), [n]),
+                &device,
+            )
+        });
+        let loss = bradley_terry_loss(chosen, rejected, margin, self.config.center_rewards_coefficient);
+        let loss_value = loss.clone().into_scalar::<f32>() as f64;
+        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
+        // The optimizer takes the module by value; cloning shares the tensors.
+        self.model = self.optim.step(lr, self.model.clone(), grads);
+        self.step += 1;
+
+        let r = rewards.detach().into_data().try_to_vec::<f32>().expect("f32 rewards");
+        let (c, rj) = r.split_at(n);
+        let margin = c.iter().zip(rj).map(|(a, b)| (a - b) as f64).sum::<f64>() / n as f64;
+        vec![
+            ("loss", loss_value),
+            ("accuracy", pairwise_accuracy(c, rj) as f64),
+            ("margin", margin),
+            ("mean_reward", r.iter().map(|&x| x as f64).sum::<f64>() / r.len() as f64),
+            ("min_reward", r.iter().copied().fold(f32::INFINITY, f32::min) as f64),
+            ("max_reward", r.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64),
+            ("lr", lr),
+        ]
+    }
+
+    /// Accuracy and calibration on the held-out pairs, without gradient.
+    pub fn evaluate(&self) -> RmEval {
+        let model = self.model.valid();
+        let (mut chosen, mut rejected) = (Vec::new(), Vec::new());
+        for chunk in self.eval.chunks(64) {
+            let seqs: Vec<Vec<u32>> = chunk
+                .iter()
+                .map(|p| p.chosen.clone())
+                .chain(chunk.iter().map(|p| p.rejected.clone()))
+                .collect();
+            let r = score_sequences(&model, &seqs, self.pad)
+                .into_data()
+                .try_to_vec::<f32>()
+                .expect("f32 rewards");
+            chosen.extend_from_slice(&r[..chunk.len()]);
+            rejected.extend_from_slice(&r[chunk.len()..]);
+        }
+        RmEval {
+            accuracy: pairwise_accuracy(&chosen, &rejected),
+            calibration: calibration(&chosen, &rejected, self.config.calibration_bins),
+        }
+    }
+
+    pub fn inference_model(&self) -> ScalarModel {
+        self.model.valid()
+    }
+}
