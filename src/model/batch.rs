@@ -20,55 +20,49 @@ pub struct PaddedBatch {
 impl PaddedBatch {
     /// Pads every sequence on the left to the longest one's length.
     pub fn left_padded(seqs: &[Vec<u32>], pad_id: u32) -> Self {
-        let cols = seqs.iter().map(Vec::len).max().unwrap_or(0);
-        let mut batch = Self {
-            rows: seqs.len(),
-            cols,
-            ids: vec![],
-            valid: vec![],
-            positions: vec![],
-        };
-        for seq in seqs {
-            let pad = cols - seq.len();
-            batch
-                .ids
-                .extend(std::iter::repeat_n(pad_id as i64, pad).chain(seq.iter().map(|&t| t as i64)));
-            batch
-                .valid
-                .extend(std::iter::repeat_n(false, pad).chain(std::iter::repeat_n(true, seq.len())));
-            batch
-                .positions
-                .extend(std::iter::repeat_n(0, pad).chain(0..seq.len() as i64));
-        }
-        batch
+        Self::query_response(seqs, &vec![Vec::new(); seqs.len()], pad_id).0
     }
 
     /// Pads every sequence on the right: the layout for scoring whole
     /// (prompt, response) texts where each row's last real token differs.
     pub fn right_padded(seqs: &[Vec<u32>], pad_id: u32) -> Self {
-        let cols = seqs.iter().map(Vec::len).max().unwrap_or(0);
+        Self::query_response(&vec![Vec::new(); seqs.len()], seqs, pad_id).0
+    }
+
+    /// Queries left-padded and responses right-padded, side by side:
+    /// `[pad… query | response | pad…]`, so every response starts in column
+    /// `query_cols` (the layout PPO scores rollouts in). Returns the batch
+    /// and `query_cols`.
+    pub fn query_response(queries: &[Vec<u32>], responses: &[Vec<u32>], pad_id: u32) -> (Self, usize) {
+        let q = queries.iter().map(Vec::len).max().unwrap_or(0);
+        let r = responses.iter().map(Vec::len).max().unwrap_or(0);
         let mut batch = Self {
-            rows: seqs.len(),
-            cols,
+            rows: queries.len(),
+            cols: q + r,
             ids: vec![],
             valid: vec![],
             positions: vec![],
         };
-        for seq in seqs {
-            let pad = cols - seq.len();
+        for (query, response) in queries.iter().zip(responses) {
+            let (left, right) = (q - query.len(), r - response.len());
+            let real = query.len() + response.len();
             batch.ids.extend(
-                seq.iter()
-                    .map(|&t| t as i64)
-                    .chain(std::iter::repeat_n(pad_id as i64, pad)),
+                std::iter::repeat_n(pad_id as i64, left)
+                    .chain(query.iter().chain(response).map(|&t| t as i64))
+                    .chain(std::iter::repeat_n(pad_id as i64, right)),
             );
-            batch
-                .valid
-                .extend(std::iter::repeat_n(true, seq.len()).chain(std::iter::repeat_n(false, pad)));
-            batch
-                .positions
-                .extend((0..seq.len() as i64).chain(std::iter::repeat_n(0, pad)));
+            batch.valid.extend(
+                std::iter::repeat_n(false, left)
+                    .chain(std::iter::repeat_n(true, real))
+                    .chain(std::iter::repeat_n(false, right)),
+            );
+            batch.positions.extend(
+                std::iter::repeat_n(0, left)
+                    .chain(0..real as i64)
+                    .chain(std::iter::repeat_n(0, right)),
+            );
         }
-        batch
+        (batch, q)
     }
 
     /// Index of each row's last real token (0 for an empty row).
@@ -135,6 +129,15 @@ mod tests {
         assert_eq!(b.ids, vec![5, 6, 7, 9, 0, 0]);
         assert_eq!(b.positions, vec![0, 1, 2, 0, 0, 0]);
         assert_eq!(b.last_real(), vec![2, 0]);
+    }
+
+    #[test]
+    fn query_response_aligns_every_response_at_one_column() {
+        let (b, q) = PaddedBatch::query_response(&[vec![1, 2], vec![3]], &[vec![7], vec![8, 9]], 0);
+        assert_eq!((b.rows, b.cols, q), (2, 4, 2));
+        assert_eq!(b.ids, vec![1, 2, 7, 0, 0, 3, 8, 9]);
+        assert_eq!(b.valid, vec![true, true, true, false, false, true, true, true]);
+        assert_eq!(b.positions, vec![0, 1, 2, 0, 0, 0, 1, 2]);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The RLHF stages and the pieces they share.
 
 pub mod lm;
+pub mod optim;
 pub mod ppo;
 pub mod reward;
 pub mod reward_math;

@@ -5,9 +5,8 @@
 
 use std::path::PathBuf;
 
-use burn::grad_clipping::GradientClippingConfig;
 use burn::module::Module;
-use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -175,10 +174,7 @@ impl RmTrainer {
             .iter()
             .map(|p| tokenize(&tokenizer, p))
             .collect();
-        let optim = AdamWConfig::new()
-            .with_weight_decay(config.weight_decay)
-            .with_grad_clipping(Some(GradientClippingConfig::Norm(config.max_grad_norm)))
-            .init();
+        let optim = crate::rlhf::optim::adamw(config.weight_decay, config.max_grad_norm);
         Ok(Self {
             config: config.clone(),
             model,

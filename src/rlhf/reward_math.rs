@@ -109,7 +109,10 @@ mod tests {
     fn bradley_terry_matches_hand_values() {
         // −log σ(1) = ln(1 + e⁻¹) = 0.3132617; −log σ(0) = ln 2 = 0.6931472.
         let loss = bradley_terry_loss(t(&[1.0, 0.0]), t(&[0.0, 0.0]), None, 0.0).into_scalar::<f32>();
-        assert!((loss - (0.3132617 + std::f32::consts::LN_2) / 2.0).abs() < 1e-6, "{loss}");
+        assert!(
+            (loss - (0.3132617 + std::f32::consts::LN_2) / 2.0).abs() < 1e-6,
+            "{loss}"
+        );
         // A margin of 1 turns the first pair's Δ = 1 into 0: ln 2 for both.
         let loss = bradley_terry_loss(t(&[1.0, 0.0]), t(&[0.0, 0.0]), Some(t(&[1.0, 0.0])), 0.0).into_scalar::<f32>();
         assert!((loss - std::f32::consts::LN_2).abs() < 1e-6, "{loss}");

@@ -6,8 +6,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use burn::grad_clipping::GradientClippingConfig;
-use burn::optim::{AdamWConfig, GradientsParams};
+use burn::optim::GradientsParams;
 use burn::tensor::Device;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -106,10 +105,7 @@ pub fn pretrain(
     model_config.pad_token_id = Some(eos);
     let train_device = device.clone().autodiff();
     let mut model = Gpt2::build(&model_config, &mut SeededInit::new(config.seed), &train_device)?;
-    let mut optim = AdamWConfig::new()
-        .with_weight_decay(config.weight_decay)
-        .with_grad_clipping(Some(GradientClippingConfig::Norm(1.0)))
-        .init();
+    let mut optim = crate::rlhf::optim::adamw(config.weight_decay, 1.0);
 
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x5eed);
     rows.shuffle(&mut rng);

@@ -5,3 +5,4 @@
 pub mod advantage;
 pub mod kl_control;
 pub mod loss;
+pub mod rollout;

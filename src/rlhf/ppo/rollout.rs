@@ -1,0 +1,164 @@
+//! Scoring a batch of sampled responses under every model PPO needs: the
+//! policy (log-probs and entropy, with gradient during the update), the
+//! frozen reference (log-probs), the value model (a value per response
+//! token) and the reward model (one score per episode).
+//!
+//! Layout: `b` episodes, queries left-padded to `q` columns and responses
+//! right-padded to `r` (`PaddedBatch::query_response`). The distribution
+//! over response token j comes from column `q − 1 + j`, so every `[b, r]`
+//! tensor here is indexed by response token; `mask` is 1 on real tokens.
+
+use burn::tensor::{Int, Tensor, TensorData, activation};
+
+use crate::model::batch::PaddedBatch;
+use crate::model::{Gpt2, ScalarModel};
+
+/// Queries and responses laid out for scoring.
+pub struct QueryResponse {
+    pub batch: PaddedBatch,
+    /// Columns taken by the (left-padded) queries.
+    pub q: usize,
+    /// Columns taken by the (right-padded) responses.
+    pub r: usize,
+    /// `[b · r]` the response tokens (pad after each response's end).
+    pub targets: Vec<i64>,
+    /// `[b · r]` 1 on real response tokens.
+    pub mask: Vec<f32>,
+}
+
+impl QueryResponse {
+    pub fn new(queries: &[Vec<u32>], responses: &[Vec<u32>], pad_id: u32) -> Self {
+        let (batch, q) = PaddedBatch::query_response(queries, responses, pad_id);
+        let r = batch.cols - q;
+        let mut targets = Vec::with_capacity(batch.rows * r);
+        let mut mask = Vec::with_capacity(batch.rows * r);
+        for response in responses {
+            for j in 0..r {
+                targets.push(response.get(j).map_or(pad_id as i64, |&t| t as i64));
+                mask.push(if j < response.len() { 1.0 } else { 0.0 });
+            }
+        }
+        Self {
+            batch,
+            q,
+            r,
+            targets,
+            mask,
+        }
+    }
+
+    pub fn mask_tensor(&self, device: &burn::tensor::Device) -> Tensor<2> {
+        Tensor::from_data(TensorData::new(self.mask.clone(), [self.batch.rows, self.r]), device)
+    }
+
+    /// Final hidden states at the columns that predict response tokens, `[b, r, d]`.
+    fn response_hidden(&self, body: &Gpt2) -> Tensor<3> {
+        let device = body.wte.val().device();
+        let b = &self.batch;
+        let hidden = body.forward(
+            b.ids_tensor(&device),
+            b.positions_tensor(&device),
+            b.mask_tensor(&device),
+            None,
+        );
+        hidden.narrow(1, self.q - 1, self.r)
+    }
+}
+
+/// `log softmax(logits / T)` of each response token and the entropy of
+/// that distribution, `[b, r]` each. T is the sampling temperature, so
+/// these equal the sampler's log-probs for the same weights.
+pub fn response_logprobs(policy: &Gpt2, qr: &QueryResponse, temperature: f32) -> (Tensor<2>, Tensor<2>) {
+    let device = policy.wte.val().device();
+    let (b, r) = (qr.batch.rows, qr.r);
+    let logits = policy.lm_logits(qr.response_hidden(policy)) / temperature.max(1e-6); // [b, r, V]
+    let logp_all = activation::log_softmax(logits, 2);
+    let targets = Tensor::<2, Int>::from_data(TensorData::new(qr.targets.clone(), [b, r]), &device);
+    let logp = logp_all.clone().gather(2, targets.reshape([b, r, 1])).reshape([b, r]);
+    let entropy = (logp_all.clone().exp() * logp_all).sum_dim(2).reshape([b, r]).neg();
+    (logp, entropy)
+}
+
+/// The value model's estimate at each response token, `[b, r]`.
+pub fn response_values(value: &ScalarModel, qr: &QueryResponse) -> Tensor<2> {
+    value.values(qr.response_hidden(&value.transformer))
+}
+
+/// The reward model's score of each whole episode, `[b]`, pooled at the
+/// last response token (EOS excluded: the reward model was trained on text
+/// without it).
+pub fn episode_scores(
+    reward: &ScalarModel,
+    queries: &[Vec<u32>],
+    responses: &[Vec<u32>],
+    eos: u32,
+    pad_id: u32,
+) -> Vec<f32> {
+    let seqs: Vec<Vec<u32>> = queries
+        .iter()
+        .zip(responses)
+        .map(|(q, r)| {
+            let body: Vec<u32> = r.iter().copied().take_while(|&t| t != eos).collect();
+            [q.clone(), body].concat()
+        })
+        .collect();
+    crate::rlhf::reward::score_sequences(reward, &seqs, pad_id)
+        .into_data()
+        .try_to_vec::<f32>()
+        .expect("f32 scores")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::hf;
+    use crate::model::sampling::SamplingParams;
+    use crate::model::{GenerateConfig, generate};
+    use burn::tensor::Device;
+
+    #[test]
+    fn recomputed_logprobs_equal_the_samplers() {
+        // The sampler's log-probs are what PPO's old log-probs would be
+        // recomputed as; this is what lets the rollout skip that pass.
+        let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/base"));
+        let (model, tokenizer) = hf::load_language_model(dir, &Device::flex()).unwrap();
+        let queries: Vec<Vec<u32>> = [
+            "\n\nHuman: What is tea?\n\nAssistant:",
+            "\n\nHuman: How do I bake bread?\n\nAssistant:",
+        ]
+        .iter()
+        .map(|t| tokenizer.encode(t))
+        .collect();
+        let eos = tokenizer.token_id(crate::world::tokenizer_training::EOS).unwrap();
+        let temperature = 0.7;
+        let config = GenerateConfig {
+            max_new_tokens: 24,
+            sampling: SamplingParams {
+                temperature,
+                top_k: 0,
+                top_p: 1.0,
+            },
+            eos_token_id: Some(eos),
+            pad_token_id: eos,
+            seed: 3,
+        };
+        let out = generate(&model, &queries, &config);
+        let qr = QueryResponse::new(&queries, &out.tokens, eos);
+        let (logp, entropy) = response_logprobs(&model, &qr, temperature);
+        let logp = logp.into_data().try_to_vec::<f32>().unwrap();
+        for (row, sampled) in out.logprobs.iter().enumerate() {
+            for (j, lp) in sampled.iter().enumerate() {
+                let got = logp[row * qr.r + j];
+                assert!((got - lp).abs() < 1e-4, "row {row} token {j}: {got} vs {lp}");
+            }
+        }
+        assert!(
+            entropy
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap()
+                .iter()
+                .all(|&h| h >= -1e-6)
+        );
+    }
+}
