@@ -9,6 +9,7 @@ use serde_json::json;
 
 use crate::device::{self, DeviceChoice};
 use crate::model::hf;
+use crate::rlhf::ppo::trainer::PpoTrainer;
 use crate::rlhf::reward::RmTrainer;
 use crate::rlhf::sft::SftTrainer;
 use crate::run::{MetricsLog, RunConfig, RunDir};
@@ -21,6 +22,8 @@ pub enum Stage {
     Sft,
     /// Reward model from the run's SFT checkpoint, on judge-labelled pairs.
     Rm,
+    /// PPO from the run's SFT policy against its reward model.
+    Ppo,
 }
 
 #[derive(Debug, clap::Args)]
@@ -50,6 +53,7 @@ pub fn run(args: TrainArgs, choice: DeviceChoice) -> anyhow::Result<()> {
         match args.stage {
             Stage::Sft => config.sft.steps = steps,
             Stage::Rm => config.rm.steps = steps,
+            Stage::Ppo => config.ppo.iterations = steps,
         }
     }
     config.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -60,6 +64,7 @@ pub fn run(args: TrainArgs, choice: DeviceChoice) -> anyhow::Result<()> {
     match args.stage {
         Stage::Sft => train_sft(&config, &run, &mut log, &selected),
         Stage::Rm => train_rm(&config, &run, &mut log, &selected),
+        Stage::Ppo => train_ppo(&config, &run, &mut log, &selected),
     }
 }
 
@@ -115,17 +120,64 @@ fn train_sft(
     Ok(())
 }
 
-fn train_rm(config: &RunConfig, run: &RunDir, log: &mut MetricsLog, selected: &device::Selected) -> anyhow::Result<()> {
-    let init = match &config.rm.init {
-        Some(path) => path.clone(),
-        None => run.latest_checkpoint("sft").ok_or_else(|| {
+/// The path in the config, or the run's latest checkpoint of `stage`.
+fn init_path(configured: &Option<PathBuf>, run: &RunDir, stage: &str, for_stage: &str) -> anyhow::Result<PathBuf> {
+    match configured {
+        Some(path) => Ok(path.clone()),
+        None => run.latest_checkpoint(stage).ok_or_else(|| {
             anyhow::anyhow!(
-                "{}: no SFT checkpoint to start the reward model from; run `rlhf-tui train --stage sft --run {}` first, or set rm.init in the config",
+                "{}: no {} checkpoint to start {for_stage} from; run `rlhf-tui train --stage {stage} --run {}` first, or set the path in the config",
                 run.root.display(),
+                stage.to_uppercase(),
                 run.root.file_name().unwrap_or_default().to_string_lossy()
             )
-        })?,
-    };
+        }),
+    }
+}
+
+fn train_ppo(
+    config: &RunConfig,
+    run: &RunDir,
+    log: &mut MetricsLog,
+    selected: &device::Selected,
+) -> anyhow::Result<()> {
+    let policy = init_path(&config.ppo.policy_init, run, "sft", "PPO")?;
+    let reward = init_path(&config.ppo.reward_init, run, "rm", "PPO")?;
+    let mut trainer = PpoTrainer::new(&config.ppo, &policy, &reward, &selected.device)?;
+    let iterations = config.ppo.iterations;
+    let mut progress = Progress::new("ppo", iterations);
+    eprintln!(
+        "ppo on {}: policy {}, reward {}: {iterations} iterations → {}",
+        selected.label,
+        policy.display(),
+        reward.display(),
+        run.root.display()
+    );
+    let mut last = Vec::new();
+    for it in 0..iterations {
+        let metrics = trainer.step(config.ppo.lr, config.ppo.temperature);
+        log.append("ppo", it + 1, &metrics)?;
+        let score = metrics
+            .iter()
+            .find(|(k, _)| *k == "objective/scores")
+            .map_or(0.0, |m| m.1);
+        progress.update(it + 1, score);
+        last = metrics;
+    }
+    progress.finish();
+    let model = trainer.inference_policy();
+    let tokenizer = &trainer.tokenizer;
+    let path = run.write_checkpoint("ppo", iterations, |dir| hf::save_language_model(dir, &model, tokenizer))?;
+    let get = |key: &str| last.iter().find(|(k, _)| *k == key).map_or(f64::NAN, |m| m.1);
+    println!(
+        "{}",
+        json!({ "stage": "ppo", "iterations": iterations, "checkpoint": path, "judge/score_mean": get("judge/score_mean"), "objective/kl": get("objective/kl"), "objective/scores": get("objective/scores") })
+    );
+    Ok(())
+}
+
+fn train_rm(config: &RunConfig, run: &RunDir, log: &mut MetricsLog, selected: &device::Selected) -> anyhow::Result<()> {
+    let init = init_path(&config.rm.init, run, "sft", "the reward model")?;
     let mut trainer = RmTrainer::new(&config.rm, &init, &selected.device)?;
     let steps = config.rm.steps;
     let mut progress = Progress::new("rm", steps);

@@ -17,6 +17,7 @@ use super::reward_math::{Calibration, bradley_terry_loss, calibration, pairwise_
 use super::schedule::warmup_cosine;
 use crate::model::batch::PaddedBatch;
 use crate::model::{ScalarModel, Tokenizer, hf};
+use crate::run::config::at_least_one;
 use crate::world::corpus::{held_out_prompts, train_prompts};
 use crate::world::generator::prompt_text;
 use crate::world::pairs::{JudgedPair, judged_pairs};
@@ -73,17 +74,13 @@ impl Default for RmConfig {
 
 impl RmConfig {
     pub fn validate(&self) -> Result<(), String> {
-        for (key, value) in [
+        at_least_one(&[
             ("steps", self.steps),
             ("batch_size", self.batch_size),
             ("train_pairs", self.train_pairs),
             ("eval_pairs", self.eval_pairs),
             ("calibration_bins", self.calibration_bins),
-        ] {
-            if value == 0 {
-                return Err(format!("{key}: must be at least 1"));
-            }
-        }
+        ])?;
         if !(self.lr > 0.0 && self.lr.is_finite()) {
             return Err(format!("lr: must be a positive number, got {}", self.lr));
         }

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use super::lm::{LmBatch, lm_forward};
 use super::schedule::warmup_cosine;
 use crate::model::{Gpt2, Tokenizer, hf};
+use crate::run::config::at_least_one;
 use crate::world::corpus::{held_out_prompts, sft_pairs};
 use crate::world::generator::{Style, prompt_text, respond};
 use crate::world::tokenizer_training::EOS;
@@ -70,17 +71,12 @@ impl Default for SftConfig {
 
 impl SftConfig {
     pub fn validate(&self) -> Result<(), String> {
-        let positive = [
+        at_least_one(&[
             ("steps", self.steps),
             ("batch_size", self.batch_size),
             ("demonstrations", self.demonstrations),
             ("eval_every", self.eval_every),
-        ];
-        for (key, value) in positive {
-            if value == 0 {
-                return Err(format!("{key}: must be at least 1"));
-            }
-        }
+        ])?;
         if !(self.lr > 0.0 && self.lr.is_finite()) {
             return Err(format!("lr: must be a positive number, got {}", self.lr));
         }

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::rlhf::ppo::config::PpoConfig;
 use crate::rlhf::reward::RmConfig;
 use crate::rlhf::sft::SftConfig;
 
@@ -16,6 +17,7 @@ use crate::rlhf::sft::SftConfig;
 pub struct RunConfig {
     pub sft: SftConfig,
     pub rm: RmConfig,
+    pub ppo: PpoConfig,
 }
 
 impl RunConfig {
@@ -37,11 +39,21 @@ impl RunConfig {
     /// Ranges that serde's types cannot express.
     pub fn validate(&self) -> Result<(), String> {
         self.sft.validate().map_err(|e| format!("sft.{e}"))?;
-        self.rm.validate().map_err(|e| format!("rm.{e}"))
+        self.rm.validate().map_err(|e| format!("rm.{e}"))?;
+        self.ppo.validate().map_err(|e| format!("ppo.{e}"))
     }
 
     pub fn to_ron(&self) -> String {
         ron::ser::to_string_pretty(self, ron::ser::PrettyConfig::default()).expect("the config serialises")
+    }
+}
+
+/// Refuses a count of zero, naming the field: the check every stage's
+/// config shares.
+pub fn at_least_one(fields: &[(&str, usize)]) -> Result<(), String> {
+    match fields.iter().find(|(_, value)| *value == 0) {
+        Some((key, _)) => Err(format!("{key}: must be at least 1")),
+        None => Ok(()),
     }
 }
 

@@ -3,6 +3,8 @@
 //! coefficient's controller (`kl_control.rs`).
 
 pub mod advantage;
+pub mod config;
 pub mod kl_control;
 pub mod loss;
 pub mod rollout;
+pub mod trainer;

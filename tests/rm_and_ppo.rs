@@ -1,7 +1,9 @@
-//! The reward model through the real command, after a short SFT run: it
-//! ranks held-out judge-labelled pairs as the judge does at least 80% of
-//! the time, and writes its calibration table and a
-//! `GPT2ForSequenceClassification` checkpoint.
+//! The reward model and PPO through the real command, after a short SFT
+//! run: the reward model ranks held-out judge-labelled pairs as the judge
+//! does at least 80% of the time and writes its calibration table and a
+//! `GPT2ForSequenceClassification` checkpoint; PPO against it runs end to
+//! end and reports TRL's metrics. (PPO's convergence is not asserted here:
+//! see the PPO section of README.md.)
 
 use std::process::Command;
 
@@ -28,7 +30,7 @@ fn train(root: &str, runs: &std::path::Path, args: &[&str]) -> serde_json::Value
 }
 
 #[test]
-fn reward_model_learns_the_judges_preferences() {
+fn reward_model_learns_the_judges_preferences_and_ppo_runs_against_it() {
     let root = env!("CARGO_MANIFEST_DIR");
     let tmp = tempfile::tempdir().unwrap();
     let runs = tmp.path();
@@ -83,4 +85,52 @@ fn reward_model_learns_the_judges_preferences() {
 
     let (rm, _) = hf::load_scalar_model(&run.join("checkpoints/rm-600"), &Device::flex(), None).unwrap();
     assert_eq!(rm.score.val().dims(), [1, 128]);
+
+    let ppo_config = runs.join("ppo.ron");
+    std::fs::write(
+        &ppo_config,
+        "(ppo: (iterations: 3, batch_size: 8, minibatch_size: 4, ppo_epochs: 2, max_new_tokens: 24))",
+    )
+    .unwrap();
+    let summary = train(
+        root,
+        runs,
+        &["--stage", "ppo", "--config", ppo_config.to_str().unwrap()],
+    );
+    assert!(
+        summary["judge/score_mean"].is_number() && summary["objective/kl"].is_number(),
+        "{summary}"
+    );
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    let ppo: Vec<serde_json::Value> = metrics
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|l| l["stage"] == "ppo")
+        .collect();
+    assert_eq!(ppo.len(), 3);
+    for key in [
+        "objective/kl",
+        "objective/entropy",
+        "objective/non_score_reward",
+        "objective/rlhf_reward",
+        "objective/scores",
+        "objective/kl_coef",
+        "policy/approxkl_avg",
+        "policy/clipfrac_avg",
+        "loss/policy_avg",
+        "loss/value_avg",
+        "val/clipfrac_avg",
+        "policy/entropy_avg",
+        "val/ratio",
+        "lr",
+        "eps",
+        "judge/score_mean",
+    ] {
+        assert!(ppo[2][key].is_number(), "ppo metrics lack {key}");
+    }
+    assert_eq!(ppo[2]["eps"].as_f64(), Some(24.0));
+    // The first epoch starts at the rollout's own policy: the ratio stays near 1.
+    let ratio = ppo[0]["val/ratio"].as_f64().unwrap();
+    assert!((ratio - 1.0).abs() < 0.05, "val/ratio {ratio}");
+    hf::load_language_model(&run.join("checkpoints/ppo-3"), &Device::flex()).unwrap();
 }

@@ -1,0 +1,123 @@
+//! The `ppo` section of a run config.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::advantage::KlEstimator;
+use crate::run::config::at_least_one;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PpoConfig {
+    /// The policy to start from (and the frozen reference); `None` takes the
+    /// run's latest SFT checkpoint.
+    pub policy_init: Option<PathBuf>,
+    /// The reward model (also the value model's start); `None` takes the
+    /// run's latest RM checkpoint.
+    pub reward_init: Option<PathBuf>,
+    /// Rollout-and-update iterations.
+    pub iterations: usize,
+    /// Episodes (prompts, one response each) per iteration.
+    pub batch_size: usize,
+    /// Episodes per optimizer step.
+    pub minibatch_size: usize,
+    /// Passes over each batch.
+    pub ppo_epochs: usize,
+    /// Longest response sampled.
+    pub max_new_tokens: usize,
+    /// Sampling temperature; log-probs are taken at the same temperature.
+    pub temperature: f32,
+    /// Learning rate of policy and value model (constant; the workbench can change it live).
+    pub lr: f64,
+    /// KL coefficient β: the initial value when adaptive.
+    pub beta: f64,
+    /// Adapt β towards `kl_target` (Ziegler et al.) instead of keeping it fixed.
+    pub adaptive_kl: bool,
+    /// Target KL per response for the adaptive controller, in nats.
+    pub kl_target: f64,
+    /// Horizon of the adaptive controller, in episodes.
+    pub kl_horizon: f64,
+    pub kl_estimator: KlEstimator,
+    /// ε of the clipped policy objective.
+    pub cliprange: f64,
+    /// Clip of the value loss around the rollout's values.
+    pub cliprange_value: f64,
+    /// Weight of the value loss.
+    pub vf_coef: f64,
+    /// Discount γ.
+    pub gamma: f32,
+    /// GAE's λ.
+    pub lam: f32,
+    /// Normalise the shaped rewards across the batch before GAE.
+    pub whiten_rewards: bool,
+    /// Subtracted from the score of a response that never produced EOS.
+    pub missing_eos_penalty: Option<f32>,
+    pub max_grad_norm: f32,
+    pub seed: u64,
+}
+
+impl Default for PpoConfig {
+    fn default() -> Self {
+        Self {
+            policy_init: None,
+            reward_init: None,
+            iterations: 40,
+            batch_size: 32,
+            minibatch_size: 8,
+            ppo_epochs: 4,
+            max_new_tokens: 48,
+            temperature: 1.0,
+            lr: 3e-5,
+            beta: 0.05,
+            adaptive_kl: false,
+            kl_target: 6.0,
+            kl_horizon: 10_000.0,
+            kl_estimator: KlEstimator::K1,
+            cliprange: 0.2,
+            cliprange_value: 0.2,
+            vf_coef: 0.1,
+            gamma: 1.0,
+            lam: 0.95,
+            whiten_rewards: false,
+            missing_eos_penalty: Some(1.0),
+            max_grad_norm: 1.0,
+            seed: 0,
+        }
+    }
+}
+
+impl PpoConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        at_least_one(&[
+            ("iterations", self.iterations),
+            ("batch_size", self.batch_size),
+            ("minibatch_size", self.minibatch_size),
+            ("ppo_epochs", self.ppo_epochs),
+            ("max_new_tokens", self.max_new_tokens),
+        ])?;
+        if self.minibatch_size > self.batch_size {
+            return Err(format!(
+                "minibatch_size: {} is more than batch_size {}",
+                self.minibatch_size, self.batch_size
+            ));
+        }
+        if self.beta.is_nan() || self.beta < 0.0 {
+            return Err(format!("beta: must be 0 or more, got {}", self.beta));
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return Err(format!("lr: must be a positive number, got {}", self.lr));
+        }
+        if self.temperature.is_nan() || self.temperature <= 0.0 {
+            return Err(format!("temperature: must be positive, got {}", self.temperature));
+        }
+        if self.cliprange.is_nan()
+            || self.cliprange <= 0.0
+            || self.cliprange_value.is_nan()
+            || self.cliprange_value <= 0.0
+        {
+            return Err("cliprange, cliprange_value: must be positive".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,307 @@
+//! One PPO iteration: sample a batch of responses from the policy, score
+//! them (reference log-probs, values, reward-model scores), shape rewards
+//! with the KL penalty, estimate advantages with GAE, then several epochs
+//! of minibatch updates of the policy and the value model. Metrics use
+//! TRL's names.
+
+use std::path::Path;
+
+use burn::module::Module;
+use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::tensor::{Device, Tensor, TensorData};
+use rand::SeedableRng;
+use rand::seq::{IndexedRandom, SliceRandom};
+use rand_chacha::ChaCha8Rng;
+
+use super::advantage::{gae, masked_mean, masked_whiten, shaped_rewards};
+use super::config::PpoConfig;
+use super::kl_control::KlControl;
+use super::loss::{policy_loss, value_loss};
+use super::rollout::{QueryResponse, episode_scores, response_logprobs, response_values};
+use crate::model::sampling::SamplingParams;
+use crate::model::{GenerateConfig, Gpt2, ScalarModel, Tokenizer, generate, hf};
+use crate::rlhf::optim::adamw;
+use crate::world::corpus::train_prompts;
+use crate::world::generator::prompt_text;
+use crate::world::inventory::Prompt;
+use crate::world::judge::judge;
+use crate::world::tokenizer_training::EOS;
+
+/// A scored batch of episodes, per episode on the host.
+struct Batch {
+    queries: Vec<Vec<u32>>,
+    responses: Vec<Vec<u32>>,
+    logprobs: Vec<Vec<f32>>,
+    values: Vec<Vec<f32>>,
+    advantages: Vec<Vec<f32>>,
+    returns: Vec<Vec<f32>>,
+}
+
+pub struct PpoTrainer {
+    pub config: PpoConfig,
+    pub policy: Gpt2,
+    pub value: ScalarModel,
+    reference: Gpt2,
+    reward: ScalarModel,
+    pub tokenizer: Tokenizer,
+    policy_opt: ModuleOptimizer,
+    value_opt: ModuleOptimizer,
+    pub kl: KlControl,
+    prompts: Vec<&'static Prompt>,
+    rng: ChaCha8Rng,
+    eos: u32,
+    pub iteration: usize,
+    pub episodes: usize,
+}
+
+impl PpoTrainer {
+    pub fn new(config: &PpoConfig, policy_dir: &Path, reward_dir: &Path, device: &Device) -> anyhow::Result<Self> {
+        config.validate().map_err(|e| anyhow::anyhow!("ppo.{e}"))?;
+        let train = device.clone().autodiff();
+        let (policy, tokenizer) = hf::load_language_model(policy_dir, &train)?;
+        let (reference, _) = hf::load_language_model(policy_dir, device)?;
+        let (reward, _) = hf::load_scalar_model(reward_dir, device, None)?;
+        let (value, _) = hf::load_scalar_model(reward_dir, &train, None)?;
+        let eos = tokenizer
+            .token_id(EOS)
+            .ok_or_else(|| anyhow::anyhow!("{}: the tokenizer has no {EOS}", policy_dir.display()))?;
+        let kl = if config.adaptive_kl {
+            KlControl::Adaptive {
+                beta: config.beta,
+                target: config.kl_target,
+                horizon: config.kl_horizon,
+            }
+        } else {
+            KlControl::Fixed { beta: config.beta }
+        };
+        Ok(Self {
+            config: config.clone(),
+            policy,
+            value,
+            reference,
+            reward,
+            tokenizer,
+            policy_opt: adamw(0.0, config.max_grad_norm),
+            value_opt: adamw(0.0, config.max_grad_norm),
+            kl,
+            prompts: train_prompts(),
+            rng: ChaCha8Rng::seed_from_u64(config.seed),
+            eos,
+            iteration: 0,
+            episodes: 0,
+        })
+    }
+
+    /// Samples and scores a batch; returns it with the rollout metrics.
+    fn rollout(&mut self, temperature: f32) -> (Batch, Vec<(&'static str, f64)>) {
+        let n = self.config.batch_size;
+        let prompts: Vec<&'static Prompt> = (0..n).map(|_| *self.prompts.choose(&mut self.rng).unwrap()).collect();
+        let queries: Vec<Vec<u32>> = prompts
+            .iter()
+            .map(|p| self.tokenizer.encode(&prompt_text(&p.text)))
+            .collect();
+        let policy = self.policy.valid();
+        let generated = generate(
+            &policy,
+            &queries,
+            &GenerateConfig {
+                max_new_tokens: self.config.max_new_tokens,
+                sampling: SamplingParams {
+                    temperature,
+                    top_k: 0,
+                    top_p: 1.0,
+                },
+                eos_token_id: Some(self.eos),
+                pad_token_id: self.eos,
+                seed: self.config.seed.wrapping_add(self.iteration as u64),
+            },
+        );
+        let responses = generated.tokens;
+        let qr = QueryResponse::new(&queries, &responses, self.eos);
+        let r = qr.r;
+        let ref_logp = response_logprobs(&self.reference, &qr, temperature)
+            .0
+            .into_data()
+            .try_to_vec::<f32>()
+            .expect("f32");
+        let values = response_values(&self.value.valid(), &qr)
+            .into_data()
+            .try_to_vec::<f32>()
+            .expect("f32");
+        let scores = episode_scores(&self.reward, &queries, &responses, self.eos, self.eos);
+
+        let beta = self.kl.beta() as f32;
+        let mut shaped = Vec::with_capacity(n);
+        for (i, response) in responses.iter().enumerate() {
+            let len = response.len();
+            let ended = response.last() == Some(&self.eos);
+            // The sampler's log-probs are the policy's at this temperature
+            // (tested equal to a recomputation), so no extra forward pass.
+            shaped.push(shaped_rewards(
+                scores[i],
+                &generated.logprobs[i],
+                &ref_logp[i * r..i * r + len],
+                &vec![1.0; len],
+                beta,
+                self.config.kl_estimator,
+                ended,
+                self.config.missing_eos_penalty,
+            ));
+        }
+        let mut rewards: Vec<Vec<f32>> = shaped.iter().map(|s| s.rewards.clone()).collect();
+        if self.config.whiten_rewards {
+            rewards = whiten_rows(&rewards, false);
+        }
+        let row_values: Vec<Vec<f32>> = responses
+            .iter()
+            .enumerate()
+            .map(|(i, resp)| values[i * r..i * r + resp.len()].to_vec())
+            .collect();
+        let (mut advantages, mut returns) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        for (rw, v) in rewards.iter().zip(&row_values) {
+            let (a, ret) = gae(rw, v, &vec![1.0; rw.len()], self.config.gamma, self.config.lam);
+            advantages.push(a);
+            returns.push(ret);
+        }
+        let advantages = whiten_rows(&advantages, true);
+
+        let kl_sum: Vec<f32> = shaped.iter().map(|s| s.kl.iter().sum()).collect();
+        let mean = |v: &[f32]| v.iter().map(|&x| x as f64).sum::<f64>() / v.len().max(1) as f64;
+        let mean_kl = mean(&kl_sum);
+        let final_scores: Vec<f32> = shaped.iter().map(|s| s.score).collect();
+        let non_score: Vec<f32> = kl_sum.iter().map(|k| -beta * k).collect();
+        let entropy: Vec<f32> = generated.logprobs.iter().map(|l| -l.iter().sum::<f32>()).collect();
+        let judged: Vec<f32> = prompts
+            .iter()
+            .zip(&responses)
+            .map(|(p, resp)| {
+                let body: Vec<u32> = resp.iter().copied().take_while(|&t| t != self.eos).collect();
+                judge(&p.text, self.tokenizer.decode(&body).trim()).score
+            })
+            .collect();
+        let metrics = vec![
+            ("objective/kl", mean_kl),
+            ("objective/entropy", mean(&entropy)),
+            ("objective/non_score_reward", mean(&non_score)),
+            ("objective/rlhf_reward", mean(&final_scores) + mean(&non_score)),
+            ("objective/scores", mean(&final_scores)),
+            ("objective/kl_coef", beta as f64),
+            ("judge/score_mean", mean(&judged)),
+            (
+                "val/num_eos_tokens",
+                responses.iter().filter(|r| r.last() == Some(&self.eos)).count() as f64,
+            ),
+        ];
+        self.kl.update(mean_kl, n);
+        let batch = Batch {
+            queries,
+            responses,
+            logprobs: generated.logprobs,
+            values: row_values,
+            advantages,
+            returns,
+        };
+        (batch, metrics)
+    }
+
+    /// One rollout and its PPO epochs at learning rate `lr` and sampling
+    /// temperature `temperature`. Returns the iteration's metrics.
+    pub fn step(&mut self, lr: f64, temperature: f32) -> Vec<(&'static str, f64)> {
+        let (batch, mut metrics) = self.rollout(temperature);
+        let device = self.policy.wte.val().device();
+        let n = batch.queries.len();
+        let mut order: Vec<usize> = (0..n).collect();
+        let mut sums = [0.0f64; 7];
+        let mut count = 0.0;
+        for _ in 0..self.config.ppo_epochs {
+            order.shuffle(&mut self.rng);
+            for chunk in order.chunks(self.config.minibatch_size) {
+                let queries: Vec<Vec<u32>> = chunk.iter().map(|&i| batch.queries[i].clone()).collect();
+                let responses: Vec<Vec<u32>> = chunk.iter().map(|&i| batch.responses[i].clone()).collect();
+                let qr = QueryResponse::new(&queries, &responses, self.eos);
+                let pad = |rows: &Vec<Vec<f32>>| padded(chunk.iter().map(|&i| &rows[i]), qr.r, &device);
+                let (old_logp, advantages, returns, old_values) = (
+                    pad(&batch.logprobs),
+                    pad(&batch.advantages),
+                    pad(&batch.returns),
+                    pad(&batch.values),
+                );
+                let mask = qr.mask_tensor(&device);
+
+                let (logp, entropy) = response_logprobs(&self.policy, &qr, temperature);
+                let pl = policy_loss(logp, old_logp, advantages, mask.clone(), self.config.cliprange);
+                let values = response_values(&self.value, &qr);
+                let vl = value_loss(values, old_values, returns, mask.clone(), self.config.cliprange_value);
+                let entropy_avg = masked_mean(
+                    &entropy.detach().into_data().try_to_vec::<f32>().expect("f32"),
+                    &qr.mask,
+                );
+                let policy_loss_value = pl.loss.clone().into_scalar::<f32>() as f64;
+                let value_loss_value = vl.loss.clone().into_scalar::<f32>() as f64;
+                let total = pl.loss + vl.loss * self.config.vf_coef;
+                let mut grads = total.backward();
+                let policy_grads = GradientsParams::from_module(&mut grads, &self.policy);
+                let value_grads = GradientsParams::from_module(&mut grads, &self.value);
+                // The optimizers take modules by value; cloning shares the tensors.
+                self.policy = self.policy_opt.step(lr, self.policy.clone(), policy_grads);
+                self.value = self.value_opt.step(lr, self.value.clone(), value_grads);
+
+                for (s, v) in sums.iter_mut().zip([
+                    pl.approxkl as f64,
+                    pl.clipfrac as f64,
+                    policy_loss_value,
+                    value_loss_value,
+                    vl.clipfrac as f64,
+                    entropy_avg as f64,
+                    pl.ratio as f64,
+                ]) {
+                    *s += v;
+                }
+                count += 1.0;
+            }
+        }
+        self.iteration += 1;
+        self.episodes += n;
+        let names = [
+            "policy/approxkl_avg",
+            "policy/clipfrac_avg",
+            "loss/policy_avg",
+            "loss/value_avg",
+            "val/clipfrac_avg",
+            "policy/entropy_avg",
+            "val/ratio",
+        ];
+        metrics.extend(names.iter().zip(sums).map(|(&name, s)| (name, s / count)));
+        metrics.push(("lr", lr));
+        metrics.push(("eps", self.episodes as f64));
+        metrics
+    }
+
+    pub fn inference_policy(&self) -> Gpt2 {
+        self.policy.valid()
+    }
+}
+
+/// Rows of different lengths as a `[rows, width]` tensor padded with 0.
+fn padded<'a>(rows: impl Iterator<Item = &'a Vec<f32>>, width: usize, device: &Device) -> Tensor<2> {
+    let mut flat = Vec::new();
+    let mut count = 0;
+    for row in rows {
+        flat.extend(row.iter().copied().chain(std::iter::repeat_n(0.0, width - row.len())));
+        count += 1;
+    }
+    Tensor::from_data(TensorData::new(flat, [count, width]), device)
+}
+
+/// Whitens every entry of every row together (rows are one batch).
+fn whiten_rows(rows: &[Vec<f32>], shift_mean: bool) -> Vec<Vec<f32>> {
+    let flat: Vec<f32> = rows.iter().flatten().copied().collect();
+    let white = masked_whiten(&flat, &vec![1.0; flat.len()], shift_mean);
+    let mut out = Vec::with_capacity(rows.len());
+    let mut start = 0;
+    for row in rows {
+        out.push(white[start..start + row.len()].to_vec());
+        start += row.len();
+    }
+    out
+}
