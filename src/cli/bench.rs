@@ -9,6 +9,10 @@ pub enum Workload {
     Gen,
     /// Square 1024³ f32 matrix products: the device's matmul rate in GFLOP/s.
     Matmul,
+    /// SFT training steps, 16 × 128 tokens: tokens/s and model FLOPs utilisation.
+    Sft,
+    /// Reward-model training steps, 16 pairs of 96 tokens a side: pairs/s.
+    Rm,
 }
 
 #[derive(Debug, clap::Args)]
@@ -26,6 +30,8 @@ pub fn run(args: BenchArgs, choice: DeviceChoice) -> anyhow::Result<()> {
     let report = match args.workload {
         Workload::Gen => bench::generation::run(&selected, args.repeats),
         Workload::Matmul => bench::matmul::run(&selected, args.repeats),
+        Workload::Sft => bench::training::sft(&selected, args.repeats),
+        Workload::Rm => bench::training::rm(&selected, args.repeats),
     };
     println!("{report}");
     Ok(())

@@ -1,0 +1,96 @@
+//! The training workloads on DESIGN.md's benchmark shape (GPT-2 4 layers,
+//! 4 heads, d_model 256, vocab 4096, context 256, random weights):
+//! `sft`, one optimizer step on 16 × 128 tokens, reported as tokens/s and
+//! model FLOPs utilisation (6·N·tokens against the matmul peak measured in
+//! the same run); `rm`, one reward-model step on 16 pairs of 96 tokens a
+//! side, reported as pairs/s.
+
+use burn::optim::GradientsParams;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::{Value, json};
+
+use super::generation::{CONTEXT, D_MODEL, HEADS, LAYERS, VOCAB};
+use crate::device::Selected;
+use crate::model::batch::PaddedBatch;
+use crate::model::weights::SeededInit;
+use crate::model::{Gpt2, Gpt2Config, ScalarModel};
+use crate::rlhf::lm::{LmBatch, lm_forward};
+use crate::rlhf::optim::adamw;
+use crate::rlhf::reward_math::bradley_terry_loss;
+
+fn random_rows(rows: usize, len: usize, seed: u64) -> Vec<Vec<u32>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (0..rows)
+        .map(|_| (0..len).map(|_| rng.random_range(0..VOCAB as u32)).collect())
+        .collect()
+}
+
+fn bench_model(device: &Device) -> Gpt2 {
+    let config = Gpt2Config::new(VOCAB, CONTEXT, D_MODEL, LAYERS, HEADS);
+    Gpt2::build(&config, &mut SeededInit::new(0), &device.clone().autodiff()).expect("a fresh model builds")
+}
+
+/// Parameters that take part in matrix products per token: the blocks'
+/// projections and the (tied) LM head.
+fn matmul_params() -> f64 {
+    (LAYERS * 12 * D_MODEL * D_MODEL + D_MODEL * VOCAB) as f64
+}
+
+pub fn sft(selected: &Selected, repeats: usize) -> Value {
+    const BATCH: usize = 16;
+    const LEN: usize = 128;
+    let mut model = bench_model(&selected.device);
+    let mut optim = adamw(0.0, 1.0);
+    // 129 tokens a row give 128 inputs and 128 targets.
+    let rows = random_rows(BATCH, LEN + 1, 1);
+    let counts = vec![vec![true; LEN + 1]; BATCH];
+    let batch = LmBatch::new(&rows, &counts, 0);
+    let seconds = super::median_seconds(repeats, || {
+        let loss = lm_forward(&model, &batch).loss;
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(1e-4, model.clone(), grads);
+        let _ = model.wte.val().slice([0..1, 0..1]).into_data();
+    });
+    let tokens = (BATCH * LEN) as f64;
+    let flops = 6.0 * matmul_params() * tokens;
+    let peak = super::matmul::run(selected, repeats)["gflop_per_s"]
+        .as_f64()
+        .unwrap_or(f64::NAN);
+    json!({
+        "workload": "sft", "device": selected.label, "tokens_per_s": tokens / seconds, "seconds_per_step": seconds,
+        "model_gflop_per_s": flops / seconds / 1e9, "matmul_peak_gflop_per_s": peak, "mfu": flops / seconds / 1e9 / peak,
+    })
+}
+
+pub fn rm(selected: &Selected, repeats: usize) -> Value {
+    const PAIRS: usize = 16;
+    const LEN: usize = 96;
+    let device = selected.device.clone().autodiff();
+    let mut model =
+        ScalarModel::build(bench_model(&selected.device), &mut SeededInit::new(1), &device).expect("a head builds");
+    let mut optim = adamw(0.0, 1.0);
+    let seqs = random_rows(2 * PAIRS, LEN, 2);
+    let batch = PaddedBatch::right_padded(&seqs, 0);
+    let last = Tensor::<1, Int>::from_data(TensorData::new(batch.last_real(), [batch.rows]), &device);
+    let seconds = super::median_seconds(repeats, || {
+        let hidden = model.transformer.forward(
+            batch.ids_tensor(&device),
+            batch.positions_tensor(&device),
+            batch.mask_tensor(&device),
+            None,
+        );
+        let rewards = model.pooled(hidden, last.clone());
+        let loss = bradley_terry_loss(
+            rewards.clone().narrow(0, 0, PAIRS),
+            rewards.narrow(0, PAIRS, PAIRS),
+            None,
+            0.0,
+        );
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(1e-4, model.clone(), grads);
+        let _ = model.score.val().into_data();
+    });
+    json!({ "workload": "rm", "device": selected.label, "pairs_per_s": PAIRS as f64 / seconds, "seconds_per_step": seconds })
+}
