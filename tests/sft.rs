@@ -7,20 +7,13 @@ use std::process::Command;
 use burn::tensor::Device;
 use rlhf_tui::model::hf;
 use rlhf_tui::run::RunConfig;
-use rlhf_tui::world::corpus::held_out_prompts;
-use rlhf_tui::world::eval::{evaluate, sample_responses};
+use rlhf_tui::world::eval::held_out_report;
 
 /// Mean judge score and parse rate on the held-out prompts, two samples
-/// each (seeds 1 and 2), as `train` reports them.
+/// each, as `train` reports them.
 fn held_out_score(dir: &std::path::Path) -> (f32, f32) {
     let (model, tokenizer) = hf::load_language_model(dir, &Device::flex()).unwrap();
-    let prompts = held_out_prompts();
-    let (mut all, mut responses) = (Vec::new(), Vec::new());
-    for seed in 1..=2 {
-        responses.extend(sample_responses(&model, &tokenizer, &prompts, 64, seed));
-        all.extend(prompts.iter().copied());
-    }
-    let report = evaluate(&all, &responses);
+    let report = held_out_report(&model, &tokenizer, 2);
     (report.mean_score, report.parse_rate)
 }
 

@@ -3,8 +3,8 @@
 
 use burn::tensor::Device;
 use rlhf_tui::model::hf;
-use rlhf_tui::world::corpus::{held_out_prompts, sft_pairs};
-use rlhf_tui::world::eval::{evaluate, sample_responses};
+use rlhf_tui::world::corpus::sft_pairs;
+use rlhf_tui::world::eval::held_out_report;
 use rlhf_tui::world::judge;
 
 fn assets(path: &str) -> std::path::PathBuf {
@@ -20,14 +20,7 @@ fn the_shipped_base_model_speaks_the_world_but_is_not_yet_good() {
     assert!(size <= 10 * 1024 * 1024, "model.safetensors is {size} bytes");
 
     // Every held-out prompt, four times, with different seeds.
-    let prompts = held_out_prompts();
-    let mut all_prompts = Vec::new();
-    let mut responses = Vec::new();
-    for seed in 1..=4 {
-        responses.extend(sample_responses(&model, &tokenizer, &prompts, 64, seed));
-        all_prompts.extend(prompts.iter().copied());
-    }
-    let report = evaluate(&all_prompts, &responses);
+    let report = held_out_report(&model, &tokenizer, 4);
 
     let sft = sft_pairs(0, 2_000);
     let sft_mean = sft.iter().map(|(p, r)| judge(p, r).score).sum::<f32>() / sft.len() as f32;

@@ -7,7 +7,7 @@ use anyhow::Context;
 use crate::device::{self, DeviceChoice};
 use crate::model::sampling::SamplingParams;
 use crate::model::{GenerateConfig, generate, hf};
-use crate::world::eval::response_text;
+use crate::world::eval::decode_response;
 use crate::world::generator::prompt_text;
 
 #[derive(Debug, clap::Args)]
@@ -61,7 +61,9 @@ pub fn run(args: GenerateArgs, choice: DeviceChoice) -> anyhow::Result<()> {
     } else {
         args.prompt.clone()
     };
-    let prompt = tokenizer.encode(&text);
+    let prompt = tokenizer
+        .try_encode(&text)
+        .map_err(|e| anyhow::anyhow!("--prompt cannot be tokenized: {e}"))?;
     anyhow::ensure!(
         !prompt.is_empty(),
         "--prompt is empty after tokenization; give some text"
@@ -92,12 +94,16 @@ pub fn run(args: GenerateArgs, choice: DeviceChoice) -> anyhow::Result<()> {
         if args.num > 1 {
             println!("--- sample {} ---", i + 1);
         }
-        let body: Vec<u32> = tokens.iter().copied().filter(|&t| Some(t) != eos).collect();
-        let continuation = tokenizer.decode(&body);
         if args.chat {
-            println!("Human: {}\nAssistant: {}", args.prompt, response_text(&continuation));
+            println!(
+                "Human: {}\nAssistant: {}",
+                args.prompt,
+                decode_response(&tokenizer, tokens, eos)
+            );
         } else {
-            println!("{}{continuation}", args.prompt);
+            // EOS ends a row's tokens; it is not text.
+            let end = tokens.iter().position(|&t| Some(t) == eos).unwrap_or(tokens.len());
+            println!("{}{}", args.prompt, tokenizer.decode(&tokens[..end]));
         }
     }
     Ok(())

@@ -24,7 +24,9 @@ pub fn run(args: ScoreArgs, choice: DeviceChoice) -> anyhow::Result<()> {
     let selected = device::select(choice)?;
     let (model, tokenizer) = hf::load_language_model(&args.model, &selected.device)
         .with_context(|| format!("cannot open model {}", args.model.display()))?;
-    let tokens = tokenizer.encode(&args.text);
+    let tokens = tokenizer
+        .try_encode(&args.text)
+        .map_err(|e| anyhow::anyhow!("--text cannot be tokenized: {e}"))?;
     anyhow::ensure!(
         tokens.len() <= model.config.n_positions,
         "--text is {} tokens; this model's context is {} (n_positions)",

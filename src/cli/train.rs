@@ -13,8 +13,7 @@ use crate::rlhf::ppo::trainer::PpoTrainer;
 use crate::rlhf::reward::RmTrainer;
 use crate::rlhf::sft::SftTrainer;
 use crate::run::{MetricsLog, RunConfig, RunDir};
-use crate::world::corpus::held_out_prompts;
-use crate::world::eval::{evaluate, sample_responses};
+use crate::world::eval::held_out_report;
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum Stage {
@@ -76,7 +75,7 @@ fn train_sft(
 ) -> anyhow::Result<()> {
     let mut trainer = SftTrainer::new(&config.sft, &selected.device)?;
     let steps = config.sft.steps;
-    let mut progress = Progress::new("sft", steps);
+    let mut progress = Progress::new("sft", "loss", steps);
     eprintln!(
         "sft on {} from {}: {steps} steps → {}",
         selected.label,
@@ -97,14 +96,7 @@ fn train_sft(
     let tokenizer = &trainer.tokenizer;
     let path = run.write_checkpoint("sft", steps, |dir| hf::save_language_model(dir, &model, tokenizer))?;
     // How the fine-tuned model answers prompts it never saw, by the judge.
-    let prompts = held_out_prompts();
-    let mut all = Vec::new();
-    let mut responses = Vec::new();
-    for seed in 1..=2 {
-        responses.extend(sample_responses(&model, tokenizer, &prompts, 64, seed));
-        all.extend(prompts.iter().copied());
-    }
-    let report = evaluate(&all, &responses);
+    let report = held_out_report(&model, tokenizer, 2);
     log.append(
         "sft",
         steps,
@@ -145,7 +137,7 @@ fn train_ppo(
     let reward = init_path(&config.ppo.reward_init, run, "rm", "PPO")?;
     let mut trainer = PpoTrainer::new(&config.ppo, &policy, &reward, &selected.device)?;
     let iterations = config.ppo.iterations;
-    let mut progress = Progress::new("ppo", iterations);
+    let mut progress = Progress::new("ppo", "objective/scores", iterations);
     eprintln!(
         "ppo on {}: policy {}, reward {}: {iterations} iterations → {}",
         selected.label,
@@ -180,7 +172,7 @@ fn train_rm(config: &RunConfig, run: &RunDir, log: &mut MetricsLog, selected: &d
     let init = init_path(&config.rm.init, run, "sft", "the reward model")?;
     let mut trainer = RmTrainer::new(&config.rm, &init, &selected.device)?;
     let steps = config.rm.steps;
-    let mut progress = Progress::new("rm", steps);
+    let mut progress = Progress::new("rm", "loss", steps);
     eprintln!(
         "rm on {} from {}: {steps} steps → {}",
         selected.label,
@@ -219,39 +211,43 @@ fn train_rm(config: &RunConfig, run: &RunDir, log: &mut MetricsLog, selected: &d
 /// A progress bar on a terminal; a plain line every tenth of the run otherwise.
 struct Progress {
     stage: &'static str,
+    /// The metric shown beside the step.
+    metric: &'static str,
     total: usize,
     start: Instant,
     terminal: bool,
 }
 
 impl Progress {
-    fn new(stage: &'static str, total: usize) -> Self {
+    fn new(stage: &'static str, metric: &'static str, total: usize) -> Self {
         Self {
             stage,
+            metric,
             total,
             start: Instant::now(),
             terminal: std::io::stderr().is_terminal(),
         }
     }
 
-    fn update(&mut self, step: usize, loss: f64) {
+    fn update(&mut self, step: usize, value: f64) {
         let elapsed = self.start.elapsed().as_secs_f64();
         let eta = elapsed / step as f64 * (self.total - step) as f64;
         if self.terminal {
             let width = 30;
             let filled = width * step / self.total;
             eprint!(
-                "\r{} [{}{}] {step}/{} loss {loss:.4} eta {eta:.0}s ",
+                "\r{} [{}{}] {step}/{} {} {value:.4} eta {eta:.0}s ",
                 self.stage,
                 "#".repeat(filled),
                 " ".repeat(width - filled),
-                self.total
+                self.total,
+                self.metric
             );
             let _ = std::io::stderr().flush();
         } else if step.is_multiple_of((self.total / 10).max(1)) || step == self.total {
             eprintln!(
-                "{} step {step}/{} loss {loss:.4} ({elapsed:.0}s, eta {eta:.0}s)",
-                self.stage, self.total
+                "{} step {step}/{} {} {value:.4} ({elapsed:.0}s, eta {eta:.0}s)",
+                self.stage, self.total, self.metric
             );
         }
     }

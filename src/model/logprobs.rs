@@ -9,10 +9,23 @@ use super::gpt2::Gpt2;
 /// `log softmax(logits)[target]` at every position.
 /// `logits`: `[b, t, V]`; `targets`: `[b, t]` → `[b, t]`.
 pub fn gather_logprobs(logits: Tensor<3>, targets: Tensor<2, Int>) -> Tensor<2> {
+    read_targets(activation::log_softmax(logits, 2), targets)
+}
+
+/// The target log-probabilities as `gather_logprobs` gives them (with
+/// gradient) and the entropy of each position's distribution (without: it
+/// is reported, never trained on), from one log-softmax. `[b, t]` each.
+pub fn logprobs_and_entropy(logits: Tensor<3>, targets: Tensor<2, Int>) -> (Tensor<2>, Tensor<2>) {
     let [b, t, _] = logits.dims();
-    activation::log_softmax(logits, 2)
-        .gather(2, targets.reshape([b, t, 1]))
-        .reshape([b, t])
+    let logp_all = activation::log_softmax(logits, 2); // [b, t, V]
+    let stats = logp_all.clone().detach();
+    let entropy = (stats.clone().exp() * stats).sum_dim(2).reshape([b, t]).neg();
+    (read_targets(logp_all, targets), entropy)
+}
+
+fn read_targets(logp_all: Tensor<3>, targets: Tensor<2, Int>) -> Tensor<2> {
+    let [b, t, _] = logp_all.dims();
+    logp_all.gather(2, targets.reshape([b, t, 1])).reshape([b, t])
 }
 
 /// The log-probability of each token after the first given the tokens

@@ -117,37 +117,33 @@ pub fn sample_token<R: Rng>(logits: &[f32], params: &SamplingParams, rng: &mut R
         return (token as u32, logp[token]);
     }
     if params.top_k == 0 && params.top_p >= 1.0 {
-        // The common PPO case: one exponential per logit, then an
-        // inverse-CDF draw over the unnormalised weights; no sort.
+        // The common PPO case: one exponential per logit, then a draw over
+        // the unnormalised weights; no sort.
         let inv_t = 1.0 / params.temperature;
         let mut exps = Vec::with_capacity(logits.len());
         let (max, sum) = scaled_exps(logits, inv_t, &mut exps);
-        let target = rng.random::<f64>() * sum;
-        let mut acc = 0.0f64;
-        let mut chosen = argmax(logits);
-        for (i, &e) in exps.iter().enumerate() {
-            acc += e as f64;
-            if target < acc {
-                chosen = i;
-                break;
-            }
-        }
-        let logprob = logits[chosen] * inv_t - max - sum.ln() as f32;
-        return (chosen as u32, logprob);
+        let chosen = draw(exps.iter().enumerate().map(|(i, &e)| (i, e as f64)), sum, rng).unwrap_or(argmax(logits));
+        return (chosen as u32, logits[chosen] * inv_t - max - sum.ln() as f32);
     }
     let logp = log_softmax(logits, params.temperature);
     let kept = candidates(&logp, params.top_k, params.top_p);
-    let u: f32 = rng.random();
+    let chosen = draw(kept.iter().map(|&(i, p)| (i, p as f64)), 1.0, rng).unwrap_or(kept[0].0);
+    (chosen as u32, logp[chosen])
+}
+
+/// Inverse-CDF draw from `(index, weight)` pairs whose weights sum to
+/// `total`; `None` only when rounding leaves the target past the last
+/// weight, and the caller falls back to the most likely token.
+fn draw<R: Rng>(weights: impl Iterator<Item = (usize, f64)>, total: f64, rng: &mut R) -> Option<usize> {
+    let target = rng.random::<f64>() * total;
     let mut acc = 0.0;
-    let mut chosen = kept[0].0;
-    for &(i, p) in &kept {
-        acc += p;
-        if u < acc {
-            chosen = i;
-            break;
+    for (i, w) in weights {
+        acc += w;
+        if target < acc {
+            return Some(i);
         }
     }
-    (chosen as u32, logp[chosen])
+    None
 }
 
 #[cfg(test)]

@@ -42,16 +42,29 @@ impl Tokenizer {
         &self.json
     }
 
-    /// Token ids of `text`, without added special tokens (GPT-2 adds none).
+    /// Token ids of `text`, without added special tokens (GPT-2 adds none),
+    /// for text the world or this program wrote, which every byte-level
+    /// tokenizer encodes.
     pub fn encode(&self, text: &str) -> Vec<u32> {
+        self.try_encode(text)
+            .unwrap_or_else(|e| panic!("cannot tokenize {text:?}: {e}"))
+    }
+
+    /// Token ids of text from outside (a prompt on the command line): a
+    /// tokenizer without a byte-level fallback may have no ids for it.
+    pub fn try_encode(&self, text: &str) -> Result<Vec<u32>, String> {
         self.inner
             .encode(text, false)
             .map(|e| e.get_ids().to_vec())
-            .unwrap_or_default()
+            .map_err(|e| e.to_string())
     }
 
+    /// Text of ids this tokenizer produced (or a model over its vocabulary
+    /// sampled); an id outside the vocabulary is a bug, not input.
     pub fn decode(&self, ids: &[u32]) -> String {
-        self.inner.decode(ids, false).unwrap_or_default()
+        self.inner
+            .decode(ids, false)
+            .unwrap_or_else(|e| panic!("cannot decode {ids:?}: {e}"))
     }
 
     /// Each token's text on its own (for colouring tokens one by one).

@@ -2,10 +2,11 @@
 //! pretraining, zero on prompt tokens for SFT (InstructGPT's prompt
 //! masking). Weighted mean of −log p(next token).
 
-use burn::tensor::{Int, Tensor, TensorData, activation};
+use burn::tensor::{Int, Tensor, TensorData};
 
 use crate::model::Gpt2;
 use crate::model::batch::PaddedBatch;
+use crate::model::logprobs::logprobs_and_entropy;
 
 /// Inputs, targets and loss weights for one batch of next-token prediction.
 pub struct LmBatch {
@@ -68,18 +69,14 @@ pub fn lm_forward(model: &Gpt2, batch: &LmBatch) -> LmOutput {
     );
     let targets = Tensor::<2, Int>::from_data(TensorData::new(batch.targets.clone(), [b, t]), &device);
     let weights = Tensor::<2>::from_data(TensorData::new(batch.weights.clone(), [b, t]), &device);
-    let logp_all = activation::log_softmax(model.lm_logits(hidden), 2); // [b, t, V]
-    let logp = logp_all
-        .clone()
-        .gather(2, targets.clone().reshape([b, t, 1]))
-        .reshape([b, t]);
+    let logits = model.lm_logits(hidden); // [b, t, V]
+    let predicted = logits.clone().detach().argmax(2).reshape([b, t]);
+    let (logp, entropy) = logprobs_and_entropy(logits, targets.clone());
     let total = batch.weighted_tokens().max(1.0);
     let loss = (logp * weights.clone()).sum().neg() / total;
 
-    let stats = logp_all.detach();
     let weights = weights.detach();
-    let entropy = (stats.clone().exp() * stats.clone()).sum_dim(2).reshape([b, t]).neg();
-    let correct = stats.argmax(2).reshape([b, t]).equal(targets).float();
+    let correct = predicted.equal(targets).float();
     LmOutput {
         loss,
         accuracy: (correct * weights.clone()).sum().into_scalar::<f32>() / total,

@@ -8,16 +8,14 @@ use std::path::PathBuf;
 use burn::module::Module;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use rand::SeedableRng;
-use rand::seq::SliceRandom;
-use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use super::epochs::Epochs;
 use super::reward_math::{Calibration, bradley_terry_loss, calibration, pairwise_accuracy};
 use super::schedule::warmup_cosine;
 use crate::model::batch::PaddedBatch;
 use crate::model::{ScalarModel, Tokenizer, hf};
-use crate::run::config::at_least_one;
+use crate::run::config::{at_least_one, positive};
 use crate::world::corpus::{held_out_prompts, train_prompts};
 use crate::world::generator::prompt_text;
 use crate::world::pairs::{JudgedPair, judged_pairs};
@@ -81,16 +79,8 @@ impl RmConfig {
             ("eval_pairs", self.eval_pairs),
             ("calibration_bins", self.calibration_bins),
         ])?;
-        if !(self.lr > 0.0 && self.lr.is_finite()) {
-            return Err(format!("lr: must be a positive number, got {}", self.lr));
-        }
-        if self.center_rewards_coefficient.is_nan() || self.center_rewards_coefficient < 0.0 {
-            return Err(format!(
-                "center_rewards_coefficient: must be 0 or more, got {}",
-                self.center_rewards_coefficient
-            ));
-        }
-        Ok(())
+        positive(&[("lr", self.lr), ("max_grad_norm", self.max_grad_norm as f64)], false)?;
+        positive(&[("center_rewards_coefficient", self.center_rewards_coefficient)], true)
     }
 
     pub fn lr_at(&self, step: usize) -> f64 {
@@ -143,11 +133,9 @@ pub struct RmTrainer {
     pub model: ScalarModel,
     pub tokenizer: Tokenizer,
     optim: ModuleOptimizer,
-    train: Vec<TokenPair>,
+    train: Epochs<TokenPair>,
     eval: Vec<TokenPair>,
     pad: u32,
-    cursor: usize,
-    rng: ChaCha8Rng,
     pub step: usize,
 }
 
@@ -167,6 +155,7 @@ impl RmTrainer {
             .iter()
             .map(|p| tokenize(&tokenizer, p))
             .collect();
+        let train = Epochs::new(train, config.seed);
         let eval = judged_pairs(&held_out_prompts(), config.eval_pairs, config.seed ^ 0xe7a1)
             .iter()
             .map(|p| tokenize(&tokenizer, p))
@@ -180,21 +169,14 @@ impl RmTrainer {
             train,
             eval,
             pad,
-            cursor: usize::MAX,
-            rng: ChaCha8Rng::seed_from_u64(config.seed),
             step: 0,
         })
     }
 
     /// One optimizer step; TRL's reward-trainer metrics.
     pub fn step(&mut self, lr: f64) -> Vec<(&'static str, f64)> {
-        let n = self.config.batch_size.min(self.train.len());
-        if self.cursor.saturating_add(n) > self.train.len() {
-            self.train.shuffle(&mut self.rng);
-            self.cursor = 0;
-        }
-        let pairs = &self.train[self.cursor..self.cursor + n];
-        self.cursor += n;
+        let pairs = self.train.next(self.config.batch_size);
+        let n = pairs.len();
         // Chosen and rejected go through the model as one batch of 2n.
         let seqs: Vec<Vec<u32>> = pairs
             .iter()

@@ -12,14 +12,14 @@ use burn::module::Module;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::Device;
 use rand::SeedableRng;
-use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use super::epochs::Epochs;
 use super::lm::{LmBatch, lm_forward};
 use super::schedule::warmup_cosine;
 use crate::model::{Gpt2, Tokenizer, hf};
-use crate::run::config::at_least_one;
+use crate::run::config::{at_least_one, positive};
 use crate::world::corpus::{held_out_prompts, sft_pairs};
 use crate::world::generator::{Style, prompt_text, respond};
 use crate::world::tokenizer_training::EOS;
@@ -77,13 +77,7 @@ impl SftConfig {
             ("demonstrations", self.demonstrations),
             ("eval_every", self.eval_every),
         ])?;
-        if !(self.lr > 0.0 && self.lr.is_finite()) {
-            return Err(format!("lr: must be a positive number, got {}", self.lr));
-        }
-        if self.max_grad_norm.is_nan() || self.max_grad_norm <= 0.0 {
-            return Err(format!("max_grad_norm: must be positive, got {}", self.max_grad_norm));
-        }
-        Ok(())
+        positive(&[("lr", self.lr), ("max_grad_norm", self.max_grad_norm as f64)], false)
     }
 
     pub fn lr_at(&self, step: usize) -> f64 {
@@ -102,17 +96,21 @@ pub fn demonstration(tokenizer: &Tokenizer, prompt: &str, response: &str, eos: u
     (tokens, counts)
 }
 
+fn demonstrations_batch(rows: &[(Vec<u32>, Vec<bool>)], eos: u32) -> LmBatch {
+    let tokens: Vec<Vec<u32>> = rows.iter().map(|r| r.0.clone()).collect();
+    let counts: Vec<Vec<bool>> = rows.iter().map(|r| r.1.clone()).collect();
+    LmBatch::new(&tokens, &counts, eos)
+}
+
 /// The SFT stage's state between steps.
 pub struct SftTrainer {
     pub config: SftConfig,
     pub model: Gpt2,
     pub tokenizer: Tokenizer,
     optim: ModuleOptimizer,
-    train: Vec<(Vec<u32>, Vec<bool>)>,
+    train: Epochs<(Vec<u32>, Vec<bool>)>,
     eval: Vec<(Vec<u32>, Vec<bool>)>,
     eos: u32,
-    cursor: usize,
-    rng: ChaCha8Rng,
     /// Steps taken so far.
     pub step: usize,
     /// Response tokens trained on so far.
@@ -131,6 +129,7 @@ impl SftTrainer {
             .iter()
             .map(|(p, r)| demonstration(&tokenizer, p, r, eos))
             .collect();
+        let train = Epochs::new(train, config.seed);
         // Good responses to held-out prompts: the loss on prompts SFT never saw.
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0xe7a1);
         let held = held_out_prompts();
@@ -149,24 +148,13 @@ impl SftTrainer {
             train,
             eval,
             eos,
-            cursor: usize::MAX,
-            rng: ChaCha8Rng::seed_from_u64(config.seed),
             step: 0,
             tokens_seen: 0,
         })
     }
 
     fn next_batch(&mut self) -> LmBatch {
-        let n = self.config.batch_size.min(self.train.len());
-        if self.cursor.saturating_add(n) > self.train.len() {
-            self.train.shuffle(&mut self.rng);
-            self.cursor = 0;
-        }
-        let rows = &self.train[self.cursor..self.cursor + n];
-        self.cursor += n;
-        let tokens: Vec<Vec<u32>> = rows.iter().map(|r| r.0.clone()).collect();
-        let counts: Vec<Vec<bool>> = rows.iter().map(|r| r.1.clone()).collect();
-        LmBatch::new(&tokens, &counts, self.eos)
+        demonstrations_batch(self.train.next(self.config.batch_size), self.eos)
     }
 
     /// One optimizer step at learning rate `lr`. Returns the step's
@@ -193,9 +181,7 @@ impl SftTrainer {
     /// Loss on the held-out demonstrations, without gradient.
     pub fn eval_loss(&self) -> f64 {
         let model = self.model.valid();
-        let tokens: Vec<Vec<u32>> = self.eval.iter().map(|r| r.0.clone()).collect();
-        let counts: Vec<Vec<bool>> = self.eval.iter().map(|r| r.1.clone()).collect();
-        let batch = LmBatch::new(&tokens, &counts, self.eos);
+        let batch = demonstrations_batch(&self.eval, self.eos);
         lm_forward(&model, &batch).loss.into_scalar::<f32>() as f64
     }
 

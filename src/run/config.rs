@@ -57,6 +57,19 @@ pub fn at_least_one(fields: &[(&str, usize)]) -> Result<(), String> {
     }
 }
 
+/// Refuses a value that is not a finite number above zero (or, with
+/// `allow_zero`, at least zero), naming the field.
+pub fn positive(fields: &[(&str, f64)], allow_zero: bool) -> Result<(), String> {
+    for &(key, value) in fields {
+        let ok = value.is_finite() && (value > 0.0 || (allow_zero && value == 0.0));
+        if !ok {
+            let bound = if allow_zero { "0 or more" } else { "a positive number" };
+            return Err(format!("{key}: must be {bound}, got {value}"));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use super::corpus::held_out_prompts;
 use super::generator::prompt_text;
 use super::inventory::Prompt;
 use super::judge::judge;
@@ -18,10 +19,12 @@ pub struct EvalReport {
     pub mean_score: f32,
 }
 
-/// The response part of generated text: up to EOS (already excluded) or
-/// the start of a new turn, trimmed.
-pub fn response_text(generated: &str) -> &str {
-    generated.split("\n\nHuman").next().unwrap_or("").trim()
+/// The answer in generated tokens: up to EOS, decoded, cut where the model
+/// starts a new turn, trimmed.
+pub fn decode_response(tokenizer: &Tokenizer, tokens: &[u32], eos: Option<u32>) -> String {
+    let end = tokens.iter().position(|&t| Some(t) == eos).unwrap_or(tokens.len());
+    let text = tokenizer.decode(&tokens[..end]);
+    text.split("\n\nHuman").next().unwrap_or("").trim().to_string()
 }
 
 /// Samples one response per prompt (T = 1, no truncation, EOS stop).
@@ -47,11 +50,20 @@ pub fn sample_responses(
     let out = generate(model, &inputs, &config);
     out.tokens
         .iter()
-        .map(|tokens| {
-            let body: Vec<u32> = tokens.iter().copied().filter(|t| Some(*t) != eos).collect();
-            response_text(&tokenizer.decode(&body)).to_string()
-        })
+        .map(|tokens| decode_response(tokenizer, tokens, eos))
         .collect()
+}
+
+/// The judge's view of a model on the held-out prompts: `samples` responses
+/// to each (seeds 1, 2, …), as `train` reports it after SFT.
+pub fn held_out_report(model: &Gpt2, tokenizer: &Tokenizer, samples: u64) -> EvalReport {
+    let prompts = held_out_prompts();
+    let (mut asked, mut responses) = (Vec::new(), Vec::new());
+    for seed in 1..=samples {
+        responses.extend(sample_responses(model, tokenizer, &prompts, 64, seed));
+        asked.extend(prompts.iter().copied());
+    }
+    evaluate(&asked, &responses)
 }
 
 pub fn evaluate(prompts: &[&Prompt], responses: &[String]) -> EvalReport {

@@ -8,9 +8,6 @@ use std::time::Instant;
 
 use burn::optim::GradientsParams;
 use burn::tensor::Device;
-use rand::SeedableRng;
-use rand::seq::SliceRandom;
-use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use super::corpus::pretrain_documents;
@@ -18,6 +15,7 @@ use super::tokenizer_training::{self, EOS};
 use crate::fsutil::write_atomic;
 use crate::model::weights::SeededInit;
 use crate::model::{Gpt2, Gpt2Config, hf};
+use crate::rlhf::epochs::Epochs;
 use crate::rlhf::lm::{LmBatch, lm_forward};
 use crate::rlhf::schedule::warmup_cosine;
 
@@ -91,7 +89,7 @@ pub fn pretrain(
     let tokenizer = tokenizer_training::train(&documents, config.vocab_size)?;
     let eos = tokenizer.token_id(EOS).expect("EOS is a special token");
     let encoded: Vec<Vec<u32>> = documents.iter().map(|d| tokenizer.encode(d)).collect();
-    let mut rows = pack(&encoded, eos, config.n_positions + 1);
+    let mut rows = Epochs::new(pack(&encoded, eos, config.n_positions + 1), config.seed ^ 0x5eed);
 
     let mut model_config = Gpt2Config::new(
         tokenizer.vocab_size(),
@@ -107,21 +105,13 @@ pub fn pretrain(
     let mut model = Gpt2::build(&model_config, &mut SeededInit::new(config.seed), &train_device)?;
     let mut optim = crate::rlhf::optim::adamw(config.weight_decay, 1.0);
 
-    let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x5eed);
-    rows.shuffle(&mut rng);
-    let mut cursor = 0;
     let mut final_loss = f32::NAN;
     let mut steps_done = 0;
     for step in 0..config.steps {
         if start.elapsed().as_secs_f64() > config.max_minutes * 60.0 {
             break;
         }
-        if cursor + config.batch_size > rows.len() {
-            rows.shuffle(&mut rng);
-            cursor = 0;
-        }
-        let batch_rows = &rows[cursor..cursor + config.batch_size];
-        cursor += config.batch_size;
+        let batch_rows = rows.next(config.batch_size);
         let counts: Vec<Vec<bool>> = batch_rows.iter().map(|r| vec![true; r.len()]).collect();
         let batch = LmBatch::new(batch_rows, &counts, eos);
         let loss = lm_forward(&model, &batch).loss;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::advantage::KlEstimator;
-use crate::run::config::at_least_one;
+use crate::run::config::{at_least_one, positive};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -102,22 +102,16 @@ impl PpoConfig {
                 self.minibatch_size, self.batch_size
             ));
         }
-        if self.beta.is_nan() || self.beta < 0.0 {
-            return Err(format!("beta: must be 0 or more, got {}", self.beta));
-        }
-        if !(self.lr > 0.0 && self.lr.is_finite()) {
-            return Err(format!("lr: must be a positive number, got {}", self.lr));
-        }
-        if self.temperature.is_nan() || self.temperature <= 0.0 {
-            return Err(format!("temperature: must be positive, got {}", self.temperature));
-        }
-        if self.cliprange.is_nan()
-            || self.cliprange <= 0.0
-            || self.cliprange_value.is_nan()
-            || self.cliprange_value <= 0.0
-        {
-            return Err("cliprange, cliprange_value: must be positive".into());
-        }
-        Ok(())
+        positive(
+            &[
+                ("lr", self.lr),
+                ("temperature", self.temperature as f64),
+                ("cliprange", self.cliprange),
+                ("cliprange_value", self.cliprange_value),
+                ("max_grad_norm", self.max_grad_norm as f64),
+            ],
+            false,
+        )?;
+        positive(&[("beta", self.beta), ("vf_coef", self.vf_coef)], true)
     }
 }

@@ -8,9 +8,10 @@
 //! over response token j comes from column `q − 1 + j`, so every `[b, r]`
 //! tensor here is indexed by response token; `mask` is 1 on real tokens.
 
-use burn::tensor::{Int, Tensor, TensorData, activation};
+use burn::tensor::{Int, Tensor, TensorData};
 
 use crate::model::batch::PaddedBatch;
+use crate::model::logprobs::logprobs_and_entropy;
 use crate::model::{Gpt2, ScalarModel};
 
 /// Queries and responses laid out for scoring.
@@ -65,18 +66,15 @@ impl QueryResponse {
     }
 }
 
-/// `log softmax(logits / T)` of each response token and the entropy of
-/// that distribution, `[b, r]` each. T is the sampling temperature, so
+/// `log softmax(logits / T)` of each response token and (without gradient)
+/// the entropy of that distribution, `[b, r]` each. T is the sampling temperature, so
 /// these equal the sampler's log-probs for the same weights.
 pub fn response_logprobs(policy: &Gpt2, qr: &QueryResponse, temperature: f32) -> (Tensor<2>, Tensor<2>) {
     let device = policy.wte.val().device();
     let (b, r) = (qr.batch.rows, qr.r);
     let logits = policy.lm_logits(qr.response_hidden(policy)) / temperature.max(1e-6); // [b, r, V]
-    let logp_all = activation::log_softmax(logits, 2);
     let targets = Tensor::<2, Int>::from_data(TensorData::new(qr.targets.clone(), [b, r]), &device);
-    let logp = logp_all.clone().gather(2, targets.reshape([b, r, 1])).reshape([b, r]);
-    let entropy = (logp_all.clone().exp() * logp_all).sum_dim(2).reshape([b, r]).neg();
-    (logp, entropy)
+    logprobs_and_entropy(logits, targets)
 }
 
 /// The value model's estimate at each response token, `[b, r]`.

@@ -22,6 +22,7 @@ use crate::model::sampling::SamplingParams;
 use crate::model::{GenerateConfig, Gpt2, ScalarModel, Tokenizer, generate, hf};
 use crate::rlhf::optim::adamw;
 use crate::world::corpus::train_prompts;
+use crate::world::eval::decode_response;
 use crate::world::generator::prompt_text;
 use crate::world::inventory::Prompt;
 use crate::world::judge::judge;
@@ -59,9 +60,12 @@ impl PpoTrainer {
         config.validate().map_err(|e| anyhow::anyhow!("ppo.{e}"))?;
         let train = device.clone().autodiff();
         let (policy, tokenizer) = hf::load_language_model(policy_dir, &train)?;
-        let (reference, _) = hf::load_language_model(policy_dir, device)?;
-        let (reward, _) = hf::load_scalar_model(reward_dir, device, None)?;
         let (value, _) = hf::load_scalar_model(reward_dir, &train, None)?;
+        // The frozen reference and reward model are the starting policy and
+        // value model without gradient: training replaces the trained
+        // models' tensors, never these.
+        let reference = policy.valid();
+        let reward = value.valid();
         let eos = tokenizer
             .token_id(EOS)
             .ok_or_else(|| anyhow::anyhow!("{}: the tokenizer has no {EOS}", policy_dir.display()))?;
@@ -174,10 +178,7 @@ impl PpoTrainer {
         let judged: Vec<f32> = prompts
             .iter()
             .zip(&responses)
-            .map(|(p, resp)| {
-                let body: Vec<u32> = resp.iter().copied().take_while(|&t| t != self.eos).collect();
-                judge(&p.text, self.tokenizer.decode(&body).trim()).score
-            })
+            .map(|(p, resp)| judge(&p.text, &decode_response(&self.tokenizer, resp, Some(self.eos))).score)
             .collect();
         let metrics = vec![
             ("objective/kl", mean_kl),
