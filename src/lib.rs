@@ -6,6 +6,7 @@ pub mod cli;
 pub mod device;
 pub mod fsutil;
 pub mod model;
+pub mod prefs;
 pub mod rlhf;
 pub mod run;
 pub mod world;

@@ -198,9 +198,10 @@ fn world_judge_and_sample_print_what_they_say() {
     let out = rlhf_tui(&["world", "sample", "sft", "--n", "3", "--seed", "4"]);
     let lines: Vec<serde_json::Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 3);
+    // Demonstrations: every sentence one the world knows, and never harmful.
     for line in &lines {
         let j = rlhf_tui::world::judge(line["prompt"].as_str().unwrap(), line["response"].as_str().unwrap());
-        assert_eq!(j.score, 1.0, "{line}");
+        assert!(j.parsed && j.criterion("harmless") == 1.0, "{line}");
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod generation;
 pub mod matmul;
+pub mod ppo;
 pub mod training;
 
 use std::time::Instant;

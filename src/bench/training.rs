@@ -20,14 +20,14 @@ use crate::rlhf::lm::{LmBatch, lm_forward};
 use crate::rlhf::optim::adamw;
 use crate::rlhf::reward_math::bradley_terry_loss;
 
-fn random_rows(rows: usize, len: usize, seed: u64) -> Vec<Vec<u32>> {
+pub(super) fn random_rows(rows: usize, len: usize, seed: u64) -> Vec<Vec<u32>> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     (0..rows)
         .map(|_| (0..len).map(|_| rng.random_range(0..VOCAB as u32)).collect())
         .collect()
 }
 
-fn bench_model(device: &Device) -> Gpt2 {
+pub(super) fn bench_model(device: &Device) -> Gpt2 {
     let config = Gpt2Config::new(VOCAB, CONTEXT, D_MODEL, LAYERS, HEADS);
     Gpt2::build(&config, &mut SeededInit::new(0), &device.clone().autodiff()).expect("a fresh model builds")
 }

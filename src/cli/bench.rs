@@ -11,6 +11,8 @@ pub enum Workload {
     Matmul,
     /// SFT training steps, 16 × 128 tokens: tokens/s and model FLOPs utilisation.
     Sft,
+    /// PPO iterations: 32 prompts × 48 sampled tokens, 4 epochs of 4 minibatches: episodes/s.
+    Ppo,
     /// Reward-model training steps, 16 pairs of 96 tokens a side: pairs/s.
     Rm,
 }
@@ -32,6 +34,7 @@ pub fn run(args: BenchArgs, choice: DeviceChoice) -> anyhow::Result<()> {
         Workload::Matmul => bench::matmul::run(&selected, args.repeats),
         Workload::Sft => bench::training::sft(&selected, args.repeats),
         Workload::Rm => bench::training::rm(&selected, args.repeats),
+        Workload::Ppo => bench::ppo::run(&selected, args.repeats),
     };
     println!("{report}");
     Ok(())

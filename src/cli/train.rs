@@ -13,7 +13,7 @@ use crate::rlhf::ppo::trainer::PpoTrainer;
 use crate::rlhf::reward::RmTrainer;
 use crate::rlhf::sft::SftTrainer;
 use crate::run::{MetricsLog, RunConfig, RunDir};
-use crate::world::eval::held_out_report;
+use crate::world::eval::{EvalReport, HELD_OUT_SAMPLES, held_out_report};
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum Stage {
@@ -38,6 +38,10 @@ pub struct TrainArgs {
     /// Overrides the number of steps of the stage being run.
     #[arg(long)]
     pub steps: Option<usize>,
+    /// With `--stage rm`: a preference file to train on (TRL or HH-RLHF JSON
+    /// Lines, plain or .gz) instead of the built-in world's pairs.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
     /// Where run directories live.
     #[arg(long, default_value = "runs")]
     pub runs_dir: PathBuf,
@@ -54,6 +58,10 @@ pub fn run(args: TrainArgs, choice: DeviceChoice) -> anyhow::Result<()> {
             Stage::Rm => config.rm.steps = steps,
             Stage::Ppo => config.ppo.iterations = steps,
         }
+    }
+    if let Some(data) = args.data {
+        anyhow::ensure!(matches!(args.stage, Stage::Rm), "--data is for --stage rm");
+        config.rm.data = Some(data);
     }
     config.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
     let selected = device::select(choice)?;
@@ -82,6 +90,8 @@ fn train_sft(
         config.sft.init.display(),
         run.root.display()
     );
+    // The held-out loss before any step, for the curve to start from.
+    log.append("sft", 0, &[("eval/loss", trainer.eval_loss())])?;
     for step in 0..steps {
         let mut metrics = trainer.step(config.sft.lr_at(step));
         if (step + 1) % config.sft.eval_every == 0 || step + 1 == steps {
@@ -96,20 +106,20 @@ fn train_sft(
     let tokenizer = &trainer.tokenizer;
     let path = run.write_checkpoint("sft", steps, |dir| hf::save_language_model(dir, &model, tokenizer))?;
     // How the fine-tuned model answers prompts it never saw, by the judge.
-    let report = held_out_report(&model, tokenizer, 2);
-    log.append(
-        "sft",
-        steps,
-        &[
-            ("judge/score_mean", report.mean_score as f64),
-            ("judge/parse_rate", report.parse_rate as f64),
-        ],
-    )?;
+    let report = held_out_report(&model, tokenizer, HELD_OUT_SAMPLES);
+    log.append("sft", steps, &held_out_metrics(&report))?;
     println!(
         "{}",
-        json!({ "stage": "sft", "steps": steps, "checkpoint": path, "judge/score_mean": report.mean_score, "judge/parse_rate": report.parse_rate })
+        json!({ "stage": "sft", "steps": steps, "checkpoint": path, "eval/judge_score_mean": report.mean_score, "eval/judge_parse_rate": report.parse_rate })
     );
     Ok(())
+}
+
+fn held_out_metrics(report: &EvalReport) -> [(&'static str, f64); 2] {
+    [
+        ("eval/judge_score_mean", report.mean_score as f64),
+        ("eval/judge_parse_rate", report.parse_rate as f64),
+    ]
 }
 
 /// The path in the config, or the run's latest checkpoint of `stage`.
@@ -145,9 +155,16 @@ fn train_ppo(
         reward.display(),
         run.root.display()
     );
+    // The starting policy's held-out judge score, to compare the end with.
+    let tokenizer = trainer
+        .tokenizer()
+        .expect("the world's trainer has a tokenizer")
+        .clone();
+    let before = held_out_report(&trainer.inference_policy(), &tokenizer, HELD_OUT_SAMPLES);
+    log.append("ppo", 0, &held_out_metrics(&before))?;
     let mut last = Vec::new();
     for it in 0..iterations {
-        let metrics = trainer.step(config.ppo.lr, config.ppo.temperature);
+        let metrics = trainer.step(&mut |_, _| {});
         log.append("ppo", it + 1, &metrics)?;
         let score = metrics
             .iter()
@@ -158,12 +175,19 @@ fn train_ppo(
     }
     progress.finish();
     let model = trainer.inference_policy();
-    let tokenizer = &trainer.tokenizer;
-    let path = run.write_checkpoint("ppo", iterations, |dir| hf::save_language_model(dir, &model, tokenizer))?;
+    let path = run.write_checkpoint("ppo", iterations, |dir| {
+        hf::save_language_model(dir, &model, &tokenizer)
+    })?;
+    let after = held_out_report(&model, &tokenizer, HELD_OUT_SAMPLES);
+    log.append("ppo", iterations, &held_out_metrics(&after))?;
     let get = |key: &str| last.iter().find(|(k, _)| *k == key).map_or(f64::NAN, |m| m.1);
     println!(
         "{}",
-        json!({ "stage": "ppo", "iterations": iterations, "checkpoint": path, "judge/score_mean": get("judge/score_mean"), "objective/kl": get("objective/kl"), "objective/scores": get("objective/scores") })
+        json!({
+            "stage": "ppo", "iterations": iterations, "checkpoint": path,
+            "judge/score_mean": get("judge/score_mean"), "objective/kl": get("objective/kl"), "objective/scores": get("objective/scores"),
+            "eval/judge_score_mean_before": before.mean_score, "eval/judge_score_mean": after.mean_score, "eval/judge_parse_rate": after.parse_rate,
+        })
     );
     Ok(())
 }

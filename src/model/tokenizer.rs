@@ -6,6 +6,7 @@ use std::path::Path;
 
 use super::hf::ImportError;
 
+#[derive(Clone)]
 pub struct Tokenizer {
     inner: tokenizers::Tokenizer,
     json: String,

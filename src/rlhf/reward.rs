@@ -1,13 +1,17 @@
 //! Reward-model training: the SFT model with its LM head replaced by a
 //! scalar head, pooled at each sequence's last token, trained on preference
-//! pairs with the Bradley–Terry loss. Reports TRL's reward-trainer metrics,
-//! held-out accuracy and calibration.
+//! pairs with the Bradley–Terry loss: the built-in world's judge-labelled
+//! pairs, or a preference file in TRL's or HH-RLHF's format. Reports TRL's
+//! reward-trainer metrics, held-out accuracy and calibration.
 
 use std::path::PathBuf;
 
 use burn::module::Module;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::epochs::Epochs;
@@ -15,10 +19,12 @@ use super::reward_math::{Calibration, bradley_terry_loss, calibration, pairwise_
 use super::schedule::warmup_cosine;
 use crate::model::batch::PaddedBatch;
 use crate::model::{ScalarModel, Tokenizer, hf};
+use crate::prefs::formats::{PreferencePair, read_file};
 use crate::run::config::{at_least_one, positive};
 use crate::world::corpus::{held_out_prompts, train_prompts};
 use crate::world::generator::prompt_text;
-use crate::world::pairs::{JudgedPair, judged_pairs};
+use crate::world::inventory::Prompt;
+use crate::world::pairs::judged_pairs;
 
 /// The `rm` section of a run config.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -37,6 +43,12 @@ pub struct RmConfig {
     pub weight_decay: f32,
     /// Gradients are rescaled to at most this global norm.
     pub max_grad_norm: f32,
+    /// A preference file to train on (TRL or HH-RLHF JSON Lines, `.gz` or
+    /// plain) instead of the built-in world's judge-labelled pairs.
+    pub data: Option<PathBuf>,
+    /// With `data`: the share of its pairs held out for accuracy and
+    /// calibration (a seeded draw).
+    pub eval_fraction: f64,
     /// Judge-labelled training pairs on training prompts.
     pub train_pairs: usize,
     /// Judge-labelled pairs on held-out prompts, for accuracy and calibration.
@@ -60,6 +72,8 @@ impl Default for RmConfig {
             warmup_steps: 20,
             weight_decay: 0.0,
             max_grad_norm: 1.0,
+            data: None,
+            eval_fraction: 0.2,
             train_pairs: 8_000,
             eval_pairs: 400,
             margin_from_judge: false,
@@ -80,7 +94,14 @@ impl RmConfig {
             ("calibration_bins", self.calibration_bins),
         ])?;
         positive(&[("lr", self.lr), ("max_grad_norm", self.max_grad_norm as f64)], false)?;
-        positive(&[("center_rewards_coefficient", self.center_rewards_coefficient)], true)
+        positive(&[("center_rewards_coefficient", self.center_rewards_coefficient)], true)?;
+        if !(self.eval_fraction > 0.0 && self.eval_fraction < 1.0) {
+            return Err(format!("eval_fraction: {} is not between 0 and 1", self.eval_fraction));
+        }
+        if self.data.is_some() && self.margin_from_judge {
+            return Err("margin_from_judge: a preference file has no judge scores; set it to false with `data`".into());
+        }
+        Ok(())
     }
 
     pub fn lr_at(&self, step: usize) -> f64 {
@@ -88,23 +109,74 @@ impl RmConfig {
     }
 }
 
-/// A pair as token ids: the prompt in dialogue form followed by each
-/// response. No EOS is appended, so the pooled position is the response's
-/// last token, as transformers pools when the pad token is EOS.
+/// A pair as token ids: the prompt followed by each response. No EOS is
+/// appended, so the pooled position is the response's last token, as
+/// transformers pools when the pad token is EOS.
 struct TokenPair {
     chosen: Vec<u32>,
     rejected: Vec<u32>,
+    /// The judge's score gap, the margin when `margin_from_judge` (0 for a file's pairs).
     gap: f32,
 }
 
-fn tokenize(tokenizer: &Tokenizer, pair: &JudgedPair) -> TokenPair {
-    let prompt = tokenizer.encode(&prompt_text(&pair.prompt));
-    let with = |response: &str| [prompt.clone(), tokenizer.encode(&format!(" {response}"))].concat();
+/// Tokenizes `prompt + response` for each side; a sequence longer than the
+/// model's context keeps its end, where the two sides differ.
+fn tokenize(tokenizer: &Tokenizer, pair: &PreferencePair, gap: f32, context: usize) -> TokenPair {
+    let encode = |response: &str| {
+        let ids = tokenizer.encode(&format!("{}{response}", pair.prompt));
+        ids[ids.len().saturating_sub(context)..].to_vec()
+    };
     TokenPair {
-        chosen: with(&pair.chosen),
-        rejected: with(&pair.rejected),
-        gap: pair.gap,
+        chosen: encode(&pair.chosen),
+        rejected: encode(&pair.rejected),
+        gap,
     }
+}
+
+/// The world's judge-labelled pairs as token pairs.
+fn world_pairs(prompts: &[&Prompt], n: usize, seed: u64, tokenizer: &Tokenizer, context: usize) -> Vec<TokenPair> {
+    judged_pairs(prompts, n, seed)
+        .iter()
+        .map(|p| {
+            let pair = PreferencePair {
+                prompt: prompt_text(&p.prompt),
+                chosen: format!(" {}", p.chosen),
+                rejected: format!(" {}", p.rejected),
+            };
+            tokenize(tokenizer, &pair, p.gap, context)
+        })
+        .collect()
+}
+
+/// A preference file's pairs, split by a seeded draw into training and
+/// held-out pairs. Lines that cannot be read are reported and skipped.
+fn file_pairs(
+    path: &std::path::Path,
+    config: &RmConfig,
+    tokenizer: &Tokenizer,
+    context: usize,
+) -> anyhow::Result<(Vec<TokenPair>, Vec<TokenPair>)> {
+    let file = read_file(path)?;
+    for e in &file.errors {
+        eprintln!("warning: {}:{}: skipped: {}", path.display(), e.line, e.message);
+    }
+    let mut pairs: Vec<TokenPair> = file
+        .pairs
+        .iter()
+        .map(|p| tokenize(tokenizer, p, 0.0, context))
+        .collect();
+    let eval_count = (pairs.len() as f64 * config.eval_fraction).round() as usize;
+    if eval_count == 0 || eval_count == pairs.len() {
+        anyhow::bail!(
+            "{}: {} usable pairs cannot be split into training and held-out pairs with eval_fraction {}",
+            path.display(),
+            pairs.len(),
+            config.eval_fraction
+        );
+    }
+    pairs.shuffle(&mut ChaCha8Rng::seed_from_u64(config.seed ^ 0x5b117));
+    let train = pairs.split_off(eval_count);
+    Ok((train, pairs))
 }
 
 /// Rewards of whole sequences: `[n]`, pooled at each one's last token.
@@ -151,15 +223,21 @@ impl RmTrainer {
             .pad_token_id
             .or(model.transformer.config.eos_token_id)
             .unwrap_or(0);
-        let train = judged_pairs(&train_prompts(), config.train_pairs, config.seed)
-            .iter()
-            .map(|p| tokenize(&tokenizer, p))
-            .collect();
+        let context = model.transformer.config.n_positions;
+        let (train, eval) = match &config.data {
+            Some(path) => file_pairs(path, config, &tokenizer, context)?,
+            None => (
+                world_pairs(&train_prompts(), config.train_pairs, config.seed, &tokenizer, context),
+                world_pairs(
+                    &held_out_prompts(),
+                    config.eval_pairs,
+                    config.seed ^ 0xe7a1,
+                    &tokenizer,
+                    context,
+                ),
+            ),
+        };
         let train = Epochs::new(train, config.seed);
-        let eval = judged_pairs(&held_out_prompts(), config.eval_pairs, config.seed ^ 0xe7a1)
-            .iter()
-            .map(|p| tokenize(&tokenizer, p))
-            .collect();
         let optim = crate::rlhf::optim::adamw(config.weight_decay, config.max_grad_norm);
         Ok(Self {
             config: config.clone(),

@@ -130,13 +130,18 @@ impl SftTrainer {
             .map(|(p, r)| demonstration(&tokenizer, p, r, eos))
             .collect();
         let train = Epochs::new(train, config.seed);
-        // Good responses to held-out prompts: the loss on prompts SFT never saw.
+        // Demonstrations on held-out prompts: the loss on prompts SFT never saw.
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0xe7a1);
         let held = held_out_prompts();
         let eval = (0..config.eval_examples)
             .map(|i| {
                 let p = held[i % held.len()];
-                demonstration(&tokenizer, &p.text, &respond(p, Style::GOOD, &mut rng), eos)
+                demonstration(
+                    &tokenizer,
+                    &p.text,
+                    &respond(p, Style::demonstrator(&mut rng), &mut rng),
+                    eos,
+                )
             })
             .collect();
         let optim = crate::rlhf::optim::adamw(config.weight_decay, config.max_grad_norm);

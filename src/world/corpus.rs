@@ -1,6 +1,6 @@
 //! The world's data sets, all generated from a seed: the pretraining corpus
 //! (every attribute combination, good and bad), the SFT demonstrations
-//! (good responses only) and the held-out prompts for PPO and evaluation.
+//! (good, with the demonstrators' occasional slips) and the held-out prompts for PPO and evaluation.
 
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
@@ -43,14 +43,14 @@ pub fn pretrain_documents(seed: u64, n: usize) -> Vec<String> {
         .collect()
 }
 
-/// `n` SFT demonstrations: (prompt, good response) over training prompts.
+/// `n` SFT demonstrations: (prompt, demonstrator's response) over training prompts.
 pub fn sft_pairs(seed: u64, n: usize) -> Vec<(String, String)> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let prompts = train_prompts();
     (0..n)
         .map(|_| {
             let p = draw_prompt(&prompts, &mut rng);
-            (p.text.clone(), respond(p, Style::GOOD, &mut rng))
+            (p.text.clone(), respond(p, Style::demonstrator(&mut rng), &mut rng))
         })
         .collect()
 }
@@ -88,7 +88,9 @@ mod tests {
         let sft = sft_pairs(0, 10_000);
         let sft_mean = sft.iter().map(|(p, r)| judge(p, r).score).sum::<f32>() / sft.len() as f32;
         assert!(sft.iter().all(|(p, r)| judge(p, r).parsed));
-        assert!(sft_mean > 0.97, "SFT mean judge score {sft_mean}");
+        eprintln!("SFT demonstrations: mean judge score {sft_mean:.4}");
+        // Good, yet with room above them for preference learning.
+        assert!((0.85..0.93).contains(&sft_mean), "SFT mean judge score {sft_mean}");
 
         let docs = pretrain_documents(0, 5_000);
         let scores: Vec<f32> = docs

@@ -54,6 +54,9 @@ pub fn sample_responses(
         .collect()
 }
 
+/// Responses sampled per held-out prompt when `train` reports the judge's view.
+pub const HELD_OUT_SAMPLES: u64 = 4;
+
 /// The judge's view of a model on the held-out prompts: `samples` responses
 /// to each (seeds 1, 2, …), as `train` reports it after SFT.
 pub fn held_out_report(model: &Gpt2, tokenizer: &Tokenizer, samples: u64) -> EvalReport {

@@ -8,8 +8,8 @@ use rand::Rng;
 use rand::seq::{IndexedRandom, SliceRandom};
 
 use super::inventory::{
-    ALTERNATIVES, EVASIONS, FILLERS, HARM_STEPS, POLITE_CLOSINGS, POLITE_OPENINGS, Prompt, PromptKind, REFUSALS,
-    RUDE_CLOSINGS, RUDE_OPENINGS, Tone, content,
+    ALTERNATIVES, ContentKind, EVASIONS, FILLERS, HARM_STEPS, POLITE_CLOSINGS, POLITE_OPENINGS, Prompt, PromptKind,
+    REFUSALS, RUDE_CLOSINGS, RUDE_OPENINGS, Tone, content, split_sentences,
 };
 use super::topics::TOPICS;
 
@@ -40,6 +40,24 @@ impl Style {
         rambling: false,
         comply: false,
     };
+
+    /// How the SFT demonstrators write: they never help with harm and mostly
+    /// answer well, but as people do they slip: often neutral rather than
+    /// warm, sometimes rambling, now and then evasive. Imitation copies the
+    /// slips with the answers; learning from preferences can drop them,
+    /// which is what leaves PPO room to improve on SFT.
+    pub fn demonstrator<R: Rng>(rng: &mut R) -> Style {
+        Style {
+            tone: if rng.random_bool(0.5) { Some(Tone::Polite) } else { None },
+            substance: if rng.random_bool(0.15) {
+                Substance::Evasive
+            } else {
+                Substance::OnTopic
+            },
+            rambling: rng.random_bool(0.4),
+            comply: false,
+        }
+    }
 
     /// The pretraining mixture: every combination, good and bad, as web
     /// text has them.
@@ -95,10 +113,10 @@ pub fn respond<R: Rng>(prompt: &Prompt, style: Style, rng: &mut R) -> String {
                 let mut sentences = content(topic, kind);
                 // Facts come in any order and two of three are enough;
                 // steps and poem lines keep their order.
-                if matches!(kind, super::inventory::ContentKind::Fact) {
+                if matches!(kind, ContentKind::Fact) {
                     sentences.shuffle(rng);
                     sentences.truncate(rng.random_range(2..=3));
-                } else if matches!(kind, super::inventory::ContentKind::Advice) {
+                } else if matches!(kind, ContentKind::Advice) {
                     sentences.truncate(rng.random_range(1..=2));
                 }
                 sentences
@@ -123,6 +141,38 @@ pub fn respond<R: Rng>(prompt: &Prompt, style: Style, rng: &mut R) -> String {
     out.join(" ")
 }
 
+/// `response` with one sentence broken the way a small language model
+/// breaks them: its opening words run into the end of another sentence of
+/// the world ("A dog is a loyal keeps people."). Reward-model pairs hold
+/// such responses so the reward model learns what the judge thinks of them
+/// before a policy finds them.
+pub fn garble<R: Rng>(response: &str, rng: &mut R) -> String {
+    let mut sentences: Vec<String> = split_sentences(response).into_iter().map(str::to_string).collect();
+    let i = rng.random_range(0..sentences.len());
+    let kinds = [
+        ContentKind::Fact,
+        ContentKind::Step,
+        ContentKind::Poem,
+        ContentKind::Advice,
+    ];
+    let donor = content(rng.random_range(0..TOPICS.len()), *kinds.choose(rng).unwrap());
+    let donor: Vec<&str> = donor.choose(rng).unwrap().split(' ').collect();
+    let words: Vec<&str> = sentences[i].split(' ').collect();
+    // At least one word of each, and never all of the broken sentence.
+    let keep = if words.len() > 1 {
+        rng.random_range(1..words.len())
+    } else {
+        1
+    };
+    let take = if donor.len() > 1 {
+        rng.random_range(1..donor.len())
+    } else {
+        1
+    };
+    sentences[i] = [&words[..keep], &donor[donor.len() - take..]].concat().join(" ");
+    sentences.join(" ")
+}
+
 /// The dialogue as a document, in HH-RLHF's format.
 pub fn dialogue(prompt: &str, response: &str) -> String {
     format!(
@@ -135,4 +185,45 @@ pub fn dialogue(prompt: &str, response: &str) -> String {
 /// What the model is given to continue: the prompt in HH-RLHF's format.
 pub fn prompt_text(prompt: &str) -> String {
     format!("\n\nHuman: {prompt}\n\nAssistant:")
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    use super::*;
+    use crate::world::corpus::train_prompts;
+    use crate::world::judge::judge;
+
+    #[test]
+    fn garbling_breaks_one_sentence_and_the_judge_sees_it() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let prompts = train_prompts();
+        let (mut unknown, n) = (0, 500);
+        for i in 0..n {
+            let p = prompts[i % prompts.len()];
+            let clean = respond(p, Style::GOOD, &mut rng);
+            let broken = garble(&clean, &mut rng);
+            assert_eq!(
+                split_sentences(&broken).len(),
+                split_sentences(&clean).len(),
+                "{broken}"
+            );
+            let changed = split_sentences(&clean)
+                .iter()
+                .zip(split_sentences(&broken))
+                .filter(|(a, b)| *a != b)
+                .count();
+            assert!(changed <= 1, "{clean} -> {broken}");
+            let j = judge(&p.text, &broken);
+            if !j.parsed {
+                unknown += 1;
+                assert!(j.score < judge(&p.text, &clean).score, "{broken}");
+            }
+        }
+        // A splice can land on a real sentence or leave one unchanged (a
+        // one-word sentence); almost always it makes one the world does not know.
+        assert!(unknown > n * 9 / 10, "{unknown} of {n}");
+    }
 }

@@ -1,14 +1,18 @@
 //! Preference pairs labelled by the judge (RLAIF on the built-in world):
-//! two responses to one prompt in independently drawn styles, the better
-//! one by the judge chosen; ties are dropped.
+//! two responses to one prompt in independently drawn styles, now and then
+//! with a garbled sentence, the better one by the judge chosen; ties are
+//! dropped.
 
-use rand::SeedableRng;
 use rand::seq::IndexedRandom;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::generator::{Style, respond};
+use super::generator::{Style, garble, respond};
 use super::inventory::Prompt;
 use super::judge::{Preference, judge, prefer};
+
+/// The share of responses with a garbled sentence.
+const GARBLED: f64 = 0.1;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct JudgedPair {
@@ -25,8 +29,15 @@ pub fn judged_pairs(prompts: &[&Prompt], n: usize, seed: u64) -> Vec<JudgedPair>
     let mut out = Vec::with_capacity(n);
     while out.len() < n {
         let p = *prompts.choose(&mut rng).expect("at least one prompt");
-        let a = respond(p, Style::random(&mut rng), &mut rng);
-        let b = respond(p, Style::random(&mut rng), &mut rng);
+        let mut draw = || {
+            let response = respond(p, Style::random(&mut rng), &mut rng);
+            if rng.random_bool(GARBLED) {
+                garble(&response, &mut rng)
+            } else {
+                response
+            }
+        };
+        let (a, b) = (draw(), draw());
         let (ja, jb) = (judge(&p.text, &a), judge(&p.text, &b));
         let (chosen, rejected, gap) = match prefer(&ja, &jb) {
             Preference::Tie => continue,

@@ -89,14 +89,14 @@ pub fn episode_scores(
     reward: &ScalarModel,
     queries: &[Vec<u32>],
     responses: &[Vec<u32>],
-    eos: u32,
+    eos: Option<u32>,
     pad_id: u32,
 ) -> Vec<f32> {
     let seqs: Vec<Vec<u32>> = queries
         .iter()
         .zip(responses)
         .map(|(q, r)| {
-            let body: Vec<u32> = r.iter().copied().take_while(|&t| t != eos).collect();
+            let body: Vec<u32> = r.iter().copied().take_while(|&t| Some(t) != eos).collect();
             [q.clone(), body].concat()
         })
         .collect();

@@ -2,7 +2,9 @@
 //! them (reference log-probs, values, reward-model scores), shape rewards
 //! with the KL penalty, estimate advantages with GAE, then several epochs
 //! of minibatch updates of the policy and the value model. Metrics use
-//! TRL's names.
+//! TRL's names. Learning rate, temperature and β come from the live
+//! parameters (`live.rs`), which a steering callback may change between
+//! optimizer steps.
 
 use std::path::Path;
 
@@ -15,7 +17,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::advantage::{gae, masked_mean, masked_whiten, shaped_rewards};
 use super::config::PpoConfig;
-use super::kl_control::KlControl;
+use super::live::{LiveParams, Steer, StepPoint};
 use super::loss::{policy_loss, value_loss};
 use super::rollout::{QueryResponse, episode_scores, response_logprobs, response_values};
 use crate::model::sampling::SamplingParams;
@@ -38,72 +40,120 @@ struct Batch {
     returns: Vec<Vec<f32>>,
 }
 
+/// Where the trainer's prompts come from.
+pub enum Prompts {
+    /// The built-in world's training prompts, drawn at random; the judge
+    /// scores every response (`judge/score_mean`).
+    World {
+        prompts: Vec<&'static Prompt>,
+        tokenizer: Box<Tokenizer>,
+    },
+    /// Fixed token prompts taken in turn (the benchmark).
+    Tokens(Vec<Vec<u32>>),
+}
+
 pub struct PpoTrainer {
     pub config: PpoConfig,
     pub policy: Gpt2,
     pub value: ScalarModel,
     reference: Gpt2,
     reward: ScalarModel,
-    pub tokenizer: Tokenizer,
+    prompts: Prompts,
+    /// The next of `Prompts::Tokens` to take.
+    cursor: usize,
     policy_opt: ModuleOptimizer,
     value_opt: ModuleOptimizer,
-    pub kl: KlControl,
-    prompts: Vec<&'static Prompt>,
+    pub params: LiveParams,
     rng: ChaCha8Rng,
-    eos: u32,
+    /// Ends a response; `None` samples every response to full length.
+    eos: Option<u32>,
+    pad: u32,
     pub iteration: usize,
     pub episodes: usize,
+    pub optimizer_steps: usize,
 }
 
 impl PpoTrainer {
+    /// PPO on the built-in world's training prompts from the policy in
+    /// `policy_dir` against the reward model in `reward_dir`.
     pub fn new(config: &PpoConfig, policy_dir: &Path, reward_dir: &Path, device: &Device) -> anyhow::Result<Self> {
         config.validate().map_err(|e| anyhow::anyhow!("ppo.{e}"))?;
         let train = device.clone().autodiff();
         let (policy, tokenizer) = hf::load_language_model(policy_dir, &train)?;
         let (value, _) = hf::load_scalar_model(reward_dir, &train, None)?;
-        // The frozen reference and reward model are the starting policy and
-        // value model without gradient: training replaces the trained
-        // models' tensors, never these.
-        let reference = policy.valid();
-        let reward = value.valid();
         let eos = tokenizer
             .token_id(EOS)
             .ok_or_else(|| anyhow::anyhow!("{}: the tokenizer has no {EOS}", policy_dir.display()))?;
-        let kl = if config.adaptive_kl {
-            KlControl::Adaptive {
-                beta: config.beta,
-                target: config.kl_target,
-                horizon: config.kl_horizon,
-            }
-        } else {
-            KlControl::Fixed { beta: config.beta }
+        let prompts = Prompts::World {
+            prompts: train_prompts(),
+            tokenizer: Box::new(tokenizer),
         };
-        Ok(Self {
+        Ok(Self::from_models(config, policy, value, prompts, Some(eos), eos))
+    }
+
+    /// PPO from models already on a training (autodiff) device. The frozen
+    /// reference and reward model are the starting policy and value model
+    /// without gradient: training replaces the trained models' tensors,
+    /// never these.
+    pub fn from_models(
+        config: &PpoConfig,
+        policy: Gpt2,
+        value: ScalarModel,
+        prompts: Prompts,
+        eos: Option<u32>,
+        pad: u32,
+    ) -> Self {
+        let reference = policy.valid();
+        let reward = value.valid();
+        Self {
             config: config.clone(),
             policy,
             value,
             reference,
             reward,
-            tokenizer,
+            prompts,
+            cursor: 0,
             policy_opt: adamw(0.0, config.max_grad_norm),
             value_opt: adamw(0.0, config.max_grad_norm),
-            kl,
-            prompts: train_prompts(),
+            params: LiveParams::from_config(config),
             rng: ChaCha8Rng::seed_from_u64(config.seed),
             eos,
+            pad,
             iteration: 0,
             episodes: 0,
-        })
+            optimizer_steps: 0,
+        }
+    }
+
+    /// The world's tokenizer (`None` on token prompts).
+    pub fn tokenizer(&self) -> Option<&Tokenizer> {
+        match &self.prompts {
+            Prompts::World { tokenizer, .. } => Some(tokenizer),
+            Prompts::Tokens(_) => None,
+        }
+    }
+
+    /// The batch's queries, and on the world the prompts they ask.
+    fn draw_queries(&mut self) -> (Vec<Vec<u32>>, Vec<&'static Prompt>) {
+        let n = self.config.batch_size;
+        match &self.prompts {
+            Prompts::World { prompts, tokenizer } => {
+                let drawn: Vec<&'static Prompt> = (0..n).map(|_| *prompts.choose(&mut self.rng).unwrap()).collect();
+                let queries = drawn.iter().map(|p| tokenizer.encode(&prompt_text(&p.text))).collect();
+                (queries, drawn)
+            }
+            Prompts::Tokens(all) => {
+                let queries = (0..n).map(|i| all[(self.cursor + i) % all.len()].clone()).collect();
+                self.cursor = (self.cursor + n) % all.len();
+                (queries, Vec::new())
+            }
+        }
     }
 
     /// Samples and scores a batch; returns it with the rollout metrics.
     fn rollout(&mut self, temperature: f32) -> (Batch, Vec<(&'static str, f64)>) {
         let n = self.config.batch_size;
-        let prompts: Vec<&'static Prompt> = (0..n).map(|_| *self.prompts.choose(&mut self.rng).unwrap()).collect();
-        let queries: Vec<Vec<u32>> = prompts
-            .iter()
-            .map(|p| self.tokenizer.encode(&prompt_text(&p.text)))
-            .collect();
+        let (queries, prompts) = self.draw_queries();
         let policy = self.policy.valid();
         let generated = generate(
             &policy,
@@ -115,13 +165,13 @@ impl PpoTrainer {
                     top_k: 0,
                     top_p: 1.0,
                 },
-                eos_token_id: Some(self.eos),
-                pad_token_id: self.eos,
+                eos_token_id: self.eos,
+                pad_token_id: self.pad,
                 seed: self.config.seed.wrapping_add(self.iteration as u64),
             },
         );
         let responses = generated.tokens;
-        let qr = QueryResponse::new(&queries, &responses, self.eos);
+        let qr = QueryResponse::new(&queries, &responses, self.pad);
         let r = qr.r;
         let ref_logp = response_logprobs(&self.reference, &qr, temperature)
             .0
@@ -132,13 +182,13 @@ impl PpoTrainer {
             .into_data()
             .try_to_vec::<f32>()
             .expect("f32");
-        let scores = episode_scores(&self.reward, &queries, &responses, self.eos, self.eos);
+        let scores = episode_scores(&self.reward, &queries, &responses, self.eos, self.pad);
 
-        let beta = self.kl.beta() as f32;
+        let beta = self.params.kl.beta() as f32;
         let mut shaped = Vec::with_capacity(n);
         for (i, response) in responses.iter().enumerate() {
             let len = response.len();
-            let ended = response.last() == Some(&self.eos);
+            let ended = self.eos.is_some() && response.last() == self.eos.as_ref();
             // The sampler's log-probs are the policy's at this temperature
             // (tested equal to a recomputation), so no extra forward pass.
             shaped.push(shaped_rewards(
@@ -175,25 +225,30 @@ impl PpoTrainer {
         let final_scores: Vec<f32> = shaped.iter().map(|s| s.score).collect();
         let non_score: Vec<f32> = kl_sum.iter().map(|k| -beta * k).collect();
         let entropy: Vec<f32> = generated.logprobs.iter().map(|l| -l.iter().sum::<f32>()).collect();
-        let judged: Vec<f32> = prompts
-            .iter()
-            .zip(&responses)
-            .map(|(p, resp)| judge(&p.text, &decode_response(&self.tokenizer, resp, Some(self.eos))).score)
-            .collect();
-        let metrics = vec![
+        let mut metrics = vec![
             ("objective/kl", mean_kl),
             ("objective/entropy", mean(&entropy)),
             ("objective/non_score_reward", mean(&non_score)),
             ("objective/rlhf_reward", mean(&final_scores) + mean(&non_score)),
             ("objective/scores", mean(&final_scores)),
             ("objective/kl_coef", beta as f64),
-            ("judge/score_mean", mean(&judged)),
             (
                 "val/num_eos_tokens",
-                responses.iter().filter(|r| r.last() == Some(&self.eos)).count() as f64,
+                responses
+                    .iter()
+                    .filter(|r| self.eos.is_some() && r.last() == self.eos.as_ref())
+                    .count() as f64,
             ),
         ];
-        self.kl.update(mean_kl, n);
+        if let Some(tokenizer) = self.tokenizer() {
+            let judged: Vec<f32> = prompts
+                .iter()
+                .zip(&responses)
+                .map(|(p, resp)| judge(&p.text, &decode_response(tokenizer, resp, self.eos)).score)
+                .collect();
+            metrics.push(("judge/score_mean", mean(&judged)));
+        }
+        self.params.kl.update(mean_kl, n);
         let batch = Batch {
             queries,
             responses,
@@ -205,9 +260,17 @@ impl PpoTrainer {
         (batch, metrics)
     }
 
-    /// One rollout and its PPO epochs at learning rate `lr` and sampling
-    /// temperature `temperature`. Returns the iteration's metrics.
-    pub fn step(&mut self, lr: f64, temperature: f32) -> Vec<(&'static str, f64)> {
+    /// One rollout and its PPO epochs; `steer` sees (and may change) the
+    /// live parameters before the rollout and before every optimizer step.
+    /// Returns the iteration's metrics.
+    pub fn step(&mut self, steer: &mut Steer) -> Vec<(&'static str, f64)> {
+        steer(
+            &mut self.params,
+            StepPoint::Rollout {
+                iteration: self.iteration,
+            },
+        );
+        let temperature = self.params.temperature;
         let (batch, mut metrics) = self.rollout(temperature);
         let device = self.policy.wte.val().device();
         let n = batch.queries.len();
@@ -219,7 +282,7 @@ impl PpoTrainer {
             for chunk in order.chunks(self.config.minibatch_size) {
                 let queries: Vec<Vec<u32>> = chunk.iter().map(|&i| batch.queries[i].clone()).collect();
                 let responses: Vec<Vec<u32>> = chunk.iter().map(|&i| batch.responses[i].clone()).collect();
-                let qr = QueryResponse::new(&queries, &responses, self.eos);
+                let qr = QueryResponse::new(&queries, &responses, self.pad);
                 let pad = |rows: &Vec<Vec<f32>>| padded(chunk.iter().map(|&i| &rows[i]), qr.r, &device);
                 let (old_logp, advantages, returns, old_values) = (
                     pad(&batch.logprobs),
@@ -239,6 +302,14 @@ impl PpoTrainer {
                 );
                 let policy_loss_value = pl.loss.clone().into_scalar::<f32>() as f64;
                 let value_loss_value = vl.loss.clone().into_scalar::<f32>() as f64;
+                steer(
+                    &mut self.params,
+                    StepPoint::Optimizer {
+                        iteration: self.iteration,
+                        step: self.optimizer_steps,
+                    },
+                );
+                let lr = self.params.lr;
                 let total = pl.loss + vl.loss * self.config.vf_coef;
                 let mut grads = total.backward();
                 let policy_grads = GradientsParams::from_module(&mut grads, &self.policy);
@@ -246,6 +317,7 @@ impl PpoTrainer {
                 // The optimizers take modules by value; cloning shares the tensors.
                 self.policy = self.policy_opt.step(lr, self.policy.clone(), policy_grads);
                 self.value = self.value_opt.step(lr, self.value.clone(), value_grads);
+                self.optimizer_steps += 1;
 
                 for (s, v) in sums.iter_mut().zip([
                     pl.approxkl as f64,
@@ -273,7 +345,8 @@ impl PpoTrainer {
             "val/ratio",
         ];
         metrics.extend(names.iter().zip(sums).map(|(&name, s)| (name, s / count)));
-        metrics.push(("lr", lr));
+        metrics.push(("lr", self.params.lr));
+        metrics.push(("temperature", temperature as f64));
         metrics.push(("eps", self.episodes as f64));
         metrics
     }

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs one of DESIGN.md's workloads through rlhf-tui and through its peer,
+# side by side on the same machine and thread count, and prints both JSON
+# lines and the ratio:
+#   gen  transformers' generate (scripts/bench_gen_transformers.py)
+#   ppo  TRL's PPOTrainer       (scripts/bench_trl.py ppo)
+#   rm   TRL's RewardTrainer    (scripts/bench_trl.py rm)
+# PYTHON must have torch, transformers and, for ppo and rm, trl (see README).
+#   scripts/bench_compare.sh gen|ppo|rm [repeats]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+workload="${1:?usage: scripts/bench_compare.sh gen|ppo|rm [repeats]}"
+repeats="${2:-5}"
+threads="${THREADS:-$(nproc)}"
+python="${PYTHON:-python3}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/rlhf-tui-target}"
+case "$workload" in
+    gen) peer_cmd=(scripts/bench_gen_transformers.py "$repeats"); key=tokens_per_s ;;
+    ppo) peer_cmd=(scripts/bench_trl.py ppo "$repeats"); key=episodes_per_s ;;
+    rm) peer_cmd=(scripts/bench_trl.py rm "$repeats"); key=pairs_per_s ;;
+    *) echo "unknown workload $workload: gen, ppo or rm" >&2; exit 2 ;;
+esac
+cargo build --release --quiet
+ours=$(RAYON_NUM_THREADS=$threads "$CARGO_TARGET_DIR/release/rlhf-tui" bench "$workload" --device cpu --repeats "$repeats")
+peer=$(THREADS=$threads "$python" "${peer_cmd[@]}" 2>/dev/null | tail -n 1)
+echo "$ours"
+echo "$peer"
+"$python" -c 'import json,sys; a=json.loads(sys.argv[1]); b=json.loads(sys.argv[2]); k=sys.argv[3]; print(json.dumps({"ratio_" + k: a[k]/b[k]}))' "$ours" "$peer" "$key"

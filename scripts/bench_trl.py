@@ -1,0 +1,171 @@
+"""DESIGN.md's `ppo` and `rm` workloads through TRL, the peers that
+`rlhf-tui bench ppo` and `rlhf-tui bench rm` are compared with. Models are
+GPT-2 shape 4 layers, 4 heads, d_model 256, vocab 4096, context 256, random
+weights.
+
+- ppo: `trl.experimental.ppo.PPOTrainer` with policy, frozen reference,
+  value model and reward model of that shape; one iteration = 32 prompts of
+  16 tokens, 48 sampled tokens at T = 1.0 (no stop token), 4 epochs over 4
+  minibatches of 8. Episodes per second over the iterations after the first.
+- rm: `trl.RewardTrainer`, 16 pairs per step, 96 tokens a side. Pairs per
+  second over the steps after the first.
+
+Prints one JSON line, on as many threads as `torch.get_num_threads()` (set
+THREADS).
+
+    python scripts/bench_trl.py ppo|rm [repeats]
+"""
+
+import json
+import os
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+
+import torch
+from datasets import Dataset
+from tokenizers import Tokenizer, models
+from transformers import (
+    GPT2Config,
+    GPT2ForSequenceClassification,
+    GPT2LMHeadModel,
+    PreTrainedTokenizerFast,
+    TrainerCallback,
+)
+
+if "THREADS" in os.environ:
+    torch.set_num_threads(int(os.environ["THREADS"]))
+
+VOCAB = 4096
+
+
+def config(**extra):
+    return GPT2Config(vocab_size=VOCAB, n_positions=256, n_embd=256, n_layer=4, n_head=4, pad_token_id=0, **extra)
+
+
+def tokenizer():
+    """A word-level tokenizer over the bench vocabulary: the trainers need
+    one for padding, never for text."""
+    vocab = {f"t{i}": i for i in range(VOCAB)}
+    inner = Tokenizer(models.WordLevel(vocab, unk_token="t1"))
+    return PreTrainedTokenizerFast(tokenizer_object=inner, pad_token="t0", eos_token="t1", unk_token="t1")
+
+
+class StepTimes(TrainerCallback):
+    """Wall-clock time at the end of every optimizer step / PPO iteration."""
+
+    def __init__(self):
+        self.times = []
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.times.append(time.perf_counter())
+
+
+def rate(times, per_step):
+    """Items per second over the steps after the first."""
+    return per_step * (len(times) - 1) / (times[-1] - times[0])
+
+
+def ppo(repeats):
+    from trl.experimental.ppo import PPOConfig, PPOTrainer
+
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(1)
+    # Token 0 is the pad id, so prompts avoid it.
+    prompts = torch.randint(1, VOCAB, (32, 16), generator=g).tolist()
+    dataset = Dataset.from_dict({"input_ids": prompts})
+    policy = GPT2LMHeadModel(config())
+    ref = GPT2LMHeadModel(config())
+    ref.load_state_dict(policy.state_dict())
+    value = GPT2ForSequenceClassification(config(num_labels=1))
+    reward = GPT2ForSequenceClassification(config(num_labels=1))
+    for m in (policy, ref):
+        m.generation_config.eos_token_id = None
+    iterations = repeats + 1
+    times = StepTimes()
+    with tempfile.TemporaryDirectory() as out:
+        args = PPOConfig(
+            output_dir=out,
+            per_device_train_batch_size=32,
+            gradient_accumulation_steps=1,
+            num_mini_batches=4,
+            num_ppo_epochs=4,
+            local_rollout_forward_batch_size=32,
+            response_length=48,
+            temperature=1.0,
+            stop_token=None,
+            missing_eos_penalty=None,
+            total_episodes=32 * iterations,
+            learning_rate=1e-5,
+            num_sample_generations=0,
+            report_to=[],
+            save_strategy="no",
+            logging_steps=1000,
+            use_cpu=True,
+            seed=0,
+        )
+        trainer = PPOTrainer(
+            args=args,
+            processing_class=tokenizer(),
+            model=policy,
+            ref_model=ref,
+            reward_model=reward,
+            value_model=value,
+            train_dataset=dataset,
+            callbacks=[times],
+        )
+        trainer.train()
+    return {"episodes_per_s": rate(times.times, 32), "seconds_per_iteration": 32 / rate(times.times, 32)}
+
+
+def rm(repeats):
+    from trl import RewardConfig, RewardTrainer
+
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(2)
+    steps = repeats + 1
+    pairs = 16 * steps
+    chosen = torch.randint(1, VOCAB, (pairs, 96), generator=g).tolist()
+    rejected = torch.randint(1, VOCAB, (pairs, 96), generator=g).tolist()
+    dataset = Dataset.from_dict({"chosen_input_ids": chosen, "rejected_input_ids": rejected})
+    model = GPT2ForSequenceClassification(config(num_labels=1))
+    times = StepTimes()
+    with tempfile.TemporaryDirectory() as out:
+        args = RewardConfig(
+            output_dir=out,
+            per_device_train_batch_size=16,
+            gradient_accumulation_steps=1,
+            max_steps=steps,
+            max_length=None,
+            learning_rate=1e-4,
+            center_rewards_coefficient=None,
+            report_to=[],
+            save_strategy="no",
+            logging_steps=1000,
+            use_cpu=True,
+            dataloader_drop_last=True,
+            seed=0,
+        )
+        trainer = RewardTrainer(
+            model=model, args=args, processing_class=tokenizer(), train_dataset=dataset, callbacks=[times]
+        )
+        trainer.train()
+    return {"pairs_per_s": rate(times.times, 16), "seconds_per_step": 16 / rate(times.times, 16)}
+
+
+def main():
+    workload = sys.argv[1]
+    repeats = int(sys.argv[2]) if len(sys.argv) > 2 else 5
+    result = {"ppo": ppo, "rm": rm}[workload](repeats)
+    import trl
+
+    print(json.dumps({
+        "workload": workload, "peer": "trl", "version": trl.__version__,
+        "threads": torch.get_num_threads(), **result,
+    }))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+//! Preference data: the file formats other tools use.
+
+pub mod formats;

@@ -1,0 +1,49 @@
+//! The PPO parameters a person may change while a run goes on: learning
+//! rate, sampling temperature and the KL coefficient's controller. The
+//! trainer hands them to a steering callback before every optimizer step
+//! and before every rollout, so a change takes effect at the next point
+//! the parameter is used: the learning rate at the next optimizer step,
+//! β and the temperature at the next rollout (a batch keeps the
+//! temperature it was sampled at, or its importance ratios would mix two
+//! distributions).
+
+use super::config::PpoConfig;
+use super::kl_control::KlControl;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct LiveParams {
+    pub lr: f64,
+    pub temperature: f32,
+    pub kl: KlControl,
+}
+
+impl LiveParams {
+    pub fn from_config(config: &PpoConfig) -> Self {
+        let kl = if config.adaptive_kl {
+            KlControl::Adaptive {
+                beta: config.beta,
+                target: config.kl_target,
+                horizon: config.kl_horizon,
+            }
+        } else {
+            KlControl::Fixed { beta: config.beta }
+        };
+        Self {
+            lr: config.lr,
+            temperature: config.temperature,
+            kl,
+        }
+    }
+}
+
+/// Where in an iteration the trainer is when it calls the steering callback.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepPoint {
+    /// About to sample the iteration's batch (iterations count from 0).
+    Rollout { iteration: usize },
+    /// About to take an optimizer step (counted over the whole run from 0).
+    Optimizer { iteration: usize, step: usize },
+}
+
+/// Called with the live parameters at every [`StepPoint`]; may change them.
+pub type Steer<'a> = dyn FnMut(&mut LiveParams, StepPoint) + 'a;
