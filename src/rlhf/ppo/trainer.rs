@@ -133,6 +133,11 @@ impl PpoTrainer {
         }
     }
 
+    /// Whether a sampled response stopped at EOS (rather than at the length cap).
+    fn ended(&self, response: &[u32]) -> bool {
+        self.eos.is_some_and(|eos| response.last() == Some(&eos))
+    }
+
     /// The batch's queries, and on the world the prompts they ask.
     fn draw_queries(&mut self) -> (Vec<Vec<u32>>, Vec<&'static Prompt>) {
         let n = self.config.batch_size;
@@ -188,7 +193,7 @@ impl PpoTrainer {
         let mut shaped = Vec::with_capacity(n);
         for (i, response) in responses.iter().enumerate() {
             let len = response.len();
-            let ended = self.eos.is_some() && response.last() == self.eos.as_ref();
+            let ended = self.ended(response);
             // The sampler's log-probs are the policy's at this temperature
             // (tested equal to a recomputation), so no extra forward pass.
             shaped.push(shaped_rewards(
@@ -234,10 +239,7 @@ impl PpoTrainer {
             ("objective/kl_coef", beta as f64),
             (
                 "val/num_eos_tokens",
-                responses
-                    .iter()
-                    .filter(|r| self.eos.is_some() && r.last() == self.eos.as_ref())
-                    .count() as f64,
+                responses.iter().filter(|r| self.ended(r)).count() as f64,
             ),
         ];
         if let Some(tokenizer) = self.tokenizer() {
