@@ -22,7 +22,13 @@ case "$workload" in
 esac
 cargo build --release --quiet
 ours=$(RAYON_NUM_THREADS=$threads "$CARGO_TARGET_DIR/release/rlhf-tui" bench "$workload" --device cpu --repeats "$repeats")
-peer=$(THREADS=$threads "$python" "${peer_cmd[@]}" 2>/dev/null | tail -n 1)
+# The peer's warnings and progress bars go to a log, shown if it fails.
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+if ! peer=$(THREADS=$threads "$python" "${peer_cmd[@]}" 2>"$log" | tail -n 1); then
+    cat "$log" >&2
+    exit 1
+fi
 echo "$ours"
 echo "$peer"
 "$python" -c 'import json,sys; a=json.loads(sys.argv[1]); b=json.loads(sys.argv[2]); k=sys.argv[3]; print(json.dumps({"ratio_" + k: a[k]/b[k]}))' "$ours" "$peer" "$key"

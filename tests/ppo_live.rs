@@ -11,7 +11,7 @@ use rlhf_tui::rlhf::ppo::live::StepPoint;
 use rlhf_tui::rlhf::ppo::trainer::PpoTrainer;
 
 fn metric(metrics: &[(&str, f64)], key: &str) -> f64 {
-    metrics.iter().find(|(k, _)| *k == key).unwrap().1
+    rlhf_tui::run::metric(metrics, key).unwrap_or_else(|| panic!("no {key}"))
 }
 
 fn weights(trainer: &PpoTrainer) -> Vec<f32> {

@@ -6,8 +6,6 @@
 //! iterations after the first. `scripts/bench_ppo_trl.py` runs the same
 //! workload through TRL's PPO trainer.
 
-use std::time::Instant;
-
 use serde_json::{Value, json};
 
 use super::generation::{NEW_TOKENS, PROMPT_LEN, PROMPTS};
@@ -34,17 +32,10 @@ pub fn run(selected: &Selected, repeats: usize) -> Value {
     };
     let prompts = Prompts::Tokens(random_rows(PROMPTS, PROMPT_LEN, 3));
     let mut trainer = PpoTrainer::from_models(&config, policy, value, prompts, None, 0);
-    // The first iteration warms caches and thread pools and is not timed.
-    trainer.step(&mut |_, _| {});
-    let mut times: Vec<f64> = (0..repeats)
-        .map(|_| {
-            let start = Instant::now();
-            trainer.step(&mut |_, _| {});
-            start.elapsed().as_secs_f64()
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    let seconds = times[times.len() / 2];
+    // The first iteration (warm-up) is not timed.
+    let seconds = super::median_seconds(repeats, || {
+        trainer.step(&mut |_, _| {});
+    });
     json!({
         "workload": "ppo", "device": selected.label, "episodes_per_s": PROMPTS as f64 / seconds,
         "seconds_per_iteration": seconds,

@@ -6,18 +6,18 @@
 //! side, reported as pairs/s.
 
 use burn::optim::GradientsParams;
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::Device;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 
 use super::generation::{CONTEXT, D_MODEL, HEADS, LAYERS, VOCAB};
 use crate::device::Selected;
-use crate::model::batch::PaddedBatch;
 use crate::model::weights::SeededInit;
 use crate::model::{Gpt2, Gpt2Config, ScalarModel};
 use crate::rlhf::lm::{LmBatch, lm_forward};
 use crate::rlhf::optim::adamw;
+use crate::rlhf::reward::score_sequences;
 use crate::rlhf::reward_math::bradley_terry_loss;
 
 pub(super) fn random_rows(rows: usize, len: usize, seed: u64) -> Vec<Vec<u32>> {
@@ -72,16 +72,8 @@ pub fn rm(selected: &Selected, repeats: usize) -> Value {
         ScalarModel::build(bench_model(&selected.device), &mut SeededInit::new(1), &device).expect("a head builds");
     let mut optim = adamw(0.0, 1.0);
     let seqs = random_rows(2 * PAIRS, LEN, 2);
-    let batch = PaddedBatch::right_padded(&seqs, 0);
-    let last = Tensor::<1, Int>::from_data(TensorData::new(batch.last_real(), [batch.rows]), &device);
     let seconds = super::median_seconds(repeats, || {
-        let hidden = model.transformer.forward(
-            batch.ids_tensor(&device),
-            batch.positions_tensor(&device),
-            batch.mask_tensor(&device),
-            None,
-        );
-        let rewards = model.pooled(hidden, last.clone());
+        let rewards = score_sequences(&model, &seqs, 0);
         let loss = bradley_terry_loss(
             rewards.clone().narrow(0, 0, PAIRS),
             rewards.narrow(0, PAIRS, PAIRS),

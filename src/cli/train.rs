@@ -12,7 +12,7 @@ use crate::model::hf;
 use crate::rlhf::ppo::trainer::PpoTrainer;
 use crate::rlhf::reward::RmTrainer;
 use crate::rlhf::sft::SftTrainer;
-use crate::run::{MetricsLog, RunConfig, RunDir};
+use crate::run::{MetricsLog, RunConfig, RunDir, metric};
 use crate::world::eval::{EvalReport, HELD_OUT_SAMPLES, held_out_report};
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -166,11 +166,7 @@ fn train_ppo(
     for it in 0..iterations {
         let metrics = trainer.step(&mut |_, _| {});
         log.append("ppo", it + 1, &metrics)?;
-        let score = metrics
-            .iter()
-            .find(|(k, _)| *k == "objective/scores")
-            .map_or(0.0, |m| m.1);
-        progress.update(it + 1, score);
+        progress.update(it + 1, metric(&metrics, "objective/scores").unwrap_or(f64::NAN));
         last = metrics;
     }
     progress.finish();
@@ -180,7 +176,7 @@ fn train_ppo(
     })?;
     let after = held_out_report(&model, &tokenizer, HELD_OUT_SAMPLES);
     log.append("ppo", iterations, &held_out_metrics(&after))?;
-    let get = |key: &str| last.iter().find(|(k, _)| *k == key).map_or(f64::NAN, |m| m.1);
+    let get = |key: &str| metric(&last, key).unwrap_or(f64::NAN);
     println!(
         "{}",
         json!({

@@ -35,7 +35,7 @@ pub enum WorldCommand {
 pub enum DataSet {
     /// Pretraining documents: every style, good and bad.
     Pretrain,
-    /// SFT demonstrations: good responses to training prompts.
+    /// SFT demonstrations: mostly good responses to training prompts, with the demonstrators' slips.
     Sft,
     /// Held-out prompts with a good response each.
     HeldOut,

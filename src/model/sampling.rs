@@ -112,9 +112,11 @@ pub fn candidates(logp: &[f32], top_k: usize, top_p: f32) -> Vec<(usize, f32)> {
 /// `log_softmax(logits / T)` (see the module note).
 pub fn sample_token<R: Rng>(logits: &[f32], params: &SamplingParams, rng: &mut R) -> (u32, f32) {
     if params.temperature <= 0.0 {
-        let logp = log_softmax(logits, 1.0);
+        // Only the chosen token's log-prob is needed, not the whole vector.
         let token = argmax(logits);
-        return (token as u32, logp[token]);
+        let mut exps = Vec::with_capacity(logits.len());
+        let (max, sum) = scaled_exps(logits, 1.0, &mut exps);
+        return (token as u32, logits[token] - max - sum.ln() as f32);
     }
     if params.top_k == 0 && params.top_p >= 1.0 {
         // The common PPO case: one exponential per logit, then a draw over

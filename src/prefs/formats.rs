@@ -36,19 +36,12 @@ pub struct PreferenceFile {
 
 const ASSISTANT: &str = "\n\nAssistant:";
 
+/// Other keys (ids, scores, sources that other tools add) are ignored.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct Line {
     prompt: Option<String>,
     chosen: String,
     rejected: String,
-    // Fields other tools add to TRL files and that do not change the pair.
-    #[serde(default, rename = "id")]
-    _id: Option<serde_json::Value>,
-    #[serde(default, rename = "score_chosen")]
-    _score_chosen: Option<f64>,
-    #[serde(default, rename = "score_rejected")]
-    _score_rejected: Option<f64>,
 }
 
 /// Splits two HH-RLHF dialogues into their shared prompt and the two final
@@ -143,7 +136,7 @@ mod tests {
     #[test]
     fn both_formats_and_bad_lines_with_their_numbers() {
         let text = [
-            r#"{"prompt": "Q: 2+2?", "chosen": " 4", "rejected": " 5"}"#,
+            r#"{"prompt": "Q: 2+2?", "chosen": " 4", "rejected": " 5", "id": 7, "score_chosen": 9.0}"#,
             "",
             r#"{"chosen": "\n\nHuman: x\n\nAssistant: a", "rejected": "\n\nHuman: x\n\nAssistant: b"}"#,
             r#"{"chosen": "no dialogue", "rejected": "at all"}"#,

@@ -53,7 +53,9 @@ impl RunDir {
 
     /// Writes a checkpoint directory atomically: into a temporary sibling
     /// first, renamed into place when complete, so a kill mid-write never
-    /// leaves a half checkpoint under the real name.
+    /// leaves a half checkpoint under the real name. A checkpoint already
+    /// under that name is moved aside before the rename and removed after,
+    /// so at every moment one whole copy exists.
     pub fn write_checkpoint(
         &self,
         stage: &str,
@@ -61,20 +63,72 @@ impl RunDir {
         write: impl FnOnce(&Path) -> std::io::Result<()>,
     ) -> anyhow::Result<PathBuf> {
         let target = self.checkpoint_path(stage, step);
-        let tmp = self
-            .root
-            .join("checkpoints")
-            .join(format!(".tmp-{stage}-{step}-{}", std::process::id()));
+        let sibling = |what: &str| {
+            self.root
+                .join("checkpoints")
+                .join(format!(".{what}-{stage}-{step}-{}", std::process::id()))
+        };
+        let (tmp, old) = (sibling("tmp"), sibling("old"));
+        // Left over from an earlier attempt by a process with this id, if any.
         let _ = std::fs::remove_dir_all(&tmp);
         write(&tmp).map_err(|e| anyhow::anyhow!("{}: {e}", tmp.display()))?;
-        if target.exists() {
-            std::fs::remove_dir_all(&target)?;
+        let replaced = target.exists();
+        if replaced {
+            std::fs::rename(&target, &old)?;
         }
         std::fs::rename(&tmp, &target)?;
+        if replaced {
+            std::fs::remove_dir_all(&old)?;
+        }
         Ok(target)
     }
 
     pub fn save_config(&self, ron: &str) -> anyhow::Result<()> {
         Ok(write_atomic(&self.config_path(), ron.as_bytes())?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_file(text: &'static str) -> impl FnOnce(&Path) -> std::io::Result<()> {
+        move |dir| {
+            std::fs::create_dir_all(dir)?;
+            std::fs::write(dir.join("model.safetensors"), text)
+        }
+    }
+
+    #[test]
+    fn checkpoints_replace_whole_and_a_failed_write_keeps_the_last() {
+        let tmp = tempfile::tempdir().unwrap();
+        let run = RunDir::create(tmp.path(), "r").unwrap();
+        let path = run.write_checkpoint("sft", 5, write_file("first")).unwrap();
+        run.write_checkpoint("sft", 5, write_file("second")).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(path.join("model.safetensors")).unwrap(),
+            "second"
+        );
+
+        let failed = run.write_checkpoint("sft", 5, |dir| {
+            std::fs::create_dir_all(dir)?;
+            std::fs::write(dir.join("model.safetensors"), "half")?;
+            Err(std::io::Error::other("disk full"))
+        });
+        assert!(failed.unwrap_err().to_string().contains("disk full"));
+        assert_eq!(
+            std::fs::read_to_string(path.join("model.safetensors")).unwrap(),
+            "second"
+        );
+        assert_eq!(run.latest_checkpoint("sft"), Some(path));
+        // Only the checkpoint and the failed attempt's temporary directory remain.
+        let names: Vec<String> = std::fs::read_dir(run.root.join("checkpoints"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert!(
+            names.iter().all(|n| n == "sft-5" || n.starts_with(".tmp-")),
+            "{names:?}"
+        );
     }
 }

@@ -35,3 +35,8 @@ impl MetricsLog {
         self.file.flush()
     }
 }
+
+/// The value of `key` among one step's metrics.
+pub fn metric(metrics: &[(&str, f64)], key: &str) -> Option<f64> {
+    metrics.iter().find(|(k, _)| *k == key).map(|m| m.1)
+}

@@ -7,4 +7,4 @@ pub mod metrics;
 
 pub use config::RunConfig;
 pub use dir::RunDir;
-pub use metrics::MetricsLog;
+pub use metrics::{MetricsLog, metric};

@@ -58,7 +58,7 @@ pub fn sample_responses(
 pub const HELD_OUT_SAMPLES: u64 = 4;
 
 /// The judge's view of a model on the held-out prompts: `samples` responses
-/// to each (seeds 1, 2, …), as `train` reports it after SFT.
+/// to each (seeds 1, 2, …), as `train` reports it after SFT and around PPO.
 pub fn held_out_report(model: &Gpt2, tokenizer: &Tokenizer, samples: u64) -> EvalReport {
     let prompts = held_out_prompts();
     let (mut asked, mut responses) = (Vec::new(), Vec::new());
@@ -69,6 +69,7 @@ pub fn held_out_report(model: &Gpt2, tokenizer: &Tokenizer, samples: u64) -> Eva
     evaluate(&asked, &responses)
 }
 
+/// The judge's parse rate and mean score over responses to `prompts`.
 pub fn evaluate(prompts: &[&Prompt], responses: &[String]) -> EvalReport {
     let judgments: Vec<_> = prompts.iter().zip(responses).map(|(p, r)| judge(&p.text, r)).collect();
     let n = judgments.len().max(1) as f32;

@@ -11,7 +11,7 @@
 use burn::tensor::{Int, Tensor, TensorData};
 
 use crate::model::batch::PaddedBatch;
-use crate::model::logprobs::logprobs_and_entropy;
+use crate::model::logprobs::{gather_logprobs, logprobs_and_entropy};
 use crate::model::{Gpt2, ScalarModel};
 
 /// Queries and responses laid out for scoring.
@@ -66,14 +66,27 @@ impl QueryResponse {
     }
 }
 
-/// `log softmax(logits / T)` of each response token and (without gradient)
-/// the entropy of that distribution, `[b, r]` each. T is the sampling temperature, so
-/// these equal the sampler's log-probs for the same weights.
-pub fn response_logprobs(policy: &Gpt2, qr: &QueryResponse, temperature: f32) -> (Tensor<2>, Tensor<2>) {
-    let device = policy.wte.val().device();
-    let (b, r) = (qr.batch.rows, qr.r);
-    let logits = policy.lm_logits(qr.response_hidden(policy)) / temperature.max(1e-6); // [b, r, V]
-    let targets = Tensor::<2, Int>::from_data(TensorData::new(qr.targets.clone(), [b, r]), &device);
+/// `logits / T` at the response positions, `[b, r, V]`, and the response
+/// tokens, `[b, r]`.
+fn response_logits(model: &Gpt2, qr: &QueryResponse, temperature: f32) -> (Tensor<3>, Tensor<2, Int>) {
+    let device = model.wte.val().device();
+    let logits = model.lm_logits(qr.response_hidden(model)) / temperature.max(1e-6);
+    let targets = Tensor::from_data(TensorData::new(qr.targets.clone(), [qr.batch.rows, qr.r]), &device);
+    (logits, targets)
+}
+
+/// `log softmax(logits / T)` of each response token, `[b, r]`. T is the
+/// sampling temperature, so these equal the sampler's log-probs for the
+/// same weights.
+pub fn response_logprobs(model: &Gpt2, qr: &QueryResponse, temperature: f32) -> Tensor<2> {
+    let (logits, targets) = response_logits(model, qr, temperature);
+    gather_logprobs(logits, targets)
+}
+
+/// `response_logprobs` and (without gradient) the entropy of each
+/// position's distribution: what the policy's update reports.
+pub fn response_logprobs_and_entropy(model: &Gpt2, qr: &QueryResponse, temperature: f32) -> (Tensor<2>, Tensor<2>) {
+    let (logits, targets) = response_logits(model, qr, temperature);
     logprobs_and_entropy(logits, targets)
 }
 
@@ -142,7 +155,7 @@ mod tests {
         };
         let out = generate(&model, &queries, &config);
         let qr = QueryResponse::new(&queries, &out.tokens, eos);
-        let (logp, entropy) = response_logprobs(&model, &qr, temperature);
+        let (logp, entropy) = response_logprobs_and_entropy(&model, &qr, temperature);
         let logp = logp.into_data().try_to_vec::<f32>().unwrap();
         for (row, sampled) in out.logprobs.iter().enumerate() {
             for (j, lp) in sampled.iter().enumerate() {

@@ -19,15 +19,16 @@ use super::advantage::{gae, masked_mean, masked_whiten, shaped_rewards};
 use super::config::PpoConfig;
 use super::live::{LiveParams, Steer, StepPoint};
 use super::loss::{policy_loss, value_loss};
-use super::rollout::{QueryResponse, episode_scores, response_logprobs, response_values};
+use super::rollout::{
+    QueryResponse, episode_scores, response_logprobs, response_logprobs_and_entropy, response_values,
+};
 use crate::model::sampling::SamplingParams;
 use crate::model::{GenerateConfig, Gpt2, ScalarModel, Tokenizer, generate, hf};
 use crate::rlhf::optim::adamw;
 use crate::world::corpus::train_prompts;
-use crate::world::eval::decode_response;
+use crate::world::eval::{decode_response, evaluate};
 use crate::world::generator::prompt_text;
 use crate::world::inventory::Prompt;
-use crate::world::judge::judge;
 use crate::world::tokenizer_training::EOS;
 
 /// A scored batch of episodes, per episode on the host.
@@ -179,7 +180,6 @@ impl PpoTrainer {
         let qr = QueryResponse::new(&queries, &responses, self.pad);
         let r = qr.r;
         let ref_logp = response_logprobs(&self.reference, &qr, temperature)
-            .0
             .into_data()
             .try_to_vec::<f32>()
             .expect("f32");
@@ -243,12 +243,11 @@ impl PpoTrainer {
             ),
         ];
         if let Some(tokenizer) = self.tokenizer() {
-            let judged: Vec<f32> = prompts
+            let decoded: Vec<String> = responses
                 .iter()
-                .zip(&responses)
-                .map(|(p, resp)| judge(&p.text, &decode_response(tokenizer, resp, self.eos)).score)
+                .map(|r| decode_response(tokenizer, r, self.eos))
                 .collect();
-            metrics.push(("judge/score_mean", mean(&judged)));
+            metrics.push(("judge/score_mean", evaluate(&prompts, &decoded).mean_score as f64));
         }
         self.params.kl.update(mean_kl, n);
         let batch = Batch {
@@ -294,7 +293,7 @@ impl PpoTrainer {
                 );
                 let mask = qr.mask_tensor(&device);
 
-                let (logp, entropy) = response_logprobs(&self.policy, &qr, temperature);
+                let (logp, entropy) = response_logprobs_and_entropy(&self.policy, &qr, temperature);
                 let pl = policy_loss(logp, old_logp, advantages, mask.clone(), self.config.cliprange);
                 let values = response_values(&self.value, &qr);
                 let vl = value_loss(values, old_values, returns, mask.clone(), self.config.cliprange_value);
