@@ -9,4 +9,6 @@ pub mod model;
 pub mod prefs;
 pub mod rlhf;
 pub mod run;
+pub mod trainer;
+pub mod ui;
 pub mod world;

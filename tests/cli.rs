@@ -229,3 +229,14 @@ fn chat_generation_with_the_shipped_base_model_prints_one_answer_each() {
     );
     assert!(!text.contains("<|endoftext|>"), "{text}");
 }
+
+#[test]
+fn the_workbench_without_a_terminal_says_what_to_run_instead() {
+    let out = rlhf_tui(&["--run", "x", "--runs-dir", std::env::temp_dir().to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("needs a terminal") && err.contains("rlhf-tui train"),
+        "{err}"
+    );
+}

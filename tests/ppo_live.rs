@@ -3,6 +3,8 @@
 //! the next optimizer step uses, and β and the temperature set before a
 //! rollout are the ones that rollout reports.
 
+use std::ops::ControlFlow;
+
 use burn::tensor::Device;
 use rlhf_tui::model::weights::SeededInit;
 use rlhf_tui::model::{ScalarModel, hf};
@@ -49,16 +51,19 @@ fn steering_reaches_every_optimizer_step() {
     // must not move although the config's rate is 1e-3.
     let before = weights(&trainer);
     let mut points = Vec::new();
-    let metrics = trainer.step(&mut |params, point| {
-        points.push(point);
-        match point {
-            StepPoint::Rollout { .. } => {
-                params.kl.set_beta(0.25);
-                params.temperature = 0.7;
+    let metrics = trainer
+        .step(&mut |params, point| {
+            points.push(point);
+            match point {
+                StepPoint::Rollout { .. } => {
+                    params.kl.set_beta(0.25);
+                    params.temperature = 0.7;
+                }
+                StepPoint::Optimizer { .. } => params.lr = 0.0,
             }
-            StepPoint::Optimizer { .. } => params.lr = 0.0,
-        }
-    });
+            ControlFlow::Continue(())
+        })
+        .unwrap();
     let expected: Vec<StepPoint> = std::iter::once(StepPoint::Rollout { iteration: 0 })
         .chain((0..4).map(|step| StepPoint::Optimizer { iteration: 0, step }))
         .collect();
@@ -71,15 +76,35 @@ fn steering_reaches_every_optimizer_step() {
     // Iteration 1: the rate raised again after the first optimizer step
     // moves the policy; the parameters persist from one iteration to the next.
     let mut seen = Vec::new();
-    let metrics = trainer.step(&mut |params, point| {
-        seen.push((point, params.kl.beta()));
-        if point == (StepPoint::Optimizer { iteration: 1, step: 5 }) {
-            params.lr = 1e-3;
-        }
-    });
+    let metrics = trainer
+        .step(&mut |params, point| {
+            seen.push((point, params.kl.beta()));
+            if point == (StepPoint::Optimizer { iteration: 1, step: 5 }) {
+                params.lr = 1e-3;
+            }
+            ControlFlow::Continue(())
+        })
+        .unwrap();
     assert_eq!(seen[0], (StepPoint::Rollout { iteration: 1 }, 0.25));
     assert_eq!(seen.len(), 5);
     assert_eq!(metric(&metrics, "lr"), 1e-3);
     assert_eq!(metric(&metrics, "eps"), 8.0);
     assert_ne!(weights(&trainer), before);
+
+    // Iteration 2, stopped before its third optimizer step: no metrics,
+    // two steps taken, the iteration not counted as done.
+    let moved = weights(&trainer);
+    let mut calls = 0;
+    let stopped = trainer.step(&mut |_, point| {
+        calls += 1;
+        if point == (StepPoint::Optimizer { iteration: 2, step: 10 }) {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    });
+    assert!(stopped.is_none());
+    assert_eq!(calls, 4, "rollout and optimizer steps 8, 9, 10");
+    assert_eq!((trainer.iteration, trainer.optimizer_steps), (2, 10));
+    assert_ne!(weights(&trainer), moved);
 }

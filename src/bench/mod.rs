@@ -6,6 +6,7 @@ pub mod generation;
 pub mod matmul;
 pub mod ppo;
 pub mod training;
+pub mod ui;
 
 use std::time::Instant;
 

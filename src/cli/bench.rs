@@ -15,6 +15,10 @@ pub enum Workload {
     Ppo,
     /// Reward-model training steps, 16 pairs of 96 tokens a side: pairs/s.
     Rm,
+    /// The workbench: frame time at 200×50 with 100,000-point histories and
+    /// memory as they grow (one line), then key-to-frame latency while PPO
+    /// trains (a second line; `--repeats` × 10 key presses).
+    Ui,
 }
 
 #[derive(Debug, clap::Args)]
@@ -35,6 +39,10 @@ pub fn run(args: BenchArgs, choice: DeviceChoice) -> anyhow::Result<()> {
         Workload::Sft => bench::training::sft(&selected, args.repeats),
         Workload::Rm => bench::training::rm(&selected, args.repeats),
         Workload::Ppo => bench::ppo::run(&selected, args.repeats),
+        Workload::Ui => {
+            println!("{}", bench::ui::draw(args.repeats));
+            bench::ui::latency(&selected, args.repeats * 10)?
+        }
     };
     println!("{report}");
     Ok(())

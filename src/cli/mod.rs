@@ -7,6 +7,7 @@ mod generate;
 mod pretrain;
 mod score;
 mod train;
+mod workbench;
 mod world;
 
 use clap::{Parser, Subcommand};
@@ -19,14 +20,17 @@ use crate::device::DeviceChoice;
     version,
     about = "A terminal workbench for RLHF: SFT, a reward model and PPO, run and watched live"
 )]
-#[command(arg_required_else_help = true)]
 pub struct Cli {
     /// Where tensors live: auto takes a real GPU when there is one, else the CPU.
     #[arg(long, global = true, value_enum, env = "BURN_DEVICE", default_value_t = DeviceChoice::Auto)]
     pub device: DeviceChoice,
 
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
+
+    /// With no subcommand: the workbench.
+    #[command(flatten)]
+    pub workbench: workbench::WorkbenchArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -53,13 +57,8 @@ pub enum Command {
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Generate(args) => generate::run(args, cli.device),
-        Command::Score(args) => score::run(args, cli.device),
-        Command::Bench(args) => bench::run(args, cli.device),
-        Command::Devices => devices::run(),
-        Command::Pretrain(args) => pretrain::run(args, cli.device),
-        Command::Train(args) => train::run(args, cli.device),
-        Command::World(command) => world::run(command),
+        None => workbench::run(cli.workbench, cli.device),
+        Some(command) => run(command, cli.device),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -67,5 +66,17 @@ pub fn main() -> std::process::ExitCode {
             eprintln!("error: {err:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+fn run(command: Command, device: DeviceChoice) -> anyhow::Result<()> {
+    match command {
+        Command::Generate(args) => generate::run(args, device),
+        Command::Score(args) => score::run(args, device),
+        Command::Bench(args) => bench::run(args, device),
+        Command::Devices => devices::run(),
+        Command::Pretrain(args) => pretrain::run(args, device),
+        Command::Train(args) => train::run(args, device),
+        Command::World(command) => world::run(command),
     }
 }

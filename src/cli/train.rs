@@ -8,22 +8,9 @@ use std::time::Instant;
 use serde_json::json;
 
 use crate::device::{self, DeviceChoice};
-use crate::model::hf;
-use crate::rlhf::ppo::trainer::PpoTrainer;
-use crate::rlhf::reward::RmTrainer;
-use crate::rlhf::sft::SftTrainer;
 use crate::run::{MetricsLog, RunConfig, RunDir, metric};
-use crate::world::eval::{EvalReport, HELD_OUT_SAMPLES, held_out_report};
-
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum Stage {
-    /// Supervised fine-tuning on the built-in world's demonstrations.
-    Sft,
-    /// Reward model from the run's SFT checkpoint, on judge-labelled pairs.
-    Rm,
-    /// PPO from the run's SFT policy against its reward model.
-    Ppo,
-}
+use crate::trainer::protocol::Stage;
+use crate::trainer::stage::{StageRun, no_steering};
 
 #[derive(Debug, clap::Args)]
 pub struct TrainArgs {
@@ -68,163 +55,49 @@ pub fn run(args: TrainArgs, choice: DeviceChoice) -> anyhow::Result<()> {
     let run = RunDir::create(&args.runs_dir, &args.run)?;
     run.save_config(&config.to_ron())?;
     let mut log = MetricsLog::open(&run.metrics_path())?;
-    match args.stage {
-        Stage::Sft => train_sft(&config, &run, &mut log, &selected),
-        Stage::Rm => train_rm(&config, &run, &mut log, &selected),
-        Stage::Ppo => train_ppo(&config, &run, &mut log, &selected),
-    }
-}
 
-fn train_sft(
-    config: &RunConfig,
-    run: &RunDir,
-    log: &mut MetricsLog,
-    selected: &device::Selected,
-) -> anyhow::Result<()> {
-    let mut trainer = SftTrainer::new(&config.sft, &selected.device)?;
-    let steps = config.sft.steps;
-    let mut progress = Progress::new("sft", "loss", steps);
+    let name = args.stage.name();
+    let mut stage = StageRun::start(args.stage, &config, &run, &selected.device)?;
     eprintln!(
-        "sft on {} from {}: {steps} steps → {}",
+        "{name} on {} from {}: {} steps → {}",
         selected.label,
-        config.sft.init.display(),
+        stage.init.display(),
+        stage.total,
         run.root.display()
     );
-    // The held-out loss before any step, for the curve to start from.
-    log.append("sft", 0, &[("eval/loss", trainer.eval_loss())])?;
-    for step in 0..steps {
-        let mut metrics = trainer.step(config.sft.lr_at(step));
-        if (step + 1) % config.sft.eval_every == 0 || step + 1 == steps {
-            metrics.push(("eval/loss", trainer.eval_loss()));
-        }
-        log.append("sft", step + 1, &metrics)?;
-        progress.update(step + 1, metrics[0].1);
+    let baseline = stage.baseline();
+    if !baseline.is_empty() {
+        log.append(name, 0, &baseline)?;
     }
-    progress.finish();
-
-    let model = trainer.inference_model();
-    let tokenizer = &trainer.tokenizer;
-    let path = run.write_checkpoint("sft", steps, |dir| hf::save_language_model(dir, &model, tokenizer))?;
-    // How the fine-tuned model answers prompts it never saw, by the judge.
-    let report = held_out_report(&model, tokenizer, HELD_OUT_SAMPLES);
-    log.append("sft", steps, &held_out_metrics(&report))?;
-    println!(
-        "{}",
-        json!({ "stage": "sft", "steps": steps, "checkpoint": path, "eval/judge_score_mean": report.mean_score, "eval/judge_parse_rate": report.parse_rate })
-    );
-    Ok(())
-}
-
-fn held_out_metrics(report: &EvalReport) -> [(&'static str, f64); 2] {
-    [
-        ("eval/judge_score_mean", report.mean_score as f64),
-        ("eval/judge_parse_rate", report.parse_rate as f64),
-    ]
-}
-
-/// The path in the config, or the run's latest checkpoint of `stage`.
-fn init_path(configured: &Option<PathBuf>, run: &RunDir, stage: &str, for_stage: &str) -> anyhow::Result<PathBuf> {
-    match configured {
-        Some(path) => Ok(path.clone()),
-        None => run.latest_checkpoint(stage).ok_or_else(|| {
-            anyhow::anyhow!(
-                "{}: no {} checkpoint to start {for_stage} from; run `rlhf-tui train --stage {stage} --run {}` first, or set the path in the config",
-                run.root.display(),
-                stage.to_uppercase(),
-                run.root.file_name().unwrap_or_default().to_string_lossy()
-            )
-        }),
-    }
-}
-
-fn train_ppo(
-    config: &RunConfig,
-    run: &RunDir,
-    log: &mut MetricsLog,
-    selected: &device::Selected,
-) -> anyhow::Result<()> {
-    let policy = init_path(&config.ppo.policy_init, run, "sft", "PPO")?;
-    let reward = init_path(&config.ppo.reward_init, run, "rm", "PPO")?;
-    let mut trainer = PpoTrainer::new(&config.ppo, &policy, &reward, &selected.device)?;
-    let iterations = config.ppo.iterations;
-    let mut progress = Progress::new("ppo", "objective/scores", iterations);
-    eprintln!(
-        "ppo on {}: policy {}, reward {}: {iterations} iterations → {}",
-        selected.label,
-        policy.display(),
-        reward.display(),
-        run.root.display()
-    );
-    // The starting policy's held-out judge score, to compare the end with.
-    let tokenizer = trainer
-        .tokenizer()
-        .expect("the world's trainer has a tokenizer")
-        .clone();
-    let before = held_out_report(&trainer.inference_policy(), &tokenizer, HELD_OUT_SAMPLES);
-    log.append("ppo", 0, &held_out_metrics(&before))?;
+    let shown = match args.stage {
+        Stage::Ppo => "objective/scores",
+        Stage::Sft | Stage::Rm => "loss",
+    };
+    let mut progress = Progress::new(name, shown, stage.total);
     let mut last = Vec::new();
-    for it in 0..iterations {
-        let metrics = trainer.step(&mut |_, _| {});
-        log.append("ppo", it + 1, &metrics)?;
-        progress.update(it + 1, metric(&metrics, "objective/scores").unwrap_or(f64::NAN));
+    while !stage.is_done() {
+        let metrics = stage.step(&mut no_steering).expect("no steering never stops");
+        log.append(name, stage.step, &metrics)?;
+        progress.update(stage.step, metric(&metrics, shown).unwrap_or(f64::NAN));
         last = metrics;
     }
     progress.finish();
-    let model = trainer.inference_policy();
-    let path = run.write_checkpoint("ppo", iterations, |dir| {
-        hf::save_language_model(dir, &model, &tokenizer)
-    })?;
-    let after = held_out_report(&model, &tokenizer, HELD_OUT_SAMPLES);
-    log.append("ppo", iterations, &held_out_metrics(&after))?;
-    let get = |key: &str| metric(&last, key).unwrap_or(f64::NAN);
-    println!(
-        "{}",
-        json!({
-            "stage": "ppo", "iterations": iterations, "checkpoint": path,
-            "judge/score_mean": get("judge/score_mean"), "objective/kl": get("objective/kl"), "objective/scores": get("objective/scores"),
-            "eval/judge_score_mean_before": before.mean_score, "eval/judge_score_mean": after.mean_score, "eval/judge_parse_rate": after.parse_rate,
-        })
-    );
-    Ok(())
-}
+    let (path, eval) = stage.finish(&run)?;
+    log.append(name, stage.step, &eval)?;
 
-fn train_rm(config: &RunConfig, run: &RunDir, log: &mut MetricsLog, selected: &device::Selected) -> anyhow::Result<()> {
-    let init = init_path(&config.rm.init, run, "sft", "the reward model")?;
-    let mut trainer = RmTrainer::new(&config.rm, &init, &selected.device)?;
-    let steps = config.rm.steps;
-    let mut progress = Progress::new("rm", "loss", steps);
-    eprintln!(
-        "rm on {} from {}: {steps} steps → {}",
-        selected.label,
-        init.display(),
-        run.root.display()
-    );
-    for step in 0..steps {
-        let metrics = trainer.step(config.rm.lr_at(step));
-        log.append("rm", step + 1, &metrics)?;
-        progress.update(step + 1, metrics[0].1);
+    // One summary line: the last step's metrics, the held-out evaluation,
+    // and the baseline it is compared with.
+    let mut summary = serde_json::Map::new();
+    summary.insert("stage".into(), json!(name));
+    summary.insert("steps".into(), json!(stage.step));
+    summary.insert("checkpoint".into(), json!(path));
+    for (key, value) in last.iter().chain(&eval) {
+        summary.insert((*key).into(), json!(value));
     }
-    progress.finish();
-    let eval = trainer.evaluate();
-    log.append(
-        "rm",
-        steps,
-        &[
-            ("eval/accuracy", eval.accuracy as f64),
-            ("eval/ece", eval.calibration.ece as f64),
-        ],
-    )?;
-    let model = trainer.inference_model();
-    let tokenizer = &trainer.tokenizer;
-    let path = run.write_checkpoint("rm", steps, |dir| hf::save_scalar_model(dir, &model, tokenizer))?;
-    crate::fsutil::write_atomic(
-        &run.root.join("rm_calibration.json"),
-        serde_json::to_string_pretty(&eval.calibration)?.as_bytes(),
-    )?;
-    println!(
-        "{}",
-        json!({ "stage": "rm", "steps": steps, "checkpoint": path, "eval/accuracy": eval.accuracy, "eval/ece": eval.calibration.ece })
-    );
+    for (key, value) in &baseline {
+        summary.insert(format!("{key}_before"), json!(value));
+    }
+    println!("{}", serde_json::Value::Object(summary));
     Ok(())
 }
 

@@ -1,3 +1,5 @@
-//! Preference data: the file formats other tools use.
+//! Preference data: the run's own judgments and the file formats other
+//! tools use.
 
 pub mod formats;
+pub mod store;

@@ -7,6 +7,8 @@
 //! temperature it was sampled at, or its importance ratios would mix two
 //! distributions).
 
+use std::ops::ControlFlow;
+
 use super::config::PpoConfig;
 use super::kl_control::KlControl;
 
@@ -45,5 +47,7 @@ pub enum StepPoint {
     Optimizer { iteration: usize, step: usize },
 }
 
-/// Called with the live parameters at every [`StepPoint`]; may change them.
-pub type Steer<'a> = dyn FnMut(&mut LiveParams, StepPoint) + 'a;
+/// Called with the live parameters at every [`StepPoint`]; may change them,
+/// and may stop the iteration there (`Break`: the workbench's stop and quit
+/// need not wait for a whole batch of epochs).
+pub type Steer<'a> = dyn FnMut(&mut LiveParams, StepPoint) -> ControlFlow<()> + 'a;

@@ -189,7 +189,8 @@ impl PpoTrainer {
             .expect("f32");
         let scores = episode_scores(&self.reward, &queries, &responses, self.eos, self.pad);
 
-        let beta = self.params.kl.beta() as f32;
+        let kl_coef = self.params.kl.beta();
+        let beta = kl_coef as f32;
         let mut shaped = Vec::with_capacity(n);
         for (i, response) in responses.iter().enumerate() {
             let len = response.len();
@@ -236,7 +237,7 @@ impl PpoTrainer {
             ("objective/non_score_reward", mean(&non_score)),
             ("objective/rlhf_reward", mean(&final_scores) + mean(&non_score)),
             ("objective/scores", mean(&final_scores)),
-            ("objective/kl_coef", beta as f64),
+            ("objective/kl_coef", kl_coef),
             (
                 "val/num_eos_tokens",
                 responses.iter().filter(|r| self.ended(r)).count() as f64,
@@ -263,14 +264,16 @@ impl PpoTrainer {
 
     /// One rollout and its PPO epochs; `steer` sees (and may change) the
     /// live parameters before the rollout and before every optimizer step.
-    /// Returns the iteration's metrics.
-    pub fn step(&mut self, steer: &mut Steer) -> Vec<(&'static str, f64)> {
+    /// Returns the iteration's metrics, or `None` when `steer` stopped it
+    /// part way (the optimizer steps already taken stay taken).
+    pub fn step(&mut self, steer: &mut Steer) -> Option<Vec<(&'static str, f64)>> {
         steer(
             &mut self.params,
             StepPoint::Rollout {
                 iteration: self.iteration,
             },
-        );
+        )
+        .continue_value()?;
         let temperature = self.params.temperature;
         let (batch, mut metrics) = self.rollout(temperature);
         let device = self.policy.wte.val().device();
@@ -309,7 +312,8 @@ impl PpoTrainer {
                         iteration: self.iteration,
                         step: self.optimizer_steps,
                     },
-                );
+                )
+                .continue_value()?;
                 let lr = self.params.lr;
                 let total = pl.loss + vl.loss * self.config.vf_coef;
                 let mut grads = total.backward();
@@ -349,11 +353,21 @@ impl PpoTrainer {
         metrics.push(("lr", self.params.lr));
         metrics.push(("temperature", temperature as f64));
         metrics.push(("eps", self.episodes as f64));
-        metrics
+        Some(metrics)
     }
 
     pub fn inference_policy(&self) -> Gpt2 {
         self.policy.valid()
+    }
+
+    /// The frozen policy the KL penalty is measured against.
+    pub fn reference(&self) -> &Gpt2 {
+        &self.reference
+    }
+
+    /// The frozen reward model.
+    pub fn reward(&self) -> &ScalarModel {
+        &self.reward
     }
 }
 

@@ -1,0 +1,8 @@
+//! The trainer thread and the protocol the workbench speaks to it.
+
+pub mod audit;
+pub mod control;
+pub mod protocol;
+pub mod samples;
+pub mod stage;
+pub mod worker;

@@ -1,0 +1,153 @@
+//! Pairs of responses for the comparison pane: two samples from the
+//! current policy for one held-out prompt, each token with its log-prob
+//! under the policy and under the frozen reference (so the pane can colour
+//! tokens by their per-token KL), the reward model's score and the judge's.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Device;
+use rand::SeedableRng;
+use rand::seq::IndexedRandom;
+use rand_chacha::ChaCha8Rng;
+
+use super::protocol::{Response, SamplePair, Stage};
+use crate::model::sampling::SamplingParams;
+use crate::model::{GenerateConfig, Gpt2, ScalarModel, Tokenizer, generate, hf};
+use crate::rlhf::ppo::rollout::{QueryResponse, episode_scores, response_logprobs};
+use crate::run::{RunConfig, RunDir};
+use crate::world::corpus::held_out_prompts;
+use crate::world::eval::decode_response;
+use crate::world::generator::prompt_text;
+use crate::world::judge;
+use crate::world::tokenizer_training::EOS;
+
+/// The models a pair is drawn and scored with.
+pub struct PairModels<'a> {
+    pub policy: &'a Gpt2,
+    pub reference: &'a Gpt2,
+    pub reward: Option<&'a ScalarModel>,
+    pub tokenizer: &'a Tokenizer,
+    /// Names the policy in the pair, e.g. `ppo-12`.
+    pub version: String,
+}
+
+/// Response length cap for pairs, as in PPO's default rollouts.
+const MAX_NEW_TOKENS: usize = 48;
+
+/// Two responses to one held-out prompt at `temperature`.
+pub fn sample_pair(models: &PairModels, id: u64, temperature: f32, seed: u64) -> SamplePair {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let prompt = held_out_prompts()
+        .choose(&mut rng)
+        .expect("the world has prompts")
+        .text
+        .clone();
+    let text = prompt_text(&prompt);
+    let tokenizer = models.tokenizer;
+    let eos = tokenizer.token_id(EOS);
+    let pad = eos.unwrap_or(0);
+    let query = tokenizer.encode(&text);
+    let queries = vec![query.clone(), query];
+    let generated = generate(
+        models.policy,
+        &queries,
+        &GenerateConfig {
+            max_new_tokens: MAX_NEW_TOKENS,
+            sampling: SamplingParams {
+                temperature,
+                top_k: 0,
+                top_p: 1.0,
+            },
+            eos_token_id: eos,
+            pad_token_id: pad,
+            seed,
+        },
+    );
+    let qr = QueryResponse::new(&queries, &generated.tokens, pad);
+    let ref_logp: Vec<f32> = response_logprobs(models.reference, &qr, temperature)
+        .into_data()
+        .try_to_vec::<f32>()
+        .expect("f32");
+    let rewards = models
+        .reward
+        .map(|rm| episode_scores(rm, &queries, &generated.tokens, eos, pad));
+    let mut responses = generated.tokens.iter().enumerate().map(|(i, tokens)| {
+        // EOS is not shown; its log-probs go with it.
+        let shown = tokens.iter().take_while(|&&t| Some(t) != eos).count();
+        let decoded = decode_response(tokenizer, tokens, eos);
+        Response {
+            tokens: tokenizer.token_texts(&tokens[..shown]),
+            logprobs: generated.logprobs[i][..shown].to_vec(),
+            ref_logprobs: ref_logp[i * qr.r..i * qr.r + shown].to_vec(),
+            reward: rewards.as_ref().map(|r| r[i]),
+            judge: judge(&prompt, &decoded).score,
+        }
+    });
+    let (left, right) = (responses.next().unwrap(), responses.next().unwrap());
+    SamplePair {
+        id,
+        prompt: text,
+        policy: models.version.clone(),
+        left,
+        right,
+    }
+}
+
+/// The run's models on disk, for pairs when no stage trains a policy: the
+/// newest of PPO's and SFT's checkpoints (else the base model) as the
+/// policy, the SFT checkpoint (else the base) as the reference, and the
+/// newest reward model if there is one.
+pub struct DiskModels {
+    pub policy: Gpt2,
+    pub version: String,
+    pub reference: Gpt2,
+    pub reward: Option<ScalarModel>,
+    pub tokenizer: Tokenizer,
+}
+
+impl DiskModels {
+    pub fn load(run: &RunDir, config: &RunConfig, device: &Device) -> anyhow::Result<Self> {
+        let base = config.sft.init.clone();
+        let newest = |stage: Stage| run.latest_checkpoint(stage.name());
+        let (policy_dir, version) = match newest(Stage::Ppo).or_else(|| newest(Stage::Sft)) {
+            Some(dir) => {
+                let version = checkpoint_name(&dir);
+                (dir, version)
+            }
+            None => (base.clone(), "base".to_string()),
+        };
+        let reference_dir: PathBuf = newest(Stage::Sft).unwrap_or(base);
+        let (policy, tokenizer) = hf::load_language_model(&policy_dir, device)?;
+        let reference = if reference_dir == policy_dir {
+            policy.clone()
+        } else {
+            hf::load_language_model(&reference_dir, device)?.0
+        };
+        let reward = match newest(Stage::Rm) {
+            Some(dir) => Some(hf::load_scalar_model(&dir, device, None)?.0),
+            None => None,
+        };
+        Ok(Self {
+            policy,
+            version,
+            reference,
+            reward,
+            tokenizer,
+        })
+    }
+
+    pub fn pair_models(&self) -> PairModels<'_> {
+        PairModels {
+            policy: &self.policy,
+            reference: &self.reference,
+            reward: self.reward.as_ref(),
+            tokenizer: &self.tokenizer,
+            version: self.version.clone(),
+        }
+    }
+}
+
+/// `sft-60` for `runs/x/checkpoints/sft-60`.
+fn checkpoint_name(dir: &Path) -> String {
+    dir.file_name().unwrap_or_default().to_string_lossy().into_owned()
+}

@@ -1,0 +1,233 @@
+//! One training stage as both the workbench's trainer thread and `train`
+//! drive it: started from the run's config and checkpoints, stepped one
+//! optimizer step (SFT, RM) or one PPO iteration at a time under a
+//! steering callback, and finished with a checkpoint and the stage's
+//! held-out evaluation.
+
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+
+use burn::tensor::Device;
+
+use super::protocol::Stage;
+use crate::model::{Gpt2, ScalarModel, Tokenizer, hf};
+use crate::rlhf::ppo::live::{LiveParams, Steer, StepPoint};
+use crate::rlhf::ppo::trainer::PpoTrainer;
+use crate::rlhf::reward::RmTrainer;
+use crate::rlhf::sft::SftTrainer;
+use crate::run::{RunConfig, RunDir};
+use crate::world::eval::{HELD_OUT_SAMPLES, held_out_report};
+
+pub type Metrics = Vec<(&'static str, f64)>;
+
+enum Trainer {
+    Sft(Box<SftTrainer>),
+    Rm(Box<RmTrainer>),
+    Ppo(Box<PpoTrainer>),
+}
+
+pub struct StageRun {
+    pub stage: Stage,
+    trainer: Trainer,
+    config: RunConfig,
+    /// SFT's and RM's live parameters (PPO's live in its trainer): `lr`
+    /// is the schedule's peak, so a change rescales the rest of the schedule.
+    params: LiveParams,
+    /// Steps (PPO: iterations) done, and the stage's length.
+    pub step: usize,
+    pub total: usize,
+    /// What the stage started from, for messages.
+    pub init: PathBuf,
+}
+
+/// The path in the config, or the run's latest checkpoint of `stage`.
+pub fn init_path(configured: &Option<PathBuf>, run: &RunDir, stage: Stage, for_stage: &str) -> anyhow::Result<PathBuf> {
+    match configured {
+        Some(path) => Ok(path.clone()),
+        None => run.latest_checkpoint(stage.name()).ok_or_else(|| {
+            anyhow::anyhow!(
+                "{}: no {} checkpoint to start {for_stage} from; run `rlhf-tui train --stage {} --run {}` first, or set the path in the config",
+                run.root.display(),
+                stage.name().to_uppercase(),
+                stage.name(),
+                run.root.file_name().unwrap_or_default().to_string_lossy()
+            )
+        }),
+    }
+}
+
+impl StageRun {
+    /// Loads the stage's models: SFT from `sft.init`, the reward model from
+    /// the run's SFT checkpoint, PPO from both (or the config's paths).
+    pub fn start(stage: Stage, config: &RunConfig, run: &RunDir, device: &Device) -> anyhow::Result<Self> {
+        let mut params = LiveParams::from_config(&config.ppo);
+        let (trainer, total, init) = match stage {
+            Stage::Sft => {
+                params.lr = config.sft.lr;
+                let trainer = SftTrainer::new(&config.sft, device)?;
+                (
+                    Trainer::Sft(Box::new(trainer)),
+                    config.sft.steps,
+                    config.sft.init.clone(),
+                )
+            }
+            Stage::Rm => {
+                params.lr = config.rm.lr;
+                let init = init_path(&config.rm.init, run, Stage::Sft, "the reward model")?;
+                let trainer = RmTrainer::new(&config.rm, &init, device)?;
+                (Trainer::Rm(Box::new(trainer)), config.rm.steps, init)
+            }
+            Stage::Ppo => {
+                let policy = init_path(&config.ppo.policy_init, run, Stage::Sft, "PPO")?;
+                let reward = init_path(&config.ppo.reward_init, run, Stage::Rm, "PPO")?;
+                let trainer = PpoTrainer::new(&config.ppo, &policy, &reward, device)?;
+                (Trainer::Ppo(Box::new(trainer)), config.ppo.iterations, policy)
+            }
+        };
+        Ok(Self {
+            stage,
+            trainer,
+            config: config.clone(),
+            params,
+            step: 0,
+            total,
+            init,
+        })
+    }
+
+    /// Metrics at step 0, for the curves to start from: SFT's held-out loss,
+    /// and the starting policy's held-out judge score before PPO.
+    pub fn baseline(&self) -> Metrics {
+        match &self.trainer {
+            Trainer::Sft(t) => vec![("eval/loss", t.eval_loss())],
+            Trainer::Rm(_) => Vec::new(),
+            Trainer::Ppo(t) => judge_metrics(&t.inference_policy(), self.tokenizer()).to_vec(),
+        }
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.step >= self.total
+    }
+
+    /// The live parameters the next step will use.
+    pub fn params(&self) -> &LiveParams {
+        match &self.trainer {
+            Trainer::Ppo(t) => &t.params,
+            _ => &self.params,
+        }
+    }
+
+    pub fn params_mut(&mut self) -> &mut LiveParams {
+        match &mut self.trainer {
+            Trainer::Ppo(t) => &mut t.params,
+            _ => &mut self.params,
+        }
+    }
+
+    /// One step at the live parameters. PPO's iteration calls `steer`
+    /// before its rollout and before each of its optimizer steps, where it
+    /// may change the parameters or stop the iteration; an SFT or RM step is
+    /// one optimizer step, steered from outside between steps.
+    pub fn step(&mut self, steer: &mut Steer) -> Option<Metrics> {
+        let metrics = match &mut self.trainer {
+            Trainer::Sft(t) => {
+                let scale = self.params.lr / self.config.sft.lr;
+                let mut metrics = t.step(self.config.sft.lr_at(self.step) * scale);
+                let step = self.step + 1;
+                if step.is_multiple_of(self.config.sft.eval_every) || step == self.total {
+                    metrics.push(("eval/loss", t.eval_loss()));
+                }
+                metrics
+            }
+            Trainer::Rm(t) => {
+                let scale = self.params.lr / self.config.rm.lr;
+                t.step(self.config.rm.lr_at(self.step) * scale)
+            }
+            Trainer::Ppo(t) => t.step(steer)?,
+        };
+        self.step += 1;
+        Some(metrics)
+    }
+
+    /// Writes the stage's model as it is now to `checkpoints/<stage>-<step>`.
+    pub fn checkpoint(&self, run: &RunDir) -> anyhow::Result<PathBuf> {
+        let tokenizer = self.tokenizer();
+        let name = self.stage.name();
+        match &self.trainer {
+            Trainer::Sft(t) => {
+                let model = t.inference_model();
+                run.write_checkpoint(name, self.step, |dir| hf::save_language_model(dir, &model, tokenizer))
+            }
+            Trainer::Rm(t) => {
+                let model = t.inference_model();
+                run.write_checkpoint(name, self.step, |dir| hf::save_scalar_model(dir, &model, tokenizer))
+            }
+            Trainer::Ppo(t) => {
+                let model = t.inference_policy();
+                run.write_checkpoint(name, self.step, |dir| hf::save_language_model(dir, &model, tokenizer))
+            }
+        }
+    }
+
+    /// Checkpoints the stage and evaluates it on held-out data: the judge's
+    /// view of SFT's and PPO's answers; the reward model's accuracy and
+    /// calibration (its reliability table saved as `rm_calibration.json`).
+    pub fn finish(&self, run: &RunDir) -> anyhow::Result<(PathBuf, Metrics)> {
+        let path = self.checkpoint(run)?;
+        let metrics = match &self.trainer {
+            Trainer::Sft(t) => judge_metrics(&t.inference_model(), self.tokenizer()).to_vec(),
+            Trainer::Ppo(t) => judge_metrics(&t.inference_policy(), self.tokenizer()).to_vec(),
+            Trainer::Rm(t) => {
+                let eval = t.evaluate();
+                crate::fsutil::write_atomic(
+                    &run.root.join("rm_calibration.json"),
+                    serde_json::to_string_pretty(&eval.calibration)?.as_bytes(),
+                )?;
+                vec![
+                    ("eval/accuracy", eval.accuracy as f64),
+                    ("eval/ece", eval.calibration.ece as f64),
+                ]
+            }
+        };
+        Ok((path, metrics))
+    }
+
+    pub fn tokenizer(&self) -> &Tokenizer {
+        match &self.trainer {
+            Trainer::Sft(t) => &t.tokenizer,
+            Trainer::Rm(t) => &t.tokenizer,
+            Trainer::Ppo(t) => t.tokenizer().expect("the world's trainer has a tokenizer"),
+        }
+    }
+
+    /// The policy as it is now, when the stage trains one.
+    pub fn policy(&self) -> Option<Gpt2> {
+        match &self.trainer {
+            Trainer::Sft(t) => Some(t.inference_model()),
+            Trainer::Rm(_) => None,
+            Trainer::Ppo(t) => Some(t.inference_policy()),
+        }
+    }
+
+    /// PPO's frozen reference and reward model.
+    pub fn ppo_reference_and_reward(&self) -> Option<(&Gpt2, &ScalarModel)> {
+        match &self.trainer {
+            Trainer::Ppo(t) => Some((t.reference(), t.reward())),
+            _ => None,
+        }
+    }
+}
+
+/// A steering callback that changes nothing.
+pub fn no_steering(_: &mut LiveParams, _: StepPoint) -> ControlFlow<()> {
+    ControlFlow::Continue(())
+}
+
+/// The judge's view of a policy's answers to the held-out prompts.
+fn judge_metrics(model: &Gpt2, tokenizer: &Tokenizer) -> [(&'static str, f64); 2] {
+    let report = held_out_report(model, tokenizer, HELD_OUT_SAMPLES);
+    [
+        ("eval/judge_score_mean", report.mean_score as f64),
+        ("eval/judge_parse_rate", report.parse_rate as f64),
+    ]
+}

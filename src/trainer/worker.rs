@@ -1,0 +1,324 @@
+//! The trainer thread: owns every tensor, runs one stage at a time step by
+//! step, reads commands between optimizer steps (`control.rs`) and reports
+//! back in plain-data events. A panic or an error inside it reaches the
+//! workbench as an `Event::Error`, followed by `Event::ShutDown`.
+
+use std::ops::ControlFlow;
+use std::panic::AssertUnwindSafe;
+use std::sync::Mutex;
+use std::thread::JoinHandle;
+
+use burn::tensor::Device;
+use crossbeam_channel::{Receiver, Sender, unbounded};
+use serde_json::json;
+
+use super::audit::AuditLog;
+use super::control::{Control, Poll, StopReason};
+use super::protocol::{Command, Event, KlMode, Stage, StageState};
+use super::samples::{DiskModels, PairModels, sample_pair};
+use super::stage::StageRun;
+use crate::prefs::store::PrefStore;
+use crate::rlhf::ppo::live::{LiveParams, StepPoint};
+use crate::run::{MetricsLog, RunConfig, RunDir};
+
+/// What the thread needs to start.
+pub struct WorkerSetup {
+    pub config: RunConfig,
+    pub run: RunDir,
+    pub device: Device,
+    /// The device in words, for the status bar.
+    pub device_label: String,
+}
+
+/// The workbench's ends of the channels.
+pub struct TrainerHandle {
+    pub commands: Sender<Command>,
+    pub events: Receiver<Event>,
+    pub thread: JoinHandle<()>,
+}
+
+/// The name of the thread, which the panic hook recognises.
+pub const THREAD_NAME: &str = "trainer";
+
+/// Where the panic hook leaves a trainer panic's message and location.
+pub static LAST_PANIC: Mutex<Option<String>> = Mutex::new(None);
+
+pub fn spawn(setup: WorkerSetup) -> std::io::Result<TrainerHandle> {
+    let (command_tx, command_rx) = unbounded();
+    let (event_tx, event_rx) = unbounded();
+    let thread = std::thread::Builder::new().name(THREAD_NAME.into()).spawn(move || {
+        let events = event_tx.clone();
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| run(setup, command_rx, event_tx)));
+        let error = match outcome {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(format!("{e:#}")),
+            Err(payload) => Some(LAST_PANIC.lock().ok().and_then(|mut p| p.take()).unwrap_or_else(|| {
+                let text = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| payload.downcast_ref::<String>().cloned());
+                format!("the trainer panicked: {}", text.unwrap_or_default())
+            })),
+        };
+        if let Some(error) = error {
+            let _ = events.send(Event::Error(error));
+        }
+        let _ = events.send(Event::ShutDown);
+    })?;
+    Ok(TrainerHandle {
+        commands: command_tx,
+        events: event_rx,
+        thread,
+    })
+}
+
+struct Worker {
+    control: Control,
+    run: RunDir,
+    device: Device,
+    log: MetricsLog,
+    /// The parameters while no stage runs; a stage starts from the config.
+    idle: LiveParams,
+    /// Models on disk for pairs while no stage trains a policy; dropped when
+    /// a checkpoint is written.
+    disk: Option<DiskModels>,
+    next_pair: u64,
+}
+
+fn run(setup: WorkerSetup, commands: Receiver<Command>, events: Sender<Event>) -> anyhow::Result<()> {
+    let run = setup.run;
+    let audit = AuditLog::open(&run.root.join("audit.jsonl"))?;
+    let prefs = PrefStore::open(&run.root.join("prefs.jsonl"))?;
+    let log = MetricsLog::open(&run.metrics_path())?;
+    let config = setup.config;
+    let stages = Stage::ALL
+        .iter()
+        .map(|&s| {
+            let state = match run.latest_checkpoint(s.name()) {
+                Some(path) => StageState::Done {
+                    checkpoint: path.display().to_string(),
+                },
+                None => StageState::NotStarted,
+            };
+            (s, state)
+        })
+        .collect();
+    let idle = LiveParams::from_config(&config.ppo);
+    let _ = events.send(Event::Ready {
+        device: setup.device_label,
+        run: run.root.display().to_string(),
+        base: config.sft.init.display().to_string(),
+        stages,
+        beta: idle.kl.beta(),
+        lr: idle.lr,
+        temperature: idle.temperature as f64,
+        kl_mode: if config.ppo.adaptive_kl {
+            KlMode::Adaptive
+        } else {
+            KlMode::Fixed
+        },
+    });
+    let mut worker = Worker {
+        control: Control::new(commands, events, audit, prefs, config),
+        run,
+        device: setup.device,
+        log,
+        idle,
+        disk: None,
+        // Ids stay unique across sessions of one run without reading its file.
+        next_pair: super::audit::unix_seconds() as u64 * 1000,
+    };
+    worker.idle_loop()
+}
+
+impl Worker {
+    /// Waits for commands while no stage runs.
+    fn idle_loop(&mut self) -> anyhow::Result<()> {
+        while let Ok(command) = self.control.commands.recv() {
+            self.control.handle(command, &mut self.idle);
+            // Only a shutdown stops the thread while no stage runs.
+            if self.control.stop.is_some() {
+                return Ok(());
+            }
+            for command in std::mem::take(&mut self.control.queued) {
+                match command {
+                    Command::Start(stage) => self.run_stage(stage)?,
+                    Command::RequestSamples => self.serve_samples(None),
+                    Command::Checkpoint => self.control.send(Event::Error("no stage is running".into())),
+                    _ => unreachable!("only model commands are queued"),
+                }
+                if self.control.stop.is_some() {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs a stage to its end, a stop or a shutdown (left in `control.stop`).
+    fn run_stage(&mut self, stage: Stage) -> anyhow::Result<()> {
+        let control = &mut self.control;
+        control.stage = Some(stage);
+        control.step = 0;
+        control.paused = false;
+        control.send_state(StageState::Starting);
+        control.audit_record("start", json!({}));
+        let started = StageRun::start(stage, &control.config, &self.run, &self.device).and_then(|s| {
+            let baseline = s.baseline();
+            if !baseline.is_empty() {
+                self.log.append(stage.name(), 0, &baseline)?;
+                send_metrics(control, stage, 0, &baseline);
+            }
+            Ok(s)
+        });
+        let mut active = match started {
+            Ok(active) => active,
+            Err(e) => {
+                control.send_state(StageState::Failed(format!("{e:#}")));
+                control.stage = None;
+                return Ok(());
+            }
+        };
+        control.send_state(StageState::Running);
+        while !active.is_done() {
+            match self.control.poll(active.params_mut(), true) {
+                Poll::Stop => break,
+                Poll::Serve => {
+                    self.serve_queued(&active);
+                    continue;
+                }
+                Poll::Go => {}
+            }
+            let control = &mut self.control;
+            let metrics = active.step(&mut |params, point| match point {
+                // The worker polled just before the step.
+                StepPoint::Rollout { .. } => ControlFlow::Continue(()),
+                StepPoint::Optimizer { .. } => match control.poll(params, false) {
+                    Poll::Stop => ControlFlow::Break(()),
+                    _ => ControlFlow::Continue(()),
+                },
+            });
+            let Some(metrics) = metrics else { break };
+            control.step = active.step;
+            self.log.append(stage.name(), active.step, &metrics)?;
+            send_metrics(control, stage, active.step, &metrics);
+            if stage == Stage::Ppo {
+                // Fresh responses from the updated policy stream into the pane.
+                self.serve_samples(Some(&active));
+            }
+            self.serve_queued(&active);
+        }
+        let stop = self.control.stop.take();
+        self.finish(&active, stop)?;
+        self.control.stop = stop.filter(|r| *r != StopReason::Stop);
+        Ok(())
+    }
+
+    /// Writes the stage's checkpoint (and, unless shutting down, its
+    /// held-out evaluation) and reports it done.
+    fn finish(&mut self, active: &StageRun, stop: Option<StopReason>) -> anyhow::Result<()> {
+        let stage = active.stage;
+        let path = match stop {
+            Some(StopReason::Shutdown { checkpoint: false }) => None,
+            Some(StopReason::Shutdown { checkpoint: true }) => Some(active.checkpoint(&self.run)?),
+            Some(StopReason::Stop) | None => {
+                let (path, eval) = active.finish(&self.run)?;
+                self.log.append(stage.name(), active.step, &eval)?;
+                send_metrics(&self.control, stage, active.step, &eval);
+                Some(path)
+            }
+        };
+        let what = if stop.is_some() { "stop" } else { "done" };
+        self.control.audit_record(what, json!({ "checkpoint": path }));
+        if let Some(path) = &path {
+            self.disk = None;
+            self.control.send(Event::Checkpoint {
+                stage,
+                step: active.step,
+                path: path.display().to_string(),
+            });
+        }
+        let state = match path {
+            Some(path) => StageState::Done {
+                checkpoint: path.display().to_string(),
+            },
+            None => StageState::NotStarted,
+        };
+        self.control.send_state(state);
+        self.control.stage = None;
+        self.control.paused = false;
+        Ok(())
+    }
+
+    /// Serves queued samples and checkpoint requests while a stage runs.
+    fn serve_queued(&mut self, active: &StageRun) {
+        for command in std::mem::take(&mut self.control.queued) {
+            match command {
+                Command::RequestSamples => self.serve_samples(Some(active)),
+                Command::Checkpoint => match active.checkpoint(&self.run) {
+                    Ok(path) => {
+                        self.disk = None;
+                        self.control.audit_record("checkpoint", json!({ "checkpoint": path }));
+                        self.control.send(Event::Checkpoint {
+                            stage: active.stage,
+                            step: active.step,
+                            path: path.display().to_string(),
+                        });
+                    }
+                    Err(e) => self.control.send(Event::Error(format!("checkpoint: {e:#}"))),
+                },
+                Command::Start(_) => self.control.send(Event::Error(format!(
+                    "{} is running: stop it before starting another stage",
+                    active.stage.name().to_uppercase()
+                ))),
+                _ => unreachable!("only model commands are queued"),
+            }
+        }
+    }
+
+    /// Sends a pair from the running stage's policy, or from the run's
+    /// newest checkpoints.
+    fn serve_samples(&mut self, active: Option<&StageRun>) {
+        self.next_pair += 1;
+        let id = self.next_pair;
+        let temperature = active.map_or(self.idle.temperature, |a| a.params().temperature);
+        // PPO holds its own reference and reward model; otherwise they come from disk.
+        let ppo = active.and_then(StageRun::ppo_reference_and_reward);
+        if ppo.is_none() && self.disk.is_none() {
+            match DiskModels::load(&self.run, &self.control.config, &self.device) {
+                Ok(models) => self.disk = Some(models),
+                Err(e) => return self.control.send(Event::Error(format!("samples: {e}"))),
+            }
+        }
+        let disk = self.disk.as_ref();
+        let pair = match active.and_then(|a| a.policy().map(|policy| (policy, a))) {
+            Some((policy, active)) => {
+                let (reference, reward) = match ppo {
+                    Some((reference, reward)) => (reference, Some(reward)),
+                    None => {
+                        let disk = disk.expect("loaded above");
+                        (&disk.reference, disk.reward.as_ref())
+                    }
+                };
+                let models = PairModels {
+                    policy: &policy,
+                    reference,
+                    reward,
+                    tokenizer: active.tokenizer(),
+                    version: format!("{}-{}", active.stage.name(), active.step),
+                };
+                sample_pair(&models, id, temperature, id)
+            }
+            None => sample_pair(&disk.expect("loaded above").pair_models(), id, temperature, id),
+        };
+        self.control.offer(pair);
+    }
+}
+
+fn send_metrics(control: &Control, stage: Stage, step: usize, metrics: &[(&str, f64)]) {
+    control.send(Event::Metrics {
+        stage,
+        step,
+        values: metrics.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+    });
+}

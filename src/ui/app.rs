@@ -1,0 +1,249 @@
+//! The workbench's state: plain data, changed only by `update.rs` and read
+//! by the views. Nothing here touches the terminal, the clock or a thread.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use super::history::History;
+use crate::trainer::protocol::{Choice, KlMode, SamplePair, Stage, StageState};
+
+/// The panes `Tab` moves between.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pane {
+    Stages,
+    Charts,
+    Compare,
+}
+
+impl Pane {
+    pub const ORDER: [Pane; 3] = [Pane::Stages, Pane::Charts, Pane::Compare];
+}
+
+/// A row of the stage selector: Base, then the three training stages.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StageRow {
+    /// `None` for the base model.
+    pub stage: Option<Stage>,
+    pub state: StageState,
+    pub step: usize,
+    pub total: usize,
+}
+
+/// One chart: a title and the series it draws, as (stage, metric) keys.
+pub struct ChartSpec {
+    pub title: &'static str,
+    pub series: &'static [(Stage, &'static str)],
+}
+
+/// The charts the charts pane cycles through.
+pub const CHARTS: [ChartSpec; 8] = [
+    ChartSpec {
+        title: "reward",
+        series: &[(Stage::Ppo, "objective/scores"), (Stage::Ppo, "objective/rlhf_reward")],
+    },
+    ChartSpec {
+        title: "KL",
+        series: &[(Stage::Ppo, "objective/kl")],
+    },
+    ChartSpec {
+        title: "policy and value loss",
+        series: &[(Stage::Ppo, "loss/policy_avg"), (Stage::Ppo, "loss/value_avg")],
+    },
+    ChartSpec {
+        title: "entropy",
+        series: &[(Stage::Ppo, "policy/entropy_avg"), (Stage::Sft, "entropy")],
+    },
+    ChartSpec {
+        title: "clip fraction",
+        series: &[(Stage::Ppo, "policy/clipfrac_avg"), (Stage::Ppo, "val/clipfrac_avg")],
+    },
+    ChartSpec {
+        title: "judge score",
+        series: &[(Stage::Ppo, "judge/score_mean")],
+    },
+    ChartSpec {
+        title: "SFT and RM loss",
+        series: &[(Stage::Sft, "loss"), (Stage::Sft, "eval/loss"), (Stage::Rm, "loss")],
+    },
+    ChartSpec {
+        title: "RM accuracy",
+        series: &[(Stage::Rm, "accuracy")],
+    },
+];
+
+/// A vertical mark on the charts: a parameter changed at this step.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Marker {
+    pub stage: Option<Stage>,
+    pub step: usize,
+    pub label: String,
+}
+
+/// What the comparison pane colours tokens by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Colouring {
+    /// log π(token) − log π_ref(token): where the policy left the reference.
+    Kl,
+    /// log π(token): how sure the policy was.
+    Logprob,
+}
+
+/// The parameter the editor is changing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Editing {
+    Beta,
+    LearningRate,
+    Temperature,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Editor {
+    pub editing: Editing,
+    pub input: String,
+    pub error: Option<String>,
+}
+
+/// The live parameters as the trainer last reported them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Params {
+    pub beta: f64,
+    pub lr: f64,
+    pub temperature: f64,
+    pub kl_mode: KlMode,
+}
+
+/// A judgment the trainer has stored, kept for undo.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Judged {
+    pub pair: SamplePair,
+    pub choice: Choice,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Overlay {
+    None,
+    Help,
+    Editor(Editor),
+    /// Quit asked while a stage runs: checkpoint first or not.
+    ConfirmQuit,
+}
+
+#[derive(Debug)]
+pub struct App {
+    pub run: String,
+    pub device: String,
+    pub base: String,
+    pub stages: Vec<StageRow>,
+    /// Row of the stage selector under the cursor.
+    pub selected: usize,
+    pub focus: Pane,
+    pub overlay: Overlay,
+    pub params: Params,
+    /// Histories by (stage, metric).
+    pub series: BTreeMap<(Stage, String), History>,
+    pub markers: Vec<Marker>,
+    pub chart: usize,
+    /// Pairs waiting to be judged; the first is on screen.
+    pub queue: VecDeque<SamplePair>,
+    /// A judgment sent and not yet on disk: the screen does not confirm it yet.
+    pub pending: Option<(u64, Choice)>,
+    /// Judgments on disk, newest last, for undo.
+    pub judged: Vec<Judged>,
+    /// An undo sent and not yet on disk.
+    pub retracting: Option<Judged>,
+    pub labels_saved: usize,
+    pub colouring: Colouring,
+    /// Comparison pane's first shown line.
+    pub scroll: u16,
+    /// Arrival times (seconds) and steps of the running stage's recent steps.
+    pub timings: VecDeque<(f64, usize)>,
+    /// The last thing worth telling the person, and whether it is an error.
+    pub message: Option<(String, bool)>,
+    pub trainer_gone: bool,
+    pub quitting: bool,
+    pub no_color: bool,
+}
+
+/// Pairs the queue holds; older unjudged pairs make way for new ones.
+pub const QUEUE_LEN: usize = 16;
+
+impl App {
+    pub fn new(no_color: bool) -> Self {
+        let row = |stage| StageRow {
+            stage,
+            state: StageState::NotStarted,
+            step: 0,
+            total: 0,
+        };
+        Self {
+            run: String::new(),
+            device: String::new(),
+            base: String::new(),
+            stages: vec![
+                row(None),
+                row(Some(Stage::Sft)),
+                row(Some(Stage::Rm)),
+                row(Some(Stage::Ppo)),
+            ],
+            selected: 1,
+            focus: Pane::Stages,
+            overlay: Overlay::None,
+            params: Params {
+                beta: 0.0,
+                lr: 0.0,
+                temperature: 1.0,
+                kl_mode: KlMode::Fixed,
+            },
+            series: BTreeMap::new(),
+            markers: Vec::new(),
+            chart: 0,
+            queue: VecDeque::new(),
+            pending: None,
+            judged: Vec::new(),
+            retracting: None,
+            labels_saved: 0,
+            colouring: Colouring::Kl,
+            scroll: 0,
+            timings: VecDeque::new(),
+            message: None,
+            trainer_gone: false,
+            quitting: false,
+            no_color,
+        }
+    }
+
+    /// The stage that is starting, running or paused, if any.
+    pub fn active(&self) -> Option<&StageRow> {
+        self.stages.iter().find(|r| {
+            r.stage.is_some() && matches!(r.state, StageState::Starting | StageState::Running | StageState::Paused)
+        })
+    }
+
+    pub fn paused(&self) -> bool {
+        self.active().is_some_and(|r| r.state == StageState::Paused)
+    }
+
+    pub fn row_mut(&mut self, stage: Stage) -> &mut StageRow {
+        self.stages
+            .iter_mut()
+            .find(|r| r.stage == Some(stage))
+            .expect("every stage has a row")
+    }
+
+    /// Steps per second over the recent steps, once there are two.
+    pub fn steps_per_second(&self) -> Option<f64> {
+        let (first, last) = (self.timings.front()?, self.timings.back()?);
+        let (dt, ds) = (last.0 - first.0, last.1.saturating_sub(first.1));
+        (dt > 0.0 && ds > 0).then(|| ds as f64 / dt)
+    }
+
+    /// Seconds left in the running stage at the recent pace.
+    pub fn eta_seconds(&self) -> Option<f64> {
+        let row = self.active()?;
+        Some(row.total.saturating_sub(row.step) as f64 / self.steps_per_second()?)
+    }
+
+    /// The pair on screen.
+    pub fn shown(&self) -> Option<&SamplePair> {
+        self.queue.front()
+    }
+}

@@ -1,0 +1,175 @@
+//! Keys to messages, pure: what a key means depends only on the key and on
+//! which overlay (if any) is open. `l` edits the learning rate, so the
+//! vim keys for moving are `h`, `j` and `k`, with the arrows.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+
+use super::app::{Editing, Overlay};
+use crate::trainer::protocol::Choice;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Msg {
+    TogglePause,
+    Edit(Editing),
+    ToggleKlMode,
+    Help,
+    Quit,
+    NextPane,
+    PrevPane,
+    Up,
+    Down,
+    Left,
+    Right,
+    /// Starts the stage under the cursor; applies the editor's value.
+    Enter,
+    Stop,
+    StepOnce,
+    Checkpoint,
+    NewPair,
+    ToggleColouring,
+    Label(Choice),
+    Undo,
+    /// Text typed into the editor.
+    Char(char),
+    Backspace,
+    /// Closes an overlay without acting.
+    Cancel,
+    /// The answer to "quit while a stage runs?".
+    QuitConfirmed {
+        checkpoint: bool,
+    },
+}
+
+/// Every key the workbench knows, for the help overlay: (keys, what).
+pub const HELP: &[(&str, &str)] = &[
+    ("space", "pause / resume the running stage"),
+    ("b / l / T", "edit β / learning rate / temperature"),
+    ("m", "KL mode: fixed or adaptive β"),
+    ("Enter", "start the stage under the cursor"),
+    ("S", "stop the running stage (checkpoint kept)"),
+    (".", "while paused: one optimizer step"),
+    ("c", "write a checkpoint now"),
+    ("1 / 2", "left / right response is better"),
+    ("t / x / s", "tie / both bad / skip"),
+    ("u", "undo the last judgment"),
+    ("r", "draw a new pair"),
+    ("v", "colour tokens by KL or log-prob"),
+    ("[ ]", "previous / next chart"),
+    ("Tab / S-Tab", "next / previous pane"),
+    ("←↓↑→ h j k", "move in the pane"),
+    ("?", "this help"),
+    ("q", "quit (asks when a stage runs)"),
+];
+
+pub fn key_to_msg(overlay: &Overlay, key: KeyEvent) -> Option<Msg> {
+    if key.kind == KeyEventKind::Release {
+        return None;
+    }
+    if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
+        return Some(Msg::Quit);
+    }
+    match overlay {
+        Overlay::Help => match key.code {
+            KeyCode::Esc | KeyCode::Char('?') | KeyCode::Char('q') | KeyCode::Enter => Some(Msg::Cancel),
+            _ => None,
+        },
+        Overlay::Editor(_) => match key.code {
+            KeyCode::Esc => Some(Msg::Cancel),
+            KeyCode::Enter => Some(Msg::Enter),
+            KeyCode::Backspace => Some(Msg::Backspace),
+            KeyCode::Char(c) => Some(Msg::Char(c)),
+            _ => None,
+        },
+        Overlay::ConfirmQuit => match key.code {
+            KeyCode::Char('y') | KeyCode::Enter => Some(Msg::QuitConfirmed { checkpoint: true }),
+            KeyCode::Char('n') => Some(Msg::QuitConfirmed { checkpoint: false }),
+            KeyCode::Esc => Some(Msg::Cancel),
+            _ => None,
+        },
+        Overlay::None => main_key(key.code),
+    }
+}
+
+fn main_key(code: KeyCode) -> Option<Msg> {
+    Some(match code {
+        KeyCode::Char(' ') => Msg::TogglePause,
+        KeyCode::Char('b') => Msg::Edit(Editing::Beta),
+        KeyCode::Char('l') => Msg::Edit(Editing::LearningRate),
+        KeyCode::Char('T') => Msg::Edit(Editing::Temperature),
+        KeyCode::Char('m') => Msg::ToggleKlMode,
+        KeyCode::Char('?') => Msg::Help,
+        KeyCode::Char('q') => Msg::Quit,
+        KeyCode::Tab => Msg::NextPane,
+        KeyCode::BackTab => Msg::PrevPane,
+        KeyCode::Up | KeyCode::Char('k') => Msg::Up,
+        KeyCode::Down | KeyCode::Char('j') => Msg::Down,
+        KeyCode::Left | KeyCode::Char('h') => Msg::Left,
+        KeyCode::Right => Msg::Right,
+        KeyCode::Enter => Msg::Enter,
+        KeyCode::Char('S') => Msg::Stop,
+        KeyCode::Char('.') => Msg::StepOnce,
+        KeyCode::Char('c') => Msg::Checkpoint,
+        KeyCode::Char('r') => Msg::NewPair,
+        KeyCode::Char('v') => Msg::ToggleColouring,
+        KeyCode::Char('[') => Msg::Left,
+        KeyCode::Char(']') => Msg::Right,
+        KeyCode::Char('1') => Msg::Label(Choice::Left),
+        KeyCode::Char('2') => Msg::Label(Choice::Right),
+        KeyCode::Char('t') => Msg::Label(Choice::Tie),
+        KeyCode::Char('x') => Msg::Label(Choice::BothBad),
+        KeyCode::Char('s') => Msg::Label(Choice::Skip),
+        KeyCode::Char('u') => Msg::Undo,
+        KeyCode::Esc => Msg::Cancel,
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ui::app::Editor;
+
+    fn press(overlay: &Overlay, code: KeyCode) -> Option<Msg> {
+        key_to_msg(overlay, KeyEvent::new(code, KeyModifiers::NONE))
+    }
+
+    #[test]
+    fn the_documented_keys() {
+        let none = Overlay::None;
+        assert_eq!(press(&none, KeyCode::Char(' ')), Some(Msg::TogglePause));
+        assert_eq!(press(&none, KeyCode::Char('b')), Some(Msg::Edit(Editing::Beta)));
+        assert_eq!(press(&none, KeyCode::Char('l')), Some(Msg::Edit(Editing::LearningRate)));
+        assert_eq!(press(&none, KeyCode::Char('?')), Some(Msg::Help));
+        assert_eq!(press(&none, KeyCode::Char('q')), Some(Msg::Quit));
+        assert_eq!(press(&none, KeyCode::Tab), Some(Msg::NextPane));
+        assert_eq!(press(&none, KeyCode::Char('1')), Some(Msg::Label(Choice::Left)));
+        assert_eq!(press(&none, KeyCode::Char('2')), Some(Msg::Label(Choice::Right)));
+        assert_eq!(press(&none, KeyCode::Char('t')), Some(Msg::Label(Choice::Tie)));
+        assert_eq!(press(&none, KeyCode::Char('x')), Some(Msg::Label(Choice::BothBad)));
+        assert_eq!(press(&none, KeyCode::Char('s')), Some(Msg::Label(Choice::Skip)));
+        assert_eq!(press(&none, KeyCode::Char('u')), Some(Msg::Undo));
+        assert_eq!(press(&none, KeyCode::Char('j')), Some(Msg::Down));
+        assert_eq!(press(&none, KeyCode::Up), Some(Msg::Up));
+        assert_eq!(press(&none, KeyCode::Char('Z')), None);
+    }
+
+    #[test]
+    fn overlays_take_the_keys_they_need() {
+        let editor = Overlay::Editor(Editor {
+            editing: Editing::Beta,
+            input: String::new(),
+            error: None,
+        });
+        // In the editor, `q` and `1` are text, not quit and a label.
+        assert_eq!(press(&editor, KeyCode::Char('q')), Some(Msg::Char('q')));
+        assert_eq!(press(&editor, KeyCode::Char('1')), Some(Msg::Char('1')));
+        assert_eq!(press(&editor, KeyCode::Esc), Some(Msg::Cancel));
+        assert_eq!(
+            press(&Overlay::ConfirmQuit, KeyCode::Char('n')),
+            Some(Msg::QuitConfirmed { checkpoint: false })
+        );
+        assert_eq!(press(&Overlay::Help, KeyCode::Char('1')), None);
+        let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
+        assert_eq!(key_to_msg(&editor, ctrl_c), Some(Msg::Quit));
+    }
+}

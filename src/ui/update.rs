@@ -1,0 +1,365 @@
+//! The workbench's state machine, pure: a key message or a trainer event
+//! changes the `App` and returns effects (commands for the trainer, or
+//! quit) for the driver to carry out. No IO, no clock: event times come in
+//! with the events.
+
+use super::app::{App, CHARTS, Colouring, Editing, Editor, Judged, Marker, Overlay, Pane, Params, QUEUE_LEN};
+use super::keys::Msg;
+use crate::trainer::protocol::{Choice, Command, Event, KlMode, Param, Stage, StageState};
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Effect {
+    Send(Command),
+    Quit,
+}
+
+/// Steps kept for the steps-per-second estimate.
+const TIMING_WINDOW: usize = 20;
+
+pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
+    match app.overlay.clone() {
+        Overlay::Help => {
+            if msg == Msg::Cancel {
+                app.overlay = Overlay::None;
+            }
+            Vec::new()
+        }
+        Overlay::Editor(editor) => edit(app, editor, msg),
+        Overlay::ConfirmQuit => match msg {
+            Msg::QuitConfirmed { checkpoint } => {
+                app.overlay = Overlay::None;
+                quit(app, checkpoint)
+            }
+            Msg::Cancel => {
+                app.overlay = Overlay::None;
+                Vec::new()
+            }
+            _ => Vec::new(),
+        },
+        Overlay::None => main(app, msg),
+    }
+}
+
+fn send(command: Command) -> Vec<Effect> {
+    vec![Effect::Send(command)]
+}
+
+fn main(app: &mut App, msg: Msg) -> Vec<Effect> {
+    match msg {
+        Msg::TogglePause => match app.active().map(|r| r.state.clone()) {
+            Some(StageState::Paused) => send(Command::Resume),
+            Some(_) => send(Command::Pause),
+            None => tell(app, "no stage is running: Enter starts the one under the cursor"),
+        },
+        Msg::Edit(editing) => {
+            let current = match editing {
+                Editing::Beta => app.params.beta,
+                Editing::LearningRate => app.params.lr,
+                Editing::Temperature => app.params.temperature,
+            };
+            app.overlay = Overlay::Editor(Editor {
+                editing,
+                input: format!("{current}"),
+                error: None,
+            });
+            Vec::new()
+        }
+        Msg::ToggleKlMode => {
+            let mode = match app.params.kl_mode {
+                KlMode::Fixed => KlMode::Adaptive,
+                KlMode::Adaptive => KlMode::Fixed,
+            };
+            send(Command::Set(Param::KlMode(mode)))
+        }
+        Msg::Help => {
+            app.overlay = Overlay::Help;
+            Vec::new()
+        }
+        Msg::Quit => match app.active() {
+            Some(_) if !app.trainer_gone => {
+                app.overlay = Overlay::ConfirmQuit;
+                Vec::new()
+            }
+            _ => quit(app, false),
+        },
+        Msg::NextPane | Msg::PrevPane => {
+            let i = Pane::ORDER.iter().position(|p| *p == app.focus).unwrap_or(0);
+            let n = Pane::ORDER.len();
+            let next = if msg == Msg::NextPane { i + 1 } else { i + n - 1 };
+            app.focus = Pane::ORDER[next % n];
+            Vec::new()
+        }
+        Msg::Up | Msg::Down | Msg::Left | Msg::Right => {
+            step_cursor(app, &msg);
+            Vec::new()
+        }
+        Msg::Enter => match app.stages[app.selected].stage {
+            Some(stage) if app.focus == Pane::Stages => {
+                if let Some(row) = app.active() {
+                    let name = row.stage.map_or("", |s| s.name()).to_uppercase();
+                    return tell(app, &format!("{name} is running: S stops it first"));
+                }
+                send(Command::Start(stage))
+            }
+            Some(_) => Vec::new(),
+            None => tell(app, &format!("the base model: {}", app.base)),
+        },
+        Msg::Stop if app.active().is_some() => send(Command::Stop),
+        Msg::StepOnce if app.paused() => send(Command::StepOnce),
+        Msg::Checkpoint if app.active().is_some() => send(Command::Checkpoint),
+        Msg::Stop | Msg::StepOnce | Msg::Checkpoint => tell(app, "no stage is paused or running"),
+        Msg::NewPair => {
+            // The one on screen makes way; a judged pair never returns.
+            app.queue.pop_front();
+            app.scroll = 0;
+            send(Command::RequestSamples)
+        }
+        Msg::ToggleColouring => {
+            app.colouring = match app.colouring {
+                Colouring::Kl => Colouring::Logprob,
+                Colouring::Logprob => Colouring::Kl,
+            };
+            Vec::new()
+        }
+        Msg::Label(choice) => match (app.shown(), app.pending) {
+            (_, Some(_)) => tell(app, "saving the last judgment…"),
+            (None, None) => tell(app, "no pair to judge yet"),
+            (Some(pair), None) => {
+                let pair = pair.id;
+                app.pending = Some((pair, choice));
+                send(Command::Label { pair, choice })
+            }
+        },
+        Msg::Undo => match (app.judged.last(), &app.retracting) {
+            (Some(last), None) => {
+                let pair = last.pair.id;
+                app.retracting = app.judged.pop();
+                send(Command::Undo { pair })
+            }
+            (_, Some(_)) => Vec::new(),
+            (None, None) => tell(app, "nothing to undo"),
+        },
+        Msg::Cancel => {
+            app.message = None;
+            Vec::new()
+        }
+        Msg::Char(_) | Msg::Backspace | Msg::QuitConfirmed { .. } => Vec::new(),
+    }
+}
+
+fn tell(app: &mut App, text: &str) -> Vec<Effect> {
+    app.message = Some((text.to_string(), false));
+    Vec::new()
+}
+
+fn quit(app: &mut App, checkpoint: bool) -> Vec<Effect> {
+    if app.trainer_gone {
+        return vec![Effect::Quit];
+    }
+    app.quitting = true;
+    app.message = Some((
+        if checkpoint {
+            "writing a checkpoint, then quitting…"
+        } else {
+            "quitting…"
+        }
+        .into(),
+        false,
+    ));
+    send(Command::Shutdown { checkpoint })
+}
+
+fn step_cursor(app: &mut App, msg: &Msg) {
+    let forward = matches!(msg, Msg::Down | Msg::Right);
+    match app.focus {
+        Pane::Stages => {
+            let n = app.stages.len();
+            app.selected = if forward {
+                (app.selected + 1).min(n - 1)
+            } else {
+                app.selected.saturating_sub(1)
+            };
+        }
+        Pane::Charts => {
+            let n = CHARTS.len();
+            app.chart = if forward {
+                (app.chart + 1) % n
+            } else {
+                (app.chart + n - 1) % n
+            };
+        }
+        Pane::Compare => {
+            app.scroll = if forward {
+                app.scroll.saturating_add(1)
+            } else {
+                app.scroll.saturating_sub(1)
+            };
+        }
+    }
+}
+
+fn edit(app: &mut App, mut editor: Editor, msg: Msg) -> Vec<Effect> {
+    match msg {
+        Msg::Cancel => {
+            app.overlay = Overlay::None;
+            return Vec::new();
+        }
+        Msg::Char(c) => editor.input.push(c),
+        Msg::Backspace => {
+            editor.input.pop();
+        }
+        Msg::Enter => {
+            let param = editor.input.trim().parse::<f64>().map(|v| match editor.editing {
+                Editing::Beta => Param::Beta(v),
+                Editing::LearningRate => Param::LearningRate(v),
+                Editing::Temperature => Param::Temperature(v),
+            });
+            match param
+                .map_err(|_| "not a number".to_string())
+                .and_then(|p| p.check().map(|()| p))
+            {
+                Ok(param) => {
+                    app.overlay = Overlay::None;
+                    return send(Command::Set(param));
+                }
+                Err(why) => editor.error = Some(why),
+            }
+        }
+        _ => {}
+    }
+    app.overlay = Overlay::Editor(editor);
+    Vec::new()
+}
+
+/// A trainer event, arrived at `at` seconds (for steps per second).
+pub fn on_event(app: &mut App, event: Event, at: f64) -> Vec<Effect> {
+    match event {
+        Event::Ready {
+            device,
+            run,
+            base,
+            stages,
+            beta,
+            lr,
+            temperature,
+            kl_mode,
+        } => {
+            app.device = device;
+            app.run = run;
+            app.base = base;
+            for (stage, state) in stages {
+                app.row_mut(stage).state = state;
+            }
+            app.stages[0].state = StageState::Done {
+                checkpoint: app.base.clone(),
+            };
+            app.params = Params {
+                beta,
+                lr,
+                temperature,
+                kl_mode,
+            };
+            // A first pair to judge while nothing runs.
+            return send(Command::RequestSamples);
+        }
+        Event::Stage {
+            stage,
+            state,
+            step,
+            total,
+        } => {
+            if state == StageState::Starting {
+                app.timings.clear();
+                // Show the chart the new stage draws on.
+                let first = |title| CHARTS.iter().position(|c| c.title == title).unwrap_or(0);
+                app.chart = match stage {
+                    Stage::Sft | Stage::Rm => first("SFT and RM loss"),
+                    Stage::Ppo => first("reward"),
+                };
+            }
+            if let StageState::Failed(why) = &state {
+                app.message = Some((format!("{}: {why}", stage.name().to_uppercase()), true));
+            }
+            let row = app.row_mut(stage);
+            (row.state, row.step, row.total) = (state, step, total);
+        }
+        Event::Metrics { stage, step, values } => {
+            let row = app.row_mut(stage);
+            row.step = step;
+            for (key, value) in values {
+                if key == "lr" {
+                    app.params.lr = value;
+                }
+                app.series.entry((stage, key)).or_default().push(step as f64, value);
+            }
+            if app.timings.len() == TIMING_WINDOW {
+                app.timings.pop_front();
+            }
+            app.timings.push_back((at, step));
+        }
+        Event::Samples(pair) => {
+            if app.queue.len() == QUEUE_LEN {
+                // Keep the one on screen; the oldest waiting makes way.
+                app.queue.remove(1);
+            }
+            app.queue.push_back(pair);
+        }
+        Event::ParamChanged { param, old, step } => {
+            match param {
+                Param::Beta(v) => app.params.beta = v,
+                Param::LearningRate(v) => app.params.lr = v,
+                Param::Temperature(v) => app.params.temperature = v,
+                Param::KlMode(mode) => app.params.kl_mode = mode,
+            }
+            let stage = app.active().and_then(|r| r.stage);
+            let label = format!("{} {old} → {}", param.name(), param.value());
+            app.message = Some((format!("{label} at step {step}"), false));
+            app.markers.push(Marker { stage, step, label });
+        }
+        Event::Checkpoint { path, .. } => app.message = Some((format!("checkpoint {path}"), false)),
+        Event::LabelSaved { pair, choice } => {
+            if app.pending.is_some_and(|(p, _)| p == pair) {
+                app.pending = None;
+            }
+            if let Some(i) = app.queue.iter().position(|p| p.id == pair) {
+                let pair = app.queue.remove(i).expect("found");
+                app.judged.push(Judged { pair, choice });
+                app.labels_saved += 1;
+                app.scroll = 0;
+                app.message = Some((format!("saved: {}", choice_words(choice)), false));
+            }
+            if app.queue.is_empty() {
+                return send(Command::RequestSamples);
+            }
+        }
+        Event::Retracted { pair } => {
+            if let Some(judged) = app.retracting.take().filter(|j| j.pair.id == pair) {
+                app.labels_saved = app.labels_saved.saturating_sub(1);
+                app.message = Some((format!("undone: {}", choice_words(judged.choice)), false));
+                // Back on screen to judge again.
+                app.queue.push_front(judged.pair);
+            }
+        }
+        Event::Error(text) => {
+            app.pending = None;
+            app.message = Some((text, true));
+        }
+        Event::ShutDown => {
+            app.trainer_gone = true;
+            if app.quitting {
+                return vec![Effect::Quit];
+            }
+        }
+    }
+    Vec::new()
+}
+
+pub fn choice_words(choice: Choice) -> &'static str {
+    match choice {
+        Choice::Left => "left is better",
+        Choice::Right => "right is better",
+        Choice::Tie => "tie",
+        Choice::BothBad => "both bad",
+        Choice::Skip => "skipped",
+    }
+}

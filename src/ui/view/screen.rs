@@ -1,0 +1,50 @@
+//! The whole screen: stage selector on top, charts and the comparison side
+//! by side (stacked on narrow terminals), the status bar at the bottom,
+//! and any overlay above them. Reads the `App`; changes nothing.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+
+use super::{charts, compare, overlays, stages, status};
+use crate::ui::app::{App, Overlay};
+
+/// Terminals narrower than this stack the charts above the comparison.
+const SIDE_BY_SIDE_WIDTH: u16 = 120;
+
+pub struct Areas {
+    pub stages: Rect,
+    pub charts: Rect,
+    pub compare: Rect,
+    pub status: Rect,
+}
+
+pub fn areas(area: Rect) -> Areas {
+    let [stages, body, status] =
+        Layout::vertical([Constraint::Length(3), Constraint::Min(4), Constraint::Length(2)]).areas(area);
+    let [charts, compare] = if area.width >= SIDE_BY_SIDE_WIDTH {
+        Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(body)
+    } else {
+        Layout::vertical([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(body)
+    };
+    Areas {
+        stages,
+        charts,
+        compare,
+        status,
+    }
+}
+
+pub fn draw(frame: &mut Frame, app: &App) {
+    let area = frame.area();
+    let a = areas(area);
+    stages::draw(frame, a.stages, app);
+    charts::draw(frame, a.charts, app);
+    compare::draw(frame, a.compare, app);
+    status::draw(frame, a.status, app);
+    match &app.overlay {
+        Overlay::None => {}
+        Overlay::Help => overlays::help(frame, area, app),
+        Overlay::Editor(editor) => overlays::editor(frame, area, app, editor),
+        Overlay::ConfirmQuit => overlays::confirm_quit(frame, area, app),
+    }
+}

@@ -1,0 +1,68 @@
+//! The stage selector: Base → SFT → RM → PPO, each with its state, the
+//! one under the cursor highlighted and its checkpoint in the title.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Paragraph};
+
+use super::theme;
+use crate::trainer::protocol::StageState;
+use crate::ui::app::{App, Pane, StageRow};
+
+pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
+    let selected = &app.stages[app.selected];
+    let checkpoint = match &selected.state {
+        StageState::Done { checkpoint } => format!(" {checkpoint} "),
+        _ => String::new(),
+    };
+    let block = Block::bordered()
+        .title(" stages ")
+        .title(Line::from(checkpoint).right_aligned())
+        .border_style(theme::border(app, app.focus == Pane::Stages));
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let cells = Layout::horizontal([Constraint::Ratio(1, 4); 4]).split(inner);
+    for (i, (row, cell)) in app.stages.iter().zip(cells.iter()).enumerate() {
+        let arrow = if i + 1 < app.stages.len() { " →" } else { "" };
+        let mut style = state_style(app, &row.state);
+        if i == app.selected {
+            style = style.add_modifier(Modifier::REVERSED);
+        }
+        let line = Line::from(vec![
+            Span::styled(format!("{} {}", name(row), state_words(row)), style),
+            Span::raw(arrow),
+        ]);
+        frame.render_widget(Paragraph::new(line), *cell);
+    }
+}
+
+fn name(row: &StageRow) -> String {
+    row.stage.map_or("Base".into(), |s| s.name().to_uppercase())
+}
+
+fn state_words(row: &StageRow) -> String {
+    match &row.state {
+        StageState::NotStarted => "·".into(),
+        StageState::Starting => "starting".into(),
+        StageState::Running => format!("▶ {}/{}", row.step, row.total),
+        StageState::Paused => format!("⏸ {}/{}", row.step, row.total),
+        StageState::Done { .. } if row.stage.is_none() => "ready".into(),
+        StageState::Done { checkpoint } => {
+            let name = checkpoint.rsplit('/').next().unwrap_or(checkpoint);
+            format!("✓ {name}")
+        }
+        StageState::Failed(_) => "✗ failed".into(),
+    }
+}
+
+fn state_style(app: &App, state: &StageState) -> ratatui::style::Style {
+    match state {
+        StageState::Running | StageState::Starting => theme::bold(app, Color::Green),
+        StageState::Paused => theme::bold(app, Color::Yellow),
+        StageState::Done { .. } => theme::fg(app, Color::Cyan),
+        StageState::Failed(_) => theme::error(app),
+        StageState::NotStarted => theme::fg(app, Color::Gray),
+    }
+}

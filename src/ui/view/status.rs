@@ -1,0 +1,81 @@
+//! The status bar: device, stage and step, pace and time left, the live
+//! parameters, paused or running; below it the last message (errors in
+//! red) or the main keys.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+use super::theme;
+use crate::trainer::protocol::{KlMode, StageState};
+use crate::ui::app::App;
+
+pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
+    let sep = || Span::styled(" │ ", theme::fg(app, Color::DarkGray));
+    let mut spans = vec![Span::raw(format!(" {}", app.device))];
+    match app.active() {
+        Some(row) => {
+            let name = row.stage.map_or("", |s| s.name()).to_uppercase();
+            spans.push(sep());
+            spans.push(Span::styled(
+                format!("{name} {}/{}", row.step, row.total),
+                theme::bold(app, Color::White),
+            ));
+            let pace = app
+                .steps_per_second()
+                .map_or("– steps/s".into(), |s| format!("{s:.2} steps/s"));
+            let eta = app
+                .eta_seconds()
+                .map_or("ETA –".into(), |s| format!("ETA {}", duration(s)));
+            spans.extend([sep(), Span::raw(pace), sep(), Span::raw(eta)]);
+        }
+        None => spans.extend([sep(), Span::raw("idle")]),
+    }
+    let p = &app.params;
+    let kl = match p.kl_mode {
+        KlMode::Fixed => "fixed",
+        KlMode::Adaptive => "adaptive",
+    };
+    spans.extend([
+        sep(),
+        Span::raw(format!("β {} ({kl})", p.beta)),
+        sep(),
+        Span::raw(format!("lr {:.2e}", p.lr)),
+        sep(),
+        Span::raw(format!("T {}", p.temperature)),
+    ]);
+    let state = match app.active().map(|r| &r.state) {
+        Some(StageState::Paused) => Some(("⏸ PAUSED", Color::Yellow)),
+        Some(StageState::Starting) => Some(("… STARTING", Color::Green)),
+        Some(_) => Some(("▶ RUNNING", Color::Green)),
+        None => None,
+    };
+    if let Some((words, colour)) = state {
+        spans.push(sep());
+        spans.push(Span::styled(
+            words,
+            theme::bold(app, colour).add_modifier(Modifier::REVERSED),
+        ));
+    }
+    let second = match &app.message {
+        Some((text, true)) => Line::styled(format!(" error: {text}"), theme::error(app)),
+        Some((text, false)) => Line::styled(format!(" {text}"), theme::fg(app, Color::Cyan)),
+        None => Line::styled(
+            " ? help · q quit · space pause · Enter start stage · Tab panes · b β · l lr",
+            Style::default().add_modifier(Modifier::DIM),
+        ),
+    };
+    frame.render_widget(Paragraph::new(vec![Line::from(spans), second]), area);
+}
+
+/// `1h02m`, `3m05s` or `42s`.
+pub fn duration(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as u64;
+    match (s / 3600, s / 60 % 60, s % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, s) => format!("{m}m{s:02}s"),
+        (h, m, _) => format!("{h}h{m:02}m"),
+    }
+}

@@ -1,0 +1,286 @@
+//! The trainer thread through its channels, on small configs: pause holds
+//! the stage within one step and resume releases it; a β change shows in
+//! `objective/kl_coef` from the next rollout and in `audit.jsonl`; one step
+//! while paused is exactly one step; pairs carry per-token log-probs under
+//! policy and reference; judgments and retractions reach `prefs.jsonl`
+//! before they are confirmed; a stage that cannot start says why.
+
+use std::path::Path;
+use std::time::Duration;
+
+use burn::tensor::Device;
+use crossbeam_channel::RecvTimeoutError;
+use rlhf_tui::model::weights::SeededInit;
+use rlhf_tui::model::{ScalarModel, hf};
+use rlhf_tui::run::{RunConfig, RunDir};
+use rlhf_tui::trainer::protocol::{Choice, Command, Event, Param, Stage, StageState};
+use rlhf_tui::trainer::worker::{TrainerHandle, WorkerSetup, spawn};
+
+const WAIT: Duration = Duration::from_secs(240);
+
+fn start(dir: &Path, config: RunConfig) -> TrainerHandle {
+    let run = RunDir::create(dir, "protocol").unwrap();
+    let handle = spawn(WorkerSetup {
+        config,
+        run,
+        device: Device::flex(),
+        device_label: "cpu".into(),
+    })
+    .unwrap();
+    assert!(matches!(next(&handle), Event::Ready { .. }));
+    handle
+}
+
+fn next(handle: &TrainerHandle) -> Event {
+    handle.events.recv_timeout(WAIT).expect("an event in time")
+}
+
+/// Events until one matches, returning it and those before it.
+fn until(handle: &TrainerHandle, want: impl Fn(&Event) -> bool) -> (Event, Vec<Event>) {
+    let mut seen = Vec::new();
+    loop {
+        let event = next(handle);
+        if let Event::Error(e) = &event {
+            panic!("trainer error: {e}");
+        }
+        if want(&event) {
+            return (event, seen);
+        }
+        seen.push(event);
+    }
+}
+
+fn metric(event: &Event, key: &str) -> Option<f64> {
+    match event {
+        Event::Metrics { values, .. } => values.iter().find(|(k, _)| k == key).map(|(_, v)| *v),
+        _ => None,
+    }
+}
+
+fn is_step_metrics(event: &Event) -> bool {
+    matches!(event, Event::Metrics { step, .. } if *step > 0) && metric(event, "eval/judge_score_mean").is_none()
+}
+
+fn base() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/base")
+}
+
+fn audit(dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("protocol/audit.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn ppo_pauses_within_a_step_and_takes_beta_from_the_next_rollout() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The reward model: the base model with a fresh scalar head.
+    let device = Device::flex();
+    let (body, tokenizer) = hf::load_language_model(&base(), &device).unwrap();
+    let rm = ScalarModel::build(body, &mut SeededInit::new(3), &device).unwrap();
+    let rm_dir = tmp.path().join("rm");
+    hf::save_scalar_model(&rm_dir, &rm, &tokenizer).unwrap();
+    let mut config = RunConfig::parse(include_str!("fixtures/workbench.ron")).unwrap();
+    config.ppo.policy_init = Some(base());
+    config.ppo.reward_init = Some(rm_dir);
+    let handle = start(tmp.path(), config);
+
+    handle.commands.send(Command::Start(Stage::Ppo)).unwrap();
+    let (first, _) = until(&handle, is_step_metrics);
+    assert_eq!(metric(&first, "objective/kl_coef"), Some(0.05));
+    // Every PPO iteration streams a fresh pair from the updated policy.
+    let (pair, _) = until(&handle, |e| matches!(e, Event::Samples(_)));
+    let Event::Samples(pair) = pair else { unreachable!() };
+    assert_eq!(pair.policy, "ppo-1");
+
+    handle.commands.send(Command::Pause).unwrap();
+    let (paused, _) = until(&handle, |e| {
+        matches!(
+            e,
+            Event::Stage {
+                state: StageState::Paused,
+                ..
+            }
+        )
+    });
+    let Event::Stage { step: paused_at, .. } = paused else {
+        unreachable!()
+    };
+    // Held at an optimizer step: no iteration finishes while paused.
+    match handle.events.recv_timeout(Duration::from_secs(3)) {
+        Err(RecvTimeoutError::Timeout) => {}
+        other => panic!("an event while paused: {other:?}"),
+    }
+
+    handle.commands.send(Command::Set(Param::Beta(0.2))).unwrap();
+    let (changed, _) = until(&handle, |e| matches!(e, Event::ParamChanged { .. }));
+    assert_eq!(
+        changed,
+        Event::ParamChanged {
+            param: Param::Beta(0.2),
+            old: 0.05,
+            step: paused_at
+        }
+    );
+    handle.commands.send(Command::Resume).unwrap();
+    // Paused between iterations, the next rollout samples at the new β;
+    // paused inside one, that iteration keeps the β its batch was shaped
+    // with, and the rollout after it is the first at the new one.
+    let (resumed, _) = until(&handle, is_step_metrics);
+    let beta = metric(&resumed, "objective/kl_coef").unwrap();
+    assert!(beta == 0.2 || beta == 0.05, "{beta}");
+    let (after, _) = until(&handle, is_step_metrics);
+    assert_eq!(metric(&after, "objective/kl_coef"), Some(0.2));
+
+    handle.commands.send(Command::Shutdown { checkpoint: false }).unwrap();
+    until(&handle, |e| *e == Event::ShutDown);
+    handle.thread.join().unwrap();
+
+    let lines = audit(tmp.path());
+    let events: Vec<&str> = lines.iter().map(|l| l["event"].as_str().unwrap()).collect();
+    assert_eq!(events, ["start", "pause", "set", "resume", "stop"]);
+    let set = &lines[2];
+    assert_eq!(
+        (set["param"].as_str(), set["old"].as_f64(), set["new"].as_f64()),
+        (Some("beta"), Some(0.05), Some(0.2))
+    );
+    assert_eq!(set["stage"], "ppo");
+    assert_eq!(set["step"].as_u64(), Some(paused_at as u64));
+    assert!(set["time"].as_f64().unwrap() > 1.7e9);
+}
+
+#[test]
+fn sft_steps_once_while_paused_and_judgments_reach_the_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = RunConfig::parse(include_str!("fixtures/workbench.ron")).unwrap();
+    let handle = start(tmp.path(), config);
+
+    // A stage that cannot start says what to run first.
+    handle.commands.send(Command::Start(Stage::Rm)).unwrap();
+    let (failed, _) = until(&handle, |e| {
+        matches!(
+            e,
+            Event::Stage {
+                state: StageState::Failed(_),
+                ..
+            }
+        )
+    });
+    let Event::Stage {
+        state: StageState::Failed(why),
+        ..
+    } = failed
+    else {
+        unreachable!()
+    };
+    assert!(why.contains("train --stage sft --run protocol"), "{why}");
+
+    // A pair from the base model while nothing runs.
+    handle.commands.send(Command::RequestSamples).unwrap();
+    let (pair, _) = until(&handle, |e| matches!(e, Event::Samples(_)));
+    let Event::Samples(pair) = pair else { unreachable!() };
+    assert_eq!(pair.policy, "base");
+    for response in [&pair.left, &pair.right] {
+        assert!(!response.tokens.is_empty());
+        assert_eq!(response.logprobs.len(), response.tokens.len());
+        assert_eq!(response.ref_logprobs.len(), response.tokens.len());
+        // Before SFT the policy is its own reference: no KL anywhere (the
+        // sampler's cached pass and the full pass agree to rounding).
+        let kl = response
+            .logprobs
+            .iter()
+            .zip(&response.ref_logprobs)
+            .map(|(a, b)| (a - b).abs());
+        assert!(kl.fold(0.0, f32::max) < 1e-3);
+        assert!(response.logprobs.iter().all(|l| *l <= 0.0));
+    }
+
+    handle
+        .commands
+        .send(Command::Label {
+            pair: pair.id,
+            choice: Choice::Right,
+        })
+        .unwrap();
+    let (saved, _) = until(&handle, |e| matches!(e, Event::LabelSaved { .. }));
+    assert_eq!(
+        saved,
+        Event::LabelSaved {
+            pair: pair.id,
+            choice: Choice::Right
+        }
+    );
+    // On disk before the confirmation was sent.
+    let prefs = std::fs::read_to_string(tmp.path().join("protocol/prefs.jsonl")).unwrap();
+    let record: serde_json::Value = serde_json::from_str(prefs.lines().next().unwrap()).unwrap();
+    assert_eq!(record["choice"], "right");
+    assert_eq!(record["chosen"].as_str().unwrap(), pair.right.text());
+    assert_eq!(record["rejected"].as_str().unwrap(), pair.left.text());
+    assert_eq!(record["source"], "human");
+    handle.commands.send(Command::Undo { pair: pair.id }).unwrap();
+    assert_eq!(
+        until(&handle, |e| matches!(e, Event::Retracted { .. })).0,
+        Event::Retracted { pair: pair.id }
+    );
+    let prefs = std::fs::read_to_string(tmp.path().join("protocol/prefs.jsonl")).unwrap();
+    let retraction: serde_json::Value = serde_json::from_str(prefs.lines().nth(1).unwrap()).unwrap();
+    assert_eq!(retraction["retract"].as_u64(), Some(pair.id));
+
+    handle.commands.send(Command::Start(Stage::Sft)).unwrap();
+    until(&handle, |e| {
+        is_step_metrics(e) && matches!(e, Event::Metrics { step, .. } if *step >= 3)
+    });
+    handle.commands.send(Command::Pause).unwrap();
+    let (paused, before) = until(&handle, |e| {
+        matches!(
+            e,
+            Event::Stage {
+                state: StageState::Paused,
+                ..
+            }
+        )
+    });
+    let Event::Stage { step, .. } = paused else {
+        unreachable!()
+    };
+    // The pause names the last step taken.
+    if let Some(Event::Metrics { step: last, .. }) = before.iter().rev().find(|e| is_step_metrics(e)) {
+        assert_eq!(*last, step);
+    }
+    handle.commands.send(Command::StepOnce).unwrap();
+    let (one, _) = until(&handle, is_step_metrics);
+    let Event::Metrics { step: stepped, .. } = one else {
+        unreachable!()
+    };
+    assert_eq!(stepped, step + 1);
+    match handle.events.recv_timeout(Duration::from_secs(2)) {
+        Err(RecvTimeoutError::Timeout) => {}
+        other => panic!("more than one step: {other:?}"),
+    }
+
+    // Stop keeps a checkpoint at the step reached.
+    handle.commands.send(Command::Stop).unwrap();
+    let (done, _) = until(&handle, |e| {
+        matches!(
+            e,
+            Event::Stage {
+                state: StageState::Done { .. },
+                ..
+            }
+        )
+    });
+    let Event::Stage {
+        state: StageState::Done { checkpoint },
+        ..
+    } = done
+    else {
+        unreachable!()
+    };
+    assert!(checkpoint.ends_with(&format!("sft-{stepped}")), "{checkpoint}");
+    assert!(Path::new(&checkpoint).join("model.safetensors").exists());
+    handle.commands.send(Command::Shutdown { checkpoint: false }).unwrap();
+    until(&handle, |e| *e == Event::ShutDown);
+    handle.thread.join().unwrap();
+}

@@ -1,0 +1,149 @@
+//! Each pane drawn into ratatui's `TestBackend` at 80×24 and 160×48 and
+//! compared with the reviewed text in `tests/snapshots/`. After a wanted
+//! change, `UPDATE_SNAPSHOTS=1 cargo test --release --test ui_snapshots`
+//! rewrites them; review the diff before committing.
+
+mod common;
+
+use common::ui::demo_app;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::buffer::Buffer;
+use ratatui::style::Color;
+use rlhf_tui::ui::app::{App, Colouring, Editing, Editor, Overlay};
+use rlhf_tui::ui::view::{charts, compare, draw, stages, status};
+
+const SIZES: [(u16, u16); 2] = [(80, 24), (160, 48)];
+
+fn render(app: &App, (w, h): (u16, u16), pane: &str) -> Buffer {
+    let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
+    term.draw(|frame| {
+        let area = frame.area();
+        match pane {
+            "stages" => stages::draw(frame, area, app),
+            "charts" => charts::draw(frame, area, app),
+            "compare" => compare::draw(frame, area, app),
+            "status" => status::draw(frame, area, app),
+            _ => draw(frame, app),
+        }
+    })
+    .unwrap();
+    term.backend().buffer().clone()
+}
+
+fn text(buffer: &Buffer) -> String {
+    let area = buffer.area;
+    let mut out = String::new();
+    for y in 0..area.height {
+        let line: String = (0..area.width).map(|x| buffer[(x, y)].symbol()).collect();
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn check(name: &str, app: &App, pane: &str) {
+    for size in SIZES {
+        let got = text(&render(app, size, pane));
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/snapshots")
+            .join(format!("{name}-{}x{}.txt", size.0, size.1));
+        if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+            std::fs::write(&path, &got).unwrap();
+            continue;
+        }
+        let want = std::fs::read_to_string(&path)
+            .unwrap_or_else(|_| panic!("{}: missing; run with UPDATE_SNAPSHOTS=1", path.display()));
+        if got != want {
+            let new = path.with_extension("txt.new");
+            std::fs::write(&new, &got).unwrap();
+            panic!("{} differs from the drawing; see {}", path.display(), new.display());
+        }
+    }
+}
+
+#[test]
+fn stage_selector() {
+    check("stages", &demo_app(false), "stages");
+}
+
+#[test]
+fn charts_whole_run_and_recent_window_with_a_marker() {
+    let mut app = demo_app(false);
+    // The KL chart: β changed at iteration 25.
+    app.chart = 1;
+    check("charts-kl", &app, "charts");
+    app.chart = 6;
+    check("charts-sft-loss", &app, "charts");
+    // A chart with no data says how to find one that has.
+    app.chart = 7;
+    check("charts-empty", &app, "charts");
+}
+
+#[test]
+fn comparison() {
+    let mut app = demo_app(false);
+    check("compare", &app, "compare");
+    app.queue.clear();
+    check("compare-empty", &app, "compare");
+}
+
+#[test]
+fn status_bar() {
+    check("status", &demo_app(false), "status");
+}
+
+#[test]
+fn whole_screen_and_overlays() {
+    let mut app = demo_app(false);
+    check("screen", &app, "screen");
+    app.overlay = Overlay::Help;
+    check("help", &app, "screen");
+    app.overlay = Overlay::Editor(Editor {
+        editing: Editing::Beta,
+        input: "-1".into(),
+        error: Some("β must be a number ≥ 0".into()),
+    });
+    check("editor", &app, "screen");
+    app.overlay = Overlay::ConfirmQuit;
+    check("confirm-quit", &app, "screen");
+}
+
+/// Colour of the first cell showing `needle` in the buffer.
+fn colour_of(buffer: &Buffer, needle: &str) -> Color {
+    let area = buffer.area;
+    for y in 0..area.height {
+        let line: String = (0..area.width).map(|x| buffer[(x, y)].symbol()).collect();
+        if let Some(byte) = line.find(needle) {
+            let x = line[..byte].chars().count() as u16;
+            return buffer[(x, y)].fg;
+        }
+    }
+    panic!("{needle} not drawn");
+}
+
+#[test]
+fn tokens_are_coloured_by_kl_or_log_prob_and_no_color_turns_colour_off() {
+    let mut app = demo_app(false);
+    let buffer = render(&app, (160, 48), "compare");
+    // KL +1.5 nats red, +0.5 yellow, −1.5 blue, 0 uncoloured.
+    assert_eq!(colour_of(&buffer, "Sure"), Color::Red);
+    assert_eq!(colour_of(&buffer, "happy"), Color::Yellow);
+    assert_eq!(colour_of(&buffer, "small"), Color::Blue);
+    assert_eq!(colour_of(&buffer, "pet"), Color::Reset);
+    // By log-prob every token here is −0.5: uncoloured.
+    app.colouring = Colouring::Logprob;
+    let buffer = render(&app, (160, 48), "compare");
+    assert_eq!(colour_of(&buffer, "Sure"), Color::Reset);
+
+    let plain = demo_app(true);
+    let buffer = render(&plain, (160, 48), "screen");
+    assert!(
+        buffer
+            .content()
+            .iter()
+            .all(|c| c.fg == Color::Reset && c.bg == Color::Reset)
+    );
+    // The same text either way.
+    assert_eq!(text(&buffer), text(&render(&demo_app(false), (160, 48), "screen")));
+}

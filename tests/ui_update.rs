@@ -1,0 +1,265 @@
+//! The workbench's state machine without a terminal: keys become
+//! messages, messages and trainer events change the state and return the
+//! commands the driver will send.
+
+mod common;
+
+use common::ui::{demo_app, pair};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use rlhf_tui::trainer::protocol::{Choice, Command, Event, Param, Stage, StageState};
+use rlhf_tui::ui::app::{App, Overlay, Pane};
+use rlhf_tui::ui::keys::key_to_msg;
+use rlhf_tui::ui::update::{Effect, on_event, update};
+
+/// Presses `keys` one by one; returns every effect.
+fn press(app: &mut App, keys: &[KeyCode]) -> Vec<Effect> {
+    let mut effects = Vec::new();
+    for &code in keys {
+        if let Some(msg) = key_to_msg(&app.overlay, KeyEvent::new(code, KeyModifiers::NONE)) {
+            effects.extend(update(app, msg));
+        }
+    }
+    effects
+}
+
+fn chars(text: &str) -> Vec<KeyCode> {
+    text.chars().map(KeyCode::Char).collect()
+}
+
+#[test]
+fn space_pauses_a_running_stage_and_resumes_a_paused_one() {
+    let mut app = demo_app(false);
+    assert!(app.paused());
+    assert_eq!(press(&mut app, &[KeyCode::Char(' ')]), [Effect::Send(Command::Resume)]);
+    on_event(
+        &mut app,
+        Event::Stage {
+            stage: Stage::Ppo,
+            state: StageState::Running,
+            step: 40,
+            total: 100,
+        },
+        200.0,
+    );
+    assert_eq!(press(&mut app, &[KeyCode::Char(' ')]), [Effect::Send(Command::Pause)]);
+    assert_eq!(press(&mut app, &[KeyCode::Char('.')]), [], "one step only while paused");
+}
+
+#[test]
+fn the_beta_editor_checks_the_value_before_sending_it() {
+    let mut app = demo_app(false);
+    press(&mut app, &[KeyCode::Char('b')]);
+    let Overlay::Editor(editor) = &app.overlay else {
+        panic!("no editor")
+    };
+    assert_eq!(editor.input, "0.1", "the value set at step 25");
+    // Keys that mean something else are text in the editor.
+    let mut keys = vec![KeyCode::Backspace; 3];
+    keys.extend(chars("-1q"));
+    keys.push(KeyCode::Enter);
+    assert_eq!(press(&mut app, &keys), []);
+    let Overlay::Editor(editor) = &app.overlay else {
+        panic!("the editor closed")
+    };
+    assert_eq!(editor.input, "-1q");
+    assert_eq!(editor.error.as_deref(), Some("not a number"));
+    let mut keys = vec![KeyCode::Backspace];
+    keys.push(KeyCode::Enter);
+    press(&mut app, &keys);
+    let Overlay::Editor(editor) = &app.overlay else {
+        panic!("the editor closed")
+    };
+    assert_eq!(editor.error.as_deref(), Some("β must be a number ≥ 0"));
+    let mut keys = vec![KeyCode::Backspace; 2];
+    keys.extend(chars("0.2"));
+    keys.push(KeyCode::Enter);
+    assert_eq!(press(&mut app, &keys), [Effect::Send(Command::Set(Param::Beta(0.2)))]);
+    assert_eq!(app.overlay, Overlay::None);
+    // The status shows the new value when the trainer confirms it.
+    assert_eq!(app.params.beta, 0.1);
+    on_event(
+        &mut app,
+        Event::ParamChanged {
+            param: Param::Beta(0.2),
+            old: 0.1,
+            step: 40,
+        },
+        200.0,
+    );
+    assert_eq!(app.params.beta, 0.2);
+    assert_eq!(app.markers.last().unwrap().step, 40);
+
+    press(&mut app, &[KeyCode::Char('l')]);
+    let mut keys = vec![KeyCode::Backspace; 8];
+    keys.extend(chars("1e-4"));
+    keys.push(KeyCode::Enter);
+    assert_eq!(
+        press(&mut app, &keys),
+        [Effect::Send(Command::Set(Param::LearningRate(1e-4)))]
+    );
+    // Esc leaves without sending.
+    assert_eq!(
+        press(&mut app, &[KeyCode::Char('T'), KeyCode::Char('9'), KeyCode::Esc]),
+        []
+    );
+}
+
+#[test]
+fn a_judgment_is_confirmed_only_once_stored_and_undo_brings_the_pair_back() {
+    let mut app = demo_app(false);
+    on_event(&mut app, Event::Samples(pair(8)), 200.0);
+    assert_eq!(
+        press(&mut app, &[KeyCode::Char('1')]),
+        [Effect::Send(Command::Label {
+            pair: 7,
+            choice: Choice::Left
+        })]
+    );
+    // Not yet on disk: still on screen, and a second judgment waits.
+    assert_eq!(app.shown().unwrap().id, 7);
+    assert_eq!(press(&mut app, &[KeyCode::Char('2')]), []);
+    on_event(
+        &mut app,
+        Event::LabelSaved {
+            pair: 7,
+            choice: Choice::Left,
+        },
+        201.0,
+    );
+    assert_eq!(app.shown().unwrap().id, 8);
+    assert_eq!(app.labels_saved, 1);
+
+    assert_eq!(
+        press(&mut app, &[KeyCode::Char('u')]),
+        [Effect::Send(Command::Undo { pair: 7 })]
+    );
+    on_event(&mut app, Event::Retracted { pair: 7 }, 202.0);
+    assert_eq!(app.shown().unwrap().id, 7, "back on screen to judge again");
+    assert_eq!(app.labels_saved, 0);
+
+    // The last pair judged: the workbench asks for another.
+    on_event(
+        &mut app,
+        Event::LabelSaved {
+            pair: 7,
+            choice: Choice::Tie,
+        },
+        203.0,
+    );
+    let effects = on_event(
+        &mut app,
+        Event::LabelSaved {
+            pair: 8,
+            choice: Choice::Skip,
+        },
+        204.0,
+    );
+    assert_eq!(effects, [Effect::Send(Command::RequestSamples)]);
+    assert!(app.shown().is_none());
+    assert_eq!(press(&mut app, &[KeyCode::Char('x')]), []);
+}
+
+#[test]
+fn quitting_while_a_stage_runs_asks_first() {
+    let mut app = demo_app(false);
+    assert_eq!(press(&mut app, &[KeyCode::Char('q')]), []);
+    assert_eq!(app.overlay, Overlay::ConfirmQuit);
+    assert_eq!(press(&mut app, &[KeyCode::Esc]), []);
+    assert_eq!(app.overlay, Overlay::None);
+    assert_eq!(
+        press(&mut app, &[KeyCode::Char('q'), KeyCode::Char('y')]),
+        [Effect::Send(Command::Shutdown { checkpoint: true })]
+    );
+    // The workbench leaves once the trainer has finished.
+    assert_eq!(on_event(&mut app, Event::ShutDown, 300.0), [Effect::Quit]);
+
+    // Nothing running: quit at once, without a checkpoint.
+    let mut idle = App::new(false);
+    assert_eq!(
+        press(&mut idle, &[KeyCode::Char('q')]),
+        [Effect::Send(Command::Shutdown { checkpoint: false })]
+    );
+}
+
+#[test]
+fn panes_cursor_and_stage_start() {
+    let mut app = demo_app(false);
+    assert_eq!(app.focus, Pane::Stages);
+    // PPO is paused: another stage cannot start.
+    press(&mut app, &[KeyCode::Down, KeyCode::Enter]);
+    assert!(app.message.as_ref().unwrap().0.contains("PPO is running"));
+    on_event(
+        &mut app,
+        Event::Stage {
+            stage: Stage::Ppo,
+            state: StageState::Done {
+                checkpoint: "runs/demo/checkpoints/ppo-40".into(),
+            },
+            step: 40,
+            total: 100,
+        },
+        300.0,
+    );
+    assert_eq!(app.selected, 2);
+    assert_eq!(
+        press(&mut app, &[KeyCode::Enter]),
+        [Effect::Send(Command::Start(Stage::Rm))]
+    );
+    assert_eq!(app.selected, 2);
+    press(&mut app, &[KeyCode::Tab]);
+    assert_eq!(app.focus, Pane::Charts);
+    let chart = app.chart;
+    press(&mut app, &[KeyCode::Right]);
+    assert_eq!(app.chart, chart + 1);
+    press(
+        &mut app,
+        &[KeyCode::Tab, KeyCode::Char('j'), KeyCode::Char('j'), KeyCode::Char('k')],
+    );
+    assert_eq!((app.focus, app.scroll), (Pane::Compare, 1));
+    press(&mut app, &[KeyCode::BackTab, KeyCode::BackTab]);
+    assert_eq!(app.focus, Pane::Stages);
+    press(&mut app, &[KeyCode::Char('?')]);
+    assert_eq!(app.overlay, Overlay::Help);
+    assert_eq!(
+        press(&mut app, &[KeyCode::Char('q')]),
+        [],
+        "q closes help, not the workbench"
+    );
+    assert_eq!(app.overlay, Overlay::None);
+}
+
+#[test]
+fn pace_and_time_left_come_from_event_times() {
+    let app = demo_app(false);
+    // PPO: iterations 21..40 four seconds apart; 60 left at 0.25 a second.
+    assert_eq!(app.steps_per_second(), Some(0.25));
+    assert_eq!(app.eta_seconds(), Some(240.0));
+}
+
+#[test]
+fn errors_and_failed_stages_show() {
+    let mut app = demo_app(false);
+    on_event(
+        &mut app,
+        Event::Error("the trainer panicked at src/x.rs:1: boom".into()),
+        1.0,
+    );
+    assert_eq!(
+        app.message,
+        Some(("the trainer panicked at src/x.rs:1: boom".into(), true))
+    );
+    on_event(
+        &mut app,
+        Event::Stage {
+            stage: Stage::Rm,
+            state: StageState::Failed("no SFT checkpoint".into()),
+            step: 0,
+            total: 50,
+        },
+        2.0,
+    );
+    assert_eq!(app.message, Some(("RM: no SFT checkpoint".into(), true)));
+    on_event(&mut app, Event::ShutDown, 3.0);
+    // With the trainer gone, q leaves at once.
+    assert_eq!(press(&mut app, &[KeyCode::Char('q')]), [Effect::Quit]);
+}
