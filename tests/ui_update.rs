@@ -118,6 +118,9 @@ fn a_judgment_is_confirmed_only_once_stored_and_undo_brings_the_pair_back() {
     // Not yet on disk: still on screen, and a second judgment waits.
     assert_eq!(app.shown().unwrap().id, 7);
     assert_eq!(press(&mut app, &[KeyCode::Char('2')]), []);
+    // Nor can a new pair push it off screen before it is stored.
+    assert_eq!(press(&mut app, &[KeyCode::Char('r')]), []);
+    assert_eq!(app.shown().unwrap().id, 7);
     on_event(
         &mut app,
         Event::LabelSaved {

@@ -1,27 +1,24 @@
-//! The metrics log: JSON Lines, one object per step, appended and flushed
+//! The metrics log: JSON Lines, one object per step, appended and synced
 //! as each step ends so a crash loses nothing already reported.
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::path::Path;
 
 use serde_json::{Map, Value};
 
+use crate::fsutil::AppendLog;
+
 pub struct MetricsLog {
-    file: File,
+    log: AppendLog,
 }
 
 impl MetricsLog {
     pub fn open(path: &Path) -> anyhow::Result<Self> {
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        Ok(Self { file })
+        Ok(Self {
+            log: AppendLog::open(path)?,
+        })
     }
 
-    /// Appends `{"stage": ..., "step": ..., <metrics>}` and flushes it.
+    /// Appends `{"stage": ..., "step": ..., <metrics>}` and syncs it.
     pub fn append(&mut self, stage: &str, step: usize, metrics: &[(&str, f64)]) -> std::io::Result<()> {
         let mut line = Map::new();
         line.insert("stage".into(), Value::from(stage));
@@ -31,8 +28,7 @@ impl MetricsLog {
             let v = serde_json::Number::from_f64(*value).map_or(Value::Null, Value::Number);
             line.insert((*key).into(), v);
         }
-        writeln!(self.file, "{}", Value::Object(line))?;
-        self.file.flush()
+        self.log.append(&Value::Object(line))
     }
 }
 

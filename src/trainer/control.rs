@@ -205,7 +205,7 @@ impl Control {
                 old
             }
             Param::KlMode(mode) => {
-                let adaptive = matches!(params.kl, KlControl::Adaptive { .. });
+                let old = Param::KlMode(KlMode::of(&params.kl)).value();
                 let beta = params.kl.beta();
                 params.kl = match mode {
                     KlMode::Fixed => KlControl::Fixed { beta },
@@ -216,7 +216,7 @@ impl Control {
                     },
                 };
                 self.config.ppo.adaptive_kl = mode == KlMode::Adaptive;
-                if adaptive { 1.0 } else { 0.0 }
+                old
             }
         };
         self.audit_record(

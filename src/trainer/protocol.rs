@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::rlhf::ppo::kl_control::KlControl;
+
 /// A training stage the trainer can run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -35,6 +37,15 @@ impl Stage {
 pub enum KlMode {
     Fixed,
     Adaptive,
+}
+
+impl KlMode {
+    pub fn of(kl: &KlControl) -> Self {
+        match kl {
+            KlControl::Fixed { .. } => KlMode::Fixed,
+            KlControl::Adaptive { .. } => KlMode::Adaptive,
+        }
+    }
 }
 
 /// A parameter the person may change while a stage runs.

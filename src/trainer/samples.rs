@@ -31,11 +31,10 @@ pub struct PairModels<'a> {
     pub version: String,
 }
 
-/// Response length cap for pairs, as in PPO's default rollouts.
-const MAX_NEW_TOKENS: usize = 48;
-
-/// Two responses to one held-out prompt at `temperature`.
-pub fn sample_pair(models: &PairModels, id: u64, temperature: f32, seed: u64) -> SamplePair {
+/// Two responses of at most `max_new_tokens` to one held-out prompt at
+/// `temperature`; the pair's id seeds the draw.
+pub fn sample_pair(models: &PairModels, id: u64, temperature: f32, max_new_tokens: usize) -> SamplePair {
+    let seed = id;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let prompt = held_out_prompts()
         .choose(&mut rng)
@@ -52,7 +51,7 @@ pub fn sample_pair(models: &PairModels, id: u64, temperature: f32, seed: u64) ->
         models.policy,
         &queries,
         &GenerateConfig {
-            max_new_tokens: MAX_NEW_TOKENS,
+            max_new_tokens,
             sampling: SamplingParams {
                 temperature,
                 top_k: 0,

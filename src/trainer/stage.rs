@@ -41,7 +41,7 @@ pub struct StageRun {
 }
 
 /// The path in the config, or the run's latest checkpoint of `stage`.
-pub fn init_path(configured: &Option<PathBuf>, run: &RunDir, stage: Stage, for_stage: &str) -> anyhow::Result<PathBuf> {
+fn init_path(configured: &Option<PathBuf>, run: &RunDir, stage: Stage, for_stage: &str) -> anyhow::Result<PathBuf> {
     match configured {
         Some(path) => Ok(path.clone()),
         None => run.latest_checkpoint(stage.name()).ok_or_else(|| {

@@ -43,6 +43,15 @@ pub const THREAD_NAME: &str = "trainer";
 /// Where the panic hook leaves a trainer panic's message and location.
 pub static LAST_PANIC: Mutex<Option<String>> = Mutex::new(None);
 
+/// A panic's message, when it is text (as `panic!` and `expect` make it).
+pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_default()
+}
+
 pub fn spawn(setup: WorkerSetup) -> std::io::Result<TrainerHandle> {
     let (command_tx, command_rx) = unbounded();
     let (event_tx, event_rx) = unbounded();
@@ -52,13 +61,13 @@ pub fn spawn(setup: WorkerSetup) -> std::io::Result<TrainerHandle> {
         let error = match outcome {
             Ok(Ok(())) => None,
             Ok(Err(e)) => Some(format!("{e:#}")),
-            Err(payload) => Some(LAST_PANIC.lock().ok().and_then(|mut p| p.take()).unwrap_or_else(|| {
-                let text = payload
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| payload.downcast_ref::<String>().cloned());
-                format!("the trainer panicked: {}", text.unwrap_or_default())
-            })),
+            Err(payload) => Some(
+                LAST_PANIC
+                    .lock()
+                    .ok()
+                    .and_then(|mut p| p.take())
+                    .unwrap_or_else(|| format!("the trainer panicked: {}", panic_text(payload.as_ref()))),
+            ),
         };
         if let Some(error) = error {
             let _ = events.send(Event::Error(error));
@@ -112,11 +121,7 @@ fn run(setup: WorkerSetup, commands: Receiver<Command>, events: Sender<Event>) -
         beta: idle.kl.beta(),
         lr: idle.lr,
         temperature: idle.temperature as f64,
-        kl_mode: if config.ppo.adaptive_kl {
-            KlMode::Adaptive
-        } else {
-            KlMode::Fixed
-        },
+        kl_mode: KlMode::of(&idle.kl),
     });
     let mut worker = Worker {
         control: Control::new(commands, events, audit, prefs, config),
@@ -231,12 +236,7 @@ impl Worker {
         let what = if stop.is_some() { "stop" } else { "done" };
         self.control.audit_record(what, json!({ "checkpoint": path }));
         if let Some(path) = &path {
-            self.disk = None;
-            self.control.send(Event::Checkpoint {
-                stage,
-                step: active.step,
-                path: path.display().to_string(),
-            });
+            self.checkpoint_written(active, path);
         }
         let state = match path {
             Some(path) => StageState::Done {
@@ -250,6 +250,16 @@ impl Worker {
         Ok(())
     }
 
+    /// Pairs from disk must now come from the new checkpoint; the UI shows it.
+    fn checkpoint_written(&mut self, active: &StageRun, path: &std::path::Path) {
+        self.disk = None;
+        self.control.send(Event::Checkpoint {
+            stage: active.stage,
+            step: active.step,
+            path: path.display().to_string(),
+        });
+    }
+
     /// Serves queued samples and checkpoint requests while a stage runs.
     fn serve_queued(&mut self, active: &StageRun) {
         for command in std::mem::take(&mut self.control.queued) {
@@ -257,13 +267,8 @@ impl Worker {
                 Command::RequestSamples => self.serve_samples(Some(active)),
                 Command::Checkpoint => match active.checkpoint(&self.run) {
                     Ok(path) => {
-                        self.disk = None;
                         self.control.audit_record("checkpoint", json!({ "checkpoint": path }));
-                        self.control.send(Event::Checkpoint {
-                            stage: active.stage,
-                            step: active.step,
-                            path: path.display().to_string(),
-                        });
+                        self.checkpoint_written(active, &path);
                     }
                     Err(e) => self.control.send(Event::Error(format!("checkpoint: {e:#}"))),
                 },
@@ -282,6 +287,8 @@ impl Worker {
         self.next_pair += 1;
         let id = self.next_pair;
         let temperature = active.map_or(self.idle.temperature, |a| a.params().temperature);
+        // As long as PPO's responses, so the pairs show what PPO trains on.
+        let max_new_tokens = self.control.config.ppo.max_new_tokens;
         // PPO holds its own reference and reward model; otherwise they come from disk.
         let ppo = active.and_then(StageRun::ppo_reference_and_reward);
         if ppo.is_none() && self.disk.is_none() {
@@ -307,9 +314,14 @@ impl Worker {
                     tokenizer: active.tokenizer(),
                     version: format!("{}-{}", active.stage.name(), active.step),
                 };
-                sample_pair(&models, id, temperature, id)
+                sample_pair(&models, id, temperature, max_new_tokens)
             }
-            None => sample_pair(&disk.expect("loaded above").pair_models(), id, temperature, id),
+            None => sample_pair(
+                &disk.expect("loaded above").pair_models(),
+                id,
+                temperature,
+                max_new_tokens,
+            ),
         };
         self.control.offer(pair);
     }

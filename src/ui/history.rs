@@ -18,7 +18,6 @@ pub struct History {
     width: usize,
     /// Sums and count of the bucket being filled.
     partial: (f64, f64, usize),
-    pub count: usize,
     pub last: Option<(f64, f64)>,
 }
 
@@ -28,7 +27,6 @@ impl History {
             // A chart cannot place it; the status bar reports the value itself.
             return;
         }
-        self.count += 1;
         self.last = Some((step, value));
         if self.recent.len() == RECENT_POINTS {
             self.recent.pop_front();
@@ -111,7 +109,7 @@ mod tests {
         let mut h = History::default();
         h.push(1.0, f64::NAN);
         h.push(2.0, f64::INFINITY);
-        assert_eq!(h.count, 0);
-        assert!(h.whole().is_empty());
+        assert_eq!(h.last, None);
+        assert!(h.whole().is_empty() && h.recent().is_empty());
     }
 }

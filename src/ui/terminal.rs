@@ -11,7 +11,7 @@ use crossterm::terminal::{EnterAlternateScreen, LeaveAlternateScreen, disable_ra
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 
-use crate::trainer::worker::{LAST_PANIC, THREAD_NAME};
+use crate::trainer::worker::{LAST_PANIC, THREAD_NAME, panic_text};
 
 static ENTERED: AtomicBool = AtomicBool::new(false);
 
@@ -44,12 +44,7 @@ fn install_panic_hook() {
                 .location()
                 .map(|l| format!(" at {}:{}", l.file(), l.line()))
                 .unwrap_or_default();
-            let payload = info.payload();
-            let text = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
+            let text = panic_text(info.payload());
             if let Ok(mut last) = LAST_PANIC.lock() {
                 *last = Some(format!("the trainer panicked{location}: {text}"));
             }

@@ -107,7 +107,10 @@ fn main(app: &mut App, msg: Msg) -> Vec<Effect> {
         Msg::Stop if app.active().is_some() => send(Command::Stop),
         Msg::StepOnce if app.paused() => send(Command::StepOnce),
         Msg::Checkpoint if app.active().is_some() => send(Command::Checkpoint),
-        Msg::Stop | Msg::StepOnce | Msg::Checkpoint => tell(app, "no stage is paused or running"),
+        Msg::StepOnce if app.active().is_some() => tell(app, "'.' takes one step while paused"),
+        Msg::Stop | Msg::StepOnce | Msg::Checkpoint => tell(app, "no stage is running"),
+        // The pair being saved stays until it is stored, so undo can find it.
+        Msg::NewPair if app.pending.is_some() => tell(app, "saving the last judgment…"),
         Msg::NewPair => {
             // The one on screen makes way; a judged pair never returns.
             app.queue.pop_front();

@@ -3,7 +3,7 @@
 //! and any overlay above them. Reads the `App`; changes nothing.
 
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::layout::{Constraint, Layout};
 
 use super::{charts, compare, overlays, stages, status};
 use crate::ui::app::{App, Overlay};
@@ -11,36 +11,19 @@ use crate::ui::app::{App, Overlay};
 /// Terminals narrower than this stack the charts above the comparison.
 const SIDE_BY_SIDE_WIDTH: u16 = 120;
 
-pub struct Areas {
-    pub stages: Rect,
-    pub charts: Rect,
-    pub compare: Rect,
-    pub status: Rect,
-}
-
-pub fn areas(area: Rect) -> Areas {
-    let [stages, body, status] =
+pub fn draw(frame: &mut Frame, app: &App) {
+    let area = frame.area();
+    let [top, body, bottom] =
         Layout::vertical([Constraint::Length(3), Constraint::Min(4), Constraint::Length(2)]).areas(area);
-    let [charts, compare] = if area.width >= SIDE_BY_SIDE_WIDTH {
+    let [left, right] = if area.width >= SIDE_BY_SIDE_WIDTH {
         Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(body)
     } else {
         Layout::vertical([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(body)
     };
-    Areas {
-        stages,
-        charts,
-        compare,
-        status,
-    }
-}
-
-pub fn draw(frame: &mut Frame, app: &App) {
-    let area = frame.area();
-    let a = areas(area);
-    stages::draw(frame, a.stages, app);
-    charts::draw(frame, a.charts, app);
-    compare::draw(frame, a.compare, app);
-    status::draw(frame, a.status, app);
+    stages::draw(frame, top, app);
+    charts::draw(frame, left, app);
+    compare::draw(frame, right, app);
+    status::draw(frame, bottom, app);
     match &app.overlay {
         Overlay::None => {}
         Overlay::Help => overlays::help(frame, area, app),

@@ -18,7 +18,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         _ => String::new(),
     };
     let block = Block::bordered()
-        .title(" stages ")
+        .title(format!(" stages · {} ", app.run))
         .title(Line::from(checkpoint).right_aligned())
         .border_style(theme::border(app, app.focus == Pane::Stages));
     let inner = block.inner(area);
