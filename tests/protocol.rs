@@ -13,7 +13,7 @@ use crossbeam_channel::RecvTimeoutError;
 use rlhf_tui::model::weights::SeededInit;
 use rlhf_tui::model::{ScalarModel, hf};
 use rlhf_tui::run::{RunConfig, RunDir};
-use rlhf_tui::trainer::protocol::{Choice, Command, Event, Param, Stage, StageState};
+use rlhf_tui::trainer::protocol::{Choice, Command, Criterion, Event, Param, Stage, StageState, Verdict};
 use rlhf_tui::trainer::worker::{TrainerHandle, WorkerSetup, spawn};
 
 const WAIT: Duration = Duration::from_secs(240);
@@ -25,6 +25,8 @@ fn start(dir: &Path, config: RunConfig) -> TrainerHandle {
         run,
         device: Device::flex(),
         device_label: "cpu".into(),
+        annotator: "ann".into(),
+        panic_at_step: None,
     })
     .unwrap();
     assert!(matches!(next(&handle), Event::Ready { .. }));
@@ -178,11 +180,14 @@ fn sft_steps_once_while_paused_and_judgments_reach_the_store() {
     assert!(why.contains("train --stage sft --run protocol"), "{why}");
 
     // A pair from the base model while nothing runs.
-    handle.commands.send(Command::RequestSamples).unwrap();
+    handle.commands.send(Command::RequestSamples { k: 2 }).unwrap();
     let (pair, _) = until(&handle, |e| matches!(e, Event::Samples(_)));
     let Event::Samples(pair) = pair else { unreachable!() };
     assert_eq!(pair.policy, "base");
-    for response in [&pair.left, &pair.right] {
+    // Spread around the live temperature 1.0 by the default ±0.3.
+    let temperatures: Vec<f32> = pair.responses.iter().map(|r| r.temperature).collect();
+    assert!((temperatures[0] - 0.7).abs() < 1e-6 && (temperatures[1] - 1.3).abs() < 1e-6);
+    for response in &pair.responses {
         assert!(!response.tokens.is_empty());
         assert_eq!(response.logprobs.len(), response.tokens.len());
         assert_eq!(response.ref_logprobs.len(), response.tokens.len());
@@ -200,33 +205,74 @@ fn sft_steps_once_while_paused_and_judgments_reach_the_store() {
     handle
         .commands
         .send(Command::Label {
-            pair: pair.id,
-            choice: Choice::Right,
+            set: pair.id,
+            verdict: Verdict::Choice(Choice::Right),
+            criterion: Criterion::Helpful,
         })
         .unwrap();
     let (saved, _) = until(&handle, |e| matches!(e, Event::LabelSaved { .. }));
     assert_eq!(
         saved,
         Event::LabelSaved {
-            pair: pair.id,
-            choice: Choice::Right
+            set: pair.id,
+            verdict: Verdict::Choice(Choice::Right),
         }
     );
     // On disk before the confirmation was sent.
-    let prefs = std::fs::read_to_string(tmp.path().join("protocol/prefs.jsonl")).unwrap();
-    let record: serde_json::Value = serde_json::from_str(prefs.lines().next().unwrap()).unwrap();
+    let records = || -> Vec<serde_json::Value> {
+        let prefs = std::fs::read_to_string(tmp.path().join("protocol/prefs.jsonl")).unwrap();
+        prefs.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    };
+    let human: Vec<serde_json::Value> = records().into_iter().filter(|r| r["source"] == "human").collect();
+    assert_eq!(human.len(), 1);
+    let record = &human[0];
     assert_eq!(record["choice"], "right");
-    assert_eq!(record["chosen"].as_str().unwrap(), pair.right.text());
-    assert_eq!(record["rejected"].as_str().unwrap(), pair.left.text());
-    assert_eq!(record["source"], "human");
-    handle.commands.send(Command::Undo { pair: pair.id }).unwrap();
+    assert_eq!(record["criteria"], serde_json::json!(["helpful"]));
+    assert_eq!(record["annotator"], "ann");
+    assert_eq!(record["chosen"].as_str().unwrap(), pair.responses[1].text());
+    assert_eq!(record["rejected"].as_str().unwrap(), pair.responses[0].text());
+    // Where the judge labelled the pair too, its verdicts were stored first.
+    let judged = records().iter().filter(|r| r["source"] == "judge").count();
+    assert_eq!(judged, pair.judge.len());
+    handle.commands.send(Command::Undo { set: pair.id }).unwrap();
     assert_eq!(
         until(&handle, |e| matches!(e, Event::Retracted { .. })).0,
-        Event::Retracted { pair: pair.id }
+        Event::Retracted { set: pair.id }
     );
-    let prefs = std::fs::read_to_string(tmp.path().join("protocol/prefs.jsonl")).unwrap();
-    let retraction: serde_json::Value = serde_json::from_str(prefs.lines().nth(1).unwrap()).unwrap();
+    let retraction = records().pop().unwrap();
     assert_eq!(retraction["retract"].as_u64(), Some(pair.id));
+    assert_eq!(retraction["annotator"], "ann");
+
+    // Rank mode: four responses at four temperatures, ranked and stored.
+    handle.commands.send(Command::RequestSamples { k: 4 }).unwrap();
+    let (set, _) = until(&handle, |e| matches!(e, Event::Samples(_)));
+    let Event::Samples(set) = set else { unreachable!() };
+    assert_eq!(set.responses.len(), 4);
+    assert!(set.responses.windows(2).all(|w| w[0].temperature < w[1].temperature));
+    // A ranking that leaves one out is refused and nothing is stored.
+    let lines = records().len();
+    let bad = Verdict::Ranking(vec![0, 1, 1, 2]);
+    handle
+        .commands
+        .send(Command::Label {
+            set: set.id,
+            verdict: bad,
+            criterion: Criterion::Overall,
+        })
+        .unwrap();
+    assert!(matches!(next(&handle), Event::Error(e) if e.contains("each of its 4 responses once")));
+    assert_eq!(records().len(), lines);
+    let order = Verdict::Ranking(vec![3, 0, 2, 1]);
+    handle
+        .commands
+        .send(Command::Label {
+            set: set.id,
+            verdict: order.clone(),
+            criterion: Criterion::Overall,
+        })
+        .unwrap();
+    until(&handle, |e| matches!(e, Event::LabelSaved { .. }));
+    assert_eq!(records().pop().unwrap()["ranking"], serde_json::json!([3, 0, 2, 1]));
 
     handle.commands.send(Command::Start(Stage::Sft)).unwrap();
     until(&handle, |e| {

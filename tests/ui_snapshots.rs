@@ -5,12 +5,14 @@
 
 mod common;
 
-use common::ui::demo_app;
+use common::ui::{demo_app, pair, rank_set};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
 use ratatui::style::Color;
-use rlhf_tui::ui::app::{App, Colouring, Editing, Editor, Overlay};
+use rlhf_tui::prefs::stats::Kappa;
+use rlhf_tui::trainer::protocol::{Agreement, Choice, Criterion, Verdict};
+use rlhf_tui::ui::app::{App, Colouring, Editing, Editor, Judged, Overlay};
 use rlhf_tui::ui::view::{charts, compare, draw, stages, status};
 
 const SIZES: [(u16, u16); 2] = [(80, 24), (160, 48)];
@@ -84,6 +86,32 @@ fn charts_whole_run_and_recent_window_with_a_marker() {
 fn comparison() {
     let mut app = demo_app(false);
     check("compare", &app, "compare");
+    // After a judgment the judge also made: whether it agrees, and κ.
+    let mut judged = pair(6);
+    judged.judge = vec![(Criterion::Overall, Verdict::Choice(Choice::Right))];
+    app.judged.push(Judged {
+        set: judged,
+        verdict: Verdict::Choice(Choice::Left),
+        criterion: Criterion::Overall,
+    });
+    app.labels_saved = 1;
+    app.agreement = vec![Agreement {
+        criterion: Criterion::Overall,
+        shared: 12,
+        alpha: Some(0.41),
+        kappas: vec![Kappa {
+            first: "ann".into(),
+            second: "judge".into(),
+            units: 12,
+            kappa: Some(0.4),
+        }],
+    }];
+    check("compare-judged", &app, "compare");
+    // Rank mode, two places typed.
+    app.queue.clear();
+    app.queue.push_back(rank_set(9));
+    app.ranking = vec![2, 0];
+    check("compare-rank", &app, "compare");
     app.queue.clear();
     check("compare-empty", &app, "compare");
 }

@@ -4,9 +4,9 @@
 
 mod common;
 
-use common::ui::{demo_app, pair};
+use common::ui::{demo_app, pair, rank_set};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use rlhf_tui::trainer::protocol::{Choice, Command, Event, Param, Stage, StageState};
+use rlhf_tui::trainer::protocol::{Choice, Command, Criterion, Event, Param, Stage, StageState, Verdict};
 use rlhf_tui::ui::app::{App, Overlay, Pane};
 use rlhf_tui::ui::keys::key_to_msg;
 use rlhf_tui::ui::update::{Effect, on_event, update};
@@ -111,8 +111,9 @@ fn a_judgment_is_confirmed_only_once_stored_and_undo_brings_the_pair_back() {
     assert_eq!(
         press(&mut app, &[KeyCode::Char('1')]),
         [Effect::Send(Command::Label {
-            pair: 7,
-            choice: Choice::Left
+            set: 7,
+            verdict: Verdict::Choice(Choice::Left),
+            criterion: Criterion::Overall,
         })]
     );
     // Not yet on disk: still on screen, and a second judgment waits.
@@ -124,8 +125,8 @@ fn a_judgment_is_confirmed_only_once_stored_and_undo_brings_the_pair_back() {
     on_event(
         &mut app,
         Event::LabelSaved {
-            pair: 7,
-            choice: Choice::Left,
+            set: 7,
+            verdict: Verdict::Choice(Choice::Left),
         },
         201.0,
     );
@@ -134,9 +135,9 @@ fn a_judgment_is_confirmed_only_once_stored_and_undo_brings_the_pair_back() {
 
     assert_eq!(
         press(&mut app, &[KeyCode::Char('u')]),
-        [Effect::Send(Command::Undo { pair: 7 })]
+        [Effect::Send(Command::Undo { set: 7 })]
     );
-    on_event(&mut app, Event::Retracted { pair: 7 }, 202.0);
+    on_event(&mut app, Event::Retracted { set: 7 }, 202.0);
     assert_eq!(app.shown().unwrap().id, 7, "back on screen to judge again");
     assert_eq!(app.labels_saved, 0);
 
@@ -144,22 +145,106 @@ fn a_judgment_is_confirmed_only_once_stored_and_undo_brings_the_pair_back() {
     on_event(
         &mut app,
         Event::LabelSaved {
-            pair: 7,
-            choice: Choice::Tie,
+            set: 7,
+            verdict: Verdict::Choice(Choice::Tie),
         },
         203.0,
     );
     let effects = on_event(
         &mut app,
         Event::LabelSaved {
-            pair: 8,
-            choice: Choice::Skip,
+            set: 8,
+            verdict: Verdict::Choice(Choice::Skip),
         },
         204.0,
     );
-    assert_eq!(effects, [Effect::Send(Command::RequestSamples)]);
+    assert_eq!(effects, [Effect::Send(Command::RequestSamples { k: 2 })]);
     assert!(app.shown().is_none());
     assert_eq!(press(&mut app, &[KeyCode::Char('x')]), []);
+}
+
+#[test]
+fn rank_mode_orders_k_responses_with_the_digits_under_the_chosen_criterion() {
+    let mut app = demo_app(false);
+    assert_eq!(
+        press(&mut app, &[KeyCode::Char('R')]),
+        [Effect::Send(Command::RequestSamples { k: 4 })]
+    );
+    assert!(app.shown().is_none(), "the pair made way for sets of four");
+    on_event(&mut app, Event::Samples(rank_set(9)), 200.0);
+    // Tie is for pairs; a criterion is chosen before ranking.
+    assert_eq!(press(&mut app, &[KeyCode::Char('t')]), []);
+    assert!(app.message.as_ref().unwrap().0.contains("for pairs"));
+    assert_eq!(press(&mut app, &[KeyCode::Char('C'), KeyCode::Char('C')]), []);
+    assert_eq!(app.criterion, Criterion::Truthful);
+    // 3, then 1 taken back, then 2 and 4: the one left (1) is last.
+    assert_eq!(
+        press(
+            &mut app,
+            &[
+                KeyCode::Char('3'),
+                KeyCode::Char('1'),
+                KeyCode::Backspace,
+                KeyCode::Char('2')
+            ]
+        ),
+        []
+    );
+    assert_eq!(app.ranking, [2, 1]);
+    // A digit twice or past K is ignored.
+    assert_eq!(press(&mut app, &[KeyCode::Char('2'), KeyCode::Char('7')]), []);
+    assert_eq!(
+        press(&mut app, &[KeyCode::Char('4')]),
+        [Effect::Send(Command::Label {
+            set: 9,
+            verdict: Verdict::Ranking(vec![2, 1, 3, 0]),
+            criterion: Criterion::Truthful,
+        })]
+    );
+    let effects = on_event(
+        &mut app,
+        Event::LabelSaved {
+            set: 9,
+            verdict: Verdict::Ranking(vec![2, 1, 3, 0]),
+        },
+        201.0,
+    );
+    assert_eq!(effects, [Effect::Send(Command::RequestSamples { k: 4 })]);
+    assert_eq!(app.message.as_ref().unwrap().0, "saved: 3 > 2 > 4 > 1");
+    assert!(app.ranking.is_empty());
+}
+
+#[test]
+fn a_new_round_asks_for_fresh_sets_and_is_refused_while_a_stage_runs() {
+    let mut app = demo_app(false);
+    assert_eq!(press(&mut app, &[KeyCode::Char('N')]), [], "PPO is paused, not stopped");
+    on_event(
+        &mut app,
+        Event::Stage {
+            stage: Stage::Ppo,
+            state: StageState::Done {
+                checkpoint: "runs/demo/checkpoints/ppo-40".into(),
+            },
+            step: 40,
+            total: 100,
+        },
+        200.0,
+    );
+    assert_eq!(
+        press(&mut app, &[KeyCode::Char('N')]),
+        [Effect::Send(Command::NewRound)]
+    );
+    let effects = on_event(
+        &mut app,
+        Event::Round {
+            round: 2,
+            rm_version: 1,
+        },
+        201.0,
+    );
+    assert_eq!(effects, [Effect::Send(Command::RequestSamples { k: 2 })]);
+    assert!(app.shown().is_none(), "sets from the last round's policy make way");
+    assert_eq!((app.round, app.rm_version), (2, 1));
 }
 
 #[test]

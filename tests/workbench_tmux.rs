@@ -1,59 +1,15 @@
 //! The real binary in a real terminal: `rlhf-tui` runs inside tmux; the
-//! test presses keys as a person would (judge a pair, start SFT, pause,
-//! change β, open help, quit with a checkpoint), reads the screen with
-//! `capture-pane`, and afterwards reads the run directory.
+//! tests press keys as a person would (judge a pair, start SFT, pause,
+//! change β, open help, quit with a checkpoint), read the screen with
+//! `capture-pane`, and afterwards read the run directory. A panic on the
+//! trainer thread (injected at a step) reaches the screen, and quitting
+//! after it restores the terminal.
+
+mod common;
 
 use std::path::Path;
-use std::process::Command;
-use std::time::{Duration, Instant};
 
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn run(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .args(["-L", &self.socket])
-            .args(args)
-            .output()
-            .expect("tmux runs");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn screen(&self) -> String {
-        self.run(&["capture-pane", "-p", "-t", "wb"])
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        for key in keys {
-            self.run(&["send-keys", "-t", "wb", key]);
-            std::thread::sleep(Duration::from_millis(150));
-        }
-    }
-
-    /// Waits until the screen shows `text`; fails with the screen if not.
-    fn wait_for(&self, text: &str, seconds: u64) -> String {
-        let deadline = Instant::now() + Duration::from_secs(seconds);
-        loop {
-            let screen = self.screen();
-            if screen.contains(text) {
-                return screen;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no {text:?} on screen after {seconds}s:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        self.run(&["kill-server"]);
-    }
-}
+use common::tmux::Tmux;
 
 #[test]
 fn a_person_judges_pauses_steers_and_quits_in_a_real_terminal() {
@@ -64,10 +20,7 @@ fn a_person_judges_pauses_steers_and_quits_in_a_real_terminal() {
         env!("CARGO_BIN_EXE_rlhf-tui"),
         tmp.path().display()
     );
-    let tmux = Tmux {
-        socket: format!("rlhf-tui-test-{}", std::process::id()),
-    };
-    tmux.run(&["new-session", "-d", "-s", "wb", "-x", "120", "-y", "40", &script]);
+    let tmux = Tmux::start("wb", &script);
 
     // A pair from the base model is there to judge before anything runs.
     tmux.wait_for("pair from base", 60);
@@ -118,7 +71,11 @@ fn a_person_judges_pauses_steers_and_quits_in_a_real_terminal() {
         (audit[2]["param"].as_str(), audit[2]["new"].as_f64()),
         (Some("beta"), Some(0.1))
     );
-    let prefs = lines("prefs.jsonl");
+    // The person's judgment (the judge labels some sets too).
+    let prefs: Vec<serde_json::Value> = lines("prefs.jsonl")
+        .into_iter()
+        .filter(|r| r["source"] == "human")
+        .collect();
     assert_eq!(prefs.len(), 1);
     assert_eq!(prefs[0]["choice"], "left");
     assert_eq!(prefs[0]["policy"], "base");
@@ -132,4 +89,30 @@ fn a_person_judges_pauses_steers_and_quits_in_a_real_terminal() {
         checkpoint.ends_with(&format!("sft-{steps}")),
         "{checkpoint} after {steps} steps"
     );
+}
+
+#[test]
+fn a_trainer_panic_reaches_the_screen_and_quitting_restores_the_terminal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let script = format!(
+        "cd {root} && RLHF_TUI_PANIC_AT_STEP=3 {} --device cpu --runs-dir {} --run panic --config tests/fixtures/workbench.ron; echo EXIT=$?; sleep 600",
+        env!("CARGO_BIN_EXE_rlhf-tui"),
+        tmp.path().display()
+    );
+    let tmux = Tmux::start("panic", &script);
+    tmux.wait_for("pair from base", 60);
+    tmux.keys(&["Enter"]);
+    // The panic's message and where it happened, in the status bar; the
+    // stage shows it failed; the workbench still answers keys.
+    let screen = tmux.wait_for("the trainer panicked", 60);
+    assert!(screen.contains("worker.rs"), "{screen}");
+    assert!(screen.contains("injected at step 3"), "{screen}");
+    tmux.wait_for("SFT ✗ failed", 10);
+    tmux.keys(&["?"]);
+    tmux.wait_for("keys (Esc closes)", 10);
+    tmux.keys(&["Escape", "q"]);
+    let after = tmux.wait_for("EXIT=0", 30);
+    assert!(!after.contains("stages"), "{after}");
+    assert_eq!(tmux.run(&["display", "-p", "-t", "wb", "#{alternate_on}"]).trim(), "0");
 }

@@ -18,7 +18,7 @@ use crate::device::Selected;
 use crate::model::weights::SeededInit;
 use crate::model::{ScalarModel, hf};
 use crate::run::{RunConfig, RunDir};
-use crate::trainer::protocol::{Command, Event, Response, SamplePair, Stage, StageState};
+use crate::trainer::protocol::{Command, Event, Response, SampleSet, Stage, StageState};
 use crate::trainer::worker::{WorkerSetup, spawn};
 use crate::ui::app::App;
 use crate::ui::driver::{Input, event_loop};
@@ -79,6 +79,7 @@ fn sample_response(n: usize) -> Response {
         ref_logprobs: (0..n).map(|i| -(i as f32 % 2.0)).collect(),
         reward: Some(1.0),
         judge: 0.5,
+        temperature: 1.0,
     }
 }
 
@@ -96,12 +97,12 @@ pub fn draw(repeats: usize) -> Value {
         },
         0.0,
     );
-    app.queue.push_back(SamplePair {
+    app.queue.push_back(SampleSet {
         id: 1,
         prompt: "\n\nHuman: What is a cat?\n\nAssistant:".into(),
         policy: "ppo-1".into(),
-        left: sample_response(48),
-        right: sample_response(48),
+        responses: vec![sample_response(48), sample_response(48)],
+        judge: Vec::new(),
     });
     feed_steps(&mut app, 1, 100_001);
     let mut term = Terminal::new(TestBackend::new(SIZE.0, SIZE.1)).expect("test backend");
@@ -201,6 +202,8 @@ pub fn latency(selected: &Selected, presses: usize) -> anyhow::Result<Value> {
         run: RunDir::create(&dir, "bench")?,
         device: selected.device.clone(),
         device_label: selected.label.clone(),
+        annotator: "bench".into(),
+        panic_at_step: None,
     })?;
     handle.commands.send(Command::Start(Stage::Ppo))?;
 
@@ -220,11 +223,7 @@ pub fn latency(selected: &Selected, presses: usize) -> anyhow::Result<Value> {
         std::thread::sleep(Duration::from_secs(20));
         for i in 0..presses {
             // `v` switches the comparison's colouring, and its title with it.
-            let title = if i % 2 == 0 {
-                "colour: log-prob"
-            } else {
-                "colour: KL to reference"
-            };
+            let title = if i % 2 == 0 { "log-prob colours" } else { "KL colours" };
             *pending.lock().expect("probe lock") = Some((Instant::now(), title));
             press(KeyCode::Char('v'));
             std::thread::sleep(Duration::from_millis(250));

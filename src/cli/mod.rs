@@ -4,6 +4,7 @@
 mod bench;
 mod devices;
 mod generate;
+mod prefs;
 mod pretrain;
 mod score;
 mod train;
@@ -47,6 +48,9 @@ pub enum Command {
     Pretrain(pretrain::PretrainArgs),
     /// Run a training stage without the workbench, into runs/NAME/.
     Train(train::TrainArgs),
+    /// Import, export and summarise a run's preference judgments.
+    #[command(subcommand)]
+    Prefs(prefs::PrefsCommand),
     /// Print the built-in world's data or judge a response.
     #[command(subcommand)]
     World(world::WorldCommand),
@@ -77,6 +81,7 @@ fn run(command: Command, device: DeviceChoice) -> anyhow::Result<()> {
         Command::Devices => devices::run(),
         Command::Pretrain(args) => pretrain::run(args, device),
         Command::Train(args) => train::run(args, device),
+        Command::Prefs(command) => prefs::run(command),
         Command::World(command) => world::run(command),
     }
 }

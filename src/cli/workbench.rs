@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use crate::device::{self, DeviceChoice};
 use crate::run::{RunConfig, RunDir};
-use crate::trainer::worker::WorkerSetup;
+use crate::trainer::worker::{PANIC_AT_STEP_VAR, WorkerSetup};
 
 #[derive(Debug, Default, clap::Args)]
 pub struct WorkbenchArgs {
@@ -23,6 +23,9 @@ pub struct WorkbenchArgs {
     /// Where run directories live.
     #[arg(long, default_value = "runs")]
     pub runs_dir: PathBuf,
+    /// The name your judgments are stored under (default: $USER, else "human").
+    #[arg(long)]
+    pub annotator: Option<String>,
 }
 
 pub fn run(args: WorkbenchArgs, choice: DeviceChoice) -> anyhow::Result<()> {
@@ -51,8 +54,23 @@ pub fn run(args: WorkbenchArgs, choice: DeviceChoice) -> anyhow::Result<()> {
         run,
         device: selected.device,
         device_label: selected.label,
+        annotator: annotator(args.annotator),
+        panic_at_step: std::env::var(PANIC_AT_STEP_VAR).ok().and_then(|v| v.parse().ok()),
     };
     crate::ui::driver::run(setup, no_color)
+}
+
+/// The name given, else the login name; "judge" is the judge's.
+fn annotator(given: Option<String>) -> String {
+    let name = given
+        .or_else(|| std::env::var("USER").ok())
+        .filter(|n| !n.trim().is_empty())
+        .unwrap_or_else(|| "human".into());
+    if name == crate::prefs::stats::JUDGE {
+        "human".into()
+    } else {
+        name
+    }
 }
 
 /// `run-20261124-153005`, from the UTC clock.

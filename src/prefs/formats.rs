@@ -101,6 +101,32 @@ pub fn read_pairs(reader: impl Read) -> std::io::Result<PreferenceFile> {
     Ok(file)
 }
 
+/// The formats `prefs export` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// `{"prompt", "chosen", "rejected"}`.
+    Trl,
+    /// `{"chosen", "rejected"}`, each the whole dialogue.
+    Hh,
+}
+
+/// One pair as a line of `format`. HH-RLHF keeps no prompt of its own, so
+/// only a prompt that ends in an Assistant turn can be written as a
+/// dialogue that reads back as the same pair.
+pub fn to_line(pair: &PreferencePair, format: Format) -> Result<String, String> {
+    let value = match format {
+        Format::Trl => serde_json::json!({ "prompt": pair.prompt, "chosen": pair.chosen, "rejected": pair.rejected }),
+        Format::Hh => {
+            if !pair.prompt.ends_with(ASSISTANT) {
+                return Err("its prompt does not end in \"\\n\\nAssistant:\", so it is not an HH-RLHF dialogue; export it with --format trl".into());
+            }
+            let whole = |side: &str| format!("{}{side}", pair.prompt);
+            serde_json::json!({ "chosen": whole(&pair.chosen), "rejected": whole(&pair.rejected) })
+        }
+    };
+    Ok(value.to_string())
+}
+
 /// Reads a preference file; a name ending in `.gz` is decompressed.
 pub fn read_file(path: &Path) -> anyhow::Result<PreferenceFile> {
     let open = std::fs::File::open(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;

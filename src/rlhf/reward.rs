@@ -209,12 +209,20 @@ pub struct RmTrainer {
     eval: Vec<TokenPair>,
     pad: u32,
     pub step: usize,
+    /// Pairs trained on, all sources.
+    pub train_pairs: usize,
 }
 
 impl RmTrainer {
     /// A reward model initialised from the language model in `init` with a
-    /// fresh scalar head.
-    pub fn new(config: &RmConfig, init: &std::path::Path, device: &Device) -> anyhow::Result<Self> {
+    /// fresh scalar head, trained on the configured pairs and `extra` (the
+    /// run's own judgments).
+    pub fn new(
+        config: &RmConfig,
+        init: &std::path::Path,
+        extra: &[PreferencePair],
+        device: &Device,
+    ) -> anyhow::Result<Self> {
         config.validate().map_err(|e| anyhow::anyhow!("rm.{e}"))?;
         let (model, tokenizer) = hf::load_scalar_model(init, &device.clone().autodiff(), Some(config.seed))?;
         let pad = model
@@ -224,7 +232,7 @@ impl RmTrainer {
             .or(model.transformer.config.eos_token_id)
             .unwrap_or(0);
         let context = model.transformer.config.n_positions;
-        let (train, eval) = match &config.data {
+        let (mut train, eval) = match &config.data {
             Some(path) => file_pairs(path, config, &tokenizer, context)?,
             None => (
                 world_pairs(&train_prompts(), config.train_pairs, config.seed, &tokenizer, context),
@@ -237,6 +245,8 @@ impl RmTrainer {
                 ),
             ),
         };
+        train.extend(extra.iter().map(|p| tokenize(&tokenizer, p, 0.0, context)));
+        let train_pairs = train.len();
         let train = Epochs::new(train, config.seed);
         let optim = crate::rlhf::optim::adamw(config.weight_decay, config.max_grad_norm);
         Ok(Self {
@@ -248,6 +258,7 @@ impl RmTrainer {
             eval,
             pad,
             step: 0,
+            train_pairs,
         })
     }
 

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::prefs::config::PrefsConfig;
 use crate::rlhf::ppo::config::PpoConfig;
 use crate::rlhf::reward::RmConfig;
 use crate::rlhf::sft::SftConfig;
@@ -18,6 +19,7 @@ pub struct RunConfig {
     pub sft: SftConfig,
     pub rm: RmConfig,
     pub ppo: PpoConfig,
+    pub prefs: PrefsConfig,
 }
 
 impl RunConfig {
@@ -40,7 +42,8 @@ impl RunConfig {
     pub fn validate(&self) -> Result<(), String> {
         self.sft.validate().map_err(|e| format!("sft.{e}"))?;
         self.rm.validate().map_err(|e| format!("rm.{e}"))?;
-        self.ppo.validate().map_err(|e| format!("ppo.{e}"))
+        self.ppo.validate().map_err(|e| format!("ppo.{e}"))?;
+        self.prefs.validate().map_err(|e| format!("prefs.{e}"))
     }
 
     pub fn to_ron(&self) -> String {

@@ -27,6 +27,10 @@ impl RunDir {
         self.root.join("config.ron")
     }
 
+    pub fn prefs_path(&self) -> PathBuf {
+        self.root.join("prefs.jsonl")
+    }
+
     pub fn metrics_path(&self) -> PathBuf {
         self.root.join("metrics.jsonl")
     }

@@ -6,11 +6,17 @@
 //! worker, which serves them where it holds the models.
 
 use crossbeam_channel::{Receiver, Sender};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 
-use super::audit::AuditLog;
-use super::protocol::{Choice, Command, Event, KlMode, Param, SamplePair, Stage, StageState};
-use crate::prefs::store::{PrefStore, Source};
+use super::audit::{AuditLog, unix_seconds};
+use super::protocol::{Command, Criterion, Event, KlMode, Param, SampleSet, Stage, StageState, Verdict};
+use super::samples::judge_verdicts;
+use crate::prefs::rank::is_ranking_of;
+use crate::prefs::record::{Judgment, Source};
+use crate::prefs::stats::agreement;
+use crate::prefs::store::PrefStore;
 use crate::rlhf::ppo::kl_control::KlControl;
 use crate::rlhf::ppo::live::LiveParams;
 use crate::run::RunConfig;
@@ -45,15 +51,23 @@ pub struct Control {
     pub stop: Option<StopReason>,
     /// Commands that need the models, in arrival order.
     pub queued: Vec<Command>,
-    /// The running stage and its step, for the audit log.
+    /// The running stage, its step and where it ends, for the audit log
+    /// and the stage events.
     pub stage: Option<Stage>,
     pub step: usize,
-    /// Pairs shown recently, by id, so a judgment can be stored with its texts.
-    pairs: Vec<SamplePair>,
+    pub total: usize,
+    /// Sets shown recently, by id, so a judgment can be stored with its texts.
+    sets: Vec<SampleSet>,
+    /// The size of the sets asked for last; PPO streams sets of this size.
+    pub k: usize,
+    /// Who labels at this keyboard.
+    annotator: String,
+    /// The run's live judgments, for agreement.
+    pub judgments: Vec<Judgment>,
 }
 
-/// Pairs kept for labeling: more than the workbench's queue holds.
-const PAIRS_KEPT: usize = 64;
+/// Sets kept for labeling: more than the workbench's queue holds.
+const SETS_KEPT: usize = 64;
 
 impl Control {
     pub fn new(
@@ -62,6 +76,8 @@ impl Control {
         audit: AuditLog,
         prefs: PrefStore,
         config: RunConfig,
+        annotator: String,
+        judgments: Vec<Judgment>,
     ) -> Self {
         Self {
             commands,
@@ -75,7 +91,11 @@ impl Control {
             queued: Vec::new(),
             stage: None,
             step: 0,
-            pairs: Vec::new(),
+            total: 0,
+            sets: Vec::new(),
+            k: 2,
+            annotator,
+            judgments,
         }
     }
 
@@ -84,13 +104,27 @@ impl Control {
         let _ = self.events.send(event);
     }
 
-    /// A pair about to be shown, remembered for its judgment.
-    pub fn offer(&mut self, pair: SamplePair) {
-        if self.pairs.len() == PAIRS_KEPT {
-            self.pairs.remove(0);
+    /// A set about to be shown, remembered for its judgment. The judge
+    /// labels a seeded share of sets first (`prefs.judge_fraction`).
+    pub fn offer(&mut self, mut set: SampleSet) {
+        let fraction = self.config.prefs.judge_fraction;
+        let judged = ChaCha8Rng::seed_from_u64(set.id ^ 0x71d6e).random_bool(fraction);
+        if judged {
+            let verdicts = judge_verdicts(&set);
+            for (criterion, verdict) in &verdicts {
+                let judgment = judgment(&set, verdict.clone(), *criterion, "judge", Source::Judge);
+                if let Err(e) = self.prefs.record(judgment.clone()) {
+                    return self.send(Event::Error(format!("prefs.jsonl: {e}")));
+                }
+                self.judgments.push(judgment);
+            }
+            set.judge = verdicts;
         }
-        self.pairs.push(pair.clone());
-        self.send(Event::Samples(pair));
+        if self.sets.len() == SETS_KEPT {
+            self.sets.remove(0);
+        }
+        self.sets.push(set.clone());
+        self.send(Event::Samples(set));
     }
 
     /// Reads the commands waiting; while paused, waits for more. With
@@ -143,27 +177,27 @@ impl Control {
             }
             Command::Shutdown { checkpoint } => self.stop = Some(StopReason::Shutdown { checkpoint }),
             Command::Set(param) => self.set(param, params),
-            Command::Label { pair, choice } => self.label(pair, choice),
-            Command::Undo { pair } => match self.prefs.retract(pair) {
-                Ok(()) => self.send(Event::Retracted { pair }),
-                Err(e) => self.send(Event::Error(format!("prefs.jsonl: {e}"))),
-            },
-            Command::Start(_) | Command::RequestSamples | Command::Checkpoint => self.queued.push(command),
+            Command::Label {
+                set,
+                verdict,
+                criterion,
+            } => self.label(set, verdict, criterion),
+            Command::Undo { set } => self.undo(set),
+            Command::RequestSamples { k } => {
+                self.k = k.clamp(2, 9);
+                self.queued.push(command);
+            }
+            Command::Start(_) | Command::Checkpoint | Command::NewRound => self.queued.push(command),
         }
     }
 
     pub fn send_state(&self, state: StageState) {
         if let Some(stage) = self.stage {
-            let total = match stage {
-                Stage::Sft => self.config.sft.steps,
-                Stage::Rm => self.config.rm.steps,
-                Stage::Ppo => self.config.ppo.iterations,
-            };
             self.send(Event::Stage {
                 stage,
                 state,
                 step: self.step,
-                total,
+                total: self.total,
             });
         }
     }
@@ -230,14 +264,73 @@ impl Control {
         });
     }
 
-    fn label(&mut self, id: u64, choice: Choice) {
-        let Some(pair) = self.pairs.iter().find(|p| p.id == id) else {
-            self.send(Event::Error(format!("no pair {id} to label")));
+    fn label(&mut self, id: u64, verdict: Verdict, criterion: Criterion) {
+        let Some(set) = self.sets.iter().find(|p| p.id == id) else {
+            self.send(Event::Error(format!("no set {id} to label")));
             return;
         };
-        match self.prefs.record(pair, choice, Source::Human) {
-            Ok(()) => self.send(Event::LabelSaved { pair: id, choice }),
+        if let Verdict::Ranking(order) = &verdict
+            && !is_ranking_of(order, set.responses.len())
+        {
+            let error = format!(
+                "a ranking of set {id} must order each of its {} responses once",
+                set.responses.len()
+            );
+            return self.send(Event::Error(error));
+        }
+        let judgment = judgment(set, verdict.clone(), criterion, &self.annotator, Source::Human);
+        match self.prefs.record(judgment.clone()) {
+            Ok(()) => {
+                self.judgments.push(judgment);
+                self.send(Event::LabelSaved { set: id, verdict });
+                self.send_agreement();
+            }
             Err(e) => self.send(Event::Error(format!("prefs.jsonl: {e}"))),
         }
+    }
+
+    fn undo(&mut self, id: u64) {
+        match self.prefs.retract(id, &self.annotator) {
+            Ok(()) => {
+                let mine = |j: &Judgment| j.pair == id && j.annotator == self.annotator;
+                if let Some(at) = self.judgments.iter().rposition(mine) {
+                    self.judgments.remove(at);
+                }
+                self.send(Event::Retracted { set: id });
+                self.send_agreement();
+            }
+            Err(e) => self.send(Event::Error(format!("prefs.jsonl: {e}"))),
+        }
+    }
+
+    pub fn send_agreement(&self) {
+        self.send(Event::Agreement(agreement(&self.judgments)));
+    }
+
+    /// The person's judgments in the run.
+    pub fn judged_by_people(&self) -> usize {
+        self.judgments.iter().filter(|j| j.source == Source::Human).count()
+    }
+}
+
+/// A judgment of `set` as the store keeps it.
+fn judgment(set: &SampleSet, verdict: Verdict, criterion: Criterion, annotator: &str, source: Source) -> Judgment {
+    Judgment {
+        pair: set.id,
+        time: unix_seconds(),
+        prompt: set.prompt.clone(),
+        responses: set.responses.iter().map(|r| r.text()).collect(),
+        verdict,
+        criteria: if criterion == Criterion::Overall {
+            Vec::new()
+        } else {
+            vec![criterion]
+        },
+        annotator: annotator.to_string(),
+        source,
+        policy: set.policy.clone(),
+        temperatures: set.responses.iter().map(|r| r.temperature).collect(),
+        chosen: None,
+        rejected: None,
     }
 }

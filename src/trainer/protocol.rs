@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::prefs::record::{Choice, Criterion, Verdict};
+pub use crate::prefs::stats::Agreement;
 use crate::rlhf::ppo::kl_control::KlControl;
 
 /// A training stage the trainer can run.
@@ -94,17 +96,6 @@ impl Param {
     }
 }
 
-/// A person's judgment of a pair of responses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Choice {
-    Left,
-    Right,
-    Tie,
-    BothBad,
-    Skip,
-}
-
 /// What the workbench asks of the trainer.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Command {
@@ -119,17 +110,25 @@ pub enum Command {
     /// Ends the running stage, writing its checkpoint.
     Stop,
     Set(Param),
-    /// Asks for a fresh pair of responses to one prompt from the current policy.
-    RequestSamples,
-    /// Records a judgment of the pair with this id.
+    /// Asks for `k` fresh responses (2 for a pair) to one prompt from the
+    /// current policy; pairs streamed while PPO runs keep this `k`.
+    RequestSamples {
+        k: usize,
+    },
+    /// Records the person's judgment of the set with this id.
     Label {
-        pair: u64,
-        choice: Choice,
+        set: u64,
+        verdict: Verdict,
+        criterion: Criterion,
     },
-    /// Retracts the judgment of the pair with this id.
+    /// Retracts the person's judgment of the set with this id.
     Undo {
-        pair: u64,
+        set: u64,
     },
+    /// Starts the next round of the iterative loop: fresh sets from the
+    /// current policy to label, then a new reward model version and PPO
+    /// continued against it.
+    NewRound,
     /// Writes the running stage's checkpoint now.
     Checkpoint,
     /// Ends the thread; a running stage is checkpointed first when `checkpoint`.
@@ -166,6 +165,8 @@ pub struct Response {
     pub reward: Option<f32>,
     /// The built-in world's judge score.
     pub judge: f32,
+    /// The temperature it was sampled at.
+    pub temperature: f32,
 }
 
 impl Response {
@@ -174,15 +175,17 @@ impl Response {
     }
 }
 
-/// Two responses to one prompt, for comparison and labeling.
+/// K responses to one prompt (K = 2: a pair), for comparison and labeling.
 #[derive(Clone, Debug, PartialEq)]
-pub struct SamplePair {
+pub struct SampleSet {
     pub id: u64,
     pub prompt: String,
     /// The model that produced the responses, e.g. `ppo-12` or `base`.
     pub policy: String,
-    pub left: Response,
-    pub right: Response,
+    pub responses: Vec<Response>,
+    /// The judge's verdicts, by criterion, when the judge labelled this set
+    /// (already stored as the judge's); empty when it did not.
+    pub judge: Vec<(Criterion, Verdict)>,
 }
 
 /// What the trainer tells the workbench.
@@ -198,6 +201,16 @@ pub enum Event {
         lr: f64,
         temperature: f64,
         kl_mode: KlMode,
+        /// How many responses rank mode orders.
+        rank_k: usize,
+        /// The person's judgments already in the run.
+        judged: usize,
+    },
+    /// The iterative loop's round and the newest reward model's version
+    /// (0 before the first); sent after `Ready` and when either changes.
+    Round {
+        round: u32,
+        rm_version: u32,
     },
     /// A stage's state changed; `step` of `total` steps done.
     Stage {
@@ -212,7 +225,7 @@ pub enum Event {
         step: usize,
         values: Vec<(String, f64)>,
     },
-    Samples(SamplePair),
+    Samples(SampleSet),
     ParamChanged {
         param: Param,
         old: f64,
@@ -225,13 +238,17 @@ pub enum Event {
     },
     /// The judgment is on disk (flushed); the screen may confirm it.
     LabelSaved {
-        pair: u64,
-        choice: Choice,
+        set: u64,
+        verdict: Verdict,
     },
     /// The retraction is on disk.
     Retracted {
-        pair: u64,
+        set: u64,
     },
+    /// Agreement between annotators over the run's judgments, per criterion.
+    Agreement(Vec<Agreement>),
+    /// Something was skipped or assumed; work goes on.
+    Warning(String),
     Error(String),
     /// The thread has ended; nothing follows.
     ShutDown,

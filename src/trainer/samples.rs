@@ -1,7 +1,9 @@
-//! Pairs of responses for the comparison pane: two samples from the
-//! current policy for one held-out prompt, each token with its log-prob
-//! under the policy and under the frozen reference (so the pane can colour
-//! tokens by their per-token KL), the reward model's score and the judge's.
+//! Sets of responses for the comparison pane and the labeling queue: K
+//! samples (2 for a pair) from the current policy for one held-out prompt
+//! at temperatures spread around the live one, each token with its
+//! log-prob under the policy and under the frozen reference (so the pane
+//! can colour tokens by their per-token KL), the reward model's score and
+//! the judge's; and the judge's verdicts on a set, for RLAIF.
 
 use std::path::{Path, PathBuf};
 
@@ -10,7 +12,7 @@ use rand::SeedableRng;
 use rand::seq::IndexedRandom;
 use rand_chacha::ChaCha8Rng;
 
-use super::protocol::{Response, SamplePair, Stage};
+use super::protocol::{Choice, Criterion, Response, SampleSet, Stage, Verdict};
 use crate::model::sampling::SamplingParams;
 use crate::model::{GenerateConfig, Gpt2, ScalarModel, Tokenizer, generate, hf};
 use crate::rlhf::ppo::rollout::{QueryResponse, episode_scores, response_logprobs};
@@ -18,7 +20,7 @@ use crate::run::{RunConfig, RunDir};
 use crate::world::corpus::held_out_prompts;
 use crate::world::eval::decode_response;
 use crate::world::generator::prompt_text;
-use crate::world::judge;
+use crate::world::judge::{TIE_MARGIN, judge};
 use crate::world::tokenizer_training::EOS;
 
 /// The models a pair is drawn and scored with.
@@ -31,11 +33,10 @@ pub struct PairModels<'a> {
     pub version: String,
 }
 
-/// Two responses of at most `max_new_tokens` to one held-out prompt at
-/// `temperature`; the pair's id seeds the draw.
-pub fn sample_pair(models: &PairModels, id: u64, temperature: f32, max_new_tokens: usize) -> SamplePair {
-    let seed = id;
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+/// Responses of at most `max_new_tokens` to one held-out prompt, one at
+/// each temperature; the set's id seeds the draw.
+pub fn sample_set(models: &PairModels, id: u64, temperatures: &[f32], max_new_tokens: usize) -> SampleSet {
+    let mut rng = ChaCha8Rng::seed_from_u64(id);
     let prompt = held_out_prompts()
         .choose(&mut rng)
         .expect("the world has prompts")
@@ -46,50 +47,96 @@ pub fn sample_pair(models: &PairModels, id: u64, temperature: f32, max_new_token
     let eos = tokenizer.token_id(EOS);
     let pad = eos.unwrap_or(0);
     let query = tokenizer.encode(&text);
-    let queries = vec![query.clone(), query];
-    let generated = generate(
-        models.policy,
-        &queries,
-        &GenerateConfig {
-            max_new_tokens,
-            sampling: SamplingParams {
-                temperature,
-                top_k: 0,
-                top_p: 1.0,
+    // One at a time: each response has its own temperature, and its
+    // log-probs under the reference are taken at that temperature too.
+    let mut responses = Vec::with_capacity(temperatures.len());
+    let mut all_tokens = Vec::with_capacity(temperatures.len());
+    for (i, &temperature) in temperatures.iter().enumerate() {
+        let queries = vec![query.clone()];
+        let generated = generate(
+            models.policy,
+            &queries,
+            &GenerateConfig {
+                max_new_tokens,
+                sampling: SamplingParams {
+                    temperature,
+                    top_k: 0,
+                    top_p: 1.0,
+                },
+                eos_token_id: eos,
+                pad_token_id: pad,
+                seed: id.wrapping_mul(31).wrapping_add(i as u64),
             },
-            eos_token_id: eos,
-            pad_token_id: pad,
-            seed,
-        },
-    );
-    let qr = QueryResponse::new(&queries, &generated.tokens, pad);
-    let ref_logp: Vec<f32> = response_logprobs(models.reference, &qr, temperature)
-        .into_data()
-        .try_to_vec::<f32>()
-        .expect("f32");
-    let rewards = models
-        .reward
-        .map(|rm| episode_scores(rm, &queries, &generated.tokens, eos, pad));
-    let mut responses = generated.tokens.iter().enumerate().map(|(i, tokens)| {
+        );
+        let tokens = &generated.tokens[0];
+        let qr = QueryResponse::new(&queries, &generated.tokens, pad);
+        let ref_logp: Vec<f32> = response_logprobs(models.reference, &qr, temperature)
+            .into_data()
+            .try_to_vec::<f32>()
+            .expect("f32");
         // EOS is not shown; its log-probs go with it.
         let shown = tokens.iter().take_while(|&&t| Some(t) != eos).count();
-        let decoded = decode_response(tokenizer, tokens, eos);
-        Response {
+        responses.push(Response {
             tokens: tokenizer.token_texts(&tokens[..shown]),
-            logprobs: generated.logprobs[i][..shown].to_vec(),
-            ref_logprobs: ref_logp[i * qr.r..i * qr.r + shown].to_vec(),
-            reward: rewards.as_ref().map(|r| r[i]),
-            judge: judge(&prompt, &decoded).score,
+            logprobs: generated.logprobs[0][..shown].to_vec(),
+            ref_logprobs: ref_logp[..shown].to_vec(),
+            reward: None,
+            judge: judge(&prompt, &decode_response(tokenizer, tokens, eos)).score,
+            temperature,
+        });
+        all_tokens.push(tokens.clone());
+    }
+    if let Some(rm) = models.reward {
+        let queries = vec![query; all_tokens.len()];
+        for (response, score) in responses
+            .iter_mut()
+            .zip(episode_scores(rm, &queries, &all_tokens, eos, pad))
+        {
+            response.reward = Some(score);
         }
-    });
-    let (left, right) = (responses.next().unwrap(), responses.next().unwrap());
-    SamplePair {
+    }
+    SampleSet {
         id,
         prompt: text,
         policy: models.version.clone(),
-        left,
-        right,
+        responses,
+        judge: Vec::new(),
     }
+}
+
+/// The judge's verdicts on a set, under each criterion it scores (it has
+/// no measure of truthfulness): for two responses, the better by more
+/// than the tie margin, else a tie; for more, their order by score.
+pub fn judge_verdicts(set: &SampleSet) -> Vec<(Criterion, Verdict)> {
+    let judged: Vec<_> = set.responses.iter().map(|r| judge(&set.prompt, &r.text())).collect();
+    let score = |i: usize, criterion: Criterion| match criterion {
+        Criterion::Overall => judged[i].score,
+        _ => judged[i]
+            .criteria
+            .iter()
+            .find(|c| c.name == criterion.name())
+            .map_or(0.0, |c| c.score),
+    };
+    [Criterion::Overall, Criterion::Helpful, Criterion::Harmless]
+        .into_iter()
+        .map(|criterion| {
+            let verdict = if judged.len() == 2 {
+                let gap = score(0, criterion) - score(1, criterion);
+                Verdict::Choice(if gap.abs() < TIE_MARGIN {
+                    Choice::Tie
+                } else if gap > 0.0 {
+                    Choice::Left
+                } else {
+                    Choice::Right
+                })
+            } else {
+                let mut order: Vec<usize> = (0..judged.len()).collect();
+                order.sort_by(|&a, &b| score(b, criterion).total_cmp(&score(a, criterion)));
+                Verdict::Ranking(order)
+            };
+            (criterion, verdict)
+        })
+        .collect()
 }
 
 /// The run's models on disk, for pairs when no stage trains a policy: the

@@ -11,11 +11,13 @@ use burn::tensor::Device;
 
 use super::protocol::Stage;
 use crate::model::{Gpt2, ScalarModel, Tokenizer, hf};
+use crate::prefs::rank::training_pairs;
+use crate::prefs::store;
 use crate::rlhf::ppo::live::{LiveParams, Steer, StepPoint};
 use crate::rlhf::ppo::trainer::PpoTrainer;
 use crate::rlhf::reward::RmTrainer;
 use crate::rlhf::sft::SftTrainer;
-use crate::run::{RunConfig, RunDir};
+use crate::run::{Rounds, RunConfig, RunDir};
 use crate::world::eval::{HELD_OUT_SAMPLES, held_out_report};
 
 pub type Metrics = Vec<(&'static str, f64)>;
@@ -33,11 +35,16 @@ pub struct StageRun {
     /// SFT's and RM's live parameters (PPO's live in its trainer): `lr`
     /// is the schedule's peak, so a change rescales the rest of the schedule.
     params: LiveParams,
-    /// Steps (PPO: iterations) done, and the stage's length.
+    /// Steps (PPO: iterations) done, and where the stage ends. A later
+    /// round's stage counts on from the run's last checkpoint of it, so
+    /// checkpoints and charts keep one step axis.
     pub step: usize,
     pub total: usize,
+    offset: usize,
     /// What the stage started from, for messages.
     pub init: PathBuf,
+    /// Training pairs from the run's own judgments (RM only).
+    pub run_pairs: usize,
 }
 
 /// The path in the config, or the run's latest checkpoint of `stage`.
@@ -57,11 +64,20 @@ fn init_path(configured: &Option<PathBuf>, run: &RunDir, stage: Stage, for_stage
 }
 
 impl StageRun {
-    /// Loads the stage's models: SFT from `sft.init`, the reward model from
-    /// the run's SFT checkpoint, PPO from both (or the config's paths).
+    /// Loads the stage's models: SFT from `sft.init`; the reward model
+    /// from the run's SFT checkpoint, trained on the configured pairs and
+    /// the run's judgments; PPO from both (or the config's paths). From
+    /// round 2 on, the reward model is a new version and PPO continues
+    /// from the run's last PPO policy, still penalised by KL to SFT.
     pub fn start(stage: Stage, config: &RunConfig, run: &RunDir, device: &Device) -> anyhow::Result<Self> {
         let mut params = LiveParams::from_config(&config.ppo);
-        let (trainer, total, init) = match stage {
+        let later_round = Rounds::load(run)?.round > 1;
+        let offset = match later_round.then(|| run.latest_checkpoint(stage.name())).flatten() {
+            Some(dir) if stage != Stage::Sft => checkpoint_step(&dir),
+            _ => 0,
+        };
+        let mut run_pairs = 0;
+        let (trainer, steps, init) = match stage {
             Stage::Sft => {
                 params.lr = config.sft.lr;
                 let trainer = SftTrainer::new(&config.sft, device)?;
@@ -74,13 +90,19 @@ impl StageRun {
             Stage::Rm => {
                 params.lr = config.rm.lr;
                 let init = init_path(&config.rm.init, run, Stage::Sft, "the reward model")?;
-                let trainer = RmTrainer::new(&config.rm, &init, device)?;
+                let judged = training_pairs(&store::load(&run.prefs_path())?.judgments);
+                run_pairs = judged.len();
+                let trainer = RmTrainer::new(&config.rm, &init, &judged, device)?;
                 (Trainer::Rm(Box::new(trainer)), config.rm.steps, init)
             }
             Stage::Ppo => {
-                let policy = init_path(&config.ppo.policy_init, run, Stage::Sft, "PPO")?;
+                let reference = init_path(&config.ppo.policy_init, run, Stage::Sft, "PPO")?;
+                let policy = match (later_round, &config.ppo.policy_init) {
+                    (true, None) => run.latest_checkpoint(Stage::Ppo.name()).unwrap_or(reference.clone()),
+                    _ => reference.clone(),
+                };
                 let reward = init_path(&config.ppo.reward_init, run, Stage::Rm, "PPO")?;
-                let trainer = PpoTrainer::new(&config.ppo, &policy, &reward, device)?;
+                let trainer = PpoTrainer::continued(&config.ppo, &policy, &reference, &reward, device)?;
                 (Trainer::Ppo(Box::new(trainer)), config.ppo.iterations, policy)
             }
         };
@@ -89,10 +111,20 @@ impl StageRun {
             trainer,
             config: config.clone(),
             params,
-            step: 0,
-            total,
+            step: offset,
+            total: offset + steps,
+            offset,
             init,
+            run_pairs,
         })
+    }
+
+    /// Training pairs, all sources (RM only).
+    pub fn train_pairs(&self) -> Option<usize> {
+        match &self.trainer {
+            Trainer::Rm(t) => Some(t.train_pairs),
+            _ => None,
+        }
     }
 
     /// Metrics at step 0, for the curves to start from: SFT's held-out loss,
@@ -132,7 +164,7 @@ impl StageRun {
         let metrics = match &mut self.trainer {
             Trainer::Sft(t) => {
                 let scale = self.params.lr / self.config.sft.lr;
-                let mut metrics = t.step(self.config.sft.lr_at(self.step) * scale);
+                let mut metrics = t.step(self.config.sft.lr_at(self.step - self.offset) * scale);
                 let step = self.step + 1;
                 if step.is_multiple_of(self.config.sft.eval_every) || step == self.total {
                     metrics.push(("eval/loss", t.eval_loss()));
@@ -141,7 +173,7 @@ impl StageRun {
             }
             Trainer::Rm(t) => {
                 let scale = self.params.lr / self.config.rm.lr;
-                t.step(self.config.rm.lr_at(self.step) * scale)
+                t.step(self.config.rm.lr_at(self.step - self.offset) * scale)
             }
             Trainer::Ppo(t) => t.step(steer)?,
         };
@@ -216,6 +248,12 @@ impl StageRun {
             _ => None,
         }
     }
+}
+
+/// 60 for `checkpoints/rm-60`.
+fn checkpoint_step(dir: &std::path::Path) -> usize {
+    let name = dir.file_name().unwrap_or_default().to_string_lossy();
+    name.rsplit('-').next().and_then(|s| s.parse().ok()).unwrap_or(0)
 }
 
 /// A steering callback that changes nothing.

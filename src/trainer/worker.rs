@@ -15,11 +15,12 @@ use serde_json::json;
 use super::audit::AuditLog;
 use super::control::{Control, Poll, StopReason};
 use super::protocol::{Command, Event, KlMode, Stage, StageState};
-use super::samples::{DiskModels, PairModels, sample_pair};
+use super::samples::{DiskModels, PairModels, sample_set};
 use super::stage::StageRun;
-use crate::prefs::store::PrefStore;
+use crate::prefs::store::{self, PrefStore};
 use crate::rlhf::ppo::live::{LiveParams, StepPoint};
-use crate::run::{MetricsLog, RunConfig, RunDir};
+use crate::run::rounds::RmVersion;
+use crate::run::{MetricsLog, Rounds, RunConfig, RunDir};
 
 /// What the thread needs to start.
 pub struct WorkerSetup {
@@ -28,7 +29,15 @@ pub struct WorkerSetup {
     pub device: Device,
     /// The device in words, for the status bar.
     pub device_label: String,
+    /// Who labels at this keyboard, as the judgments name them.
+    pub annotator: String,
+    /// Fault injection for tests of the crash path: panic on the trainer
+    /// thread once a stage reaches this step (`RLHF_TUI_PANIC_AT_STEP`).
+    pub panic_at_step: Option<usize>,
 }
+
+/// The variable that sets `WorkerSetup::panic_at_step`.
+pub const PANIC_AT_STEP_VAR: &str = "RLHF_TUI_PANIC_AT_STEP";
 
 /// The workbench's ends of the channels.
 pub struct TrainerHandle {
@@ -91,13 +100,18 @@ struct Worker {
     /// Models on disk for pairs while no stage trains a policy; dropped when
     /// a checkpoint is written.
     disk: Option<DiskModels>,
-    next_pair: u64,
+    next_set: u64,
+    rounds: Rounds,
+    panic_at_step: Option<usize>,
 }
 
 fn run(setup: WorkerSetup, commands: Receiver<Command>, events: Sender<Event>) -> anyhow::Result<()> {
     let run = setup.run;
     let audit = AuditLog::open(&run.root.join("audit.jsonl"))?;
-    let prefs = PrefStore::open(&run.root.join("prefs.jsonl"))?;
+    // Read before the store is opened for appending, which ends a torn last line.
+    let contents = store::load(&run.prefs_path())?;
+    let prefs = PrefStore::open(&run.prefs_path())?;
+    let rounds = Rounds::load(&run)?;
     let log = MetricsLog::open(&run.metrics_path())?;
     let config = setup.config;
     let stages = Stage::ALL
@@ -122,17 +136,47 @@ fn run(setup: WorkerSetup, commands: Receiver<Command>, events: Sender<Event>) -
         lr: idle.lr,
         temperature: idle.temperature as f64,
         kl_mode: KlMode::of(&idle.kl),
+        rank_k: config.prefs.rank_k,
+        judged: contents
+            .judgments
+            .iter()
+            .filter(|j| j.annotator == setup.annotator && j.source == crate::prefs::record::Source::Human)
+            .count(),
     });
+    for warning in contents.warnings {
+        let _ = events.send(Event::Warning(warning));
+    }
+    let _ = events.send(Event::Round {
+        round: rounds.round,
+        rm_version: rounds.rm_version(),
+    });
+    // Ids stay unique across sessions of one run: after the newest stored
+    // one, and after the clock's milliseconds so a deleted store cannot
+    // bring an old id back.
+    let stored = contents.judgments.iter().map(|j| j.pair).max().unwrap_or(0);
+    let clock = super::audit::unix_seconds() as u64 * 1000;
     let mut worker = Worker {
-        control: Control::new(commands, events, audit, prefs, config),
+        control: Control::new(
+            commands,
+            events,
+            audit,
+            prefs,
+            config,
+            setup.annotator,
+            contents.judgments,
+        ),
         run,
         device: setup.device,
         log,
         idle,
         disk: None,
-        // Ids stay unique across sessions of one run without reading its file.
-        next_pair: super::audit::unix_seconds() as u64 * 1000,
+        next_set: stored.max(clock),
+        rounds,
+        panic_at_step: setup.panic_at_step,
     };
+    if !worker.control.judgments.is_empty() {
+        worker.control.send_agreement();
+    }
     worker.idle_loop()
 }
 
@@ -148,8 +192,9 @@ impl Worker {
             for command in std::mem::take(&mut self.control.queued) {
                 match command {
                     Command::Start(stage) => self.run_stage(stage)?,
-                    Command::RequestSamples => self.serve_samples(None),
+                    Command::RequestSamples { .. } => self.serve_samples(None),
                     Command::Checkpoint => self.control.send(Event::Error("no stage is running".into())),
+                    Command::NewRound => self.new_round()?,
                     _ => unreachable!("only model commands are queued"),
                 }
                 if self.control.stop.is_some() {
@@ -165,6 +210,7 @@ impl Worker {
         let control = &mut self.control;
         control.stage = Some(stage);
         control.step = 0;
+        control.total = 0;
         control.paused = false;
         control.send_state(StageState::Starting);
         control.audit_record("start", json!({}));
@@ -184,6 +230,7 @@ impl Worker {
                 return Ok(());
             }
         };
+        (control.step, control.total) = (active.step, active.total);
         control.send_state(StageState::Running);
         while !active.is_done() {
             match self.control.poll(active.params_mut(), true) {
@@ -205,6 +252,9 @@ impl Worker {
             });
             let Some(metrics) = metrics else { break };
             control.step = active.step;
+            if self.panic_at_step == Some(active.step) {
+                panic!("injected at step {} by {PANIC_AT_STEP_VAR}", active.step);
+            }
             self.log.append(stage.name(), active.step, &metrics)?;
             send_metrics(control, stage, active.step, &metrics);
             if stage == Stage::Ppo {
@@ -237,6 +287,9 @@ impl Worker {
         self.control.audit_record(what, json!({ "checkpoint": path }));
         if let Some(path) = &path {
             self.checkpoint_written(active, path);
+            if let Some(pairs) = active.train_pairs() {
+                self.new_rm_version(active, path, pairs)?;
+            }
         }
         let state = match path {
             Some(path) => StageState::Done {
@@ -248,6 +301,45 @@ impl Worker {
         self.control.stage = None;
         self.control.paused = false;
         Ok(())
+    }
+
+    /// A finished reward model is the run's next version.
+    fn new_rm_version(&mut self, active: &StageRun, path: &std::path::Path, pairs: usize) -> anyhow::Result<()> {
+        let version = RmVersion {
+            version: self.rounds.rm_version() + 1,
+            round: self.rounds.round,
+            checkpoint: path.display().to_string(),
+            pairs,
+            run_pairs: active.run_pairs,
+        };
+        self.control.audit_record(
+            "rm_version",
+            json!({ "version": version.version, "pairs": pairs, "run_pairs": active.run_pairs }),
+        );
+        self.rounds.rm_versions.push(version);
+        self.rounds.save(&self.run)?;
+        self.send_round();
+        Ok(())
+    }
+
+    /// The next round: sets now come from the newest policy on disk; the
+    /// reward model trained next is a new version on every pair so far,
+    /// and PPO continues from its last policy.
+    fn new_round(&mut self) -> anyhow::Result<()> {
+        self.rounds.round += 1;
+        self.rounds.save(&self.run)?;
+        self.control
+            .audit_record("round", json!({ "round": self.rounds.round }));
+        self.disk = None;
+        self.send_round();
+        Ok(())
+    }
+
+    fn send_round(&self) {
+        self.control.send(Event::Round {
+            round: self.rounds.round,
+            rm_version: self.rounds.rm_version(),
+        });
     }
 
     /// Pairs from disk must now come from the new checkpoint; the UI shows it.
@@ -264,7 +356,7 @@ impl Worker {
     fn serve_queued(&mut self, active: &StageRun) {
         for command in std::mem::take(&mut self.control.queued) {
             match command {
-                Command::RequestSamples => self.serve_samples(Some(active)),
+                Command::RequestSamples { .. } => self.serve_samples(Some(active)),
                 Command::Checkpoint => match active.checkpoint(&self.run) {
                     Ok(path) => {
                         self.control.audit_record("checkpoint", json!({ "checkpoint": path }));
@@ -272,8 +364,8 @@ impl Worker {
                     }
                     Err(e) => self.control.send(Event::Error(format!("checkpoint: {e:#}"))),
                 },
-                Command::Start(_) => self.control.send(Event::Error(format!(
-                    "{} is running: stop it before starting another stage",
+                Command::Start(_) | Command::NewRound => self.control.send(Event::Error(format!(
+                    "{} is running: stop it (S) first",
                     active.stage.name().to_uppercase()
                 ))),
                 _ => unreachable!("only model commands are queued"),
@@ -281,12 +373,13 @@ impl Worker {
         }
     }
 
-    /// Sends a pair from the running stage's policy, or from the run's
-    /// newest checkpoints.
+    /// Sends a set of responses from the running stage's policy, or from
+    /// the run's newest checkpoints.
     fn serve_samples(&mut self, active: Option<&StageRun>) {
-        self.next_pair += 1;
-        let id = self.next_pair;
+        self.next_set += 1;
+        let id = self.next_set;
         let temperature = active.map_or(self.idle.temperature, |a| a.params().temperature);
+        let temperatures = self.control.config.prefs.temperatures(self.control.k, temperature);
         // As long as PPO's responses, so the pairs show what PPO trains on.
         let max_new_tokens = self.control.config.ppo.max_new_tokens;
         // PPO holds its own reference and reward model; otherwise they come from disk.
@@ -314,12 +407,12 @@ impl Worker {
                     tokenizer: active.tokenizer(),
                     version: format!("{}-{}", active.stage.name(), active.step),
                 };
-                sample_pair(&models, id, temperature, max_new_tokens)
+                sample_set(&models, id, &temperatures, max_new_tokens)
             }
-            None => sample_pair(
+            None => sample_set(
                 &disk.expect("loaded above").pair_models(),
                 id,
-                temperature,
+                &temperatures,
                 max_new_tokens,
             ),
         };

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use super::history::History;
-use crate::trainer::protocol::{Choice, KlMode, SamplePair, Stage, StageState};
+use crate::trainer::protocol::{Agreement, Criterion, KlMode, SampleSet, Stage, StageState, Verdict};
 
 /// The panes `Tab` moves between.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,8 +114,16 @@ pub struct Params {
 /// A judgment the trainer has stored, kept for undo.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Judged {
-    pub pair: SamplePair,
-    pub choice: Choice,
+    pub set: SampleSet,
+    pub verdict: Verdict,
+    pub criterion: Criterion,
+}
+
+/// What the queue asks for: pairs to choose between, or K responses to order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LabelMode {
+    Pair,
+    Rank,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -142,10 +150,23 @@ pub struct App {
     pub series: BTreeMap<(Stage, String), History>,
     pub markers: Vec<Marker>,
     pub chart: usize,
-    /// Pairs waiting to be judged; the first is on screen.
-    pub queue: VecDeque<SamplePair>,
+    /// Sets waiting to be judged; the first is on screen.
+    pub queue: VecDeque<SampleSet>,
     /// A judgment sent and not yet on disk: the screen does not confirm it yet.
-    pub pending: Option<(u64, Choice)>,
+    pub pending: Option<(u64, Verdict)>,
+    pub mode: LabelMode,
+    /// Responses a ranking orders (the run's `prefs.rank_k`).
+    pub rank_k: usize,
+    /// The ranking being typed, best first (response indices).
+    pub ranking: Vec<usize>,
+    /// What the next judgment is about.
+    pub criterion: Criterion,
+    /// Agreement over the run's judgments, as the trainer last computed it.
+    pub agreement: Vec<Agreement>,
+    /// The iterative loop's round (0 until the trainer says) and the newest
+    /// reward model's version.
+    pub round: u32,
+    pub rm_version: u32,
     /// Judgments on disk, newest last, for undo.
     pub judged: Vec<Judged>,
     /// An undo sent and not yet on disk.
@@ -163,7 +184,7 @@ pub struct App {
     pub no_color: bool,
 }
 
-/// Pairs the queue holds; older unjudged pairs make way for new ones.
+/// Sets the queue holds; older unjudged sets make way for new ones.
 pub const QUEUE_LEN: usize = 16;
 
 impl App {
@@ -198,6 +219,13 @@ impl App {
             chart: 0,
             queue: VecDeque::new(),
             pending: None,
+            mode: LabelMode::Pair,
+            rank_k: 4,
+            ranking: Vec::new(),
+            criterion: Criterion::Overall,
+            agreement: Vec::new(),
+            round: 0,
+            rm_version: 0,
             judged: Vec::new(),
             retracting: None,
             labels_saved: 0,
@@ -242,8 +270,21 @@ impl App {
         Some(row.total.saturating_sub(row.step) as f64 / self.steps_per_second()?)
     }
 
-    /// The pair on screen.
-    pub fn shown(&self) -> Option<&SamplePair> {
+    /// The set on screen.
+    pub fn shown(&self) -> Option<&SampleSet> {
         self.queue.front()
+    }
+
+    /// The size of the sets the queue asks for.
+    pub fn set_size(&self) -> usize {
+        match self.mode {
+            LabelMode::Pair => 2,
+            LabelMode::Rank => self.rank_k,
+        }
+    }
+
+    /// Agreement on the criterion being labelled.
+    pub fn current_agreement(&self) -> Option<&Agreement> {
+        self.agreement.iter().find(|a| a.criterion == self.criterion)
     }
 }

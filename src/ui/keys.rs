@@ -28,7 +28,13 @@ pub enum Msg {
     NewPair,
     ToggleColouring,
     Label(Choice),
+    /// A response's number: left (1) or right (2) of a pair, or the next
+    /// place of a ranking.
+    Digit(usize),
     Undo,
+    ToggleRankMode,
+    NextCriterion,
+    NewRound,
     /// Text typed into the editor.
     Char(char),
     Backspace,
@@ -51,8 +57,12 @@ pub const HELP: &[(&str, &str)] = &[
     ("c", "write a checkpoint now"),
     ("1 / 2", "left / right response is better"),
     ("t / x / s", "tie / both bad / skip"),
+    ("R", "rank mode: order K responses, best first"),
+    ("1 … 9", "rank mode: the next best; Backspace takes one back"),
+    ("C", "criterion: overall, helpful, truthful, harmless"),
     ("u", "undo the last judgment"),
-    ("r", "draw a new pair"),
+    ("r", "draw a new pair (or set)"),
+    ("N", "new round: fresh sets from the current policy"),
     ("v", "colour tokens by KL or log-prob"),
     ("[ ]", "previous / next chart"),
     ("Tab / S-Tab", "next / previous pane"),
@@ -113,8 +123,11 @@ fn main_key(code: KeyCode) -> Option<Msg> {
         KeyCode::Char('v') => Msg::ToggleColouring,
         KeyCode::Char('[') => Msg::Left,
         KeyCode::Char(']') => Msg::Right,
-        KeyCode::Char('1') => Msg::Label(Choice::Left),
-        KeyCode::Char('2') => Msg::Label(Choice::Right),
+        KeyCode::Char(c @ '1'..='9') => Msg::Digit(c as usize - '0' as usize),
+        KeyCode::Backspace => Msg::Backspace,
+        KeyCode::Char('R') => Msg::ToggleRankMode,
+        KeyCode::Char('C') => Msg::NextCriterion,
+        KeyCode::Char('N') => Msg::NewRound,
         KeyCode::Char('t') => Msg::Label(Choice::Tie),
         KeyCode::Char('x') => Msg::Label(Choice::BothBad),
         KeyCode::Char('s') => Msg::Label(Choice::Skip),
@@ -142,8 +155,9 @@ mod tests {
         assert_eq!(press(&none, KeyCode::Char('?')), Some(Msg::Help));
         assert_eq!(press(&none, KeyCode::Char('q')), Some(Msg::Quit));
         assert_eq!(press(&none, KeyCode::Tab), Some(Msg::NextPane));
-        assert_eq!(press(&none, KeyCode::Char('1')), Some(Msg::Label(Choice::Left)));
-        assert_eq!(press(&none, KeyCode::Char('2')), Some(Msg::Label(Choice::Right)));
+        assert_eq!(press(&none, KeyCode::Char('1')), Some(Msg::Digit(1)));
+        assert_eq!(press(&none, KeyCode::Char('9')), Some(Msg::Digit(9)));
+        assert_eq!(press(&none, KeyCode::Char('R')), Some(Msg::ToggleRankMode));
         assert_eq!(press(&none, KeyCode::Char('t')), Some(Msg::Label(Choice::Tie)));
         assert_eq!(press(&none, KeyCode::Char('x')), Some(Msg::Label(Choice::BothBad)));
         assert_eq!(press(&none, KeyCode::Char('s')), Some(Msg::Label(Choice::Skip)));

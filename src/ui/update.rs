@@ -3,9 +3,11 @@
 //! quit) for the driver to carry out. No IO, no clock: event times come in
 //! with the events.
 
-use super::app::{App, CHARTS, Colouring, Editing, Editor, Judged, Marker, Overlay, Pane, Params, QUEUE_LEN};
+use super::app::{
+    App, CHARTS, Colouring, Editing, Editor, Judged, LabelMode, Marker, Overlay, Pane, Params, QUEUE_LEN,
+};
 use super::keys::Msg;
-use crate::trainer::protocol::{Choice, Command, Event, KlMode, Param, Stage, StageState};
+use crate::trainer::protocol::{Choice, Command, Criterion, Event, KlMode, Param, Stage, StageState, Verdict};
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Effect {
@@ -109,14 +111,35 @@ fn main(app: &mut App, msg: Msg) -> Vec<Effect> {
         Msg::Checkpoint if app.active().is_some() => send(Command::Checkpoint),
         Msg::StepOnce if app.active().is_some() => tell(app, "'.' takes one step while paused"),
         Msg::Stop | Msg::StepOnce | Msg::Checkpoint => tell(app, "no stage is running"),
-        // The pair being saved stays until it is stored, so undo can find it.
-        Msg::NewPair if app.pending.is_some() => tell(app, "saving the last judgment…"),
-        Msg::NewPair => {
-            // The one on screen makes way; a judged pair never returns.
-            app.queue.pop_front();
-            app.scroll = 0;
-            send(Command::RequestSamples)
+        // The set being saved stays until it is stored, so undo can find it.
+        Msg::NewPair | Msg::ToggleRankMode | Msg::NewRound if app.pending.is_some() => {
+            tell(app, "saving the last judgment…")
         }
+        Msg::NewPair => {
+            // The one on screen makes way; a judged set never returns.
+            app.queue.pop_front();
+            fresh_set(app)
+        }
+        Msg::ToggleRankMode => {
+            app.mode = match app.mode {
+                LabelMode::Pair => LabelMode::Rank,
+                LabelMode::Rank => LabelMode::Pair,
+            };
+            app.queue.clear();
+            let mode = match app.mode {
+                LabelMode::Pair => "pair mode: choose the better of two".to_string(),
+                LabelMode::Rank => format!("rank mode: order {} responses, best first", app.rank_k),
+            };
+            tell(app, &mode);
+            fresh_set(app)
+        }
+        Msg::NextCriterion => {
+            let i = Criterion::ALL.iter().position(|c| *c == app.criterion).unwrap_or(0);
+            app.criterion = Criterion::ALL[(i + 1) % Criterion::ALL.len()];
+            Vec::new()
+        }
+        Msg::NewRound if app.active().is_some() => tell(app, "stop the running stage (S) before a new round"),
+        Msg::NewRound => send(Command::NewRound),
         Msg::ToggleColouring => {
             app.colouring = match app.colouring {
                 Colouring::Kl => Colouring::Logprob,
@@ -124,20 +147,39 @@ fn main(app: &mut App, msg: Msg) -> Vec<Effect> {
             };
             Vec::new()
         }
-        Msg::Label(choice) => match (app.shown(), app.pending) {
-            (_, Some(_)) => tell(app, "saving the last judgment…"),
-            (None, None) => tell(app, "no pair to judge yet"),
-            (Some(pair), None) => {
-                let pair = pair.id;
-                app.pending = Some((pair, choice));
-                send(Command::Label { pair, choice })
+        Msg::Label(choice) => match app.shown().map(|s| s.responses.len()) {
+            Some(k) if k > 2 && matches!(choice, Choice::Tie | Choice::BothBad) => {
+                tell(app, "tie and both bad are for pairs: rank with the digits, or s skips")
             }
+            _ => judge(app, Verdict::Choice(choice)),
         },
+        Msg::Digit(n) => match app.shown().map(|s| s.responses.len()) {
+            Some(2) if n <= 2 => judge(app, Verdict::Choice([Choice::Left, Choice::Right][n - 1])),
+            Some(k) if k > 2 && n <= k && app.pending.is_none() => {
+                if !app.ranking.contains(&(n - 1)) {
+                    app.ranking.push(n - 1);
+                }
+                if app.ranking.len() + 1 == k {
+                    // The one left is last.
+                    let last = (0..k).find(|i| !app.ranking.contains(i)).expect("one left");
+                    app.ranking.push(last);
+                    return judge(app, Verdict::Ranking(app.ranking.clone()));
+                }
+                Vec::new()
+            }
+            _ => Vec::new(),
+        },
+        Msg::Backspace => {
+            if app.pending.is_none() {
+                app.ranking.pop();
+            }
+            Vec::new()
+        }
         Msg::Undo => match (app.judged.last(), &app.retracting) {
             (Some(last), None) => {
-                let pair = last.pair.id;
+                let set = last.set.id;
                 app.retracting = app.judged.pop();
-                send(Command::Undo { pair })
+                send(Command::Undo { set })
             }
             (_, Some(_)) => Vec::new(),
             (None, None) => tell(app, "nothing to undo"),
@@ -146,8 +188,33 @@ fn main(app: &mut App, msg: Msg) -> Vec<Effect> {
             app.message = None;
             Vec::new()
         }
-        Msg::Char(_) | Msg::Backspace | Msg::QuitConfirmed { .. } => Vec::new(),
+        Msg::Char(_) | Msg::QuitConfirmed { .. } => Vec::new(),
     }
+}
+
+/// Sends the judgment of the set on screen; the screen confirms it only
+/// when the trainer says it is on disk.
+fn judge(app: &mut App, verdict: Verdict) -> Vec<Effect> {
+    match (app.shown(), &app.pending) {
+        (_, Some(_)) => tell(app, "saving the last judgment…"),
+        (None, None) => tell(app, "nothing to judge yet"),
+        (Some(set), None) => {
+            let set = set.id;
+            app.pending = Some((set, verdict.clone()));
+            send(Command::Label {
+                set,
+                verdict,
+                criterion: app.criterion,
+            })
+        }
+    }
+}
+
+/// Asks for a set of the current mode's size.
+fn fresh_set(app: &mut App) -> Vec<Effect> {
+    app.scroll = 0;
+    app.ranking.clear();
+    send(Command::RequestSamples { k: app.set_size() })
 }
 
 fn tell(app: &mut App, text: &str) -> Vec<Effect> {
@@ -246,7 +313,11 @@ pub fn on_event(app: &mut App, event: Event, at: f64) -> Vec<Effect> {
             lr,
             temperature,
             kl_mode,
+            rank_k,
+            judged,
         } => {
+            app.rank_k = rank_k;
+            app.labels_saved = judged;
             app.device = device;
             app.run = run;
             app.base = base;
@@ -262,8 +333,8 @@ pub fn on_event(app: &mut App, event: Event, at: f64) -> Vec<Effect> {
                 temperature,
                 kl_mode,
             };
-            // A first pair to judge while nothing runs.
-            return send(Command::RequestSamples);
+            // A first set to judge while nothing runs.
+            return fresh_set(app);
         }
         Event::Stage {
             stage,
@@ -300,13 +371,30 @@ pub fn on_event(app: &mut App, event: Event, at: f64) -> Vec<Effect> {
             }
             app.timings.push_back((at, step));
         }
-        Event::Samples(pair) => {
+        Event::Samples(set) => {
             if app.queue.len() == QUEUE_LEN {
                 // Keep the one on screen; the oldest waiting makes way.
                 app.queue.remove(1);
             }
-            app.queue.push_back(pair);
+            app.queue.push_back(set);
         }
+        Event::Round { round, rm_version } => {
+            let next = app.round != 0 && round > app.round;
+            (app.round, app.rm_version) = (round, rm_version);
+            if next {
+                app.message = Some((
+                    format!(
+                        "round {round}: label fresh sets from the current policy, then train the RM (v{})",
+                        rm_version + 1
+                    ),
+                    false,
+                ));
+                app.queue.clear();
+                return fresh_set(app);
+            }
+        }
+        Event::Agreement(rows) => app.agreement = rows,
+        Event::Warning(text) => app.message = Some((format!("warning: {text}"), true)),
         Event::ParamChanged { param, old, step } => {
             match param {
                 Param::Beta(v) => app.params.beta = v,
@@ -320,41 +408,71 @@ pub fn on_event(app: &mut App, event: Event, at: f64) -> Vec<Effect> {
             app.markers.push(Marker { stage, step, label });
         }
         Event::Checkpoint { path, .. } => app.message = Some((format!("checkpoint {path}"), false)),
-        Event::LabelSaved { pair, choice } => {
-            if app.pending.is_some_and(|(p, _)| p == pair) {
+        Event::LabelSaved { set, verdict } => {
+            if app.pending.as_ref().is_some_and(|(p, _)| *p == set) {
                 app.pending = None;
             }
-            if let Some(i) = app.queue.iter().position(|p| p.id == pair) {
-                let pair = app.queue.remove(i).expect("found");
-                app.judged.push(Judged { pair, choice });
+            if let Some(i) = app.queue.iter().position(|p| p.id == set) {
+                let set = app.queue.remove(i).expect("found");
+                app.message = Some((format!("saved: {}", verdict_words(&verdict)), false));
+                app.judged.push(Judged {
+                    set,
+                    verdict,
+                    criterion: app.criterion,
+                });
                 app.labels_saved += 1;
                 app.scroll = 0;
-                app.message = Some((format!("saved: {}", choice_words(choice)), false));
+                app.ranking.clear();
             }
             if app.queue.is_empty() {
-                return send(Command::RequestSamples);
+                return fresh_set(app);
             }
         }
-        Event::Retracted { pair } => {
-            if let Some(judged) = app.retracting.take().filter(|j| j.pair.id == pair) {
+        Event::Retracted { set } => {
+            if let Some(judged) = app.retracting.take().filter(|j| j.set.id == set) {
                 app.labels_saved = app.labels_saved.saturating_sub(1);
-                app.message = Some((format!("undone: {}", choice_words(judged.choice)), false));
+                app.message = Some((format!("undone: {}", verdict_words(&judged.verdict)), false));
                 // Back on screen to judge again.
-                app.queue.push_front(judged.pair);
+                app.queue.push_front(judged.set);
+                app.ranking.clear();
             }
         }
         Event::Error(text) => {
             app.pending = None;
+            app.ranking.clear();
             app.message = Some((text, true));
         }
         Event::ShutDown => {
             app.trainer_gone = true;
+            // A stage the thread was running when it ended will not go on.
+            for row in app.stages.iter_mut().skip(1) {
+                if matches!(
+                    row.state,
+                    StageState::Starting | StageState::Running | StageState::Paused
+                ) {
+                    row.state = StageState::Failed("the trainer thread ended".into());
+                }
+            }
             if app.quitting {
                 return vec![Effect::Quit];
             }
         }
     }
     Vec::new()
+}
+
+/// A verdict in words: "left is better", or a ranking as "3 > 1 > 2".
+pub fn verdict_words(verdict: &Verdict) -> String {
+    match verdict {
+        Verdict::Choice(choice) => choice_words(*choice).to_string(),
+        Verdict::Ranking(order) => ranking_words(order),
+    }
+}
+
+/// Response numbers as shown (from 1), best first.
+pub fn ranking_words(order: &[usize]) -> String {
+    let shown: Vec<String> = order.iter().map(|i| (i + 1).to_string()).collect();
+    shown.join(" > ")
 }
 
 pub fn choice_words(choice: Choice) -> &'static str {

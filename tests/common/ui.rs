@@ -2,11 +2,11 @@
 //! the UI tests and snapshots need it: SFT done, PPO paused at iteration
 //! 40 after a β change at 25, and a pair on screen.
 
-use rlhf_tui::trainer::protocol::{Event, KlMode, Param, Response, SamplePair, Stage, StageState};
+use rlhf_tui::trainer::protocol::{Event, KlMode, Param, Response, SampleSet, Stage, StageState};
 use rlhf_tui::ui::app::App;
 use rlhf_tui::ui::update::on_event;
 
-pub fn response(words: &[&str], kl: &[f32], reward: f32, judge: f32) -> Response {
+pub fn response(words: &[&str], kl: &[f32], reward: f32, judge: f32, temperature: f32) -> Response {
     let logprobs: Vec<f32> = words.iter().map(|_| -0.5).collect();
     Response {
         tokens: words.iter().map(|w| w.to_string()).collect(),
@@ -14,30 +14,65 @@ pub fn response(words: &[&str], kl: &[f32], reward: f32, judge: f32) -> Response
         logprobs,
         reward: Some(reward),
         judge,
+        temperature,
     }
 }
 
-pub fn pair(id: u64) -> SamplePair {
-    SamplePair {
+pub fn pair(id: u64) -> SampleSet {
+    SampleSet {
         id,
         prompt: "\n\nHuman: What is a cat?\n\nAssistant:".into(),
         policy: "ppo-40".into(),
-        left: response(
-            &[
-                " Sure", ",", " happy", " to", " help", ".", " A", " cat", " is", " a", " small", " pet", ".",
-            ],
-            &[1.5, 0.0, 0.5, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.5, 0.0, 0.0],
-            2.25,
-            1.0,
-        ),
-        right: response(
-            &[
-                " A", " cat", " is", " a", " cat", ".", "\n", " It", " is", " a", " cat", ".",
-            ],
-            &[0.0; 12],
-            -0.5,
-            0.4,
-        ),
+        judge: Vec::new(),
+        responses: vec![
+            response(
+                &[
+                    " Sure", ",", " happy", " to", " help", ".", " A", " cat", " is", " a", " small", " pet", ".",
+                ],
+                &[1.5, 0.0, 0.5, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.5, 0.0, 0.0],
+                2.25,
+                1.0,
+                0.7,
+            ),
+            response(
+                &[
+                    " A", " cat", " is", " a", " cat", ".", "\n", " It", " is", " a", " cat", ".",
+                ],
+                &[0.0; 12],
+                -0.5,
+                0.4,
+                1.3,
+            ),
+        ],
+    }
+}
+
+/// Four responses to order, as rank mode shows them.
+pub fn rank_set(id: u64) -> SampleSet {
+    let words = [
+        &[" A", " cat", " is", " a", " small", " pet", "."][..],
+        &[" Cats", " purr", "."][..],
+        &[" I", " do", " not", " know", "."][..],
+        &[" A", " cat", " is", " a", " cat", "."][..],
+    ];
+    SampleSet {
+        id,
+        prompt: "\n\nHuman: What is a cat?\n\nAssistant:".into(),
+        policy: "ppo-40".into(),
+        judge: Vec::new(),
+        responses: words
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                response(
+                    w,
+                    &vec![0.0; w.len()],
+                    1.0 - i as f32 * 0.5,
+                    0.9 - i as f32 * 0.2,
+                    0.7 + i as f32 * 0.2,
+                )
+            })
+            .collect(),
     }
 }
 
@@ -70,6 +105,15 @@ pub fn demo_app(no_color: bool) -> App {
             lr: 3e-5,
             temperature: 1.0,
             kl_mode: KlMode::Fixed,
+            rank_k: 4,
+            judged: 0,
+        },
+        0.0,
+    );
+    feed(
+        Event::Round {
+            round: 1,
+            rm_version: 1,
         },
         0.0,
     );

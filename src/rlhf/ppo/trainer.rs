@@ -78,6 +78,18 @@ impl PpoTrainer {
     /// PPO on the built-in world's training prompts from the policy in
     /// `policy_dir` against the reward model in `reward_dir`.
     pub fn new(config: &PpoConfig, policy_dir: &Path, reward_dir: &Path, device: &Device) -> anyhow::Result<Self> {
+        Self::continued(config, policy_dir, policy_dir, reward_dir, device)
+    }
+
+    /// PPO from `policy_dir` (a later round continues from its last policy)
+    /// with the KL penalty still to the frozen model in `reference_dir`.
+    pub fn continued(
+        config: &PpoConfig,
+        policy_dir: &Path,
+        reference_dir: &Path,
+        reward_dir: &Path,
+        device: &Device,
+    ) -> anyhow::Result<Self> {
         config.validate().map_err(|e| anyhow::anyhow!("ppo.{e}"))?;
         let train = device.clone().autodiff();
         let (policy, tokenizer) = hf::load_language_model(policy_dir, &train)?;
@@ -89,7 +101,11 @@ impl PpoTrainer {
             prompts: train_prompts(),
             tokenizer: Box::new(tokenizer),
         };
-        Ok(Self::from_models(config, policy, value, prompts, Some(eos), eos))
+        let mut trainer = Self::from_models(config, policy, value, prompts, Some(eos), eos);
+        if reference_dir != policy_dir {
+            trainer.reference = hf::load_language_model(reference_dir, device)?.0;
+        }
+        Ok(trainer)
     }
 
     /// PPO from models already on a training (autodiff) device. The frozen

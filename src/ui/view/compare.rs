@@ -1,5 +1,6 @@
-//! The comparison pane: one prompt and two responses side by side, wrapped
-//! and scrollable, each token coloured by how far the policy moved from
+//! The comparison pane: one prompt and two responses side by side (or, in
+//! rank mode, K stacked, each with its place once ranked), wrapped and
+//! scrollable, each token coloured by how far the policy moved from
 //! the reference there (log π − log π_ref) or by the policy's own
 //! log-prob, with the reward model's and the judge's scores and where the
 //! judgment stands.
@@ -13,29 +14,30 @@ use ratatui::widgets::{Block, Paragraph, Wrap};
 use super::theme;
 use crate::trainer::protocol::Response;
 use crate::ui::app::{App, Colouring, Pane};
-use crate::ui::update::choice_words;
+use crate::ui::update::{ranking_words, verdict_words};
 
 pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let colouring = match app.colouring {
-        Colouring::Kl => "colour: KL to reference",
-        Colouring::Logprob => "colour: log-prob",
+        Colouring::Kl => "KL colours",
+        Colouring::Logprob => "log-prob colours",
     };
     let title = match app.shown() {
-        Some(pair) => format!(" pair from {} · {} ", pair.policy, colouring),
+        Some(set) if set.responses.len() == 2 => format!(" pair from {} · {} ", set.policy, colouring),
+        Some(set) => format!(" rank {} from {} · {} ", set.responses.len(), set.policy, colouring),
         None => " pair ".into(),
     };
     let block = Block::bordered()
         .title(title)
-        .title(Line::from(format!(" judged {} · waiting {} ", app.labels_saved, app.queue.len())).right_aligned())
+        .title_bottom(Line::from(counts(app)).right_aligned())
         .border_style(theme::border(app, app.focus == Pane::Compare));
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let Some(pair) = app.shown() else {
-        let text = "waiting for a pair from the trainer… (r asks for one)";
+    let Some(set) = app.shown() else {
+        let text = "waiting for responses from the trainer… (r asks for more)";
         frame.render_widget(Paragraph::new(text).style(theme::fg(app, Color::Gray)), inner);
         return;
     };
-    let prompt = pair.prompt.trim().replace("\n\n", " ");
+    let prompt = set.prompt.trim().replace("\n\n", " ");
     let prompt_lines = (prompt.chars().count() as u16 / inner.width.max(1)) + 1;
     let [prompt_area, sides, status] = Layout::vertical([
         Constraint::Length(prompt_lines.min(4)),
@@ -49,27 +51,84 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             .wrap(Wrap { trim: true }),
         prompt_area,
     );
-    let [left, right] = Layout::horizontal([Constraint::Ratio(1, 2); 2]).areas(sides);
-    draw_response(frame, left, app, "1 left", &pair.left);
-    draw_response(frame, right, app, "2 right", &pair.right);
+    let k = set.responses.len();
+    if k == 2 {
+        let [left, right] = Layout::horizontal([Constraint::Ratio(1, 2); 2]).areas(sides);
+        draw_response(frame, left, app, "1 left", &set.responses[0]);
+        draw_response(frame, right, app, "2 right", &set.responses[1]);
+    } else {
+        let rows = Layout::vertical(vec![Constraint::Ratio(1, k as u32); k]).split(sides);
+        for (i, (response, row)) in set.responses.iter().zip(rows.iter()).enumerate() {
+            let name = match app.ranking.iter().position(|&r| r == i) {
+                Some(place) => format!("{} · ranked #{}", i + 1, place + 1),
+                None => format!("{}", i + 1),
+            };
+            draw_response(frame, *row, app, &name, response);
+        }
+    }
+    frame.render_widget(Paragraph::new(status_line(app, k)), status);
+}
 
-    let line = match (app.pending, app.judged.last()) {
-        (Some((_, choice)), _) => Line::styled(
-            format!("saving: {}…", choice_words(choice)),
-            theme::bold(app, Color::Yellow),
-        ),
-        (None, Some(last)) => Line::from(format!(
-            "last: {} · 1 2 t x s judge · u undo · r new pair",
-            choice_words(last.choice)
-        )),
-        (None, None) => Line::from("1 left · 2 right · t tie · x both bad · s skip · u undo"),
+/// Judged so far, waiting, the criterion and agreement with the judge on it.
+fn counts(app: &App) -> String {
+    let kappa = match app.current_agreement().and_then(|a| a.human_judge()) {
+        Some(k) => match k.kappa {
+            Some(v) => format!(" · κ judge {v:.2} ({})", k.units),
+            None => format!(" · κ judge – ({})", k.units),
+        },
+        None => String::new(),
     };
-    frame.render_widget(Paragraph::new(line), status);
+    format!(
+        " judged {} · waiting {} · {}{kappa} ",
+        app.labels_saved,
+        app.queue.len(),
+        app.criterion.name()
+    )
+}
+
+/// Where the judgment stands, the judge's view of the last one, and the keys.
+fn status_line(app: &App, k: usize) -> Line<'static> {
+    if let Some((_, verdict)) = &app.pending {
+        return Line::styled(
+            format!("saving: {}…", verdict_words(verdict)),
+            theme::bold(app, Color::Yellow),
+        );
+    }
+    if k > 2 {
+        let typed = if app.ranking.is_empty() {
+            "best first".to_string()
+        } else {
+            format!("{} > …", ranking_words(&app.ranking))
+        };
+        return Line::from(format!("rank 1–{k}: {typed} · Backspace back · s skip · u undo"));
+    }
+    match app.judged.last() {
+        Some(last) => {
+            let judge = last
+                .set
+                .judge
+                .iter()
+                .find(|(c, _)| *c == last.criterion)
+                .map_or(String::new(), |(_, v)| {
+                    let agrees = if *v == last.verdict { "agrees" } else { "differs" };
+                    format!(" · judge: {} ({agrees})", verdict_words(v))
+                });
+            Line::from(format!(
+                "last: {}{judge} · 1 2 t x s · u undo · r new",
+                verdict_words(&last.verdict)
+            ))
+        }
+        None => Line::from("1 left · 2 right · t tie · x both bad · s skip · u undo · R rank mode"),
+    }
 }
 
 fn draw_response(frame: &mut Frame, area: Rect, app: &App, name: &str, response: &Response) {
     let reward = response.reward.map_or("RM –".into(), |r| format!("RM {r:.2}"));
-    let block = Block::bordered().title(format!(" {name} · {reward} · judge {:.2} ", response.judge));
+    // The temperature last: on a narrow screen it is what gets cut.
+    let block = Block::bordered().title(format!(
+        " {name} · {reward} · judge {:.2} · T {:.2} ",
+        response.judge, response.temperature
+    ));
     let text = token_lines(app, response);
     let paragraph = Paragraph::new(text)
         .block(block)

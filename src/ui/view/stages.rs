@@ -1,5 +1,6 @@
 //! The stage selector: Base → SFT → RM → PPO, each with its state, the
-//! one under the cursor highlighted and its checkpoint in the title.
+//! one under the cursor highlighted and its checkpoint in the title, with
+//! the iterative loop's round and the reward model's version.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -17,8 +18,12 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         StageState::Done { checkpoint } => format!(" {checkpoint} "),
         _ => String::new(),
     };
+    let round = match app.rm_version {
+        0 => format!("round {}", app.round.max(1)),
+        v => format!("round {} · RM v{v}", app.round.max(1)),
+    };
     let block = Block::bordered()
-        .title(format!(" stages · {} ", app.run))
+        .title(format!(" stages · {} · {round} ", app.run))
         .title(Line::from(checkpoint).right_aligned())
         .border_style(theme::border(app, app.focus == Pane::Stages));
     let inner = block.inner(area);
