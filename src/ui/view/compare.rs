@@ -69,15 +69,19 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     frame.render_widget(Paragraph::new(status_line(app, k)), status);
 }
 
-/// Judged so far, waiting, the criterion and agreement with the judge on it.
+/// Judged so far, waiting, the criterion, and agreement on it: Cohen's κ
+/// with the judge and Krippendorff's α over every annotator.
 fn counts(app: &App) -> String {
-    let kappa = match app.current_agreement().and_then(|a| a.human_judge()) {
-        Some(k) => match k.kappa {
-            Some(v) => format!(" · κ judge {v:.2} ({})", k.units),
-            None => format!(" · κ judge – ({})", k.units),
-        },
-        None => String::new(),
-    };
+    let number = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.2}"));
+    let mut kappa = String::new();
+    if let Some(agreement) = app.current_agreement() {
+        if let Some(k) = agreement.human_judge() {
+            kappa = format!(" · κ judge {} ({})", number(k.kappa), k.units);
+        }
+        if agreement.shared > 0 {
+            kappa += &format!(" · α {}", number(agreement.alpha));
+        }
+    }
     format!(
         " judged {} · waiting {} · {}{kappa} ",
         app.labels_saved,
