@@ -11,8 +11,9 @@ use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
 use ratatui::style::Color;
 use rlhf_tui::prefs::stats::Kappa;
-use rlhf_tui::trainer::protocol::{Agreement, Choice, Criterion, Verdict};
-use rlhf_tui::ui::app::{App, Colouring, Editing, Editor, Judged, Overlay};
+use rlhf_tui::trainer::protocol::{Agreement, Alert, AlertKind, Choice, Criterion, Event, ReliabilityBin, Verdict};
+use rlhf_tui::ui::app::{App, CHARTS, Colouring, Editing, Editor, Judged, Overlay, RELIABILITY};
+use rlhf_tui::ui::update::on_event;
 use rlhf_tui::ui::view::{charts, compare, draw, stages, status};
 
 const SIZES: [(u16, u16); 2] = [(80, 24), (160, 48)];
@@ -75,10 +76,11 @@ fn charts_whole_run_and_recent_window_with_a_marker() {
     // The KL chart: β changed at iteration 25.
     app.chart = 1;
     check("charts-kl", &app, "charts");
-    app.chart = 6;
+    let chart = |title| CHARTS.iter().position(|c| c.title == title).unwrap();
+    app.chart = chart("SFT and RM loss");
     check("charts-sft-loss", &app, "charts");
     // A chart with no data says how to find one that has.
-    app.chart = 7;
+    app.chart = chart("RM accuracy");
     check("charts-empty", &app, "charts");
 }
 
@@ -114,6 +116,53 @@ fn comparison() {
     check("compare-rank", &app, "compare");
     app.queue.clear();
     check("compare-empty", &app, "compare");
+}
+
+#[test]
+fn alerts_on_the_status_bar_and_charts_and_the_reliability_diagram() {
+    let mut app = demo_app(false);
+    let alert = |kind, step, message: &str| {
+        Event::Alert(Alert {
+            kind,
+            step,
+            message: message.into(),
+        })
+    };
+    on_event(
+        &mut app,
+        alert(
+            AlertKind::LowDiversity,
+            32,
+            "distinct-1 0.083, distinct-2 0.125 (limits 0.1, 0.2)",
+        ),
+        180.0,
+    );
+    on_event(
+        &mut app,
+        alert(
+            AlertKind::RewardHacking,
+            36,
+            "over 5 iterations the RM score rose +0.701 while the judge's fell -0.130",
+        ),
+        185.0,
+    );
+    check("alerts", &app, "screen");
+    let bin = |low: f32, count, confidence, accuracy| ReliabilityBin {
+        low,
+        high: low + 0.1,
+        count,
+        confidence,
+        accuracy,
+    };
+    app.calibration = vec![
+        bin(0.5, 40, 0.55, 0.52),
+        bin(0.6, 35, 0.65, 0.70),
+        bin(0.7, 30, 0.75, 0.71),
+        bin(0.8, 0, 0.0, 0.0),
+        bin(0.9, 60, 0.96, 0.93),
+    ];
+    app.chart = CHARTS.iter().position(|c| c.title == RELIABILITY).unwrap();
+    check("charts-reliability", &app, "charts");
 }
 
 #[test]

@@ -334,7 +334,7 @@ fn errors_and_failed_stages_show() {
     );
     assert_eq!(
         app.message,
-        Some(("the trainer panicked at src/x.rs:1: boom".into(), true))
+        Some(("error: the trainer panicked at src/x.rs:1: boom".into(), true))
     );
     on_event(
         &mut app,
@@ -346,7 +346,7 @@ fn errors_and_failed_stages_show() {
         },
         2.0,
     );
-    assert_eq!(app.message, Some(("RM: no SFT checkpoint".into(), true)));
+    assert_eq!(app.message, Some(("error: RM: no SFT checkpoint".into(), true)));
     on_event(&mut app, Event::ShutDown, 3.0);
     // With the trainer gone, q leaves at once.
     assert_eq!(press(&mut app, &[KeyCode::Char('q')]), [Effect::Quit]);

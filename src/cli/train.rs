@@ -8,6 +8,7 @@ use std::time::Instant;
 use serde_json::json;
 
 use crate::device::{self, DeviceChoice};
+use crate::rlhf::monitors::Monitor;
 use crate::run::{MetricsLog, RunConfig, RunDir, metric};
 use crate::trainer::protocol::Stage;
 use crate::trainer::stage::{StageRun, no_steering};
@@ -75,9 +76,23 @@ pub fn run(args: TrainArgs, choice: DeviceChoice) -> anyhow::Result<()> {
     };
     let mut progress = Progress::new(name, shown, stage.total);
     let mut last = Vec::new();
+    let mut monitor = (args.stage == Stage::Ppo).then(|| Monitor::new(&config.monitors));
     while !stage.is_done() {
         let metrics = stage.step(&mut no_steering).expect("no steering never stops");
         log.append(name, stage.step, &metrics)?;
+        for alert in monitor
+            .as_mut()
+            .map(|m| m.observe(stage.step, &metrics).raised)
+            .unwrap_or_default()
+        {
+            progress.finish();
+            eprintln!(
+                "alert: {} at step {}: {}",
+                alert.kind.title(),
+                alert.step,
+                alert.message
+            );
+        }
         progress.update(stage.step, metric(&metrics, shown).unwrap_or(f64::NAN));
         last = metrics;
     }

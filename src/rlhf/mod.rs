@@ -2,6 +2,7 @@
 
 pub mod epochs;
 pub mod lm;
+pub mod monitors;
 pub mod optim;
 pub mod ppo;
 pub mod reward;

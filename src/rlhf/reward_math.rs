@@ -3,7 +3,7 @@
 //! error over σ(Δr), with the reliability table for a chart).
 
 use burn::tensor::{Tensor, activation};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// `mean(−log σ(r_w − r_l − m)) + c · mean((r_w + r_l)²)`.
 ///
@@ -41,7 +41,7 @@ pub fn sigmoid(x: f32) -> f32 {
 }
 
 /// One bin of the reliability table.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ReliabilityBin {
     /// Confidence range [low, high).
     pub low: f32,
@@ -54,7 +54,7 @@ pub struct ReliabilityBin {
 }
 
 /// Calibration of the model's pairwise probabilities.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Calibration {
     /// Σ_b (n_b / N) · |accuracy_b − confidence_b|.
     pub ece: f32,

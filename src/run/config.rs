@@ -7,6 +7,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::prefs::config::PrefsConfig;
+use crate::rlhf::monitors::MonitorConfig;
 use crate::rlhf::ppo::config::PpoConfig;
 use crate::rlhf::reward::RmConfig;
 use crate::rlhf::sft::SftConfig;
@@ -20,6 +21,7 @@ pub struct RunConfig {
     pub rm: RmConfig,
     pub ppo: PpoConfig,
     pub prefs: PrefsConfig,
+    pub monitors: MonitorConfig,
 }
 
 impl RunConfig {
@@ -43,7 +45,8 @@ impl RunConfig {
         self.sft.validate().map_err(|e| format!("sft.{e}"))?;
         self.rm.validate().map_err(|e| format!("rm.{e}"))?;
         self.ppo.validate().map_err(|e| format!("ppo.{e}"))?;
-        self.prefs.validate().map_err(|e| format!("prefs.{e}"))
+        self.prefs.validate().map_err(|e| format!("prefs.{e}"))?;
+        self.monitors.validate().map_err(|e| format!("monitors.{e}"))
     }
 
     pub fn to_ron(&self) -> String {

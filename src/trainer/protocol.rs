@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::prefs::record::{Choice, Criterion, Verdict};
 pub use crate::prefs::stats::Agreement;
+pub use crate::rlhf::monitors::{Alert, AlertKind};
 use crate::rlhf::ppo::kl_control::KlControl;
+pub use crate::rlhf::reward_math::ReliabilityBin;
 
 /// A training stage the trainer can run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, clap::ValueEnum)]
@@ -247,6 +249,16 @@ pub enum Event {
     },
     /// Agreement between annotators over the run's judgments, per criterion.
     Agreement(Vec<Agreement>),
+    /// A monitor saw trouble (reward hacking, mode collapse, an unhealthy update).
+    Alert(Alert),
+    /// The trouble an alert named has passed.
+    AlertCleared {
+        kind: AlertKind,
+        step: usize,
+    },
+    /// The newest reward model's reliability table (held-out pairs binned
+    /// by its confidence), for the reliability chart.
+    Calibration(Vec<ReliabilityBin>),
     /// Something was skipped or assumed; work goes on.
     Warning(String),
     Error(String),

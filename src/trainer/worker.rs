@@ -18,7 +18,9 @@ use super::protocol::{Command, Event, KlMode, Stage, StageState};
 use super::samples::{DiskModels, PairModels, sample_set};
 use super::stage::StageRun;
 use crate::prefs::store::{self, PrefStore};
+use crate::rlhf::monitors::Monitor;
 use crate::rlhf::ppo::live::{LiveParams, StepPoint};
+use crate::rlhf::reward_math::Calibration;
 use crate::run::rounds::RmVersion;
 use crate::run::{MetricsLog, Rounds, RunConfig, RunDir};
 
@@ -177,6 +179,7 @@ fn run(setup: WorkerSetup, commands: Receiver<Command>, events: Sender<Event>) -
     if !worker.control.judgments.is_empty() {
         worker.control.send_agreement();
     }
+    worker.send_calibration();
     worker.idle_loop()
 }
 
@@ -232,6 +235,7 @@ impl Worker {
         };
         (control.step, control.total) = (active.step, active.total);
         control.send_state(StageState::Running);
+        let mut monitor = (stage == Stage::Ppo).then(|| Monitor::new(&self.control.config.monitors));
         while !active.is_done() {
             match self.control.poll(active.params_mut(), true) {
                 Poll::Stop => break,
@@ -257,6 +261,9 @@ impl Worker {
             }
             self.log.append(stage.name(), active.step, &metrics)?;
             send_metrics(control, stage, active.step, &metrics);
+            if let Some(monitor) = &mut monitor {
+                watch(control, monitor, active.step, &metrics);
+            }
             if stage == Stage::Ppo {
                 // Fresh responses from the updated policy stream into the pane.
                 self.serve_samples(Some(&active));
@@ -289,6 +296,7 @@ impl Worker {
             self.checkpoint_written(active, path);
             if let Some(pairs) = active.train_pairs() {
                 self.new_rm_version(active, path, pairs)?;
+                self.send_calibration();
             }
         }
         let state = match path {
@@ -333,6 +341,18 @@ impl Worker {
         self.disk = None;
         self.send_round();
         Ok(())
+    }
+
+    /// The newest reward model's reliability table, when there is one.
+    fn send_calibration(&self) {
+        let path = self.run.root.join("rm_calibration.json");
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            return;
+        };
+        match serde_json::from_str::<Calibration>(&text) {
+            Ok(calibration) => self.control.send(Event::Calibration(calibration.bins)),
+            Err(e) => self.control.send(Event::Warning(format!("{}: {e}", path.display()))),
+        }
     }
 
     fn send_round(&self) {
@@ -417,6 +437,18 @@ impl Worker {
             ),
         };
         self.control.offer(pair);
+    }
+}
+
+/// Passes the monitors' new alerts to the workbench and the audit log.
+fn watch(control: &mut Control, monitor: &mut Monitor, step: usize, metrics: &[(&str, f64)]) {
+    let changes = monitor.observe(step, metrics);
+    for alert in changes.raised {
+        control.audit_record("alert", json!({ "kind": alert.kind, "message": alert.message }));
+        control.send(Event::Alert(alert));
+    }
+    for kind in changes.cleared {
+        control.send(Event::AlertCleared { kind, step });
     }
 }
 

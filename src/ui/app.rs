@@ -4,7 +4,9 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use super::history::History;
-use crate::trainer::protocol::{Agreement, Criterion, KlMode, SampleSet, Stage, StageState, Verdict};
+use crate::trainer::protocol::{
+    Agreement, Alert, Criterion, KlMode, ReliabilityBin, SampleSet, Stage, StageState, Verdict,
+};
 
 /// The panes `Tab` moves between.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,8 +36,12 @@ pub struct ChartSpec {
     pub series: &'static [(Stage, &'static str)],
 }
 
+/// The chart drawn from the reward model's reliability table rather than
+/// from step series.
+pub const RELIABILITY: &str = "RM reliability";
+
 /// The charts the charts pane cycles through.
-pub const CHARTS: [ChartSpec; 8] = [
+pub const CHARTS: [ChartSpec; 10] = [
     ChartSpec {
         title: "reward",
         series: &[(Stage::Ppo, "objective/scores"), (Stage::Ppo, "objective/rlhf_reward")],
@@ -53,6 +59,14 @@ pub const CHARTS: [ChartSpec; 8] = [
         series: &[(Stage::Ppo, "policy/entropy_avg"), (Stage::Sft, "entropy")],
     },
     ChartSpec {
+        title: "diversity and length",
+        series: &[
+            (Stage::Ppo, "responses/distinct_1"),
+            (Stage::Ppo, "responses/distinct_2"),
+            (Stage::Ppo, "responses/length_mean"),
+        ],
+    },
+    ChartSpec {
         title: "clip fraction",
         series: &[(Stage::Ppo, "policy/clipfrac_avg"), (Stage::Ppo, "val/clipfrac_avg")],
     },
@@ -68,14 +82,20 @@ pub const CHARTS: [ChartSpec; 8] = [
         title: "RM accuracy",
         series: &[(Stage::Rm, "accuracy")],
     },
+    ChartSpec {
+        title: RELIABILITY,
+        series: &[],
+    },
 ];
 
-/// A vertical mark on the charts: a parameter changed at this step.
+/// A vertical mark on the charts: a parameter changed at this step, or
+/// (`alert`) a monitor raised an alert.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Marker {
     pub stage: Option<Stage>,
     pub step: usize,
     pub label: String,
+    pub alert: bool,
 }
 
 /// What the comparison pane colours tokens by.
@@ -167,6 +187,10 @@ pub struct App {
     /// reward model's version.
     pub round: u32,
     pub rm_version: u32,
+    /// Alerts the monitors raised that have not cleared, oldest first.
+    pub alerts: Vec<Alert>,
+    /// The newest reward model's reliability table.
+    pub calibration: Vec<ReliabilityBin>,
     /// Judgments on disk, newest last, for undo.
     pub judged: Vec<Judged>,
     /// An undo sent and not yet on disk.
@@ -226,6 +250,8 @@ impl App {
             agreement: Vec::new(),
             round: 0,
             rm_version: 0,
+            alerts: Vec::new(),
+            calibration: Vec::new(),
             judged: Vec::new(),
             retracting: None,
             labels_saved: 0,

@@ -352,7 +352,7 @@ pub fn on_event(app: &mut App, event: Event, at: f64) -> Vec<Effect> {
                 };
             }
             if let StageState::Failed(why) = &state {
-                app.message = Some((format!("{}: {why}", stage.name().to_uppercase()), true));
+                app.message = Some((format!("error: {}: {why}", stage.name().to_uppercase()), true));
             }
             let row = app.row_mut(stage);
             (row.state, row.step, row.total) = (state, step, total);
@@ -394,6 +394,20 @@ pub fn on_event(app: &mut App, event: Event, at: f64) -> Vec<Effect> {
             }
         }
         Event::Agreement(rows) => app.agreement = rows,
+        Event::Alert(alert) => {
+            let text = format!("⚠ {} at step {}: {}", alert.kind.title(), alert.step, alert.message);
+            app.message = Some((text, true));
+            app.markers.push(Marker {
+                stage: Some(Stage::Ppo),
+                step: alert.step,
+                label: alert.kind.title().into(),
+                alert: true,
+            });
+            app.alerts.retain(|a| a.kind != alert.kind);
+            app.alerts.push(alert);
+        }
+        Event::AlertCleared { kind, .. } => app.alerts.retain(|a| a.kind != kind),
+        Event::Calibration(bins) => app.calibration = bins,
         Event::Warning(text) => app.message = Some((format!("warning: {text}"), true)),
         Event::ParamChanged { param, old, step } => {
             match param {
@@ -405,7 +419,12 @@ pub fn on_event(app: &mut App, event: Event, at: f64) -> Vec<Effect> {
             let stage = app.active().and_then(|r| r.stage);
             let label = format!("{} {old} → {}", param.name(), param.value());
             app.message = Some((format!("{label} at step {step}"), false));
-            app.markers.push(Marker { stage, step, label });
+            app.markers.push(Marker {
+                stage,
+                step,
+                label,
+                alert: false,
+            });
         }
         Event::Checkpoint { path, .. } => app.message = Some((format!("checkpoint {path}"), false)),
         Event::LabelSaved { set, verdict } => {
@@ -440,7 +459,7 @@ pub fn on_event(app: &mut App, event: Event, at: f64) -> Vec<Effect> {
         Event::Error(text) => {
             app.pending = None;
             app.ranking.clear();
-            app.message = Some((text, true));
+            app.message = Some((format!("error: {text}"), true));
         }
         Event::ShutDown => {
             app.trainer_gone = true;

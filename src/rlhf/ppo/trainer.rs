@@ -24,6 +24,7 @@ use super::rollout::{
 };
 use crate::model::sampling::SamplingParams;
 use crate::model::{GenerateConfig, Gpt2, ScalarModel, Tokenizer, generate, hf};
+use crate::rlhf::monitors::distinct_n;
 use crate::rlhf::optim::adamw;
 use crate::world::corpus::train_prompts;
 use crate::world::eval::{decode_response, evaluate};
@@ -259,6 +260,19 @@ impl PpoTrainer {
                 responses.iter().filter(|r| self.ended(r)).count() as f64,
             ),
         ];
+        // What the monitors read for mode collapse: the responses without EOS.
+        let shown: Vec<Vec<u32>> = responses
+            .iter()
+            .map(|r| r.iter().copied().take_while(|&t| Some(t) != self.eos).collect())
+            .collect();
+        metrics.extend([
+            ("responses/distinct_1", distinct_n(&shown, 1)),
+            ("responses/distinct_2", distinct_n(&shown, 2)),
+            (
+                "responses/length_mean",
+                mean(&shown.iter().map(|r| r.len() as f32).collect::<Vec<_>>()),
+            ),
+        ]);
         if let Some(tokenizer) = self.tokenizer() {
             let decoded: Vec<String> = responses
                 .iter()

@@ -1,6 +1,8 @@
 //! The charts pane: the chosen chart over the whole run (downsampled) above
 //! the same series over the recent window at full resolution, with a
-//! vertical marker wherever a parameter was changed by hand.
+//! vertical marker wherever a parameter was changed by hand (yellow) or a
+//! monitor raised an alert (red); and the reward model's reliability
+//! diagram.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -10,7 +12,7 @@ use ratatui::text::Line;
 use ratatui::widgets::{Axis, Block, Chart, Dataset, GraphType, Paragraph};
 
 use super::theme;
-use crate::ui::app::{App, CHARTS, ChartSpec, Pane};
+use crate::ui::app::{App, CHARTS, ChartSpec, Pane, RELIABILITY};
 
 const COLOURS: [Color; 3] = [Color::Cyan, Color::Magenta, Color::Green];
 const MIN_HEIGHT_FOR_TWO: u16 = 12;
@@ -23,6 +25,9 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         .border_style(theme::border(app, app.focus == Pane::Charts));
     let inner = block.inner(area);
     frame.render_widget(block, area);
+    if spec.title == RELIABILITY {
+        return draw_reliability(frame, inner, app);
+    }
     let whole: Vec<(String, Vec<(f64, f64)>)> = series(app, spec, |h| h.whole());
     if whole.iter().all(|(_, points)| points.is_empty()) {
         let hint = "no data for this chart yet: [ and ] show the others; Enter on the stage selector starts a stage";
@@ -82,14 +87,15 @@ fn draw_chart(
     if y1 - y0 < 1e-9 {
         (y0, y1) = (y0 - 0.5, y1 + 0.5);
     }
-    // Markers for changes made during this chart's stages, inside the window.
-    let marks: Vec<[(f64, f64); 2]> = app
+    // Markers for changes made (yellow) and alerts raised (red) during
+    // this chart's stages, inside the window.
+    let marks: Vec<([(f64, f64); 2], bool)> = app
         .markers
         .iter()
         .filter(|m| m.stage.is_none_or(|s| spec.series.iter().any(|(st, _)| *st == s)))
-        .map(|m| m.step as f64)
-        .filter(|&x| x >= x0 && x <= x1)
-        .map(|x| [(x, y0), (x, y1)])
+        .map(|m| (m.step as f64, m.alert))
+        .filter(|&(x, _)| x >= x0 && x <= x1)
+        .map(|(x, alert)| ([(x, y0), (x, y1)], alert))
         .collect();
     let mut datasets: Vec<Dataset> = series
         .iter()
@@ -104,12 +110,13 @@ fn draw_chart(
                 .data(points)
         })
         .collect();
-    for mark in &marks {
+    for (mark, alert) in &marks {
+        let colour = if *alert { Color::Red } else { Color::Yellow };
         datasets.push(
             Dataset::default()
                 .marker(Dots::Dot)
                 .graph_type(GraphType::Line)
-                .style(theme::fg(app, Color::Yellow))
+                .style(theme::fg(app, colour))
                 .data(mark),
         );
     }
@@ -128,6 +135,48 @@ fn draw_chart(
                 .labels([format!("{x0:.0}"), format!("{x1:.0}")]),
         )
         .y_axis(Axis::default().bounds([y0, y1]).labels([fmt(y0), fmt(y1)]))
+        .hidden_legend_constraints((Constraint::Ratio(1, 1), Constraint::Ratio(1, 1)));
+    frame.render_widget(chart, area);
+}
+
+/// The reward model's reliability diagram: for each confidence bin with
+/// pairs in it, the share it ordered correctly against its mean
+/// confidence; a calibrated model sits on the diagonal.
+fn draw_reliability(frame: &mut Frame, area: Rect, app: &App) {
+    let points: Vec<(f64, f64)> = app
+        .calibration
+        .iter()
+        .filter(|b| b.count > 0)
+        .map(|b| (b.confidence as f64, b.accuracy as f64))
+        .collect();
+    if points.is_empty() {
+        let hint = "no reward model yet: its reliability shows here when RM finishes";
+        frame.render_widget(Paragraph::new(hint).style(theme::fg(app, Color::Gray)), area);
+        return;
+    }
+    let diagonal = [(0.5, 0.5), (1.0, 1.0)];
+    let datasets = vec![
+        Dataset::default()
+            .name("calibrated")
+            .marker(Dots::Dot)
+            .graph_type(GraphType::Line)
+            .style(theme::fg(app, Color::DarkGray))
+            .data(&diagonal),
+        Dataset::default()
+            .name("accuracy by confidence")
+            .marker(Dots::Braille)
+            .graph_type(GraphType::Line)
+            .style(theme::fg(app, COLOURS[0]))
+            .data(&points),
+    ];
+    let chart = Chart::new(datasets)
+        .x_axis(
+            Axis::default()
+                .title("confidence")
+                .bounds([0.5, 1.0])
+                .labels(["0.5", "1.0"]),
+        )
+        .y_axis(Axis::default().title("accuracy").bounds([0.0, 1.0]).labels(["0", "1"]))
         .hidden_legend_constraints((Constraint::Ratio(1, 1), Constraint::Ratio(1, 1)));
     frame.render_widget(chart, area);
 }

@@ -1,6 +1,6 @@
 //! The status bar: device, stage and step, pace and time left, the live
-//! parameters, paused or running; below it the last message (errors in
-//! red) or the main keys.
+//! parameters, paused or running, the newest monitor alert; below it the
+//! last message (errors in red) or the main keys.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -14,7 +14,17 @@ use crate::ui::app::App;
 
 pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let sep = || Span::styled(" │ ", theme::fg(app, Color::DarkGray));
-    let mut spans = vec![Span::raw(format!(" {}", app.device))];
+    let mut spans = Vec::new();
+    // The alerts still on, newest first, before anything else on the line
+    // so a narrow terminal never cuts them; the message line has the numbers.
+    if !app.alerts.is_empty() {
+        let titles: Vec<&str> = app.alerts.iter().rev().map(|a| a.kind.title()).collect();
+        spans.push(Span::styled(
+            format!(" ⚠ {} ", titles.join(", ")),
+            theme::error(app).add_modifier(Modifier::BOLD | Modifier::REVERSED),
+        ));
+    }
+    spans.push(Span::raw(format!(" {}", app.device)));
     match app.active() {
         Some(row) => {
             let name = row.stage.map_or("", |s| s.name()).to_uppercase();
@@ -59,8 +69,9 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             theme::bold(app, colour).add_modifier(Modifier::REVERSED),
         ));
     }
+
     let second = match &app.message {
-        Some((text, true)) => Line::styled(format!(" error: {text}"), theme::error(app)),
+        Some((text, true)) => Line::styled(format!(" {text}"), theme::error(app)),
         Some((text, false)) => Line::styled(format!(" {text}"), theme::fg(app, Color::Cyan)),
         None => Line::styled(
             " ? help · q quit · space pause · Enter start stage · Tab panes · b β · l lr",
