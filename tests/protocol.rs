@@ -330,3 +330,61 @@ fn sft_steps_once_while_paused_and_judgments_reach_the_store() {
     until(&handle, |e| *e == Event::ShutDown);
     handle.thread.join().unwrap();
 }
+
+#[test]
+fn a_nan_pauses_the_stage_and_a_lower_learning_rate_carries_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A learning rate of 1e30: the first update is finite and ruins the
+    // weights; the second step's loss is NaN.
+    let config = RunConfig::parse(
+        "(sft: (steps: 40, batch_size: 4, demonstrations: 32, eval_examples: 4, eval_every: 100, lr: 1e30, warmup_steps: 0))",
+    )
+    .unwrap();
+    let handle = start(tmp.path(), config);
+    handle.commands.send(Command::Start(Stage::Sft)).unwrap();
+    let error = loop {
+        match next(&handle) {
+            Event::Error(e) => break e,
+            Event::Stage {
+                state: StageState::Done { .. },
+                ..
+            } => panic!("no NaN reported"),
+            _ => {}
+        }
+    };
+    assert!(error.starts_with("SFT step 2: loss is NaN"), "{error}");
+    assert!(error.contains("lower the learning rate"), "{error}");
+    let (paused, _) = until(&handle, |e| {
+        matches!(
+            e,
+            Event::Stage {
+                state: StageState::Paused,
+                ..
+            }
+        )
+    });
+    assert!(matches!(paused, Event::Stage { step: 2, .. }), "{paused:?}");
+    match handle.events.recv_timeout(Duration::from_secs(2)) {
+        Err(RecvTimeoutError::Timeout) => {}
+        other => panic!("an event while paused: {other:?}"),
+    }
+
+    // The weights went back to the last ones with a finite loss: at a sane
+    // learning rate training goes on.
+    handle.commands.send(Command::Set(Param::LearningRate(1e-4))).unwrap();
+    handle.commands.send(Command::Resume).unwrap();
+    let mut losses = Vec::new();
+    while losses.len() < 5 {
+        let (event, _) = until(&handle, is_step_metrics);
+        losses.push(metric(&event, "loss").unwrap());
+    }
+    assert!(losses.iter().all(|l| l.is_finite()), "{losses:?}");
+    handle.commands.send(Command::Shutdown { checkpoint: false }).unwrap();
+    until(&handle, |e| *e == Event::ShutDown);
+    handle.thread.join().unwrap();
+    let events: Vec<String> = audit(tmp.path())
+        .iter()
+        .map(|l| l["event"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(&events[..5], ["start", "nonfinite", "pause", "set", "resume"]);
+}

@@ -80,6 +80,13 @@ pub fn run(args: TrainArgs, choice: DeviceChoice) -> anyhow::Result<()> {
     while !stage.is_done() {
         let metrics = stage.step(&mut no_steering).expect("no steering never stops");
         log.append(name, stage.step, &metrics)?;
+        if let Some((key, value)) = metrics.iter().find(|(_, v)| !v.is_finite()) {
+            progress.finish();
+            anyhow::bail!(
+                "{name} step {}: {key} is {value}; that update was not applied and no checkpoint was written; lower {name}.lr in the config and run again",
+                stage.step
+            );
+        }
         for alert in monitor
             .as_mut()
             .map(|m| m.observe(stage.step, &metrics).raised)

@@ -1,12 +1,75 @@
-//! The optimizer every stage uses: AdamW with gradient clipping by global
-//! norm.
+//! The optimizer every stage uses (AdamW with gradient clipping by norm)
+//! and the gradients' global norm, which the NaN guard reads before an
+//! update is applied.
 
 use burn::grad_clipping::GradientClippingConfig;
-use burn::optim::{AdamWConfig, ModuleOptimizer};
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::tensor::Tensor;
 
 pub fn adamw(weight_decay: f32, max_grad_norm: f32) -> ModuleOptimizer {
     AdamWConfig::new()
         .with_weight_decay(weight_decay)
         .with_grad_clipping(Some(GradientClippingConfig::Norm(max_grad_norm)))
         .init()
+}
+
+/// AdamW behind the NaN guard: an update is applied only when its loss
+/// and every gradient are finite. When they are not, the weights go back
+/// to the last ones whose loss was finite, since the update that came
+/// before may be what broke them (a learning rate far too high gives a
+/// finite loss once and a NaN the step after).
+pub struct GuardedAdamW<M> {
+    optim: ModuleOptimizer,
+    previous: Option<M>,
+}
+
+impl<M: Module + Clone> GuardedAdamW<M> {
+    pub fn new(weight_decay: f32, max_grad_norm: f32) -> Self {
+        Self {
+            optim: adamw(weight_decay, max_grad_norm),
+            previous: None,
+        }
+    }
+
+    /// Updates `model` from `grads` at `lr` when `loss` and the gradients
+    /// are finite; returns the gradients' global norm.
+    pub fn step(&mut self, lr: f64, model: &mut M, loss: f64, grads: GradientsParams) -> f64 {
+        let norm = grad_norm(model, &grads);
+        if loss.is_finite() && norm.is_finite() {
+            // Cloning a module shares its tensors: the copy kept costs the
+            // weights the optimizer replaces, nothing more.
+            self.previous = Some(model.clone());
+            *model = self.optim.step(lr, model.clone(), grads);
+        } else if let Some(previous) = self.previous.take() {
+            *model = previous;
+        }
+        norm
+    }
+}
+
+/// Sums the squares of every gradient of a module's float parameters.
+struct SumOfSquares<'a> {
+    grads: &'a GradientsParams,
+    total: Option<Tensor<1>>,
+}
+
+impl ModuleVisitor for SumOfSquares<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Some(grad) = self.grads.get::<D>(param.id) {
+            let squares = grad.square().sum();
+            self.total = Some(match self.total.take() {
+                Some(total) => total + squares,
+                None => squares,
+            });
+        }
+    }
+}
+
+/// √(Σ g²) over every gradient of `module` in `grads`: infinite or NaN
+/// when any gradient is, so an update from them must not be applied.
+fn grad_norm<M: Module>(module: &M, grads: &GradientsParams) -> f64 {
+    let mut visitor = SumOfSquares { grads, total: None };
+    module.visit(&mut visitor);
+    visitor.total.map_or(0.0, |t| (t.into_scalar::<f32>() as f64).sqrt())
 }

@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 use burn::module::Module;
-use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -15,6 +15,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::epochs::Epochs;
+use super::optim::GuardedAdamW;
 use super::reward_math::{Calibration, bradley_terry_loss, calibration, pairwise_accuracy};
 use super::schedule::warmup_cosine;
 use crate::model::batch::PaddedBatch;
@@ -204,7 +205,7 @@ pub struct RmTrainer {
     pub config: RmConfig,
     pub model: ScalarModel,
     pub tokenizer: Tokenizer,
-    optim: ModuleOptimizer,
+    optim: GuardedAdamW<ScalarModel>,
     train: Epochs<TokenPair>,
     eval: Vec<TokenPair>,
     pad: u32,
@@ -248,7 +249,7 @@ impl RmTrainer {
         train.extend(extra.iter().map(|p| tokenize(&tokenizer, p, 0.0, context)));
         let train_pairs = train.len();
         let train = Epochs::new(train, config.seed);
-        let optim = crate::rlhf::optim::adamw(config.weight_decay, config.max_grad_norm);
+        let optim = GuardedAdamW::new(config.weight_decay, config.max_grad_norm);
         Ok(Self {
             config: config.clone(),
             model,
@@ -285,8 +286,7 @@ impl RmTrainer {
         let loss = bradley_terry_loss(chosen, rejected, margin, self.config.center_rewards_coefficient);
         let loss_value = loss.clone().into_scalar::<f32>() as f64;
         let grads = GradientsParams::from_grads(loss.backward(), &self.model);
-        // The optimizer takes the module by value; cloning shares the tensors.
-        self.model = self.optim.step(lr, self.model.clone(), grads);
+        let norm = self.optim.step(lr, &mut self.model, loss_value, grads);
         self.step += 1;
 
         let r = rewards.detach().into_data().try_to_vec::<f32>().expect("f32 rewards");
@@ -299,6 +299,7 @@ impl RmTrainer {
             ("mean_reward", r.iter().map(|&x| x as f64).sum::<f64>() / r.len() as f64),
             ("min_reward", r.iter().copied().fold(f32::INFINITY, f32::min) as f64),
             ("max_reward", r.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64),
+            ("grad_norm", norm),
             ("lr", lr),
         ]
     }

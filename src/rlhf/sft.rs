@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 
 use burn::module::Module;
-use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::optim::GradientsParams;
 use burn::tensor::Device;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::epochs::Epochs;
 use super::lm::{LmBatch, lm_forward};
+use super::optim::GuardedAdamW;
 use super::schedule::warmup_cosine;
 use crate::model::{Gpt2, Tokenizer, hf};
 use crate::run::config::{at_least_one, positive};
@@ -107,7 +108,7 @@ pub struct SftTrainer {
     pub config: SftConfig,
     pub model: Gpt2,
     pub tokenizer: Tokenizer,
-    optim: ModuleOptimizer,
+    optim: GuardedAdamW<Gpt2>,
     train: Epochs<(Vec<u32>, Vec<bool>)>,
     eval: Vec<(Vec<u32>, Vec<bool>)>,
     eos: u32,
@@ -144,7 +145,7 @@ impl SftTrainer {
                 )
             })
             .collect();
-        let optim = crate::rlhf::optim::adamw(config.weight_decay, config.max_grad_norm);
+        let optim = GuardedAdamW::new(config.weight_decay, config.max_grad_norm);
         Ok(Self {
             config: config.clone(),
             model,
@@ -169,9 +170,7 @@ impl SftTrainer {
         let out = lm_forward(&self.model, &batch);
         let loss = out.loss.clone().into_scalar::<f32>();
         let grads = GradientsParams::from_grads(out.loss.backward(), &self.model);
-        // The optimizer takes the module by value and returns the updated
-        // one; cloning shares the tensors, so this copies no weights.
-        self.model = self.optim.step(lr, self.model.clone(), grads);
+        let norm = self.optim.step(lr, &mut self.model, loss as f64, grads);
         self.step += 1;
         self.tokens_seen += batch.weighted_tokens() as usize;
         vec![
@@ -179,6 +178,7 @@ impl SftTrainer {
             ("mean_token_accuracy", out.accuracy as f64),
             ("entropy", out.entropy as f64),
             ("num_tokens", self.tokens_seen as f64),
+            ("grad_norm", norm),
             ("lr", lr),
         ]
     }

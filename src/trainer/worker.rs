@@ -264,6 +264,7 @@ impl Worker {
             if let Some(monitor) = &mut monitor {
                 watch(control, monitor, active.step, &metrics);
             }
+            guard(control, stage, active.step, &metrics);
             if stage == Stage::Ppo {
                 // Fresh responses from the updated policy stream into the pane.
                 self.serve_samples(Some(&active));
@@ -437,6 +438,27 @@ impl Worker {
             ),
         };
         self.control.offer(pair);
+    }
+}
+
+/// The NaN guard: a step whose loss or gradient was not finite had its
+/// update withheld by the trainer; the stage is paused so nothing more is
+/// lost, with the step and the metric named, until the person changes the
+/// learning rate and resumes. No checkpoint is written meanwhile, so the
+/// last one is the last good one.
+fn guard(control: &mut Control, stage: Stage, step: usize, metrics: &[(&str, f64)]) {
+    let Some((key, value)) = metrics.iter().find(|(_, v)| !v.is_finite()) else {
+        return;
+    };
+    control.audit_record("nonfinite", json!({ "metric": key, "value": value.to_string() }));
+    control.send(Event::Error(format!(
+        "{} step {step}: {key} is {value}; that update was not applied. Paused: lower the learning rate (l) and resume (space)",
+        stage.name().to_uppercase()
+    )));
+    if !control.paused {
+        control.paused = true;
+        control.audit_record("pause", json!({}));
+        control.send_state(StageState::Paused);
     }
 }
 

@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use burn::module::Module;
-use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::SeedableRng;
 use rand::seq::{IndexedRandom, SliceRandom};
@@ -25,7 +25,7 @@ use super::rollout::{
 use crate::model::sampling::SamplingParams;
 use crate::model::{GenerateConfig, Gpt2, ScalarModel, Tokenizer, generate, hf};
 use crate::rlhf::monitors::distinct_n;
-use crate::rlhf::optim::adamw;
+use crate::rlhf::optim::GuardedAdamW;
 use crate::world::corpus::train_prompts;
 use crate::world::eval::{decode_response, evaluate};
 use crate::world::generator::prompt_text;
@@ -63,8 +63,8 @@ pub struct PpoTrainer {
     prompts: Prompts,
     /// The next of `Prompts::Tokens` to take.
     cursor: usize,
-    policy_opt: ModuleOptimizer,
-    value_opt: ModuleOptimizer,
+    policy_opt: GuardedAdamW<Gpt2>,
+    value_opt: GuardedAdamW<ScalarModel>,
     pub params: LiveParams,
     rng: ChaCha8Rng,
     /// Ends a response; `None` samples every response to full length.
@@ -131,8 +131,8 @@ impl PpoTrainer {
             reward,
             prompts,
             cursor: 0,
-            policy_opt: adamw(0.0, config.max_grad_norm),
-            value_opt: adamw(0.0, config.max_grad_norm),
+            policy_opt: GuardedAdamW::new(0.0, config.max_grad_norm),
+            value_opt: GuardedAdamW::new(0.0, config.max_grad_norm),
             params: LiveParams::from_config(config),
             rng: ChaCha8Rng::seed_from_u64(config.seed),
             eos,
@@ -309,7 +309,7 @@ impl PpoTrainer {
         let device = self.policy.wte.val().device();
         let n = batch.queries.len();
         let mut order: Vec<usize> = (0..n).collect();
-        let mut sums = [0.0f64; 7];
+        let mut sums = [0.0f64; 8];
         let mut count = 0.0;
         for _ in 0..self.config.ppo_epochs {
             order.shuffle(&mut self.rng);
@@ -349,9 +349,11 @@ impl PpoTrainer {
                 let mut grads = total.backward();
                 let policy_grads = GradientsParams::from_module(&mut grads, &self.policy);
                 let value_grads = GradientsParams::from_module(&mut grads, &self.value);
-                // The optimizers take modules by value; cloning shares the tensors.
-                self.policy = self.policy_opt.step(lr, self.policy.clone(), policy_grads);
-                self.value = self.value_opt.step(lr, self.value.clone(), value_grads);
+                let loss = policy_loss_value + value_loss_value;
+                let norm = self
+                    .policy_opt
+                    .step(lr, &mut self.policy, loss, policy_grads)
+                    .hypot(self.value_opt.step(lr, &mut self.value, loss, value_grads));
                 self.optimizer_steps += 1;
 
                 for (s, v) in sums.iter_mut().zip([
@@ -362,6 +364,7 @@ impl PpoTrainer {
                     vl.clipfrac as f64,
                     entropy_avg as f64,
                     pl.ratio as f64,
+                    norm,
                 ]) {
                     *s += v;
                 }
@@ -378,6 +381,7 @@ impl PpoTrainer {
             "val/clipfrac_avg",
             "policy/entropy_avg",
             "val/ratio",
+            "grad_norm",
         ];
         metrics.extend(names.iter().zip(sums).map(|(&name, s)| (name, s / count)));
         metrics.push(("lr", self.params.lr));
