@@ -36,7 +36,10 @@ impl RunConfig {
     pub fn parse(text: &str) -> Result<Self, String> {
         let config: Self =
             ron::from_str(text).map_err(|e| format!("{}:{}: {}", e.span.start.line, e.span.start.col, e.code))?;
-        config.validate().map_err(|e| format!("0:0: {e}"))?;
+        config.validate().map_err(|e| match locate(text, &e) {
+            Some((line, col)) => format!("{line}:{col}: {e}"),
+            None => e,
+        })?;
         Ok(config)
     }
 
@@ -52,6 +55,38 @@ impl RunConfig {
     pub fn to_ron(&self) -> String {
         ron::ser::to_string_pretty(self, ron::ser::PrettyConfig::default()).expect("the config serialises")
     }
+}
+
+/// Where the field a range error names (`ppo.beta: …`) is set in the
+/// text: the first `beta:` after the section's `ppo:`, as (line, column).
+fn locate(text: &str, error: &str) -> Option<(usize, usize)> {
+    let path = error.split(':').next()?;
+    let (section, key) = path.split_once('.')?;
+    let key = key.rsplit('.').next()?;
+    let is_key = |line: &str, at: usize, name: &str| {
+        let before = line[..at].chars().next_back();
+        let after = line[at + name.len()..].trim_start();
+        before.is_none_or(|c| !(c.is_alphanumeric() || c == '_')) && after.starts_with(':')
+    };
+    let find = |line: &str, name: &str| {
+        line.match_indices(name)
+            .map(|(at, _)| at)
+            .find(|&at| is_key(line, at, name))
+    };
+    let mut in_section = false;
+    for (i, line) in text.lines().enumerate() {
+        if !in_section {
+            in_section = find(line, section).is_some();
+            if !in_section {
+                continue;
+            }
+        }
+        // The key may share the section's line: `(ppo: (beta: -1.0))`.
+        if let Some(at) = find(line, key).filter(|&at| key != section || Some(at) != find(line, section)) {
+            return Some((i + 1, line[..at].chars().count() + 1));
+        }
+    }
+    None
 }
 
 /// Refuses a count of zero, naming the field: the check every stage's
@@ -103,8 +138,14 @@ mod tests {
     }
 
     #[test]
-    fn out_of_range_values_are_refused() {
+    fn out_of_range_values_are_refused_at_their_line_and_column() {
         let err = RunConfig::parse("(sft: (lr: -1.0))").unwrap_err();
-        assert!(err.contains("sft.lr"), "{err}");
+        assert!(err.starts_with("1:8: sft.lr"), "{err}");
+        let text = "(\n  sft: (lr: 0.001),\n  ppo: (\n    lr: 0.0001,\n    beta: -0.1,\n  ),\n)";
+        let err = RunConfig::parse(text).unwrap_err();
+        assert!(err.starts_with("5:5: ppo.beta"), "{err}");
+        assert!(err.contains("0 or more"), "{err}");
+        let err = RunConfig::parse("(prefs: (rank_k: 12))").unwrap_err();
+        assert!(err.starts_with("1:10: prefs.rank_k: must be 2 to 9"), "{err}");
     }
 }

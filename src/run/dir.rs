@@ -4,6 +4,27 @@ use std::path::{Path, PathBuf};
 
 use crate::fsutil::write_atomic;
 
+/// The layout of a run directory this build reads and writes; a run
+/// stamped with a higher number was written by a newer rlhf-tui.
+pub const RUN_FORMAT: u64 = 1;
+const WRITTEN_BY: &str = concat!("rlhf-tui ", env!("CARGO_PKG_VERSION"));
+
+/// Reads `run.json`: a run this build can open, or why not.
+pub fn check_format(text: &str) -> Result<(), String> {
+    let stamp: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("{}:{}: {e}", e.line(), e.column()))?;
+    let format = stamp["format"]
+        .as_u64()
+        .ok_or("no \"format\" number; write {\"format\": 1} or move the file away")?;
+    if format > RUN_FORMAT {
+        let by = stamp["written_by"].as_str().unwrap_or("a newer rlhf-tui");
+        return Err(format!(
+            "this run has format {format} (written by {by}); {WRITTEN_BY} reads format {RUN_FORMAT} and older; open it with a newer rlhf-tui"
+        ));
+    }
+    Ok(())
+}
+
 #[derive(Clone, Debug)]
 pub struct RunDir {
     pub root: PathBuf,
@@ -20,6 +41,14 @@ impl RunDir {
         );
         let root = base.join(name);
         std::fs::create_dir_all(root.join("checkpoints")).map_err(|e| anyhow::anyhow!("{}: {e}", root.display()))?;
+        let stamp = root.join("run.json");
+        match std::fs::read_to_string(&stamp) {
+            Ok(text) => check_format(&text).map_err(|e| anyhow::anyhow!("{}: {e}", stamp.display()))?,
+            Err(_) => {
+                let text = serde_json::json!({ "format": RUN_FORMAT, "written_by": WRITTEN_BY });
+                write_atomic(&stamp, format!("{text}\n").as_bytes())?;
+            }
+        }
         Ok(Self { root })
     }
 
@@ -101,6 +130,29 @@ mod tests {
             std::fs::create_dir_all(dir)?;
             std::fs::write(dir.join("model.safetensors"), text)
         }
+    }
+
+    #[test]
+    fn a_run_from_a_newer_version_is_refused_by_name() {
+        let tmp = tempfile::tempdir().unwrap();
+        let run = RunDir::create(tmp.path(), "r").unwrap();
+        let stamp = std::fs::read_to_string(run.root.join("run.json")).unwrap();
+        assert!(stamp.contains("\"format\":1"), "{stamp}");
+        RunDir::create(tmp.path(), "r").unwrap();
+        std::fs::write(
+            run.root.join("run.json"),
+            r#"{"format": 7, "written_by": "rlhf-tui 9.0.0"}"#,
+        )
+        .unwrap();
+        let err = RunDir::create(tmp.path(), "r").unwrap_err().to_string();
+        assert!(
+            err.contains("run.json: this run has format 7 (written by rlhf-tui 9.0.0)"),
+            "{err}"
+        );
+        assert!(err.contains("newer rlhf-tui"), "{err}");
+        std::fs::write(run.root.join("run.json"), "{\"format\": \n  \"one\"}").unwrap();
+        let err = RunDir::create(tmp.path(), "r").unwrap_err().to_string();
+        assert!(err.contains("no \"format\" number"), "{err}");
     }
 
     #[test]
