@@ -23,6 +23,11 @@ pub struct TrainArgs {
     /// The run's name: its files go to runs/NAME/.
     #[arg(long, default_value = "default")]
     pub run: String,
+    /// Continues runs/NAME's stage from its newest checkpoint, exactly where
+    /// it stopped (with its saved config unless --config is given);
+    /// --steps moves the stage's end.
+    #[arg(long, value_name = "NAME", conflicts_with = "run")]
+    pub resume: Option<String>,
     /// Overrides the number of steps of the stage being run.
     #[arg(long)]
     pub steps: Option<usize>,
@@ -36,9 +41,12 @@ pub struct TrainArgs {
 }
 
 pub fn run(args: TrainArgs, choice: DeviceChoice) -> anyhow::Result<()> {
-    let mut config = match &args.config {
-        Some(path) => RunConfig::from_file(path)?,
-        None => RunConfig::default(),
+    let name = args.resume.as_ref().unwrap_or(&args.run);
+    let saved = args.runs_dir.join(name).join("config.ron");
+    let mut config = match (&args.config, args.resume.is_some()) {
+        (Some(path), _) => RunConfig::from_file(path)?,
+        (None, true) => RunConfig::from_file(&saved)?,
+        (None, false) => RunConfig::default(),
     };
     if let Some(steps) = args.steps {
         match args.stage {
@@ -53,12 +61,23 @@ pub fn run(args: TrainArgs, choice: DeviceChoice) -> anyhow::Result<()> {
     }
     config.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
     let selected = device::select(choice)?;
-    let run = RunDir::create(&args.runs_dir, &args.run)?;
+    let run = RunDir::create(&args.runs_dir, name)?;
     run.save_config(&config.to_ron())?;
     let mut log = MetricsLog::open(&run.metrics_path())?;
 
     let name = args.stage.name();
-    let mut stage = StageRun::start(args.stage, &config, &run, &selected.device)?;
+    let mut stage = match &args.resume {
+        Some(run_name) => {
+            let dir = run.latest_checkpoint(name).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{}: no {name} checkpoint to resume; start it with `train --stage {name} --run {run_name}`",
+                    run.root.display()
+                )
+            })?;
+            StageRun::resume(&config, &run, &dir, args.steps, &selected.device)?
+        }
+        None => StageRun::start(args.stage, &config, &run, &selected.device)?,
+    };
     eprintln!(
         "{name} on {} from {}: {} steps → {}",
         selected.label,
@@ -66,7 +85,12 @@ pub fn run(args: TrainArgs, choice: DeviceChoice) -> anyhow::Result<()> {
         stage.total,
         run.root.display()
     );
-    let baseline = stage.baseline();
+    // A resumed stage's curves already have their start.
+    let baseline = if args.resume.is_some() {
+        Vec::new()
+    } else {
+        stage.baseline()
+    };
     if !baseline.is_empty() {
         log.append(name, 0, &baseline)?;
     }

@@ -9,3 +9,4 @@ pub mod reward;
 pub mod reward_math;
 pub mod schedule;
 pub mod sft;
+pub mod state;

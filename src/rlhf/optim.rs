@@ -32,6 +32,23 @@ impl<M: Module + Clone> GuardedAdamW<M> {
         }
     }
 
+    /// Writes the optimizer's moments and step counts to `path`.
+    pub fn save(&self, path: &std::path::Path) -> anyhow::Result<()> {
+        self.optim
+            .save(path)
+            .map_err(|e| anyhow::anyhow!("{}: {e:?}", path.display()))
+    }
+
+    /// Reads what `save` wrote; the model's parameters must carry the
+    /// identities they had when it was saved.
+    pub fn load(&mut self, path: &std::path::Path) -> anyhow::Result<()> {
+        let optim = std::mem::replace(&mut self.optim, adamw(0.0, 1.0));
+        self.optim = optim
+            .load(path)
+            .map_err(|e| anyhow::anyhow!("{}: {e:?}", path.display()))?;
+        Ok(())
+    }
+
     /// Updates `model` from `grads` at `lr` when `loss` and the gradients
     /// are finite; returns the gradients' global norm.
     pub fn step(&mut self, lr: f64, model: &mut M, loss: f64, grads: GradientsParams) -> f64 {

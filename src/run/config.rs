@@ -22,6 +22,22 @@ pub struct RunConfig {
     pub ppo: PpoConfig,
     pub prefs: PrefsConfig,
     pub monitors: MonitorConfig,
+    pub checkpoints: CheckpointConfig,
+}
+
+/// The `checkpoints` section.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CheckpointConfig {
+    /// Checkpoints kept per stage; older ones are removed after a new one
+    /// is whole on disk.
+    pub keep_last: usize,
+}
+
+impl Default for CheckpointConfig {
+    fn default() -> Self {
+        Self { keep_last: 3 }
+    }
 }
 
 impl RunConfig {
@@ -49,7 +65,8 @@ impl RunConfig {
         self.rm.validate().map_err(|e| format!("rm.{e}"))?;
         self.ppo.validate().map_err(|e| format!("ppo.{e}"))?;
         self.prefs.validate().map_err(|e| format!("prefs.{e}"))?;
-        self.monitors.validate().map_err(|e| format!("monitors.{e}"))
+        self.monitors.validate().map_err(|e| format!("monitors.{e}"))?;
+        at_least_one(&[("keep_last", self.checkpoints.keep_last)]).map_err(|e| format!("checkpoints.{e}"))
     }
 
     pub fn to_ron(&self) -> String {

@@ -71,17 +71,34 @@ impl RunDir {
 
     /// The checkpoint of `stage` with the highest step, if any.
     pub fn latest_checkpoint(&self, stage: &str) -> Option<PathBuf> {
+        self.checkpoints(stage).pop().map(|(_, path)| path)
+    }
+
+    /// The checkpoints of `stage`, oldest first, as (step, path).
+    fn checkpoints(&self, stage: &str) -> Vec<(usize, PathBuf)> {
         let prefix = format!("{stage}-");
-        std::fs::read_dir(self.root.join("checkpoints"))
-            .ok()?
+        let Ok(entries) = std::fs::read_dir(self.root.join("checkpoints")) else {
+            return Vec::new();
+        };
+        let mut found: Vec<(usize, PathBuf)> = entries
             .flatten()
             .filter_map(|e| {
                 let name = e.file_name().into_string().ok()?;
                 let step: usize = name.strip_prefix(&prefix)?.parse().ok()?;
                 Some((step, e.path()))
             })
-            .max_by_key(|(step, _)| *step)
-            .map(|(_, path)| path)
+            .collect();
+        found.sort();
+        found
+    }
+
+    /// Removes all but the newest `keep` checkpoints of `stage`.
+    pub fn keep_last(&self, stage: &str, keep: usize) -> anyhow::Result<()> {
+        let found = self.checkpoints(stage);
+        for (_, path) in &found[..found.len().saturating_sub(keep)] {
+            std::fs::remove_dir_all(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        }
+        Ok(())
     }
 
     /// Writes a checkpoint directory atomically: into a temporary sibling
@@ -110,6 +127,8 @@ impl RunDir {
             std::fs::rename(&target, &old)?;
         }
         std::fs::rename(&tmp, &target)?;
+        // The rename itself reaches the disk with the directory's entry.
+        std::fs::File::open(self.root.join("checkpoints"))?.sync_all()?;
         if replaced {
             std::fs::remove_dir_all(&old)?;
         }

@@ -32,6 +32,28 @@ impl MetricsLog {
     }
 }
 
+/// One logged step: its stage's name, step and metrics (`null`s left out).
+pub type LoggedStep = (String, usize, Vec<(String, f64)>);
+
+/// Reads a metrics log back, in order; a line that cannot be read (one
+/// cut short by a kill) is left out.
+pub fn read_log(path: &Path) -> Vec<LoggedStep> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter_map(|line| {
+            let Value::Object(mut map) = serde_json::from_str(line).ok()? else {
+                return None;
+            };
+            let stage = map.remove("stage")?.as_str()?.to_string();
+            let step = map.remove("step")?.as_u64()? as usize;
+            let values = map.into_iter().filter_map(|(k, v)| Some((k, v.as_f64()?))).collect();
+            Some((stage, step, values))
+        })
+        .collect()
+}
+
 /// The value of `key` among one step's metrics.
 pub fn metric(metrics: &[(&str, f64)], key: &str) -> Option<f64> {
     metrics.iter().find(|(k, _)| *k == key).map(|m| m.1)

@@ -5,18 +5,20 @@
 //! held-out evaluation.
 
 use std::ops::ControlFlow;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
 
 use super::protocol::Stage;
 use crate::model::{Gpt2, ScalarModel, Tokenizer, hf};
 use crate::prefs::rank::training_pairs;
 use crate::prefs::store;
 use crate::rlhf::ppo::live::{LiveParams, Steer, StepPoint};
-use crate::rlhf::ppo::trainer::PpoTrainer;
+use crate::rlhf::ppo::trainer::{PpoState, PpoTrainer};
 use crate::rlhf::reward::RmTrainer;
 use crate::rlhf::sft::SftTrainer;
+use crate::rlhf::state::ModelState;
 use crate::run::{Rounds, RunConfig, RunDir};
 use crate::world::eval::{HELD_OUT_SAMPLES, held_out_report};
 
@@ -43,8 +45,49 @@ pub struct StageRun {
     offset: usize,
     /// What the stage started from, for messages.
     pub init: PathBuf,
+    /// PPO's frozen reference and reward model.
+    reference: Option<PathBuf>,
+    reward: Option<PathBuf>,
     /// Training pairs from the run's own judgments (RM only).
     pub run_pairs: usize,
+}
+
+/// A checkpoint's `trainer_state.json`: with the files beside it, all a
+/// stage needs to continue exactly where the checkpoint was written.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Saved {
+    pub stage: Stage,
+    pub step: usize,
+    pub offset: usize,
+    pub total: usize,
+    /// The stage had reached its end (not a stop, a quit or `c` before it).
+    pub finished: bool,
+    /// SFT's and RM's live parameters.
+    pub params: LiveParams,
+    pub reference: Option<PathBuf>,
+    pub reward: Option<PathBuf>,
+    pub run_pairs: usize,
+    pub model: Option<ModelState>,
+    pub ppo: Option<PpoState>,
+}
+
+const STATE_FILE: &str = "trainer_state.json";
+
+impl Saved {
+    pub fn read(dir: &Path) -> anyhow::Result<Self> {
+        let path = dir.join(STATE_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}:{}:{}: {e}", path.display(), e.line(), e.column()))
+    }
+
+    /// The newest checkpoint of `stage` that stopped before its end.
+    pub fn unfinished(run: &RunDir, stage: Stage) -> Option<PathBuf> {
+        let dir = run.latest_checkpoint(stage.name())?;
+        Self::read(&dir)
+            .ok()
+            .filter(|s| !s.finished && s.step < s.total)
+            .map(|_| dir)
+    }
 }
 
 /// The path in the config, or the run's latest checkpoint of `stage`.
@@ -106,6 +149,13 @@ impl StageRun {
                 (Trainer::Ppo(Box::new(trainer)), config.ppo.iterations, policy)
             }
         };
+        let (reference, reward) = match stage {
+            Stage::Ppo => (
+                Some(init_path(&config.ppo.policy_init, run, Stage::Sft, "PPO")?),
+                Some(init_path(&config.ppo.reward_init, run, Stage::Rm, "PPO")?),
+            ),
+            _ => (None, None),
+        };
         Ok(Self {
             stage,
             trainer,
@@ -115,7 +165,66 @@ impl StageRun {
             total: offset + steps,
             offset,
             init,
+            reference,
+            reward,
             run_pairs,
+        })
+    }
+
+    /// Continues the stage from a checkpoint written with its trainer's
+    /// state: weights, optimizer moments, step, data order, generator,
+    /// KL controller and live parameters as they were. `total` moves the
+    /// stage's end (a finished stage can be taken further).
+    pub fn resume(
+        config: &RunConfig,
+        run: &RunDir,
+        dir: &Path,
+        total: Option<usize>,
+        device: &Device,
+    ) -> anyhow::Result<Self> {
+        let saved = Saved::read(dir)?;
+        let missing = |what: &str| anyhow::anyhow!("{}: {STATE_FILE} has no {what}", dir.display());
+        let trainer = match saved.stage {
+            Stage::Sft => {
+                let mut sft = config.sft.clone();
+                sft.init = dir.to_path_buf();
+                let mut t = SftTrainer::new(&sft, device)?;
+                t.restore(dir, saved.model.as_ref().ok_or_else(|| missing("model state"))?)?;
+                Trainer::Sft(Box::new(t))
+            }
+            Stage::Rm => {
+                let judged = training_pairs(&store::load(&run.prefs_path())?.judgments);
+                let mut t = RmTrainer::new(&config.rm, dir, &judged, device)?;
+                t.restore(dir, saved.model.as_ref().ok_or_else(|| missing("model state"))?)?;
+                Trainer::Rm(Box::new(t))
+            }
+            Stage::Ppo => {
+                let reference = saved.reference.as_deref().ok_or_else(|| missing("reference"))?;
+                let reward = saved.reward.as_deref().ok_or_else(|| missing("reward model"))?;
+                let mut t = PpoTrainer::continued(&config.ppo, dir, reference, reward, device)?;
+                t.restore(dir, saved.ppo.as_ref().ok_or_else(|| missing("PPO state"))?)?;
+                Trainer::Ppo(Box::new(t))
+            }
+        };
+        let total = total.map_or(saved.total, |steps| saved.offset + steps);
+        anyhow::ensure!(
+            saved.step < total,
+            "{}: already at step {} of {total}; give more steps to go further",
+            dir.display(),
+            saved.step
+        );
+        Ok(Self {
+            stage: saved.stage,
+            trainer,
+            config: config.clone(),
+            params: saved.params,
+            step: saved.step,
+            total,
+            offset: saved.offset,
+            init: dir.to_path_buf(),
+            reference: saved.reference,
+            reward: saved.reward,
+            run_pairs: saved.run_pairs,
         })
     }
 
@@ -181,24 +290,48 @@ impl StageRun {
         Some(metrics)
     }
 
-    /// Writes the stage's model as it is now to `checkpoints/<stage>-<step>`.
+    /// Writes the stage as it is now to `checkpoints/<stage>-<step>`: the
+    /// model as a Hugging Face directory, with the trainer's state beside
+    /// it (`trainer_state.json`, the optimizers, PPO's value model). Then
+    /// only the newest `checkpoints.keep_last` of the stage are kept.
     pub fn checkpoint(&self, run: &RunDir) -> anyhow::Result<PathBuf> {
         let tokenizer = self.tokenizer();
-        let name = self.stage.name();
-        match &self.trainer {
-            Trainer::Sft(t) => {
-                let model = t.inference_model();
-                run.write_checkpoint(name, self.step, |dir| hf::save_language_model(dir, &model, tokenizer))
+        let mut saved = Saved {
+            stage: self.stage,
+            step: self.step,
+            offset: self.offset,
+            total: self.total,
+            finished: self.is_done(),
+            params: self.params.clone(),
+            reference: self.reference.clone(),
+            reward: self.reward.clone(),
+            run_pairs: self.run_pairs,
+            model: None,
+            ppo: None,
+        };
+        let mut write = |dir: &Path| -> anyhow::Result<()> {
+            match &self.trainer {
+                Trainer::Sft(t) => {
+                    hf::save_language_model(dir, &t.inference_model(), tokenizer)?;
+                    saved.model = Some(t.save_state(dir)?);
+                }
+                Trainer::Rm(t) => {
+                    hf::save_scalar_model(dir, &t.inference_model(), tokenizer)?;
+                    saved.model = Some(t.save_state(dir)?);
+                }
+                Trainer::Ppo(t) => {
+                    hf::save_language_model(dir, &t.inference_policy(), tokenizer)?;
+                    saved.ppo = Some(t.save_state(dir)?);
+                }
             }
-            Trainer::Rm(t) => {
-                let model = t.inference_model();
-                run.write_checkpoint(name, self.step, |dir| hf::save_scalar_model(dir, &model, tokenizer))
-            }
-            Trainer::Ppo(t) => {
-                let model = t.inference_policy();
-                run.write_checkpoint(name, self.step, |dir| hf::save_language_model(dir, &model, tokenizer))
-            }
-        }
+            let text = serde_json::to_string_pretty(&saved)?;
+            Ok(crate::fsutil::write_atomic(&dir.join(STATE_FILE), text.as_bytes())?)
+        };
+        let path = run.write_checkpoint(self.stage.name(), self.step, |dir| {
+            write(dir).map_err(std::io::Error::other)
+        })?;
+        run.keep_last(self.stage.name(), self.config.checkpoints.keep_last)?;
+        Ok(path)
     }
 
     /// Checkpoints the stage and evaluates it on held-out data: the judge's

@@ -16,11 +16,12 @@ use super::audit::AuditLog;
 use super::control::{Control, Poll, StopReason};
 use super::protocol::{Command, Event, KlMode, Stage, StageState};
 use super::samples::{DiskModels, PairModels, sample_set};
-use super::stage::StageRun;
+use super::stage::{Saved, StageRun};
 use crate::prefs::store::{self, PrefStore};
 use crate::rlhf::monitors::Monitor;
 use crate::rlhf::ppo::live::{LiveParams, StepPoint};
 use crate::rlhf::reward_math::Calibration;
+use crate::run::metrics::read_log;
 use crate::run::rounds::RmVersion;
 use crate::run::{MetricsLog, Rounds, RunConfig, RunDir};
 
@@ -145,6 +146,12 @@ fn run(setup: WorkerSetup, commands: Receiver<Command>, events: Sender<Event>) -
             .filter(|j| j.annotator == setup.annotator && j.source == crate::prefs::record::Source::Human)
             .count(),
     });
+    // A reopened run's charts start from its history.
+    for (name, step, values) in read_log(&run.metrics_path()) {
+        if let Some(&stage) = Stage::ALL.iter().find(|s| s.name() == name) {
+            let _ = events.send(Event::Metrics { stage, step, values });
+        }
+    }
     for warning in contents.warnings {
         let _ = events.send(Event::Warning(warning));
     }
@@ -216,15 +223,20 @@ impl Worker {
         control.total = 0;
         control.paused = false;
         control.send_state(StageState::Starting);
-        control.audit_record("start", json!({}));
-        let started = StageRun::start(stage, &control.config, &self.run, &self.device).and_then(|s| {
-            let baseline = s.baseline();
-            if !baseline.is_empty() {
-                self.log.append(stage.name(), 0, &baseline)?;
-                send_metrics(control, stage, 0, &baseline);
-            }
-            Ok(s)
-        });
+        // A stage stopped before its end continues from its checkpoint.
+        let unfinished = Saved::unfinished(&self.run, stage);
+        control.audit_record("start", json!({ "resumed_from": unfinished }));
+        let started = match &unfinished {
+            Some(dir) => StageRun::resume(&control.config, &self.run, dir, None, &self.device),
+            None => StageRun::start(stage, &control.config, &self.run, &self.device).and_then(|s| {
+                let baseline = s.baseline();
+                if !baseline.is_empty() {
+                    self.log.append(stage.name(), 0, &baseline)?;
+                    send_metrics(control, stage, 0, &baseline);
+                }
+                Ok(s)
+            }),
+        };
         let mut active = match started {
             Ok(active) => active,
             Err(e) => {

@@ -9,10 +9,12 @@
 
 use std::ops::ControlFlow;
 
+use serde::{Deserialize, Serialize};
+
 use super::config::PpoConfig;
 use super::kl_control::KlControl;
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LiveParams {
     pub lr: f64,
     pub temperature: f32,

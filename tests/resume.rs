@@ -1,0 +1,219 @@
+//! Exact resume on the CPU: a stage stopped at a checkpoint and continued
+//! in a new trainer gives the same metrics for the following steps as one
+//! that never stopped, to 1e-6: PPO (policy, value model, both optimizers'
+//! moments, generator, KL controller, counters) and SFT (model, optimizer,
+//! data order). Also: only the newest `keep_last` checkpoints stay, and
+//! `train --resume` continues a run from the command line.
+
+use std::path::Path;
+use std::process::Command;
+
+use burn::tensor::Device;
+use rlhf_tui::model::weights::SeededInit;
+use rlhf_tui::model::{ScalarModel, hf};
+use rlhf_tui::run::{RunConfig, RunDir};
+use rlhf_tui::trainer::protocol::Stage;
+use rlhf_tui::trainer::stage::{Metrics, Saved, StageRun, no_steering};
+
+fn base() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/base")
+}
+
+fn steps(stage: &mut StageRun, n: usize) -> Vec<Metrics> {
+    (0..n).map(|_| stage.step(&mut no_steering).unwrap()).collect()
+}
+
+/// Every metric of `after` equals the straight run's, to 1e-6 (relative
+/// to the value's size above 1).
+fn assert_same(straight: &[Metrics], after: &[Metrics]) -> usize {
+    let mut compared = 0;
+    for (a, b) in straight.iter().zip(after) {
+        assert_eq!(a.len(), b.len());
+        for ((ka, va), (kb, vb)) in a.iter().zip(b) {
+            assert_eq!(ka, kb);
+            let tolerance = 1e-6 * va.abs().max(1.0);
+            assert!((va - vb).abs() <= tolerance, "{ka}: {va} straight, {vb} resumed");
+            compared += 1;
+        }
+    }
+    compared
+}
+
+#[test]
+fn ppo_stopped_and_resumed_matches_a_run_that_never_stopped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let device = Device::flex();
+    let (body, tokenizer) = hf::load_language_model(&base(), &device).unwrap();
+    let rm = ScalarModel::build(body, &mut SeededInit::new(3), &device).unwrap();
+    let rm_dir = tmp.path().join("rm");
+    hf::save_scalar_model(&rm_dir, &rm, &tokenizer).unwrap();
+    let mut config = RunConfig::parse(
+        "(ppo: (iterations: 6, batch_size: 4, minibatch_size: 2, ppo_epochs: 2, max_new_tokens: 8, lr: 0.0003, adaptive_kl: true, kl_target: 0.5))",
+    )
+    .unwrap();
+    config.ppo.policy_init = Some(base());
+    config.ppo.reward_init = Some(rm_dir);
+
+    let straight_run = RunDir::create(tmp.path(), "straight").unwrap();
+    let mut straight = StageRun::start(Stage::Ppo, &config, &straight_run, &device).unwrap();
+    let straight = steps(&mut straight, 6);
+
+    let run = RunDir::create(tmp.path(), "stopped").unwrap();
+    let mut first = StageRun::start(Stage::Ppo, &config, &run, &device).unwrap();
+    assert_same(&straight[..3], &steps(&mut first, 3));
+    let dir = first.checkpoint(&run).unwrap();
+    drop(first);
+    assert_eq!(Saved::unfinished(&run, Stage::Ppo), Some(dir.clone()));
+    let mut resumed = StageRun::resume(&config, &run, &dir, None, &device).unwrap();
+    assert_eq!((resumed.step, resumed.total), (3, 6));
+    let compared = assert_same(&straight[3..], &steps(&mut resumed, 3));
+    eprintln!("PPO: {compared} metric values over 3 iterations after resuming equal to 1e-6");
+    // The adaptive β moved, and moved the same way.
+    let beta = |m: &Metrics| m.iter().find(|(k, _)| *k == "objective/kl_coef").unwrap().1;
+    assert_ne!(beta(&straight[0]), beta(&straight[5]));
+}
+
+#[test]
+fn sft_resumes_exactly_and_old_checkpoints_make_way() {
+    let tmp = tempfile::tempdir().unwrap();
+    let device = Device::flex();
+    let config = RunConfig::parse(
+        "(sft: (steps: 8, batch_size: 4, demonstrations: 24, eval_examples: 4, eval_every: 100, warmup_steps: 2), checkpoints: (keep_last: 2))",
+    )
+    .unwrap();
+    let straight_run = RunDir::create(tmp.path(), "straight").unwrap();
+    let mut straight = StageRun::start(Stage::Sft, &config, &straight_run, &device).unwrap();
+    let straight = steps(&mut straight, 8);
+
+    let run = RunDir::create(tmp.path(), "stopped").unwrap();
+    let mut first = StageRun::start(Stage::Sft, &config, &run, &device).unwrap();
+    for _ in 0..3 {
+        steps(&mut first, 1);
+        first.checkpoint(&run).unwrap();
+    }
+    // Three written, two kept: the newest.
+    let mut names: Vec<String> = std::fs::read_dir(run.root.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["sft-2", "sft-3"]);
+    let dir = run.root.join("checkpoints/sft-3");
+    let mut resumed = StageRun::resume(&config, &run, &dir, None, &device).unwrap();
+    let compared = assert_same(&straight[3..], &steps(&mut resumed, 5));
+    eprintln!("SFT: {compared} metric values over 5 steps after resuming equal to 1e-6");
+}
+
+#[test]
+fn train_resume_continues_a_run_from_the_command_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let config = tmp.path().join("c.ron");
+    std::fs::write(
+        &config,
+        "(sft: (steps: 3, batch_size: 4, demonstrations: 24, eval_examples: 4, eval_every: 100))",
+    )
+    .unwrap();
+    let train = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_rlhf-tui"))
+            .current_dir(root)
+            .args(["train", "--device", "cpu", "--runs-dir"])
+            .arg(tmp.path())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = train(&["--stage", "sft", "--run", "r", "--config", config.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Finished at 3: going on needs more steps, and says so.
+    let out = train(&["--resume", "r", "--stage", "sft"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already at step 3 of 3"));
+    let out = train(&["--resume", "r", "--stage", "sft", "--steps", "5"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(tmp.path().join("r/checkpoints/sft-5/trainer_state.json").exists());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("sft-3"), "{stderr}");
+}
+
+#[test]
+fn the_workbench_reopens_a_run_with_its_history_and_continues_a_stopped_stage() {
+    use rlhf_tui::trainer::protocol::{Command, Event, StageState};
+    use rlhf_tui::trainer::worker::{WorkerSetup, spawn};
+    use std::time::Duration;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let config =
+        RunConfig::parse("(sft: (steps: 400, batch_size: 4, demonstrations: 24, eval_examples: 4, eval_every: 1000))")
+            .unwrap();
+    let open = || {
+        spawn(WorkerSetup {
+            config: config.clone(),
+            run: RunDir::create(tmp.path(), "wb").unwrap(),
+            device: Device::flex(),
+            device_label: "cpu".into(),
+            annotator: "ann".into(),
+            panic_at_step: None,
+        })
+        .unwrap()
+    };
+    let wait = Duration::from_secs(120);
+    let handle = open();
+    handle.commands.send(Command::Start(Stage::Sft)).unwrap();
+    let mut seen = 0;
+    while seen < 3 {
+        if let Event::Metrics { step, .. } = handle.events.recv_timeout(wait).unwrap()
+            && step > 0
+        {
+            seen += 1;
+        }
+    }
+    handle.commands.send(Command::Stop).unwrap();
+    let stopped_at = loop {
+        if let Event::Stage {
+            state: StageState::Done { .. },
+            step,
+            ..
+        } = handle.events.recv_timeout(wait).unwrap()
+        {
+            break step;
+        }
+    };
+    handle.commands.send(Command::Shutdown { checkpoint: false }).unwrap();
+    while handle.events.recv_timeout(wait).unwrap() != Event::ShutDown {}
+    handle.thread.join().unwrap();
+
+    // Reopened: the logged steps come back for the charts first.
+    let handle = open();
+    let mut replayed = Vec::new();
+    loop {
+        match handle.events.recv_timeout(wait).unwrap() {
+            Event::Metrics { step, values, .. } if values.iter().any(|(k, _)| k == "loss") => replayed.push(step),
+            Event::Round { .. } => break,
+            _ => {}
+        }
+    }
+    assert_eq!(replayed, (1..=stopped_at).collect::<Vec<_>>());
+    // Enter on SFT continues it from the stop.
+    handle.commands.send(Command::Start(Stage::Sft)).unwrap();
+    let running_from = loop {
+        if let Event::Stage {
+            state: StageState::Running,
+            step,
+            ..
+        } = handle.events.recv_timeout(wait).unwrap()
+        {
+            break step;
+        }
+    };
+    assert_eq!(running_from, stopped_at);
+    let next = loop {
+        if let Event::Metrics { step, .. } = handle.events.recv_timeout(wait).unwrap() {
+            break step;
+        }
+    };
+    assert_eq!(next, stopped_at + 1);
+    handle.commands.send(Command::Shutdown { checkpoint: false }).unwrap();
+    while handle.events.recv_timeout(wait).unwrap() != Event::ShutDown {}
+    handle.thread.join().unwrap();
+}
