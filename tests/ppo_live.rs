@@ -52,7 +52,7 @@ fn steering_reaches_every_optimizer_step() {
     let before = weights(&trainer);
     let mut points = Vec::new();
     let metrics = trainer
-        .step(&mut |params, point| {
+        .step(&mut |params, point, _| {
             points.push(point);
             match point {
                 StepPoint::Rollout { .. } => {
@@ -77,7 +77,7 @@ fn steering_reaches_every_optimizer_step() {
     // moves the policy; the parameters persist from one iteration to the next.
     let mut seen = Vec::new();
     let metrics = trainer
-        .step(&mut |params, point| {
+        .step(&mut |params, point, _| {
             seen.push((point, params.kl.beta()));
             if point == (StepPoint::Optimizer { iteration: 1, step: 5 }) {
                 params.lr = 1e-3;
@@ -95,7 +95,7 @@ fn steering_reaches_every_optimizer_step() {
     // two steps taken, the iteration not counted as done.
     let moved = weights(&trainer);
     let mut calls = 0;
-    let stopped = trainer.step(&mut |_, point| {
+    let stopped = trainer.step(&mut |_, point, _| {
         calls += 1;
         if point == (StepPoint::Optimizer { iteration: 2, step: 10 }) {
             ControlFlow::Break(())

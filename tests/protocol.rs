@@ -116,6 +116,18 @@ fn ppo_pauses_within_a_step_and_takes_beta_from_the_next_rollout() {
         other => panic!("an event while paused: {other:?}"),
     }
 
+    // A pair is drawn while paused, wherever in the iteration the pause
+    // fell, and the stage stays paused.
+    handle.commands.send(Command::RequestSamples { k: 2 }).unwrap();
+    match next(&handle) {
+        Event::Samples(set) => assert!(set.policy.starts_with("ppo-"), "{}", set.policy),
+        other => panic!("a pair while paused, not {other:?}"),
+    }
+    match handle.events.recv_timeout(Duration::from_secs(1)) {
+        Err(RecvTimeoutError::Timeout) => {}
+        other => panic!("an event while paused: {other:?}"),
+    }
+
     handle.commands.send(Command::Set(Param::Beta(0.2))).unwrap();
     let (changed, _) = until(&handle, |e| matches!(e, Event::ParamChanged { .. }));
     assert_eq!(

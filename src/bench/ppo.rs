@@ -34,7 +34,7 @@ pub fn run(selected: &Selected, repeats: usize) -> Value {
     let mut trainer = PpoTrainer::from_models(&config, policy, value, prompts, None, 0);
     // The first iteration (warm-up) is not timed.
     let seconds = super::median_seconds(repeats, || {
-        trainer.step(&mut |_, _| std::ops::ControlFlow::Continue(()));
+        trainer.step(&mut |_, _, _| std::ops::ControlFlow::Continue(()));
     });
     json!({
         "workload": "ppo", "device": selected.label, "episodes_per_s": PROMPTS as f64 / seconds,

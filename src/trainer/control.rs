@@ -21,6 +21,15 @@ use crate::rlhf::ppo::kl_control::KlControl;
 use crate::rlhf::ppo::live::LiveParams;
 use crate::run::RunConfig;
 
+/// Which queued commands a poll may hand back to be served while paused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Serving {
+    /// Between steps, where the worker holds the whole stage.
+    All,
+    /// Inside a PPO iteration, where only the policy is at hand: pairs.
+    Samples,
+}
+
 /// What the worker should do after a poll.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Poll {
@@ -127,10 +136,10 @@ impl Control {
         self.send(Event::Samples(set));
     }
 
-    /// Reads the commands waiting; while paused, waits for more. With
-    /// `serving`, returns `Serve` when a queued command can be served while
-    /// paused; without it (inside a PPO iteration) queued commands wait.
-    pub fn poll(&mut self, params: &mut LiveParams, serving: bool) -> Poll {
+    /// Reads the commands waiting; while paused, waits for more, and
+    /// returns `Serve` when a queued command `serving` allows is waiting
+    /// (the others wait for the next point where the worker can serve them).
+    pub fn poll(&mut self, params: &mut LiveParams, serving: Serving) -> Poll {
         loop {
             while let Ok(command) = self.commands.try_recv() {
                 self.handle(command, params);
@@ -145,7 +154,8 @@ impl Control {
                 self.step_once = false;
                 return Poll::Go;
             }
-            if serving && !self.queued.is_empty() {
+            let servable = |c: &Command| serving == Serving::All || matches!(c, Command::RequestSamples { .. });
+            if self.queued.iter().any(servable) {
                 return Poll::Serve;
             }
             match self.commands.recv() {

@@ -14,7 +14,7 @@ use super::protocol::Stage;
 use crate::model::{Gpt2, ScalarModel, Tokenizer, hf};
 use crate::prefs::rank::training_pairs;
 use crate::prefs::store;
-use crate::rlhf::ppo::live::{LiveParams, Steer, StepPoint};
+use crate::rlhf::ppo::live::{LiveParams, Models, Steer, StepPoint};
 use crate::rlhf::ppo::trainer::{PpoState, PpoTrainer};
 use crate::rlhf::reward::RmTrainer;
 use crate::rlhf::sft::SftTrainer;
@@ -390,7 +390,7 @@ fn checkpoint_step(dir: &std::path::Path) -> usize {
 }
 
 /// A steering callback that changes nothing.
-pub fn no_steering(_: &mut LiveParams, _: StepPoint) -> ControlFlow<()> {
+pub fn no_steering(_: &mut LiveParams, _: StepPoint, _: &Models) -> ControlFlow<()> {
     ControlFlow::Continue(())
 }
 

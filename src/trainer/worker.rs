@@ -8,18 +8,19 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Mutex;
 use std::thread::JoinHandle;
 
+use burn::module::Module;
 use burn::tensor::Device;
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use serde_json::json;
 
 use super::audit::AuditLog;
-use super::control::{Control, Poll, StopReason};
+use super::control::{Control, Poll, Serving, StopReason};
 use super::protocol::{Command, Event, KlMode, Stage, StageState};
 use super::samples::{DiskModels, PairModels, sample_set};
 use super::stage::{Saved, StageRun};
 use crate::prefs::store::{self, PrefStore};
 use crate::rlhf::monitors::Monitor;
-use crate::rlhf::ppo::live::{LiveParams, StepPoint};
+use crate::rlhf::ppo::live::{LiveParams, Models, StepPoint};
 use crate::rlhf::reward_math::Calibration;
 use crate::run::metrics::read_log;
 use crate::run::rounds::RmVersion;
@@ -249,7 +250,7 @@ impl Worker {
         control.send_state(StageState::Running);
         let mut monitor = (stage == Stage::Ppo).then(|| Monitor::new(&self.control.config.monitors));
         while !active.is_done() {
-            match self.control.poll(active.params_mut(), true) {
+            match self.control.poll(active.params_mut(), Serving::All) {
                 Poll::Stop => break,
                 Poll::Serve => {
                     self.serve_queued(&active);
@@ -257,13 +258,18 @@ impl Worker {
                 }
                 Poll::Go => {}
             }
-            let control = &mut self.control;
-            let metrics = active.step(&mut |params, point| match point {
+            let (control, next_set) = (&mut self.control, &mut self.next_set);
+            let metrics = active.step(&mut |params, point, models| match point {
                 // The worker polled just before the step.
                 StepPoint::Rollout { .. } => ControlFlow::Continue(()),
-                StepPoint::Optimizer { .. } => match control.poll(params, false) {
-                    Poll::Stop => ControlFlow::Break(()),
-                    _ => ControlFlow::Continue(()),
+                StepPoint::Optimizer { .. } => loop {
+                    match control.poll(params, Serving::Samples) {
+                        Poll::Stop => break ControlFlow::Break(()),
+                        Poll::Go => break ControlFlow::Continue(()),
+                        // Paused part way through an iteration: pairs come
+                        // from the policy as it stands.
+                        Poll::Serve => serve_mid_iteration(control, next_set, models, params.temperature),
+                    }
                 },
             });
             let Some(metrics) = metrics else { break };
@@ -409,12 +415,7 @@ impl Worker {
     /// Sends a set of responses from the running stage's policy, or from
     /// the run's newest checkpoints.
     fn serve_samples(&mut self, active: Option<&StageRun>) {
-        self.next_set += 1;
-        let id = self.next_set;
         let temperature = active.map_or(self.idle.temperature, |a| a.params().temperature);
-        let temperatures = self.control.config.prefs.temperatures(self.control.k, temperature);
-        // As long as PPO's responses, so the pairs show what PPO trains on.
-        let max_new_tokens = self.control.config.ppo.max_new_tokens;
         // PPO holds its own reference and reward model; otherwise they come from disk.
         let ppo = active.and_then(StageRun::ppo_reference_and_reward);
         if ppo.is_none() && self.disk.is_none() {
@@ -424,7 +425,8 @@ impl Worker {
             }
         }
         let disk = self.disk.as_ref();
-        let pair = match active.and_then(|a| a.policy().map(|policy| (policy, a))) {
+        let (control, next_set) = (&mut self.control, &mut self.next_set);
+        match active.and_then(|a| a.policy().map(|policy| (policy, a))) {
             Some((policy, active)) => {
                 let (reference, reward) = match ppo {
                     Some((reference, reward)) => (reference, Some(reward)),
@@ -440,16 +442,46 @@ impl Worker {
                     tokenizer: active.tokenizer(),
                     version: format!("{}-{}", active.stage.name(), active.step),
                 };
-                sample_set(&models, id, &temperatures, max_new_tokens)
+                offer_set(control, next_set, &models, temperature);
             }
-            None => sample_set(
+            None => offer_set(
+                control,
+                next_set,
                 &disk.expect("loaded above").pair_models(),
-                id,
-                &temperatures,
-                max_new_tokens,
+                temperature,
             ),
-        };
-        self.control.offer(pair);
+        }
+    }
+}
+
+/// Draws a set of the size last asked for from `models`, at temperatures
+/// spread around `temperature`, and offers it under the next id.
+fn offer_set(control: &mut Control, next_set: &mut u64, models: &PairModels, temperature: f32) {
+    *next_set += 1;
+    let temperatures = control.config.prefs.temperatures(control.k, temperature);
+    let set = sample_set(models, *next_set, &temperatures, control.config.ppo.max_new_tokens);
+    control.offer(set);
+}
+
+/// Serves the pairs asked for while PPO is paused inside an iteration,
+/// from the policy as it stands; other queued commands wait for the
+/// iteration's end.
+fn serve_mid_iteration(control: &mut Control, next_set: &mut u64, models: &Models, temperature: f32) {
+    let asked = control.queued.len();
+    control.queued.retain(|c| !matches!(c, Command::RequestSamples { .. }));
+    let Some(tokenizer) = models.tokenizer else {
+        return control.send(Event::Error("samples: this run's prompts have no tokenizer".into()));
+    };
+    let policy = models.policy.valid();
+    let models = PairModels {
+        policy: &policy,
+        reference: models.reference,
+        reward: Some(models.reward),
+        tokenizer,
+        version: format!("ppo-{}, mid-iteration", control.step),
+    };
+    for _ in control.queued.len()..asked {
+        offer_set(control, next_set, &models, temperature);
     }
 }
 

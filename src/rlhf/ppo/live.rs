@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::PpoConfig;
 use super::kl_control::KlControl;
+use crate::model::{Gpt2, ScalarModel, Tokenizer};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LiveParams {
@@ -49,7 +50,18 @@ pub enum StepPoint {
     Optimizer { iteration: usize, step: usize },
 }
 
+/// The models as they stand at a step point, for what the steering side
+/// does while it holds the run there (the workbench draws pairs from the
+/// policy while paused part way through an iteration).
+pub struct Models<'a> {
+    /// The policy being trained (on the autodiff device: `valid()` for inference).
+    pub policy: &'a Gpt2,
+    pub reference: &'a Gpt2,
+    pub reward: &'a ScalarModel,
+    pub tokenizer: Option<&'a Tokenizer>,
+}
+
 /// Called with the live parameters at every [`StepPoint`]; may change them,
 /// and may stop the iteration there (`Break`: the workbench's stop and quit
 /// need not wait for a whole batch of epochs).
-pub type Steer<'a> = dyn FnMut(&mut LiveParams, StepPoint) -> ControlFlow<()> + 'a;
+pub type Steer<'a> = dyn FnMut(&mut LiveParams, StepPoint, &Models) -> ControlFlow<()> + 'a;

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::advantage::{gae, masked_mean, masked_whiten, shaped_rewards};
 use super::config::PpoConfig;
-use super::live::{LiveParams, Steer, StepPoint};
+use super::live::{LiveParams, Models, Steer, StepPoint};
 use super::loss::{policy_loss, value_loss};
 use super::rollout::{
     QueryResponse, episode_scores, response_logprobs, response_logprobs_and_entropy, response_values,
@@ -318,13 +318,10 @@ impl PpoTrainer {
     /// Returns the iteration's metrics, or `None` when `steer` stopped it
     /// part way (the optimizer steps already taken stay taken).
     pub fn step(&mut self, steer: &mut Steer) -> Option<Vec<(&'static str, f64)>> {
-        steer(
-            &mut self.params,
-            StepPoint::Rollout {
-                iteration: self.iteration,
-            },
-        )
-        .continue_value()?;
+        let point = StepPoint::Rollout {
+            iteration: self.iteration,
+        };
+        self.steer_at(steer, point)?;
         let temperature = self.params.temperature;
         let (batch, mut metrics) = self.rollout(temperature);
         let device = self.policy.wte.val().device();
@@ -357,14 +354,11 @@ impl PpoTrainer {
                 );
                 let policy_loss_value = pl.loss.clone().into_scalar::<f32>() as f64;
                 let value_loss_value = vl.loss.clone().into_scalar::<f32>() as f64;
-                steer(
-                    &mut self.params,
-                    StepPoint::Optimizer {
-                        iteration: self.iteration,
-                        step: self.optimizer_steps,
-                    },
-                )
-                .continue_value()?;
+                let point = StepPoint::Optimizer {
+                    iteration: self.iteration,
+                    step: self.optimizer_steps,
+                };
+                self.steer_at(steer, point)?;
                 let lr = self.params.lr;
                 let total = pl.loss + vl.loss * self.config.vf_coef;
                 let mut grads = total.backward();
@@ -409,6 +403,21 @@ impl PpoTrainer {
         metrics.push(("temperature", temperature as f64));
         metrics.push(("eps", self.episodes as f64));
         Some(metrics)
+    }
+
+    /// Hands the live parameters and the models to `steer` at `point`;
+    /// `None` when it stops the iteration there.
+    fn steer_at(&mut self, steer: &mut Steer, point: StepPoint) -> Option<()> {
+        let models = Models {
+            policy: &self.policy,
+            reference: &self.reference,
+            reward: &self.reward,
+            tokenizer: match &self.prompts {
+                Prompts::World { tokenizer, .. } => Some(tokenizer),
+                Prompts::Tokens(_) => None,
+            },
+        };
+        steer(&mut self.params, point, &models).continue_value()
     }
 
     /// Writes into a checkpoint directory (which already holds the

@@ -28,7 +28,8 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     };
     let block = Block::bordered()
         .title(title)
-        .title_bottom(Line::from(counts(app)).right_aligned())
+        .title_bottom(Line::from(counts(app)))
+        .title_bottom(Line::from(agreement(app)).right_aligned())
         .border_style(theme::border(app, app.focus == Pane::Compare));
     let inner = block.inner(area);
     frame.render_widget(block, area);
@@ -69,25 +70,27 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     frame.render_widget(Paragraph::new(status_line(app, k)), status);
 }
 
-/// Judged so far, waiting, the criterion, and agreement on it: Cohen's κ
-/// with the judge and Krippendorff's α over every annotator.
+/// Judged so far, waiting, and the criterion being labelled.
 fn counts(app: &App) -> String {
-    let number = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.2}"));
-    let mut kappa = String::new();
-    if let Some(agreement) = app.current_agreement() {
-        if let Some(k) = agreement.human_judge() {
-            kappa = format!(" · κ judge {} ({})", number(k.kappa), k.units);
-        }
-        if agreement.shared > 0 {
-            kappa += &format!(" · α {}", number(agreement.alpha));
-        }
-    }
     format!(
-        " judged {} · waiting {} · {}{kappa} ",
+        " judged {} · waiting {} · {} ",
         app.labels_saved,
         app.queue.len(),
         app.criterion.name()
     )
+}
+
+/// Agreement on the criterion: Cohen's κ between the person and the judge
+/// (with the units both labelled) and Krippendorff's α over everyone.
+fn agreement(app: &App) -> String {
+    let number = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.2}"));
+    let Some(agreement) = app.current_agreement().filter(|a| a.shared > 0) else {
+        return String::new();
+    };
+    let kappa = agreement
+        .human_judge()
+        .map_or(String::new(), |k| format!("κ {} ({}) ", number(k.kappa), k.units));
+    format!(" {kappa}α {} ", number(agreement.alpha))
 }
 
 /// Where the judgment stands, the judge's view of the last one, and the keys.
