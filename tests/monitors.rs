@@ -8,14 +8,15 @@
 //! fraction and approx-KL past their limits. Each alert must fire, reach
 //! the workbench as an event and the audit log.
 
+mod common;
+
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::time::Duration;
 
-use burn::tensor::Device;
+use common::trainer::{base, spawn_worker};
 use rlhf_tui::run::{RunConfig, RunDir};
 use rlhf_tui::trainer::protocol::{AlertKind, Command, Event, Stage, StageState};
-use rlhf_tui::trainer::worker::{TrainerHandle, WorkerSetup, spawn};
+use rlhf_tui::trainer::worker::TrainerHandle;
 use rlhf_tui::world::corpus::sft_pairs;
 use rlhf_tui::world::generator::prompt_text;
 
@@ -60,7 +61,6 @@ fn a_reward_model_that_loves_one_word_sets_off_every_alert() {
         })
         .collect();
     std::fs::write(&data, lines.join("\n")).unwrap();
-    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/base");
     let mut config = RunConfig::parse(
         "(
             rm: (steps: 60, batch_size: 16, warmup_steps: 5),
@@ -69,19 +69,11 @@ fn a_reward_model_that_loves_one_word_sets_off_every_alert() {
         )",
     )
     .unwrap();
-    config.rm.init = Some(base.clone());
+    config.rm.init = Some(base());
     config.rm.data = Some(data);
-    config.ppo.policy_init = Some(base);
+    config.ppo.policy_init = Some(base());
     let run = RunDir::create(tmp.path(), "hack").unwrap();
-    let handle = spawn(WorkerSetup {
-        config,
-        run: run.clone(),
-        device: Device::flex(),
-        device_label: "cpu".into(),
-        annotator: "ann".into(),
-        panic_at_step: None,
-    })
-    .unwrap();
+    let handle = spawn_worker(run.clone(), config);
 
     // The reward model learns its taste: no alerts outside PPO.
     assert_eq!(run_stage(&handle, Stage::Rm), []);

@@ -8,27 +8,18 @@
 use std::path::Path;
 use std::time::Duration;
 
-use burn::tensor::Device;
+mod common;
+
+use common::trainer::{base, fresh_reward_model, spawn_worker};
 use crossbeam_channel::RecvTimeoutError;
-use rlhf_tui::model::weights::SeededInit;
-use rlhf_tui::model::{ScalarModel, hf};
 use rlhf_tui::run::{RunConfig, RunDir};
 use rlhf_tui::trainer::protocol::{Choice, Command, Criterion, Event, Param, Stage, StageState, Verdict};
-use rlhf_tui::trainer::worker::{TrainerHandle, WorkerSetup, spawn};
+use rlhf_tui::trainer::worker::TrainerHandle;
 
 const WAIT: Duration = Duration::from_secs(240);
 
 fn start(dir: &Path, config: RunConfig) -> TrainerHandle {
-    let run = RunDir::create(dir, "protocol").unwrap();
-    let handle = spawn(WorkerSetup {
-        config,
-        run,
-        device: Device::flex(),
-        device_label: "cpu".into(),
-        annotator: "ann".into(),
-        panic_at_step: None,
-    })
-    .unwrap();
+    let handle = spawn_worker(RunDir::create(dir, "protocol").unwrap(), config);
     assert!(matches!(next(&handle), Event::Ready { .. }));
     handle
 }
@@ -63,10 +54,6 @@ fn is_step_metrics(event: &Event) -> bool {
     matches!(event, Event::Metrics { step, .. } if *step > 0) && metric(event, "eval/judge_score_mean").is_none()
 }
 
-fn base() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/base")
-}
-
 fn audit(dir: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(dir.join("protocol/audit.jsonl"))
         .unwrap()
@@ -78,12 +65,7 @@ fn audit(dir: &Path) -> Vec<serde_json::Value> {
 #[test]
 fn ppo_pauses_within_a_step_and_takes_beta_from_the_next_rollout() {
     let tmp = tempfile::tempdir().unwrap();
-    // The reward model: the base model with a fresh scalar head.
-    let device = Device::flex();
-    let (body, tokenizer) = hf::load_language_model(&base(), &device).unwrap();
-    let rm = ScalarModel::build(body, &mut SeededInit::new(3), &device).unwrap();
-    let rm_dir = tmp.path().join("rm");
-    hf::save_scalar_model(&rm_dir, &rm, &tokenizer).unwrap();
+    let rm_dir = fresh_reward_model(tmp.path());
     let mut config = RunConfig::parse(include_str!("fixtures/workbench.ron")).unwrap();
     config.ppo.policy_init = Some(base());
     config.ppo.reward_init = Some(rm_dir);

@@ -5,19 +5,15 @@
 //! data order). Also: only the newest `keep_last` checkpoints stay, and
 //! `train --resume` continues a run from the command line.
 
-use std::path::Path;
+mod common;
+
 use std::process::Command;
 
 use burn::tensor::Device;
-use rlhf_tui::model::weights::SeededInit;
-use rlhf_tui::model::{ScalarModel, hf};
+use common::trainer::{base, fresh_reward_model, spawn_worker};
 use rlhf_tui::run::{RunConfig, RunDir};
 use rlhf_tui::trainer::protocol::Stage;
 use rlhf_tui::trainer::stage::{Metrics, Saved, StageRun, no_steering};
-
-fn base() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/base")
-}
 
 fn steps(stage: &mut StageRun, n: usize) -> Vec<Metrics> {
     (0..n).map(|_| stage.step(&mut no_steering).unwrap()).collect()
@@ -43,10 +39,7 @@ fn assert_same(straight: &[Metrics], after: &[Metrics]) -> usize {
 fn ppo_stopped_and_resumed_matches_a_run_that_never_stopped() {
     let tmp = tempfile::tempdir().unwrap();
     let device = Device::flex();
-    let (body, tokenizer) = hf::load_language_model(&base(), &device).unwrap();
-    let rm = ScalarModel::build(body, &mut SeededInit::new(3), &device).unwrap();
-    let rm_dir = tmp.path().join("rm");
-    hf::save_scalar_model(&rm_dir, &rm, &tokenizer).unwrap();
+    let rm_dir = fresh_reward_model(tmp.path());
     let mut config = RunConfig::parse(
         "(ppo: (iterations: 6, batch_size: 4, minibatch_size: 2, ppo_epochs: 2, max_new_tokens: 8, lr: 0.0003, adaptive_kl: true, kl_target: 0.5))",
     )
@@ -139,24 +132,13 @@ fn train_resume_continues_a_run_from_the_command_line() {
 #[test]
 fn the_workbench_reopens_a_run_with_its_history_and_continues_a_stopped_stage() {
     use rlhf_tui::trainer::protocol::{Command, Event, StageState};
-    use rlhf_tui::trainer::worker::{WorkerSetup, spawn};
     use std::time::Duration;
 
     let tmp = tempfile::tempdir().unwrap();
     let config =
         RunConfig::parse("(sft: (steps: 400, batch_size: 4, demonstrations: 24, eval_examples: 4, eval_every: 1000))")
             .unwrap();
-    let open = || {
-        spawn(WorkerSetup {
-            config: config.clone(),
-            run: RunDir::create(tmp.path(), "wb").unwrap(),
-            device: Device::flex(),
-            device_label: "cpu".into(),
-            annotator: "ann".into(),
-            panic_at_step: None,
-        })
-        .unwrap()
-    };
+    let open = || spawn_worker(RunDir::create(tmp.path(), "wb").unwrap(), config.clone());
     let wait = Duration::from_secs(120);
     let handle = open();
     handle.commands.send(Command::Start(Stage::Sft)).unwrap();

@@ -5,15 +5,17 @@
 //! from PPO's policy labelled; the reward model v2 on every pair so far;
 //! PPO continued from its last policy against v2.
 
+mod common;
+
 use std::path::Path;
 use std::time::Duration;
 
-use burn::tensor::Device;
+use common::trainer::{base, spawn_worker};
 use rlhf_tui::prefs::rank::training_pairs;
 use rlhf_tui::prefs::store;
 use rlhf_tui::run::{Rounds, RunConfig, RunDir};
 use rlhf_tui::trainer::protocol::{Choice, Command, Criterion, Event, SampleSet, Stage, StageState, Verdict};
-use rlhf_tui::trainer::worker::{TrainerHandle, WorkerSetup, spawn};
+use rlhf_tui::trainer::worker::TrainerHandle;
 
 const WAIT: Duration = Duration::from_secs(300);
 
@@ -117,17 +119,9 @@ fn a_second_round_trains_rm_v2_on_every_pair_so_far_and_continues_ppo() {
         )",
     )
     .unwrap();
-    config.sft.init = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/base");
+    config.sft.init = base();
     let run = RunDir::create(tmp.path(), "loop").unwrap();
-    let handle = spawn(WorkerSetup {
-        config,
-        run: run.clone(),
-        device: Device::flex(),
-        device_label: "cpu".into(),
-        annotator: "ann".into(),
-        panic_at_step: None,
-    })
-    .unwrap();
+    let handle = spawn_worker(run.clone(), config);
     assert_eq!(round(&handle), (1, 0));
 
     assert_eq!(run_stage(&handle, Stage::Sft), ("sft-4".into(), 0, None));

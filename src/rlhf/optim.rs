@@ -7,6 +7,8 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::Tensor;
 
+use super::state::{param_ids, with_param_ids};
+
 pub fn adamw(weight_decay: f32, max_grad_norm: f32) -> ModuleOptimizer {
     AdamWConfig::new()
         .with_weight_decay(weight_decay)
@@ -32,21 +34,24 @@ impl<M: Module + Clone> GuardedAdamW<M> {
         }
     }
 
-    /// Writes the optimizer's moments and step counts to `path`.
-    pub fn save(&self, path: &std::path::Path) -> anyhow::Result<()> {
+    /// Writes the optimizer's moments and step counts to `path`; returns
+    /// `model`'s parameter identities, which they are keyed by.
+    pub fn save(&self, model: &M, path: &std::path::Path) -> anyhow::Result<Vec<u64>> {
         self.optim
             .save(path)
-            .map_err(|e| anyhow::anyhow!("{}: {e:?}", path.display()))
+            .map_err(|e| anyhow::anyhow!("{}: {e:?}", path.display()))?;
+        Ok(param_ids(model))
     }
 
-    /// Reads what `save` wrote; the model's parameters must carry the
-    /// identities they had when it was saved.
-    pub fn load(&mut self, path: &std::path::Path) -> anyhow::Result<()> {
+    /// Reads what `save` wrote, giving `model` (read back from its files)
+    /// the identities it had then; returns the model so renamed.
+    pub fn load(&mut self, model: M, ids: &[u64], path: &std::path::Path) -> anyhow::Result<M> {
+        let model = with_param_ids(model, ids)?;
         let optim = std::mem::replace(&mut self.optim, adamw(0.0, 1.0));
         self.optim = optim
             .load(path)
             .map_err(|e| anyhow::anyhow!("{}: {e:?}", path.display()))?;
-        Ok(())
+        Ok(model)
     }
 
     /// Updates `model` from `grads` at `lr` when `loss` and the gradients

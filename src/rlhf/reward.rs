@@ -18,7 +18,7 @@ use super::epochs::Epochs;
 use super::optim::GuardedAdamW;
 use super::reward_math::{Calibration, bradley_terry_loss, calibration, pairwise_accuracy};
 use super::schedule::warmup_cosine;
-use super::state::{ModelState, OPTIMIZER, param_ids, with_param_ids};
+use super::state::{ModelState, OPTIMIZER};
 use crate::model::batch::PaddedBatch;
 use crate::model::{ScalarModel, Tokenizer, hf};
 use crate::prefs::formats::{PreferencePair, read_file};
@@ -331,10 +331,9 @@ impl RmTrainer {
     /// Writes the optimizer's state into a checkpoint directory (which
     /// holds the model) and returns the trainer's place.
     pub fn save_state(&self, dir: &std::path::Path) -> anyhow::Result<ModelState> {
-        self.optim.save(&dir.join(OPTIMIZER))?;
         Ok(ModelState {
             step: self.step,
-            ids: param_ids(&self.model),
+            ids: self.optim.save(&self.model, &dir.join(OPTIMIZER))?,
             tokens_seen: 0,
         })
     }
@@ -343,8 +342,7 @@ impl RmTrainer {
     /// been built from the checkpoint's model: the optimizer's moments
     /// back, and the data order replayed to the step reached.
     pub fn restore(&mut self, dir: &std::path::Path, state: &ModelState) -> anyhow::Result<()> {
-        self.model = with_param_ids(self.model.clone(), &state.ids)?;
-        self.optim.load(&dir.join(OPTIMIZER))?;
+        self.model = self.optim.load(self.model.clone(), &state.ids, &dir.join(OPTIMIZER))?;
         for _ in 0..state.step {
             self.train.next(self.config.batch_size);
         }

@@ -19,7 +19,7 @@ use super::epochs::Epochs;
 use super::lm::{LmBatch, lm_forward};
 use super::optim::GuardedAdamW;
 use super::schedule::warmup_cosine;
-use super::state::{ModelState, OPTIMIZER, param_ids, with_param_ids};
+use super::state::{ModelState, OPTIMIZER};
 use crate::model::{Gpt2, Tokenizer, hf};
 use crate::run::config::{at_least_one, positive};
 use crate::world::corpus::{held_out_prompts, sft_pairs};
@@ -195,10 +195,9 @@ impl SftTrainer {
     /// Writes the optimizer's state into a checkpoint directory (which
     /// holds the model) and returns the trainer's place.
     pub fn save_state(&self, dir: &std::path::Path) -> anyhow::Result<ModelState> {
-        self.optim.save(&dir.join(OPTIMIZER))?;
         Ok(ModelState {
             step: self.step,
-            ids: param_ids(&self.model),
+            ids: self.optim.save(&self.model, &dir.join(OPTIMIZER))?,
             tokens_seen: self.tokens_seen,
         })
     }
@@ -207,8 +206,7 @@ impl SftTrainer {
     /// been built from the checkpoint's model: the optimizer's moments
     /// back, and the data order replayed to the step reached.
     pub fn restore(&mut self, dir: &std::path::Path, state: &ModelState) -> anyhow::Result<()> {
-        self.model = with_param_ids(self.model.clone(), &state.ids)?;
-        self.optim.load(&dir.join(OPTIMIZER))?;
+        self.model = self.optim.load(self.model.clone(), &state.ids, &dir.join(OPTIMIZER))?;
         for _ in 0..state.step {
             self.train.next(self.config.batch_size);
         }

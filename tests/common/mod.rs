@@ -53,4 +53,5 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 pub mod tmux;
+pub mod trainer;
 pub mod ui;

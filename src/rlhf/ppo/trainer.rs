@@ -27,7 +27,7 @@ use crate::model::sampling::SamplingParams;
 use crate::model::{GenerateConfig, Gpt2, ScalarModel, Tokenizer, generate, hf};
 use crate::rlhf::monitors::distinct_n;
 use crate::rlhf::optim::GuardedAdamW;
-use crate::rlhf::state::{RngState, param_ids, with_param_ids};
+use crate::rlhf::state::RngState;
 use crate::world::corpus::train_prompts;
 use crate::world::eval::{decode_response, evaluate};
 use crate::world::generator::prompt_text;
@@ -429,8 +429,8 @@ impl PpoTrainer {
             .tokenizer()
             .ok_or_else(|| anyhow::anyhow!("a token-prompt run has no tokenizer to save"))?;
         hf::save_scalar_model(&dir.join(VALUE_DIR), &self.value.valid(), tokenizer)?;
-        self.policy_opt.save(&dir.join(POLICY_OPTIMIZER))?;
-        self.value_opt.save(&dir.join(VALUE_OPTIMIZER))?;
+        let policy_ids = self.policy_opt.save(&self.policy, &dir.join(POLICY_OPTIMIZER))?;
+        let value_ids = self.value_opt.save(&self.value, &dir.join(VALUE_OPTIMIZER))?;
         Ok(PpoState {
             iteration: self.iteration,
             episodes: self.episodes,
@@ -438,8 +438,8 @@ impl PpoTrainer {
             cursor: self.cursor,
             params: self.params.clone(),
             rng: RngState::of(&self.rng),
-            policy_ids: param_ids(&self.policy),
-            value_ids: param_ids(&self.value),
+            policy_ids,
+            value_ids,
         })
     }
 
@@ -448,10 +448,12 @@ impl PpoTrainer {
     pub fn restore(&mut self, dir: &Path, state: &PpoState) -> anyhow::Result<()> {
         let device = self.policy.wte.val().device();
         let (value, _) = hf::load_scalar_model(&dir.join(VALUE_DIR), &device, None)?;
-        self.value = with_param_ids(value, &state.value_ids)?;
-        self.policy = with_param_ids(self.policy.clone(), &state.policy_ids)?;
-        self.policy_opt.load(&dir.join(POLICY_OPTIMIZER))?;
-        self.value_opt.load(&dir.join(VALUE_OPTIMIZER))?;
+        self.value = self
+            .value_opt
+            .load(value, &state.value_ids, &dir.join(VALUE_OPTIMIZER))?;
+        self.policy = self
+            .policy_opt
+            .load(self.policy.clone(), &state.policy_ids, &dir.join(POLICY_OPTIMIZER))?;
         self.iteration = state.iteration;
         self.episodes = state.episodes;
         self.optimizer_steps = state.optimizer_steps;
