@@ -33,11 +33,12 @@ impl PrefStore {
     pub fn open(path: &Path) -> anyhow::Result<Self> {
         let torn = std::fs::read(path).is_ok_and(|bytes| bytes.last().is_some_and(|&b| b != b'\n'));
         if torn {
-            let mut file = std::fs::OpenOptions::new()
-                .append(true)
-                .open(path)
-                .and_then(|mut f| f.write_all(b"\n").and_then(|()| f.sync_data()).map(|()| f));
-            file.as_mut().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            let end_line = || -> std::io::Result<()> {
+                let mut file = std::fs::OpenOptions::new().append(true).open(path)?;
+                file.write_all(b"\n")?;
+                file.sync_data()
+            };
+            end_line().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         }
         Ok(Self {
             log: AppendLog::open(path)?,

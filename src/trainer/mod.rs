@@ -5,4 +5,5 @@ pub mod control;
 pub mod protocol;
 pub mod samples;
 pub mod stage;
+pub mod watch;
 pub mod worker;

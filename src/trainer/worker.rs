@@ -18,6 +18,7 @@ use super::control::{Control, Poll, Serving, StopReason};
 use super::protocol::{Command, Event, KlMode, Stage, StageState};
 use super::samples::{DiskModels, PairModels, sample_set};
 use super::stage::{Saved, StageRun};
+use super::watch::{guard, watch};
 use crate::prefs::store::{self, PrefStore};
 use crate::rlhf::monitors::Monitor;
 use crate::rlhf::ppo::live::{LiveParams, Models, StepPoint};
@@ -482,39 +483,6 @@ fn serve_mid_iteration(control: &mut Control, next_set: &mut u64, models: &Model
     };
     for _ in control.queued.len()..asked {
         offer_set(control, next_set, &models, temperature);
-    }
-}
-
-/// The NaN guard: a step whose loss or gradient was not finite had its
-/// update withheld by the trainer; the stage is paused so nothing more is
-/// lost, with the step and the metric named, until the person changes the
-/// learning rate and resumes. No checkpoint is written meanwhile, so the
-/// last one is the last good one.
-fn guard(control: &mut Control, stage: Stage, step: usize, metrics: &[(&str, f64)]) {
-    let Some((key, value)) = metrics.iter().find(|(_, v)| !v.is_finite()) else {
-        return;
-    };
-    control.audit_record("nonfinite", json!({ "metric": key, "value": value.to_string() }));
-    control.send(Event::Error(format!(
-        "{} step {step}: {key} is {value}; that update was not applied. Paused: lower the learning rate (l) and resume (space)",
-        stage.name().to_uppercase()
-    )));
-    if !control.paused {
-        control.paused = true;
-        control.audit_record("pause", json!({}));
-        control.send_state(StageState::Paused);
-    }
-}
-
-/// Passes the monitors' new alerts to the workbench and the audit log.
-fn watch(control: &mut Control, monitor: &mut Monitor, step: usize, metrics: &[(&str, f64)]) {
-    let changes = monitor.observe(step, metrics);
-    for alert in changes.raised {
-        control.audit_record("alert", json!({ "kind": alert.kind, "message": alert.message }));
-        control.send(Event::Alert(alert));
-    }
-    for kind in changes.cleared {
-        control.send(Event::AlertCleared { kind, step });
     }
 }
 

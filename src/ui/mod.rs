@@ -8,3 +8,4 @@ pub mod keys;
 pub mod terminal;
 pub mod update;
 pub mod view;
+pub mod words;

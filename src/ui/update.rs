@@ -7,6 +7,7 @@ use super::app::{
     App, CHARTS, Colouring, Editing, Editor, Judged, LabelMode, Marker, Overlay, Pane, Params, QUEUE_LEN,
 };
 use super::keys::Msg;
+use super::words::verdict_words;
 use crate::trainer::protocol::{Choice, Command, Criterion, Event, KlMode, Param, Stage, StageState, Verdict};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -478,28 +479,4 @@ pub fn on_event(app: &mut App, event: Event, at: f64) -> Vec<Effect> {
         }
     }
     Vec::new()
-}
-
-/// A verdict in words: "left is better", or a ranking as "3 > 1 > 2".
-pub fn verdict_words(verdict: &Verdict) -> String {
-    match verdict {
-        Verdict::Choice(choice) => choice_words(*choice).to_string(),
-        Verdict::Ranking(order) => ranking_words(order),
-    }
-}
-
-/// Response numbers as shown (from 1), best first.
-pub fn ranking_words(order: &[usize]) -> String {
-    let shown: Vec<String> = order.iter().map(|i| (i + 1).to_string()).collect();
-    shown.join(" > ")
-}
-
-pub fn choice_words(choice: Choice) -> &'static str {
-    match choice {
-        Choice::Left => "left is better",
-        Choice::Right => "right is better",
-        Choice::Tie => "tie",
-        Choice::BothBad => "both bad",
-        Choice::Skip => "skipped",
-    }
 }

@@ -14,7 +14,6 @@ use burn::tensor::{Device, Tensor, TensorData};
 use rand::SeedableRng;
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
 
 use super::advantage::{gae, masked_mean, masked_whiten, shaped_rewards};
 use super::config::PpoConfig;
@@ -27,12 +26,14 @@ use crate::model::sampling::SamplingParams;
 use crate::model::{GenerateConfig, Gpt2, ScalarModel, Tokenizer, generate, hf};
 use crate::rlhf::monitors::distinct_n;
 use crate::rlhf::optim::GuardedAdamW;
-use crate::rlhf::state::RngState;
 use crate::world::corpus::train_prompts;
 use crate::world::eval::{decode_response, evaluate};
 use crate::world::generator::prompt_text;
 use crate::world::inventory::Prompt;
 use crate::world::tokenizer_training::EOS;
+
+mod resume;
+pub use resume::PpoState;
 
 /// A scored batch of episodes, per episode on the host.
 struct Batch {
@@ -42,25 +43,6 @@ struct Batch {
     values: Vec<Vec<f32>>,
     advantages: Vec<Vec<f32>>,
     returns: Vec<Vec<f32>>,
-}
-
-/// A PPO checkpoint's value model, and its optimizers' state.
-const VALUE_DIR: &str = "value";
-const POLICY_OPTIMIZER: &str = "policy_optimizer.bpk";
-const VALUE_OPTIMIZER: &str = "value_optimizer.bpk";
-
-/// PPO's counters, generator and live parameters at a checkpoint, and the
-/// identities its optimizers know the parameters by.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct PpoState {
-    pub iteration: usize,
-    pub episodes: usize,
-    pub optimizer_steps: usize,
-    pub cursor: usize,
-    pub params: LiveParams,
-    pub rng: RngState,
-    pub policy_ids: Vec<u64>,
-    pub value_ids: Vec<u64>,
 }
 
 /// Where the trainer's prompts come from.
@@ -418,49 +400,6 @@ impl PpoTrainer {
             },
         };
         steer(&mut self.params, point, &models).continue_value()
-    }
-
-    /// Writes into a checkpoint directory (which already holds the
-    /// policy) what continuing exactly needs: the value model (`value/`),
-    /// both optimizers' state, and the counters, generator and live
-    /// parameters, returned for the checkpoint's state file.
-    pub fn save_state(&self, dir: &Path) -> anyhow::Result<PpoState> {
-        let tokenizer = self
-            .tokenizer()
-            .ok_or_else(|| anyhow::anyhow!("a token-prompt run has no tokenizer to save"))?;
-        hf::save_scalar_model(&dir.join(VALUE_DIR), &self.value.valid(), tokenizer)?;
-        let policy_ids = self.policy_opt.save(&self.policy, &dir.join(POLICY_OPTIMIZER))?;
-        let value_ids = self.value_opt.save(&self.value, &dir.join(VALUE_OPTIMIZER))?;
-        Ok(PpoState {
-            iteration: self.iteration,
-            episodes: self.episodes,
-            optimizer_steps: self.optimizer_steps,
-            cursor: self.cursor,
-            params: self.params.clone(),
-            rng: RngState::of(&self.rng),
-            policy_ids,
-            value_ids,
-        })
-    }
-
-    /// Continues from a checkpoint `save_state` wrote, this trainer having
-    /// been built with the checkpoint's policy, reference and reward model.
-    pub fn restore(&mut self, dir: &Path, state: &PpoState) -> anyhow::Result<()> {
-        let device = self.policy.wte.val().device();
-        let (value, _) = hf::load_scalar_model(&dir.join(VALUE_DIR), &device, None)?;
-        self.value = self
-            .value_opt
-            .load(value, &state.value_ids, &dir.join(VALUE_OPTIMIZER))?;
-        self.policy = self
-            .policy_opt
-            .load(self.policy.clone(), &state.policy_ids, &dir.join(POLICY_OPTIMIZER))?;
-        self.iteration = state.iteration;
-        self.episodes = state.episodes;
-        self.optimizer_steps = state.optimizer_steps;
-        self.cursor = state.cursor;
-        self.params = state.params.clone();
-        self.rng = state.rng.restore()?;
-        Ok(())
     }
 
     pub fn inference_policy(&self) -> Gpt2 {

@@ -14,7 +14,7 @@ use ratatui::widgets::{Block, Paragraph, Wrap};
 use super::theme;
 use crate::trainer::protocol::Response;
 use crate::ui::app::{App, Colouring, Pane};
-use crate::ui::update::{ranking_words, verdict_words};
+use crate::ui::words::{ranking_words, verdict_words};
 
 pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let colouring = match app.colouring {
