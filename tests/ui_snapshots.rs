@@ -146,7 +146,24 @@ fn alerts_on_the_status_bar_and_charts_and_the_reliability_diagram() {
         ),
         185.0,
     );
+    // Raised at the same step after it, a lesser alert leaves the message
+    // line to reward hacking.
+    on_event(
+        &mut app,
+        alert(AlertKind::HighClipFraction, 36, "clip fraction 0.391 > 0.3"),
+        186.0,
+    );
+    assert!(
+        app.message
+            .as_ref()
+            .unwrap()
+            .0
+            .starts_with("⚠ reward hacking at step 36")
+    );
     check("alerts", &app, "screen");
+    app.overlay = Overlay::Alerts;
+    check("alerts-window", &app, "screen");
+    app.overlay = Overlay::None;
     let bin = |low: f32, count, confidence, accuracy| ReliabilityBin {
         low,
         high: low + 0.1,

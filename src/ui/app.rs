@@ -153,6 +153,8 @@ pub enum Overlay {
     Editor(Editor),
     /// Quit asked while a stage runs: checkpoint first or not.
     ConfirmQuit,
+    /// Every alert raised, with its numbers.
+    Alerts,
 }
 
 #[derive(Debug)]
@@ -189,6 +191,8 @@ pub struct App {
     pub rm_version: u32,
     /// Alerts the monitors raised that have not cleared, oldest first.
     pub alerts: Vec<Alert>,
+    /// Every alert raised, oldest first (the newest `ALERTS_KEPT`).
+    pub alert_log: Vec<Alert>,
     /// The newest reward model's reliability table.
     pub calibration: Vec<ReliabilityBin>,
     /// Judgments on disk, newest last, for undo.
@@ -207,6 +211,9 @@ pub struct App {
     pub quitting: bool,
     pub no_color: bool,
 }
+
+/// Alerts the alerts window lists.
+pub const ALERTS_KEPT: usize = 200;
 
 /// Sets the queue holds; older unjudged sets make way for new ones.
 pub const QUEUE_LEN: usize = 16;
@@ -251,6 +258,7 @@ impl App {
             round: 0,
             rm_version: 0,
             alerts: Vec::new(),
+            alert_log: Vec::new(),
             calibration: Vec::new(),
             judged: Vec::new(),
             retracting: None,

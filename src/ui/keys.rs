@@ -35,6 +35,7 @@ pub enum Msg {
     ToggleRankMode,
     NextCriterion,
     NewRound,
+    ShowAlerts,
     /// Text typed into the editor.
     Char(char),
     Backspace,
@@ -63,6 +64,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("u", "undo the last judgment"),
     ("r", "draw a new pair (or set)"),
     ("N", "new round: fresh sets from the current policy"),
+    ("!", "every alert raised, with its numbers"),
     ("v", "colour tokens by KL or log-prob"),
     ("[ ]", "previous / next chart"),
     ("Tab / S-Tab", "next / previous pane"),
@@ -79,7 +81,7 @@ pub fn key_to_msg(overlay: &Overlay, key: KeyEvent) -> Option<Msg> {
         return Some(Msg::Quit);
     }
     match overlay {
-        Overlay::Help => match key.code {
+        Overlay::Help | Overlay::Alerts => match key.code {
             KeyCode::Esc | KeyCode::Char('?') | KeyCode::Char('q') | KeyCode::Enter => Some(Msg::Cancel),
             _ => None,
         },
@@ -128,6 +130,7 @@ fn main_key(code: KeyCode) -> Option<Msg> {
         KeyCode::Char('R') => Msg::ToggleRankMode,
         KeyCode::Char('C') => Msg::NextCriterion,
         KeyCode::Char('N') => Msg::NewRound,
+        KeyCode::Char('!') => Msg::ShowAlerts,
         KeyCode::Char('t') => Msg::Label(Choice::Tie),
         KeyCode::Char('x') => Msg::Label(Choice::BothBad),
         KeyCode::Char('s') => Msg::Label(Choice::Skip),

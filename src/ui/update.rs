@@ -4,7 +4,7 @@
 //! with the events.
 
 use super::app::{
-    App, CHARTS, Colouring, Editing, Editor, Judged, LabelMode, Marker, Overlay, Pane, Params, QUEUE_LEN,
+    ALERTS_KEPT, App, CHARTS, Colouring, Editing, Editor, Judged, LabelMode, Marker, Overlay, Pane, Params, QUEUE_LEN,
 };
 use super::keys::Msg;
 use super::words::verdict_words;
@@ -21,7 +21,7 @@ const TIMING_WINDOW: usize = 20;
 
 pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
     match app.overlay.clone() {
-        Overlay::Help => {
+        Overlay::Help | Overlay::Alerts => {
             if msg == Msg::Cancel {
                 app.overlay = Overlay::None;
             }
@@ -76,6 +76,10 @@ fn main(app: &mut App, msg: Msg) -> Vec<Effect> {
         }
         Msg::Help => {
             app.overlay = Overlay::Help;
+            Vec::new()
+        }
+        Msg::ShowAlerts => {
+            app.overlay = Overlay::Alerts;
             Vec::new()
         }
         Msg::Quit => match app.active() {
@@ -396,16 +400,30 @@ pub fn on_event(app: &mut App, event: Event, at: f64) -> Vec<Effect> {
         }
         Event::Agreement(rows) => app.agreement = rows,
         Event::Alert(alert) => {
-            let text = format!("⚠ {} at step {}: {}", alert.kind.title(), alert.step, alert.message);
-            app.message = Some((text, true));
             app.markers.push(Marker {
                 stage: Some(Stage::Ppo),
                 step: alert.step,
                 label: alert.kind.title().into(),
                 alert: true,
             });
+            if app.alert_log.len() == ALERTS_KEPT {
+                app.alert_log.remove(0);
+            }
+            app.alert_log.push(alert.clone());
             app.alerts.retain(|a| a.kind != alert.kind);
             app.alerts.push(alert);
+            // Of the alerts raised at one step, the gravest (reward hacking
+            // first) keeps the message line; `!` lists them all.
+            let step = app.alerts.last().map_or(0, |a| a.step);
+            if let Some(top) = app.alerts.iter().filter(|a| a.step == step).min_by_key(|a| a.kind) {
+                let text = format!(
+                    "⚠ {} at step {}: {} (! lists all)",
+                    top.kind.title(),
+                    top.step,
+                    top.message
+                );
+                app.message = Some((text, true));
+            }
         }
         Event::AlertCleared { kind, .. } => app.alerts.retain(|a| a.kind != kind),
         Event::Calibration(bins) => app.calibration = bins,

@@ -1,11 +1,12 @@
 //! Windows drawn over the panes: the parameter editor (with the reason a
-//! value is refused), the quit question, and the help listing every key.
+//! value is refused), the quit question, the help listing every key, and
+//! the alerts raised with their numbers.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::Color;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Clear, Paragraph};
+use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 
 use super::theme;
 use crate::ui::app::{App, Editing, Editor};
@@ -73,4 +74,32 @@ pub fn help(frame: &mut Frame, area: Rect, app: &App) {
     lines.push(Line::default());
     lines.push(Line::from("  NO_COLOR=1 turns colours off"));
     frame.render_widget(Paragraph::new(lines), inner);
+}
+
+pub fn alerts(frame: &mut Frame, area: Rect, app: &App) {
+    let width = area.width.saturating_sub(4).max(20);
+    let height = area.height.saturating_sub(4).max(5);
+    let inner = popup(frame, area, width, height, " alerts, newest first (Esc closes) ", app);
+    if app.alert_log.is_empty() {
+        frame.render_widget(Paragraph::new("no alerts: the monitors watch PPO as it runs"), inner);
+        return;
+    }
+    let lines: Vec<Line> = app
+        .alert_log
+        .iter()
+        .rev()
+        .map(|alert| {
+            let on = app.alerts.iter().any(|a| a.kind == alert.kind && a.step == alert.step);
+            let style = if on {
+                theme::error(app)
+            } else {
+                theme::fg(app, Color::Gray)
+            };
+            Line::from(vec![
+                Span::styled(format!("{:>6}  {:<20}", alert.step, alert.kind.title()), style),
+                Span::raw(alert.message.as_str()),
+            ])
+        })
+        .collect();
+    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
 }

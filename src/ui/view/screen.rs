@@ -29,5 +29,6 @@ pub fn draw(frame: &mut Frame, app: &App) {
         Overlay::Help => overlays::help(frame, area, app),
         Overlay::Editor(editor) => overlays::editor(frame, area, app, editor),
         Overlay::ConfirmQuit => overlays::confirm_quit(frame, area, app),
+        Overlay::Alerts => overlays::alerts(frame, area, app),
     }
 }
