@@ -20,9 +20,10 @@ fn steps(stage: &mut StageRun, n: usize) -> Vec<Metrics> {
 }
 
 /// Every metric of `after` equals the straight run's, to 1e-6 (relative
-/// to the value's size above 1).
-fn assert_same(straight: &[Metrics], after: &[Metrics]) -> usize {
-    let mut compared = 0;
+/// to the value's size above 1); returns how many were compared and the
+/// largest difference.
+fn assert_same(straight: &[Metrics], after: &[Metrics]) -> (usize, f64) {
+    let (mut compared, mut largest) = (0, 0.0f64);
     for (a, b) in straight.iter().zip(after) {
         assert_eq!(a.len(), b.len());
         for ((ka, va), (kb, vb)) in a.iter().zip(b) {
@@ -30,9 +31,10 @@ fn assert_same(straight: &[Metrics], after: &[Metrics]) -> usize {
             let tolerance = 1e-6 * va.abs().max(1.0);
             assert!((va - vb).abs() <= tolerance, "{ka}: {va} straight, {vb} resumed");
             compared += 1;
+            largest = largest.max((va - vb).abs());
         }
     }
-    compared
+    (compared, largest)
 }
 
 #[test]
@@ -59,8 +61,8 @@ fn ppo_stopped_and_resumed_matches_a_run_that_never_stopped() {
     assert_eq!(Saved::unfinished(&run, Stage::Ppo), Some(dir.clone()));
     let mut resumed = StageRun::resume(&config, &run, &dir, None, &device).unwrap();
     assert_eq!((resumed.step, resumed.total), (3, 6));
-    let compared = assert_same(&straight[3..], &steps(&mut resumed, 3));
-    eprintln!("PPO: {compared} metric values over 3 iterations after resuming equal to 1e-6");
+    let (compared, largest) = assert_same(&straight[3..], &steps(&mut resumed, 3));
+    eprintln!("PPO: {compared} metric values over 3 iterations after resuming, largest difference {largest:e}");
     // The adaptive β moved, and moved the same way.
     let beta = |m: &Metrics| m.iter().find(|(k, _)| *k == "objective/kl_coef").unwrap().1;
     assert_ne!(beta(&straight[0]), beta(&straight[5]));
@@ -93,8 +95,8 @@ fn sft_resumes_exactly_and_old_checkpoints_make_way() {
     assert_eq!(names, ["sft-2", "sft-3"]);
     let dir = run.root.join("checkpoints/sft-3");
     let mut resumed = StageRun::resume(&config, &run, &dir, None, &device).unwrap();
-    let compared = assert_same(&straight[3..], &steps(&mut resumed, 5));
-    eprintln!("SFT: {compared} metric values over 5 steps after resuming equal to 1e-6");
+    let (compared, largest) = assert_same(&straight[3..], &steps(&mut resumed, 5));
+    eprintln!("SFT: {compared} metric values over 5 steps after resuming, largest difference {largest:e}");
 }
 
 #[test]

@@ -3,7 +3,8 @@
 //! change β, open help, quit with a checkpoint), read the screen with
 //! `capture-pane`, and afterwards read the run directory. A panic on the
 //! trainer thread (injected at a step) reaches the screen, and quitting
-//! after it restores the terminal.
+//! after it restores the terminal; a panic on the UI thread (injected on a
+//! key) restores the terminal and ends the process.
 
 mod common;
 
@@ -115,4 +116,58 @@ fn a_trainer_panic_reaches_the_screen_and_quitting_restores_the_terminal() {
     let after = tmux.wait_for("EXIT=0", 30);
     assert!(!after.contains("stages"), "{after}");
     assert_eq!(tmux.run(&["display", "-p", "-t", "wb", "#{alternate_on}"]).trim(), "0");
+}
+
+#[test]
+fn a_panic_on_the_ui_thread_restores_the_terminal_and_exits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let script = format!(
+        "cd {root} && RLHF_TUI_PANIC_KEY='~' {} --device cpu --runs-dir {} --run uipanic --config tests/fixtures/workbench.ron; echo EXIT=$?; sleep 600",
+        env!("CARGO_BIN_EXE_rlhf-tui"),
+        tmp.path().display()
+    );
+    let tmux = Tmux::start("uipanic", &script);
+    tmux.wait_for("pair from base", 60);
+    tmux.keys(&["~"]);
+    // The hook put the terminal back before the message printed; the
+    // process ended with Rust's panic code instead of hanging.
+    let after = tmux.wait_for("EXIT=101", 30);
+    assert!(after.contains("injected on the UI thread"), "{after}");
+    assert!(!after.contains("stages ·"), "{after}");
+    assert_eq!(tmux.run(&["display", "-p", "-t", "wb", "#{alternate_on}"]).trim(), "0");
+}
+
+#[test]
+fn model_opens_a_hugging_face_directory_as_the_base() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let script = format!(
+        "cd {root} && {} --device cpu --runs-dir {} --run hf --model tests/fixtures/tiny-gpt2 --config tests/fixtures/workbench.ron; echo EXIT=$?; sleep 600",
+        env!("CARGO_BIN_EXE_rlhf-tui"),
+        tmp.path().display()
+    );
+    let tmux = Tmux::start("model", &script);
+    // Pairs come from that model before anything is trained.
+    tmux.wait_for("pair from base", 60);
+    tmux.keys(&["Up", "Enter"]);
+    tmux.wait_for("the base model: tests/fixtures/tiny-gpt2", 10);
+    // SFT fine-tunes it: its checkpoint has the directory's shape.
+    tmux.keys(&["Down", "Enter"]);
+    tmux.wait_for("steps/s", 60);
+    tmux.keys(&["q"]);
+    tmux.wait_for("write a checkpoint and quit", 10);
+    tmux.keys(&["y"]);
+    tmux.wait_for("EXIT=0", 120);
+    let checkpoint = std::fs::read_dir(tmp.path().join("hf/checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("sft-"))
+        .expect("an SFT checkpoint");
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(checkpoint.join("config.json")).unwrap()).unwrap();
+    assert_eq!(
+        config["n_embd"], 64,
+        "the tiny model's width, not the built-in one's 128"
+    );
 }

@@ -233,7 +233,7 @@ pub fn latency(selected: &Selected, presses: usize) -> anyhow::Result<Value> {
     });
     let mut term = Terminal::new(backend)?;
     let mut app = App::new(false);
-    event_loop(&mut term, &mut app, &inputs, &handle.commands, &handle.events)?;
+    event_loop(&mut term, &mut app, &inputs, &handle.commands, &handle.events, None)?;
     presser.join().expect("key thread");
     let _ = handle.thread.join();
     let _ = std::fs::remove_dir_all(&dir);

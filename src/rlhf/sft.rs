@@ -88,12 +88,21 @@ impl SftConfig {
 }
 
 /// One demonstration as training tokens: the prompt in dialogue form, the
-/// response and EOS; only the response and EOS count in the loss.
-pub fn demonstration(tokenizer: &Tokenizer, prompt: &str, response: &str, eos: u32) -> (Vec<u32>, Vec<bool>) {
+/// response and EOS; only the response and EOS count in the loss. Longer
+/// than the model's `context`, it keeps its start: the prompt and as much
+/// of the response as fits.
+pub fn demonstration(
+    tokenizer: &Tokenizer,
+    prompt: &str,
+    response: &str,
+    eos: u32,
+    context: usize,
+) -> (Vec<u32>, Vec<bool>) {
     let mut tokens = tokenizer.encode(&prompt_text(prompt));
     let prompt_len = tokens.len();
     tokens.extend(tokenizer.encode(&format!(" {response}")));
     tokens.push(eos);
+    tokens.truncate(context);
     let counts = (0..tokens.len()).map(|i| i >= prompt_len).collect();
     (tokens, counts)
 }
@@ -127,9 +136,10 @@ impl SftTrainer {
         let eos = tokenizer
             .token_id(EOS)
             .ok_or_else(|| anyhow::anyhow!("{}: the tokenizer has no {EOS} token", config.init.display()))?;
+        let context = model.config.n_positions;
         let train = sft_pairs(config.seed, config.demonstrations)
             .iter()
-            .map(|(p, r)| demonstration(&tokenizer, p, r, eos))
+            .map(|(p, r)| demonstration(&tokenizer, p, r, eos, context))
             .collect();
         let train = Epochs::new(train, config.seed);
         // Demonstrations on held-out prompts: the loss on prompts SFT never saw.
@@ -143,6 +153,7 @@ impl SftTrainer {
                     &p.text,
                     &respond(p, Style::demonstrator(&mut rng), &mut rng),
                     eos,
+                    context,
                 )
             })
             .collect();
@@ -232,12 +243,16 @@ mod tests {
         )))
         .unwrap();
         let eos = tokenizer.token_id(EOS).unwrap();
-        let (tokens, counts) = demonstration(&tokenizer, "What is tea?", "Tea is hot.", eos);
+        let (tokens, counts) = demonstration(&tokenizer, "What is tea?", "Tea is hot.", eos, 128);
         let prompt_len = tokenizer.encode(&prompt_text("What is tea?")).len();
         assert!(counts[..prompt_len].iter().all(|c| !c));
         assert!(counts[prompt_len..].iter().all(|&c| c));
         assert_eq!(*tokens.last().unwrap(), eos);
         assert_eq!(tokenizer.decode(&tokens[prompt_len..tokens.len() - 1]), " Tea is hot.");
+        // A context shorter than the whole keeps the prompt and the response's start.
+        let (short, counts) = demonstration(&tokenizer, "What is tea?", "Tea is hot.", eos, prompt_len + 1);
+        assert_eq!(short, tokens[..prompt_len + 1]);
+        assert_eq!(counts.iter().filter(|&&c| c).count(), 1);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, select, tick, unbounded};
-use crossterm::event::{Event as TermEvent, KeyEvent};
+use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent};
 use ratatui::Terminal;
 use ratatui::backend::Backend;
 
@@ -24,6 +24,10 @@ pub enum Input {
     Resize,
 }
 
+/// Fault injection for tests of the crash path: the UI thread panics when
+/// this key is pressed.
+pub const PANIC_KEY_VAR: &str = "RLHF_TUI_PANIC_KEY";
+
 /// How often the screen redraws with nothing new (for the ETA and pace).
 const TICK: Duration = Duration::from_millis(250);
 
@@ -33,7 +37,15 @@ pub fn run(setup: WorkerSetup, no_color: bool) -> anyhow::Result<()> {
     let mut term = terminal::enter()?;
     let inputs = spawn_input_thread()?;
     let mut app = App::new(no_color);
-    let result = event_loop(&mut term, &mut app, &inputs, &handle.commands, &handle.events);
+    let panic_key = std::env::var(PANIC_KEY_VAR).ok().and_then(|v| v.chars().next());
+    let result = event_loop(
+        &mut term,
+        &mut app,
+        &inputs,
+        &handle.commands,
+        &handle.events,
+        panic_key,
+    );
     terminal::restore();
     // The trainer has written its checkpoint and said `ShutDown`, or is gone.
     let _ = handle.thread.join();
@@ -65,6 +77,7 @@ pub fn event_loop<B: Backend>(
     inputs: &Receiver<Input>,
     commands: &Sender<Command>,
     events: &Receiver<Event>,
+    panic_key: Option<char>,
 ) -> anyhow::Result<()>
 where
     B::Error: Send + Sync + 'static,
@@ -75,6 +88,9 @@ where
     loop {
         let effects = select! {
             recv(inputs) -> input => match input {
+                Ok(Input::Key(key)) if panic_key.is_some_and(|c| key.code == KeyCode::Char(c)) => {
+                    panic!("injected on the UI thread by {PANIC_KEY_VAR}")
+                }
                 Ok(Input::Key(key)) => key_to_msg(&app.overlay, key).map(|msg| update(app, msg)).unwrap_or_default(),
                 Ok(Input::Resize) => {
                     term.autoresize()?;
