@@ -316,11 +316,6 @@ impl Control {
     pub fn send_agreement(&self) {
         self.send(Event::Agreement(agreement(&self.judgments)));
     }
-
-    /// The person's judgments in the run.
-    pub fn judged_by_people(&self) -> usize {
-        self.judgments.iter().filter(|j| j.source == Source::Human).count()
-    }
 }
 
 /// A judgment of `set` as the store keeps it.
