@@ -138,6 +138,16 @@ fn a_second_round_trains_rm_v2_on_every_pair_so_far_and_continues_ppo() {
     let ranked = samples(&handle, 3);
     label(&handle, &ranked, Verdict::Ranking(vec![2, 0, 1]));
 
+    // A round ends with PPO: a new one before it is refused.
+    handle.commands.send(Command::NewRound).unwrap();
+    let refused = loop {
+        match handle.events.recv_timeout(WAIT).unwrap() {
+            Event::Error(e) => break e,
+            Event::Round { .. } => panic!("a new round before PPO"),
+            _ => {}
+        }
+    };
+    assert!(refused.contains("run PPO before starting round 2"), "{refused}");
     // A finished reward model is announced as the run's version 1.
     assert_eq!(run_stage(&handle, Stage::Rm), ("rm-3".into(), 0, Some((1, 1))));
     assert_eq!(run_stage(&handle, Stage::Ppo), ("ppo-2".into(), 0, None));

@@ -354,6 +354,15 @@ impl Worker {
     /// reward model trained next is a new version on every pair so far,
     /// and PPO continues from its last policy.
     fn new_round(&mut self) -> anyhow::Result<()> {
+        if self.run.latest_checkpoint(Stage::Ppo.name()).is_none() {
+            let error = format!(
+                "round {} ends with PPO against the reward model: run PPO before starting round {}",
+                self.rounds.round,
+                self.rounds.round + 1
+            );
+            self.control.send(Event::Error(error));
+            return Ok(());
+        }
         self.rounds.round += 1;
         self.rounds.save(&self.run)?;
         self.control
