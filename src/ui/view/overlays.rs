@@ -61,7 +61,7 @@ pub fn confirm_quit(frame: &mut Frame, area: Rect, app: &App) {
 }
 
 pub fn help(frame: &mut Frame, area: Rect, app: &App) {
-    let inner = popup(frame, area, 64, HELP.len() as u16 + 4, " keys (Esc closes) ", app);
+    let inner = popup(frame, area, 72, HELP.len() as u16 + 4, " keys (Esc closes) ", app);
     let mut lines: Vec<Line> = HELP
         .iter()
         .map(|(keys, what)| {
