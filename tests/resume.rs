@@ -201,3 +201,62 @@ fn the_workbench_reopens_a_run_with_its_history_and_continues_a_stopped_stage() 
     while handle.events.recv_timeout(wait).unwrap() != Event::ShutDown {}
     handle.thread.join().unwrap();
 }
+
+#[test]
+fn a_resumed_ppo_stage_tells_the_workbench_the_beta_it_runs_at() {
+    use rlhf_tui::trainer::protocol::{Command, Event, Param, StageState};
+    use std::time::Duration;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let mut config =
+        RunConfig::parse("(ppo: (iterations: 40, batch_size: 4, minibatch_size: 2, ppo_epochs: 1, max_new_tokens: 6))")
+            .unwrap();
+    config.ppo.policy_init = Some(base());
+    config.ppo.reward_init = Some(fresh_reward_model(tmp.path()));
+    let open = || spawn_worker(RunDir::create(tmp.path(), "ppo").unwrap(), config.clone());
+    let wait = Duration::from_secs(120);
+    let until = |handle: &rlhf_tui::trainer::worker::TrainerHandle, want: &dyn Fn(&Event) -> bool| loop {
+        let event = handle.events.recv_timeout(wait).unwrap();
+        if want(&event) {
+            return event;
+        }
+    };
+    let handle = open();
+    handle.commands.send(Command::Start(Stage::Ppo)).unwrap();
+    until(&handle, &|e| matches!(e, Event::Metrics { step: 1.., .. }));
+    handle.commands.send(Command::Set(Param::Beta(0.2))).unwrap();
+    handle.commands.send(Command::Stop).unwrap();
+    until(&handle, &|e| {
+        matches!(
+            e,
+            Event::Stage {
+                state: StageState::Done { .. },
+                ..
+            }
+        )
+    });
+    handle.commands.send(Command::Shutdown { checkpoint: false }).unwrap();
+    until(&handle, &|e| *e == Event::ShutDown);
+    handle.thread.join().unwrap();
+
+    // Reopened with the config's β 0.05; the stage resumes at 0.2 and says so.
+    let handle = open();
+    handle.commands.send(Command::Start(Stage::Ppo)).unwrap();
+    let changed = until(&handle, &|e| {
+        matches!(
+            e,
+            Event::ParamChanged { .. }
+                | Event::Stage {
+                    state: StageState::Running,
+                    ..
+                }
+        )
+    });
+    assert!(
+        matches!(changed, Event::ParamChanged { param: Param::Beta(b), old, .. } if b == 0.2 && old == 0.05),
+        "{changed:?}"
+    );
+    handle.commands.send(Command::Shutdown { checkpoint: false }).unwrap();
+    until(&handle, &|e| *e == Event::ShutDown);
+    handle.thread.join().unwrap();
+}

@@ -15,7 +15,7 @@ use serde_json::json;
 
 use super::audit::AuditLog;
 use super::control::{Control, Poll, Serving, StopReason};
-use super::protocol::{Command, Event, KlMode, Stage, StageState};
+use super::protocol::{Command, Event, KlMode, Param, Stage, StageState};
 use super::samples::{DiskModels, PairModels, sample_set};
 use super::stage::{Saved, StageRun};
 use super::watch::{guard, watch};
@@ -248,6 +248,9 @@ impl Worker {
             }
         };
         (control.step, control.total) = (active.step, active.total);
+        if unfinished.is_some() && stage == Stage::Ppo {
+            announce_resumed_params(control, &self.idle, active.params());
+        }
         control.send_state(StageState::Running);
         let mut monitor = (stage == Stage::Ppo).then(|| Monitor::new(&self.control.config.monitors));
         while !active.is_done() {
@@ -461,6 +464,26 @@ impl Worker {
                 temperature,
             ),
         }
+    }
+}
+
+/// A resumed PPO stage runs at the β, temperature and KL mode it stopped
+/// with, which may not be the config's that the workbench was told.
+fn announce_resumed_params(control: &Control, told: &LiveParams, resumed: &LiveParams) {
+    let changes = [
+        (Param::Beta(resumed.kl.beta()), told.kl.beta()),
+        (Param::Temperature(resumed.temperature as f64), told.temperature as f64),
+        (
+            Param::KlMode(KlMode::of(&resumed.kl)),
+            Param::KlMode(KlMode::of(&told.kl)).value(),
+        ),
+    ];
+    for (param, old) in changes.into_iter().filter(|(param, old)| param.value() != *old) {
+        control.send(Event::ParamChanged {
+            param,
+            old,
+            step: control.step,
+        });
     }
 }
 
