@@ -178,6 +178,11 @@ fn sft_steps_once_while_paused_and_judgments_reach_the_store() {
     let (pair, _) = until(&handle, |e| matches!(e, Event::Samples(_)));
     let Event::Samples(pair) = pair else { unreachable!() };
     assert_eq!(pair.policy, "base");
+    // Every set shown is kept in samples.jsonl with its texts and scores.
+    let samples = std::fs::read_to_string(tmp.path().join("protocol/samples.jsonl")).unwrap();
+    let kept: serde_json::Value = serde_json::from_str(samples.lines().last().unwrap()).unwrap();
+    assert_eq!(kept["id"].as_u64(), Some(pair.id));
+    assert_eq!(kept["responses"][1]["text"].as_str().unwrap(), pair.responses[1].text());
     // Spread around the live temperature 1.0 by the default ±0.3.
     let temperatures: Vec<f32> = pair.responses.iter().map(|r| r.temperature).collect();
     assert!((temperatures[0] - 0.7).abs() < 1e-6 && (temperatures[1] - 1.3).abs() < 1e-6);

@@ -13,6 +13,7 @@ use serde_json::json;
 use super::audit::{AuditLog, unix_seconds};
 use super::protocol::{Command, Criterion, Event, KlMode, Param, SampleSet, Stage, StageState, Verdict};
 use super::samples::judge_verdicts;
+use crate::fsutil::AppendLog;
 use crate::prefs::rank::is_ranking_of;
 use crate::prefs::record::{Judgment, Source};
 use crate::prefs::stats::agreement;
@@ -51,8 +52,7 @@ pub enum StopReason {
 pub struct Control {
     pub commands: Receiver<Command>,
     pub events: Sender<Event>,
-    audit: AuditLog,
-    prefs: PrefStore,
+    logs: RunLogs,
     /// The config future stages start from: parameter changes land here too.
     pub config: RunConfig,
     pub paused: bool,
@@ -75,6 +75,14 @@ pub struct Control {
     pub judgments: Vec<Judgment>,
 }
 
+/// The run's append-only logs the trainer writes between steps.
+pub struct RunLogs {
+    pub audit: AuditLog,
+    pub prefs: PrefStore,
+    /// Every set of responses shown, `samples.jsonl`.
+    pub samples: AppendLog,
+}
+
 /// Sets kept for labeling: more than the workbench's queue holds.
 const SETS_KEPT: usize = 64;
 
@@ -82,8 +90,7 @@ impl Control {
     pub fn new(
         commands: Receiver<Command>,
         events: Sender<Event>,
-        audit: AuditLog,
-        prefs: PrefStore,
+        logs: RunLogs,
         config: RunConfig,
         annotator: String,
         judgments: Vec<Judgment>,
@@ -91,8 +98,7 @@ impl Control {
         Self {
             commands,
             events,
-            audit,
-            prefs,
+            logs,
             config,
             paused: false,
             step_once: false,
@@ -122,12 +128,15 @@ impl Control {
             let verdicts = judge_verdicts(&set);
             for (criterion, verdict) in &verdicts {
                 let judgment = judgment(&set, verdict.clone(), *criterion, "judge", Source::Judge);
-                if let Err(e) = self.prefs.record(judgment.clone()) {
+                if let Err(e) = self.logs.prefs.record(judgment.clone()) {
                     return self.send(Event::Error(format!("prefs.jsonl: {e}")));
                 }
                 self.judgments.push(judgment);
             }
             set.judge = verdicts;
+        }
+        if let Err(e) = self.logs.samples.append(&sample_record(&set)) {
+            self.send(Event::Error(format!("samples.jsonl: {e}")));
         }
         if self.sets.len() == SETS_KEPT {
             self.sets.remove(0);
@@ -214,7 +223,7 @@ impl Control {
 
     pub fn audit_record(&mut self, event: &str, details: serde_json::Value) {
         let stage = self.stage.map(Stage::name);
-        if let Err(e) = self.audit.record(stage, self.step, event, details) {
+        if let Err(e) = self.logs.audit.record(stage, self.step, event, details) {
             self.send(Event::Error(format!("audit.jsonl: {e}")));
         }
     }
@@ -289,7 +298,7 @@ impl Control {
             return self.send(Event::Error(error));
         }
         let judgment = judgment(set, verdict.clone(), criterion, &self.annotator, Source::Human);
-        match self.prefs.record(judgment.clone()) {
+        match self.logs.prefs.record(judgment.clone()) {
             Ok(()) => {
                 self.judgments.push(judgment);
                 self.send(Event::LabelSaved { set: id, verdict });
@@ -300,7 +309,7 @@ impl Control {
     }
 
     fn undo(&mut self, id: u64) {
-        match self.prefs.retract(id, &self.annotator) {
+        match self.logs.prefs.retract(id, &self.annotator) {
             Ok(()) => {
                 let mine = |j: &Judgment| j.pair == id && j.annotator == self.annotator;
                 if let Some(at) = self.judgments.iter().rposition(mine) {
@@ -316,6 +325,16 @@ impl Control {
     pub fn send_agreement(&self) {
         self.send(Event::Agreement(agreement(&self.judgments)));
     }
+}
+
+/// A set as `samples.jsonl` keeps it: the texts and their scores.
+fn sample_record(set: &SampleSet) -> serde_json::Value {
+    let responses: Vec<serde_json::Value> = set
+        .responses
+        .iter()
+        .map(|r| json!({ "text": r.text(), "temperature": r.temperature, "reward": r.reward, "judge": r.judge }))
+        .collect();
+    json!({ "id": set.id, "time": unix_seconds(), "policy": set.policy, "prompt": set.prompt, "responses": responses })
 }
 
 /// A judgment of `set` as the store keeps it.

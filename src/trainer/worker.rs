@@ -14,11 +14,12 @@ use crossbeam_channel::{Receiver, Sender, unbounded};
 use serde_json::json;
 
 use super::audit::AuditLog;
-use super::control::{Control, Poll, Serving, StopReason};
+use super::control::{Control, Poll, RunLogs, Serving, StopReason};
 use super::protocol::{Command, Event, KlMode, Param, Stage, StageState};
 use super::samples::{DiskModels, PairModels, sample_set};
 use super::stage::{Saved, StageRun};
 use super::watch::{guard, watch};
+use crate::fsutil::AppendLog;
 use crate::prefs::store::{self, PrefStore};
 use crate::rlhf::monitors::Monitor;
 use crate::rlhf::ppo::live::{LiveParams, Models, StepPoint};
@@ -116,6 +117,11 @@ fn run(setup: WorkerSetup, commands: Receiver<Command>, events: Sender<Event>) -
     // Read before the store is opened for appending, which ends a torn last line.
     let contents = store::load(&run.prefs_path())?;
     let prefs = PrefStore::open(&run.prefs_path())?;
+    let logs = RunLogs {
+        audit,
+        prefs,
+        samples: AppendLog::open(&run.root.join("samples.jsonl"))?,
+    };
     let rounds = Rounds::load(&run)?;
     let log = MetricsLog::open(&run.metrics_path())?;
     let config = setup.config;
@@ -167,15 +173,7 @@ fn run(setup: WorkerSetup, commands: Receiver<Command>, events: Sender<Event>) -
     let stored = contents.judgments.iter().map(|j| j.pair).max().unwrap_or(0);
     let clock = super::audit::unix_seconds() as u64 * 1000;
     let mut worker = Worker {
-        control: Control::new(
-            commands,
-            events,
-            audit,
-            prefs,
-            config,
-            setup.annotator,
-            contents.judgments,
-        ),
+        control: Control::new(commands, events, logs, config, setup.annotator, contents.judgments),
         run,
         device: setup.device,
         log,
