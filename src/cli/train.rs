@@ -85,6 +85,9 @@ pub fn run(args: TrainArgs, choice: DeviceChoice) -> anyhow::Result<()> {
         stage.total,
         run.root.display()
     );
+    for warning in stage.warnings() {
+        eprintln!("warning: {warning}");
+    }
     // A resumed stage's curves already have their start.
     let baseline = if args.resume.is_some() {
         Vec::new()

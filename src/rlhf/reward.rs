@@ -150,18 +150,24 @@ fn world_pairs(prompts: &[&Prompt], n: usize, seed: u64, tokenizer: &Tokenizer, 
         .collect()
 }
 
+/// Training pairs, held-out pairs, and a warning per line skipped.
+type FilePairs = (Vec<TokenPair>, Vec<TokenPair>, Vec<String>);
+
 /// A preference file's pairs, split by a seeded draw into training and
-/// held-out pairs. Lines that cannot be read are reported and skipped.
+/// held-out pairs. Lines that cannot be read are skipped, each with a
+/// warning naming the file and line.
 fn file_pairs(
     path: &std::path::Path,
     config: &RmConfig,
     tokenizer: &Tokenizer,
     context: usize,
-) -> anyhow::Result<(Vec<TokenPair>, Vec<TokenPair>)> {
+) -> anyhow::Result<FilePairs> {
     let file = read_file(path)?;
-    for e in &file.errors {
-        eprintln!("warning: {}:{}: skipped: {}", path.display(), e.line, e.message);
-    }
+    let warnings = file
+        .errors
+        .iter()
+        .map(|e| format!("{}:{}: skipped: {}", path.display(), e.line, e.message))
+        .collect();
     let mut pairs: Vec<TokenPair> = file
         .pairs
         .iter()
@@ -178,7 +184,7 @@ fn file_pairs(
     }
     pairs.shuffle(&mut ChaCha8Rng::seed_from_u64(config.seed ^ 0x5b117));
     let train = pairs.split_off(eval_count);
-    Ok((train, pairs))
+    Ok((train, pairs, warnings))
 }
 
 /// Rewards of whole sequences: `[n]`, pooled at each one's last token.
@@ -213,6 +219,8 @@ pub struct RmTrainer {
     pub step: usize,
     /// Pairs trained on, all sources.
     pub train_pairs: usize,
+    /// Lines of the preference file that were skipped, each naming its line.
+    pub warnings: Vec<String>,
 }
 
 impl RmTrainer {
@@ -234,7 +242,7 @@ impl RmTrainer {
             .or(model.transformer.config.eos_token_id)
             .unwrap_or(0);
         let context = model.transformer.config.n_positions;
-        let (mut train, eval) = match &config.data {
+        let (mut train, eval, warnings) = match &config.data {
             Some(path) => file_pairs(path, config, &tokenizer, context)?,
             None => (
                 world_pairs(&train_prompts(), config.train_pairs, config.seed, &tokenizer, context),
@@ -245,6 +253,7 @@ impl RmTrainer {
                     &tokenizer,
                     context,
                 ),
+                Vec::new(),
             ),
         };
         train.extend(extra.iter().map(|p| tokenize(&tokenizer, p, 0.0, context)));
@@ -261,6 +270,7 @@ impl RmTrainer {
             pad,
             step: 0,
             train_pairs,
+            warnings,
         })
     }
 

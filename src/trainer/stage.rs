@@ -228,6 +228,14 @@ impl StageRun {
         })
     }
 
+    /// What the stage skipped while loading its data, each naming the file and line.
+    pub fn warnings(&self) -> &[String] {
+        match &self.trainer {
+            Trainer::Rm(t) => &t.warnings,
+            _ => &[],
+        }
+    }
+
     /// Training pairs, all sources (RM only).
     pub fn train_pairs(&self) -> Option<usize> {
         match &self.trainer {

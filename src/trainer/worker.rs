@@ -246,6 +246,9 @@ impl Worker {
             }
         };
         (control.step, control.total) = (active.step, active.total);
+        for warning in active.warnings() {
+            control.send(Event::Warning(warning.clone()));
+        }
         if unfinished.is_some() && stage == Stage::Ppo {
             announce_resumed_params(control, &self.idle, active.params());
         }
