@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use common::trainer::{base, spawn_worker};
 use rlhf_tui::prefs::rank::training_pairs;
+use rlhf_tui::prefs::record::{Judgment, Source};
 use rlhf_tui::prefs::store;
 use rlhf_tui::run::{Rounds, RunConfig, RunDir};
 use rlhf_tui::trainer::protocol::{Choice, Command, Criterion, Event, SampleSet, Stage, StageState, Verdict};
@@ -174,16 +175,24 @@ fn a_second_round_trains_rm_v2_on_every_pair_so_far_and_continues_ppo() {
         .iter()
         .map(|v| (v.version, v.round, v.pairs, v.run_pairs))
         .collect();
-    // v1: 16 world pairs + the person's pair and ranking (1 + 3 pairs);
-    // the judge's labels of those sets give way to the person's.
-    assert_eq!(versions[0], (1, 1, 20, 4));
-    // v2 adds the person's round-2 pair and the judge's rankings of the
-    // sets PPO streamed in round 1: every set up to the round-2 pair.
+    // Each version trained on the 16 world pairs and every pair the run's
+    // store held when it started: v1 on the person's pair and ranking of
+    // 3 (the judge's labels of those sets give way to the person's), v2
+    // also on the round-2 pair and the judge's rankings of the sets PPO
+    // streamed in round 1. (A set whose responses came out the same gives
+    // no pair, so the counts are read from the store.)
     let judgments = store::load(&run.prefs_path()).unwrap().judgments;
-    let before: Vec<_> = judgments.into_iter().filter(|j| j.pair <= fresh.id).collect();
-    let run_pairs = training_pairs(&before).len();
-    assert!(run_pairs > 5, "the judge's labels count too: {run_pairs}");
-    assert_eq!(versions[1], (2, 2, 16 + run_pairs, run_pairs));
+    let up_to = |last: u64| -> Vec<Judgment> { judgments.iter().filter(|j| j.pair <= last).cloned().collect() };
+    let v1 = training_pairs(&up_to(ranked.id)).len();
+    assert_eq!(versions[0], (1, 1, 16 + v1, v1));
+    let before_v2 = up_to(fresh.id);
+    let v2 = training_pairs(&before_v2).len();
+    assert_eq!(versions[1], (2, 2, 16 + v2, v2));
+    let streamed = before_v2
+        .iter()
+        .filter(|j| j.source == Source::Judge && j.pair > ranked.id && j.pair < fresh.id);
+    assert!(streamed.count() > 0, "the judge labelled the sets PPO streamed");
+    assert!(v2 >= v1);
     let audit = std::fs::read_to_string(run.root.join("audit.jsonl")).unwrap();
     assert!(audit.contains("\"event\":\"round\""), "{audit}");
 }
