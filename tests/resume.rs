@@ -58,7 +58,7 @@ fn ppo_stopped_and_resumed_matches_a_run_that_never_stopped() {
     assert_same(&straight[..3], &steps(&mut first, 3));
     let dir = first.checkpoint(&run).unwrap();
     drop(first);
-    assert_eq!(Saved::unfinished(&run, Stage::Ppo), Some(dir.clone()));
+    assert_eq!(Saved::unfinished(&run, Stage::Ppo).unwrap(), Some(dir.clone()));
     let mut resumed = StageRun::resume(&config, &run, &dir, None, &device).unwrap();
     assert_eq!((resumed.step, resumed.total), (3, 6));
     let (compared, largest) = assert_same(&straight[3..], &steps(&mut resumed, 3));

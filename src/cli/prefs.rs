@@ -93,8 +93,7 @@ fn import(path: &std::path::Path, run: &RunDir) -> anyhow::Result<()> {
     let existing = load(run)?;
     let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
     // Ids after every id in the run, as the workbench numbers its sets.
-    let first = existing.judgments.iter().map(|j| j.pair).max().unwrap_or(0);
-    let first = first.max(unix_seconds() as u64 * 1000) + 1;
+    let first = store::last_id(&existing.judgments) + 1;
     let mut store = PrefStore::open(&run.prefs_path())?;
     let time = unix_seconds();
     for (i, pair) in file.pairs.iter().enumerate() {
@@ -125,23 +124,16 @@ fn import(path: &std::path::Path, run: &RunDir) -> anyhow::Result<()> {
 
 fn export(run: &RunDir, format: Format, out: Option<PathBuf>) -> anyhow::Result<()> {
     let pairs = training_pairs(&load(run)?.judgments);
-    let mut text = String::new();
-    let mut refused = 0;
-    for pair in &pairs {
-        match to_line(pair, format) {
-            Ok(line) => writeln!(text, "{line}")?,
-            Err(why) if refused == 0 => {
-                refused += 1;
-                eprintln!("error: a pair cannot be written: {why}");
-            }
-            Err(_) => refused += 1,
-        }
+    let lines: Vec<Result<String, String>> = pairs.iter().map(|p| to_line(p, format)).collect();
+    let refused: Vec<&String> = lines.iter().filter_map(|l| l.as_ref().err()).collect();
+    if let Some(why) = refused.first() {
+        anyhow::bail!(
+            "{} of {} pairs cannot be written as {format:?} ({why}); nothing was written",
+            refused.len(),
+            pairs.len()
+        );
     }
-    anyhow::ensure!(
-        refused == 0,
-        "{refused} of {} pairs cannot be written as {format:?}; nothing was written",
-        pairs.len()
-    );
+    let text: String = lines.into_iter().flatten().map(|l| l + "\n").collect();
     match out {
         Some(path) => {
             crate::fsutil::write_atomic(&path, text.as_bytes())

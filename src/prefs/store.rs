@@ -60,6 +60,14 @@ impl PrefStore {
     }
 }
 
+/// The id new sets and judgments count on from: past every stored one,
+/// and past the clock's milliseconds, so ids stay unique across the
+/// sessions of a run even if its store was deleted.
+pub fn last_id(judgments: &[Judgment]) -> u64 {
+    let stored = judgments.iter().map(|j| j.pair).max().unwrap_or(0);
+    stored.max(unix_seconds() as u64 * 1000)
+}
+
 /// Reads a store; a missing file is an empty store.
 pub fn load(path: &Path) -> anyhow::Result<Contents> {
     match std::fs::read_to_string(path) {
@@ -72,6 +80,8 @@ pub fn load(path: &Path) -> anyhow::Result<Contents> {
 /// Parses a store's text; `name` is used in warnings.
 pub fn parse(text: &str, name: &str) -> Contents {
     let mut contents = Contents::default();
+    // The last line is torn when the file does not end its line.
+    let torn_line = (!text.ends_with('\n')).then(|| text.lines().count());
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
@@ -97,8 +107,7 @@ pub fn parse(text: &str, name: &str) -> Contents {
                 }
             }
             Err(e) => {
-                let last = i + 1 == text.lines().count() && !text.ends_with('\n');
-                let what = if last {
+                let what = if torn_line == Some(i + 1) {
                     "a torn line (cut short by a crash or a kill)"
                 } else {
                     "an unreadable line"

@@ -152,7 +152,9 @@ pub fn trend(ys: &[f64]) -> f64 {
 }
 
 /// Distinct n-grams over all n-grams of `responses` (token ids): 1 when
-/// nothing repeats, near 0 when one phrase is said over and over.
+/// nothing repeats, near 0 when one phrase is said over and over, and 0
+/// when responses are too short to hold an n-gram at all (collapsed to
+/// nothing is not diverse).
 pub fn distinct_n(responses: &[Vec<u32>], n: usize) -> f64 {
     let mut seen = std::collections::HashSet::new();
     let mut total = 0usize;
@@ -163,7 +165,7 @@ pub fn distinct_n(responses: &[Vec<u32>], n: usize) -> f64 {
         }
     }
     if total == 0 {
-        1.0
+        0.0
     } else {
         seen.len() as f64 / total as f64
     }
@@ -240,18 +242,14 @@ impl Monitor {
                 format!("entropy {e:.3} < {}", c.entropy_min),
             ));
         }
-        let d1 = get("responses/distinct_1").filter(|d| *d < c.distinct_1_min);
-        let d2 = get("responses/distinct_2").filter(|d| *d < c.distinct_2_min);
-        if d1.is_some() || d2.is_some() {
-            let (d1, d2) = (get("responses/distinct_1"), get("responses/distinct_2"));
+        if let (Some(d1), Some(d2)) = (get("responses/distinct_1"), get("responses/distinct_2"))
+            && (d1 < c.distinct_1_min || d2 < c.distinct_2_min)
+        {
             firing.push((
                 AlertKind::LowDiversity,
                 format!(
-                    "distinct-1 {:.3}, distinct-2 {:.3} (limits {}, {})",
-                    d1.unwrap_or(f64::NAN),
-                    d2.unwrap_or(f64::NAN),
-                    c.distinct_1_min,
-                    c.distinct_2_min
+                    "distinct-1 {d1:.3}, distinct-2 {d2:.3} (limits {}, {})",
+                    c.distinct_1_min, c.distinct_2_min
                 ),
             ));
         }
@@ -293,6 +291,8 @@ mod tests {
         assert_eq!(distinct_n(&r, 1), 0.5);
         assert!((distinct_n(&r, 2) - 2.0 / 3.0).abs() < 1e-12);
         assert_eq!(distinct_n(&[vec![7; 10]], 1), 0.1);
+        // One-token responses hold no bigram.
+        assert_eq!(distinct_n(&[vec![7], vec![8]], 2), 0.0);
     }
 
     fn kinds(changes: &Changes) -> Vec<AlertKind> {

@@ -71,7 +71,12 @@ impl RunDir {
 
     /// The checkpoint of `stage` with the highest step, if any.
     pub fn latest_checkpoint(&self, stage: &str) -> Option<PathBuf> {
-        self.checkpoints(stage).pop().map(|(_, path)| path)
+        self.latest_step(stage).map(|(_, path)| path)
+    }
+
+    /// The highest step `stage` has a checkpoint at, with its path.
+    pub fn latest_step(&self, stage: &str) -> Option<(usize, PathBuf)> {
+        self.checkpoints(stage).pop()
     }
 
     /// The checkpoints of `stage`, oldest first, as (step, path).

@@ -35,23 +35,25 @@ impl MetricsLog {
 /// One logged step: its stage's name, step and metrics (`null`s left out).
 pub type LoggedStep = (String, usize, Vec<(String, f64)>);
 
-/// Reads a metrics log back, in order; a line that cannot be read (one
-/// cut short by a kill) is left out.
-pub fn read_log(path: &Path) -> Vec<LoggedStep> {
+/// Reads a metrics log back, in order, with the count of lines that could
+/// not be read (one cut short by a kill), which are left out.
+pub fn read_log(path: &Path) -> (Vec<LoggedStep>, usize) {
     let Ok(text) = std::fs::read_to_string(path) else {
-        return Vec::new();
+        return (Vec::new(), 0);
     };
-    text.lines()
-        .filter_map(|line| {
-            let Value::Object(mut map) = serde_json::from_str(line).ok()? else {
-                return None;
-            };
-            let stage = map.remove("stage")?.as_str()?.to_string();
-            let step = map.remove("step")?.as_u64()? as usize;
-            let values = map.into_iter().filter_map(|(k, v)| Some((k, v.as_f64()?))).collect();
-            Some((stage, step, values))
-        })
-        .collect()
+    let parse = |line: &str| -> Option<LoggedStep> {
+        let Value::Object(mut map) = serde_json::from_str(line).ok()? else {
+            return None;
+        };
+        let stage = map.remove("stage")?.as_str()?.to_string();
+        let step = map.remove("step")?.as_u64()? as usize;
+        let values = map.into_iter().filter_map(|(k, v)| Some((k, v.as_f64()?))).collect();
+        Some((stage, step, values))
+    };
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let steps: Vec<LoggedStep> = lines.iter().filter_map(|l| parse(l)).collect();
+    let skipped = lines.len() - steps.len();
+    (steps, skipped)
 }
 
 /// The value of `key` among one step's metrics.

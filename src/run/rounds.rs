@@ -3,6 +3,8 @@
 //! was trained in, its checkpoint and how many pairs it learnt from.
 //! Written whole and atomically after each change.
 
+use std::path::Path;
+
 use serde::{Deserialize, Serialize};
 
 use super::RunDir;
@@ -63,6 +65,33 @@ impl Rounds {
         Ok(write_atomic(&Self::path(run), text.as_bytes())?)
     }
 
+    /// Records a reward model's end (finished or stopped) at `checkpoint`:
+    /// a new version, or, when it went on from the checkpoint the newest
+    /// version names (a resumed run), that version moved forward.
+    pub fn record_rm(
+        run: &RunDir,
+        checkpoint: &std::path::Path,
+        started_from: &std::path::Path,
+        pairs: usize,
+        run_pairs: usize,
+    ) -> anyhow::Result<Self> {
+        let mut rounds = Self::load(run)?;
+        let checkpoint = checkpoint.display().to_string();
+        let round = rounds.round;
+        match rounds.rm_versions.last_mut() {
+            Some(last) if Path::new(&last.checkpoint) == started_from => last.checkpoint = checkpoint,
+            _ => rounds.rm_versions.push(RmVersion {
+                version: rounds.rm_version() + 1,
+                round,
+                checkpoint,
+                pairs,
+                run_pairs,
+            }),
+        }
+        rounds.save(run)?;
+        Ok(rounds)
+    }
+
     /// The newest reward model's version, 0 before the first.
     pub fn rm_version(&self) -> u32 {
         self.rm_versions.last().map_or(0, |v| v.version)
@@ -89,6 +118,14 @@ mod tests {
         });
         rounds.save(&run).unwrap();
         assert_eq!(Rounds::load(&run).unwrap(), rounds);
+        // A resumed reward model moves its version on; a fresh one is the next.
+        let moved = Rounds::record_rm(&run, Path::new("rm-9"), Path::new("rm-50"), 70, 6).unwrap();
+        assert_eq!(
+            (moved.rm_version(), moved.rm_versions[0].checkpoint.as_str()),
+            (1, "rm-9")
+        );
+        let next = Rounds::record_rm(&run, Path::new("rm-20"), Path::new("sft-5"), 80, 7).unwrap();
+        assert_eq!((next.rm_version(), next.rm_versions[1].round), (2, 2));
         std::fs::write(run.root.join("rounds.json"), "{\"round\": 2,\n \"rm_versions\": 3}").unwrap();
         let err = Rounds::load(&run).unwrap_err().to_string();
         assert!(err.contains("rounds.json:2:"), "{err}");

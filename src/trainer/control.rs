@@ -16,7 +16,7 @@ use super::samples::judge_verdicts;
 use crate::fsutil::AppendLog;
 use crate::prefs::rank::is_ranking_of;
 use crate::prefs::record::{Judgment, Source};
-use crate::prefs::stats::agreement;
+use crate::prefs::stats::{JUDGE, agreement};
 use crate::prefs::store::PrefStore;
 use crate::rlhf::ppo::kl_control::KlControl;
 use crate::rlhf::ppo::live::LiveParams;
@@ -127,7 +127,7 @@ impl Control {
         if judged {
             let verdicts = judge_verdicts(&set);
             for (criterion, verdict) in &verdicts {
-                let judgment = judgment(&set, verdict.clone(), *criterion, "judge", Source::Judge);
+                let judgment = judgment(&set, verdict.clone(), *criterion, JUDGE, Source::Judge);
                 if let Err(e) = self.logs.prefs.record(judgment.clone()) {
                     return self.send(Event::Error(format!("prefs.jsonl: {e}")));
                 }

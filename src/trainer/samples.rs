@@ -18,9 +18,9 @@ use crate::model::{GenerateConfig, Gpt2, ScalarModel, Tokenizer, generate, hf};
 use crate::rlhf::ppo::rollout::{QueryResponse, episode_scores, response_logprobs};
 use crate::run::{RunConfig, RunDir};
 use crate::world::corpus::held_out_prompts;
-use crate::world::eval::decode_response;
+use crate::world::eval::response_part;
 use crate::world::generator::prompt_text;
-use crate::world::judge::{TIE_MARGIN, judge};
+use crate::world::judge::{Judgment, TIE_MARGIN, judge};
 use crate::world::tokenizer_training::EOS;
 
 /// The models a pair is drawn and scored with.
@@ -76,14 +76,16 @@ pub fn sample_set(models: &PairModels, id: u64, temperatures: &[f32], max_new_to
             .expect("f32");
         // EOS is not shown; its log-probs go with it.
         let shown = tokens.iter().take_while(|&&t| Some(t) != eos).count();
-        responses.push(Response {
+        let mut response = Response {
             tokens: tokenizer.token_texts(&tokens[..shown]),
             logprobs: generated.logprobs[0][..shown].to_vec(),
             ref_logprobs: ref_logp[..shown].to_vec(),
             reward: None,
-            judge: judge(&prompt, &decode_response(tokenizer, tokens, eos)).score,
+            judge: 0.0,
             temperature,
-        });
+        };
+        response.judge = judge_response(&prompt, &response).score;
+        responses.push(response);
         all_tokens.push(tokens.clone());
     }
     if let Some(rm) = models.reward {
@@ -104,11 +106,17 @@ pub fn sample_set(models: &PairModels, id: u64, temperatures: &[f32], max_new_to
     }
 }
 
+/// The judge's view of a response as shown and stored (its tokens'
+/// text), so its score on the pane and its verdicts agree.
+fn judge_response(prompt: &str, response: &Response) -> Judgment {
+    judge(prompt, response_part(&response.text()))
+}
+
 /// The judge's verdicts on a set, under each criterion it scores (it has
 /// no measure of truthfulness): for two responses, the better by more
 /// than the tie margin, else a tie; for more, their order by score.
 pub fn judge_verdicts(set: &SampleSet) -> Vec<(Criterion, Verdict)> {
-    let judged: Vec<_> = set.responses.iter().map(|r| judge(&set.prompt, &r.text())).collect();
+    let judged: Vec<_> = set.responses.iter().map(|r| judge_response(&set.prompt, r)).collect();
     let score = |i: usize, criterion: Criterion| match criterion {
         Criterion::Overall => judged[i].score,
         _ => judged[i]

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::protocol::Stage;
 use crate::model::{Gpt2, ScalarModel, Tokenizer, hf};
+use crate::prefs::formats::PreferencePair;
 use crate::prefs::rank::training_pairs;
 use crate::prefs::store;
 use crate::rlhf::ppo::live::{LiveParams, Models, Steer, StepPoint};
@@ -49,7 +50,7 @@ pub struct StageRun {
     reference: Option<PathBuf>,
     reward: Option<PathBuf>,
     /// Training pairs from the run's own judgments (RM only).
-    pub run_pairs: usize,
+    run_pairs: usize,
 }
 
 /// A checkpoint's `trainer_state.json`: with the files beside it, all a
@@ -60,8 +61,6 @@ pub struct Saved {
     pub step: usize,
     pub offset: usize,
     pub total: usize,
-    /// The stage had reached its end (not a stop, a quit or `c` before it).
-    pub finished: bool,
     /// SFT's and RM's live parameters.
     pub params: LiveParams,
     pub reference: Option<PathBuf>,
@@ -80,14 +79,24 @@ impl Saved {
         serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}:{}:{}: {e}", path.display(), e.line(), e.column()))
     }
 
-    /// The newest checkpoint of `stage` that stopped before its end.
-    pub fn unfinished(run: &RunDir, stage: Stage) -> Option<PathBuf> {
-        let dir = run.latest_checkpoint(stage.name())?;
-        Self::read(&dir)
-            .ok()
-            .filter(|s| !s.finished && s.step < s.total)
-            .map(|_| dir)
+    /// The newest checkpoint of `stage`, when it was written before the
+    /// stage's end (a stop, a quit or `c`) with the trainer's state. A
+    /// state file that cannot be read is an error, not a fresh start.
+    pub fn unfinished(run: &RunDir, stage: Stage) -> anyhow::Result<Option<PathBuf>> {
+        let Some(dir) = run.latest_checkpoint(stage.name()) else {
+            return Ok(None);
+        };
+        if !dir.join(STATE_FILE).exists() {
+            return Ok(None);
+        }
+        let saved = Self::read(&dir)?;
+        Ok((saved.step < saved.total).then_some(dir))
     }
+}
+
+/// The run's own judgments as training pairs, for the reward model.
+fn run_judged_pairs(run: &RunDir) -> anyhow::Result<Vec<PreferencePair>> {
+    Ok(training_pairs(&store::load(&run.prefs_path())?.judgments))
 }
 
 /// The path in the config, or the run's latest checkpoint of `stage`.
@@ -115,11 +124,11 @@ impl StageRun {
     pub fn start(stage: Stage, config: &RunConfig, run: &RunDir, device: &Device) -> anyhow::Result<Self> {
         let mut params = LiveParams::from_config(&config.ppo);
         let later_round = Rounds::load(run)?.round > 1;
-        let offset = match later_round.then(|| run.latest_checkpoint(stage.name())).flatten() {
-            Some(dir) if stage != Stage::Sft => checkpoint_step(&dir),
+        let offset = match later_round.then(|| run.latest_step(stage.name())).flatten() {
+            Some((step, _)) if stage != Stage::Sft => step,
             _ => 0,
         };
-        let mut run_pairs = 0;
+        let (mut run_pairs, mut reference, mut reward) = (0, None, None);
         let (trainer, steps, init) = match stage {
             Stage::Sft => {
                 params.lr = config.sft.lr;
@@ -133,28 +142,22 @@ impl StageRun {
             Stage::Rm => {
                 params.lr = config.rm.lr;
                 let init = init_path(&config.rm.init, run, Stage::Sft, "the reward model")?;
-                let judged = training_pairs(&store::load(&run.prefs_path())?.judgments);
+                let judged = run_judged_pairs(run)?;
                 run_pairs = judged.len();
                 let trainer = RmTrainer::new(&config.rm, &init, &judged, device)?;
                 (Trainer::Rm(Box::new(trainer)), config.rm.steps, init)
             }
             Stage::Ppo => {
-                let reference = init_path(&config.ppo.policy_init, run, Stage::Sft, "PPO")?;
+                let sft = init_path(&config.ppo.policy_init, run, Stage::Sft, "PPO")?;
                 let policy = match (later_round, &config.ppo.policy_init) {
-                    (true, None) => run.latest_checkpoint(Stage::Ppo.name()).unwrap_or(reference.clone()),
-                    _ => reference.clone(),
+                    (true, None) => run.latest_checkpoint(Stage::Ppo.name()).unwrap_or(sft.clone()),
+                    _ => sft.clone(),
                 };
-                let reward = init_path(&config.ppo.reward_init, run, Stage::Rm, "PPO")?;
-                let trainer = PpoTrainer::continued(&config.ppo, &policy, &reference, &reward, device)?;
+                let rm = init_path(&config.ppo.reward_init, run, Stage::Rm, "PPO")?;
+                let trainer = PpoTrainer::continued(&config.ppo, &policy, &sft, &rm, device)?;
+                (reference, reward) = (Some(sft), Some(rm));
                 (Trainer::Ppo(Box::new(trainer)), config.ppo.iterations, policy)
             }
-        };
-        let (reference, reward) = match stage {
-            Stage::Ppo => (
-                Some(init_path(&config.ppo.policy_init, run, Stage::Sft, "PPO")?),
-                Some(init_path(&config.ppo.reward_init, run, Stage::Rm, "PPO")?),
-            ),
-            _ => (None, None),
         };
         Ok(Self {
             stage,
@@ -193,8 +196,7 @@ impl StageRun {
                 Trainer::Sft(Box::new(t))
             }
             Stage::Rm => {
-                let judged = training_pairs(&store::load(&run.prefs_path())?.judgments);
-                let mut t = RmTrainer::new(&config.rm, dir, &judged, device)?;
+                let mut t = RmTrainer::new(&config.rm, dir, &run_judged_pairs(run)?, device)?;
                 t.restore(dir, saved.model.as_ref().ok_or_else(|| missing("model state"))?)?;
                 Trainer::Rm(Box::new(t))
             }
@@ -233,14 +235,6 @@ impl StageRun {
         match &self.trainer {
             Trainer::Rm(t) => &t.warnings,
             _ => &[],
-        }
-    }
-
-    /// Training pairs, all sources (RM only).
-    pub fn train_pairs(&self) -> Option<usize> {
-        match &self.trainer {
-            Trainer::Rm(t) => Some(t.train_pairs),
-            _ => None,
         }
     }
 
@@ -309,7 +303,6 @@ impl StageRun {
             step: self.step,
             offset: self.offset,
             total: self.total,
-            finished: self.is_done(),
             params: self.params.clone(),
             reference: self.reference.clone(),
             reward: self.reward.clone(),
@@ -344,7 +337,8 @@ impl StageRun {
 
     /// Checkpoints the stage and evaluates it on held-out data: the judge's
     /// view of SFT's and PPO's answers; the reward model's accuracy and
-    /// calibration (its reliability table saved as `rm_calibration.json`).
+    /// calibration (its reliability table saved as `rm_calibration.json`),
+    /// and its version recorded in `rounds.json`.
     pub fn finish(&self, run: &RunDir) -> anyhow::Result<(PathBuf, Metrics)> {
         let path = self.checkpoint(run)?;
         let metrics = match &self.trainer {
@@ -356,6 +350,7 @@ impl StageRun {
                     &run.root.join("rm_calibration.json"),
                     serde_json::to_string_pretty(&eval.calibration)?.as_bytes(),
                 )?;
+                Rounds::record_rm(run, &path, &self.init, t.train_pairs, self.run_pairs)?;
                 vec![
                     ("eval/accuracy", eval.accuracy as f64),
                     ("eval/ece", eval.calibration.ece as f64),
@@ -389,12 +384,6 @@ impl StageRun {
             _ => None,
         }
     }
-}
-
-/// 60 for `checkpoints/rm-60`.
-fn checkpoint_step(dir: &std::path::Path) -> usize {
-    let name = dir.file_name().unwrap_or_default().to_string_lossy();
-    name.rsplit('-').next().and_then(|s| s.parse().ok()).unwrap_or(0)
 }
 
 /// A steering callback that changes nothing.

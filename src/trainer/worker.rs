@@ -20,12 +20,12 @@ use super::samples::{DiskModels, PairModels, sample_set};
 use super::stage::{Saved, StageRun};
 use super::watch::{guard, watch};
 use crate::fsutil::AppendLog;
+use crate::prefs::record::Source;
 use crate::prefs::store::{self, PrefStore};
 use crate::rlhf::monitors::Monitor;
 use crate::rlhf::ppo::live::{LiveParams, Models, StepPoint};
 use crate::rlhf::reward_math::Calibration;
 use crate::run::metrics::read_log;
-use crate::run::rounds::RmVersion;
 use crate::run::{MetricsLog, Rounds, RunConfig, RunDir};
 
 /// What the thread needs to start.
@@ -107,7 +107,6 @@ struct Worker {
     /// a checkpoint is written.
     disk: Option<DiskModels>,
     next_set: u64,
-    rounds: Rounds,
     panic_at_step: Option<usize>,
 }
 
@@ -151,14 +150,22 @@ fn run(setup: WorkerSetup, commands: Receiver<Command>, events: Sender<Event>) -
         judged: contents
             .judgments
             .iter()
-            .filter(|j| j.annotator == setup.annotator && j.source == crate::prefs::record::Source::Human)
+            .filter(|j| j.annotator == setup.annotator && j.source == Source::Human)
             .count(),
     });
     // A reopened run's charts start from its history.
-    for (name, step, values) in read_log(&run.metrics_path()) {
+    let (logged, skipped) = read_log(&run.metrics_path());
+    for (name, step, values) in logged {
         if let Some(&stage) = Stage::ALL.iter().find(|s| s.name() == name) {
             let _ = events.send(Event::Metrics { stage, step, values });
         }
+    }
+    if skipped > 0 {
+        let warning = format!(
+            "{}: {skipped} unreadable lines left off the charts",
+            run.metrics_path().display()
+        );
+        let _ = events.send(Event::Warning(warning));
     }
     for warning in contents.warnings {
         let _ = events.send(Event::Warning(warning));
@@ -167,11 +174,7 @@ fn run(setup: WorkerSetup, commands: Receiver<Command>, events: Sender<Event>) -
         round: rounds.round,
         rm_version: rounds.rm_version(),
     });
-    // Ids stay unique across sessions of one run: after the newest stored
-    // one, and after the clock's milliseconds so a deleted store cannot
-    // bring an old id back.
-    let stored = contents.judgments.iter().map(|j| j.pair).max().unwrap_or(0);
-    let clock = super::audit::unix_seconds() as u64 * 1000;
+    let next_set = store::last_id(&contents.judgments);
     let mut worker = Worker {
         control: Control::new(commands, events, logs, config, setup.annotator, contents.judgments),
         run,
@@ -179,8 +182,7 @@ fn run(setup: WorkerSetup, commands: Receiver<Command>, events: Sender<Event>) -
         log,
         idle,
         disk: None,
-        next_set: stored.max(clock),
-        rounds,
+        next_set,
         panic_at_step: setup.panic_at_step,
     };
     if !worker.control.judgments.is_empty() {
@@ -224,21 +226,23 @@ impl Worker {
         control.paused = false;
         control.send_state(StageState::Starting);
         // A stage stopped before its end continues from its checkpoint.
-        let unfinished = Saved::unfinished(&self.run, stage);
-        control.audit_record("start", json!({ "resumed_from": unfinished }));
-        let started = match &unfinished {
-            Some(dir) => StageRun::resume(&control.config, &self.run, dir, None, &self.device),
-            None => StageRun::start(stage, &control.config, &self.run, &self.device).and_then(|s| {
-                let baseline = s.baseline();
-                if !baseline.is_empty() {
-                    self.log.append(stage.name(), 0, &baseline)?;
-                    send_metrics(control, stage, 0, &baseline);
+        let started = Saved::unfinished(&self.run, stage).and_then(|from| {
+            control.audit_record("start", json!({ "resumed_from": from }));
+            match &from {
+                Some(dir) => StageRun::resume(&control.config, &self.run, dir, None, &self.device).map(|s| (s, true)),
+                None => {
+                    let s = StageRun::start(stage, &control.config, &self.run, &self.device)?;
+                    let baseline = s.baseline();
+                    if !baseline.is_empty() {
+                        self.log.append(stage.name(), 0, &baseline)?;
+                        send_metrics(control, stage, 0, &baseline);
+                    }
+                    Ok((s, false))
                 }
-                Ok(s)
-            }),
-        };
-        let mut active = match started {
-            Ok(active) => active,
+            }
+        });
+        let (mut active, resumed) = match started {
+            Ok(started) => started,
             Err(e) => {
                 control.send_state(StageState::Failed(format!("{e:#}")));
                 control.stage = None;
@@ -249,7 +253,7 @@ impl Worker {
         for warning in active.warnings() {
             control.send(Event::Warning(warning.clone()));
         }
-        if unfinished.is_some() && stage == Stage::Ppo {
+        if resumed && stage == Stage::Ppo {
             announce_resumed_params(control, &self.idle, active.params());
         }
         control.send_state(StageState::Running);
@@ -318,8 +322,14 @@ impl Worker {
         self.control.audit_record(what, json!({ "checkpoint": path }));
         if let Some(path) = &path {
             self.checkpoint_written(active, path);
-            if let Some(pairs) = active.train_pairs() {
-                self.new_rm_version(active, path, pairs)?;
+            // `finish` recorded the reward model's version.
+            if stage == Stage::Rm && !matches!(stop, Some(StopReason::Shutdown { .. })) {
+                let rounds = Rounds::load(&self.run)?;
+                if let Some(v) = rounds.rm_versions.last() {
+                    let details = json!({ "version": v.version, "pairs": v.pairs, "run_pairs": v.run_pairs });
+                    self.control.audit_record("rm_version", details);
+                }
+                self.send_round(&rounds);
                 self.send_calibration();
             }
         }
@@ -335,52 +345,35 @@ impl Worker {
         Ok(())
     }
 
-    /// A finished reward model is the run's next version.
-    fn new_rm_version(&mut self, active: &StageRun, path: &std::path::Path, pairs: usize) -> anyhow::Result<()> {
-        let version = RmVersion {
-            version: self.rounds.rm_version() + 1,
-            round: self.rounds.round,
-            checkpoint: path.display().to_string(),
-            pairs,
-            run_pairs: active.run_pairs,
-        };
-        self.control.audit_record(
-            "rm_version",
-            json!({ "version": version.version, "pairs": pairs, "run_pairs": active.run_pairs }),
-        );
-        self.rounds.rm_versions.push(version);
-        self.rounds.save(&self.run)?;
-        self.send_round();
-        Ok(())
-    }
-
     /// The next round: sets now come from the newest policy on disk; the
     /// reward model trained next is a new version on every pair so far,
     /// and PPO continues from its last policy.
     fn new_round(&mut self) -> anyhow::Result<()> {
+        let mut rounds = Rounds::load(&self.run)?;
         if self.run.latest_checkpoint(Stage::Ppo.name()).is_none() {
             let error = format!(
                 "round {} ends with PPO against the reward model: run PPO before starting round {}",
-                self.rounds.round,
-                self.rounds.round + 1
+                rounds.round,
+                rounds.round + 1
             );
             self.control.send(Event::Error(error));
             return Ok(());
         }
-        self.rounds.round += 1;
-        self.rounds.save(&self.run)?;
-        self.control
-            .audit_record("round", json!({ "round": self.rounds.round }));
+        rounds.round += 1;
+        rounds.save(&self.run)?;
+        self.control.audit_record("round", json!({ "round": rounds.round }));
         self.disk = None;
-        self.send_round();
+        self.send_round(&rounds);
         Ok(())
     }
 
     /// The newest reward model's reliability table, when there is one.
     fn send_calibration(&self) {
         let path = self.run.root.join("rm_calibration.json");
-        let Ok(text) = std::fs::read_to_string(&path) else {
-            return;
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(e) => return self.control.send(Event::Warning(format!("{}: {e}", path.display()))),
         };
         match serde_json::from_str::<Calibration>(&text) {
             Ok(calibration) => self.control.send(Event::Calibration(calibration.bins)),
@@ -388,10 +381,10 @@ impl Worker {
         }
     }
 
-    fn send_round(&self) {
+    fn send_round(&self, rounds: &Rounds) {
         self.control.send(Event::Round {
-            round: self.rounds.round,
-            rm_version: self.rounds.rm_version(),
+            round: rounds.round,
+            rm_version: rounds.rm_version(),
         });
     }
 

@@ -88,14 +88,12 @@ pub const CHARTS: [ChartSpec; 10] = [
     },
 ];
 
-/// A vertical mark on the charts: a parameter changed at this step, or
-/// (`alert`) a monitor raised an alert.
+/// A vertical mark on the charts: a parameter changed at this step.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Marker {
     pub stage: Option<Stage>,
     pub step: usize,
     pub label: String,
-    pub alert: bool,
 }
 
 /// What the comparison pane colours tokens by.
@@ -191,7 +189,8 @@ pub struct App {
     pub rm_version: u32,
     /// Alerts the monitors raised that have not cleared, oldest first.
     pub alerts: Vec<Alert>,
-    /// Every alert raised, oldest first (the newest `ALERTS_KEPT`).
+    /// Every alert raised, oldest first (the newest `ALERTS_KEPT`): the
+    /// alerts window and the red lines on the charts.
     pub alert_log: Vec<Alert>,
     /// The newest reward model's reliability table.
     pub calibration: Vec<ReliabilityBin>,

@@ -400,12 +400,6 @@ pub fn on_event(app: &mut App, event: Event, at: f64) -> Vec<Effect> {
         }
         Event::Agreement(rows) => app.agreement = rows,
         Event::Alert(alert) => {
-            app.markers.push(Marker {
-                stage: Some(Stage::Ppo),
-                step: alert.step,
-                label: alert.kind.title().into(),
-                alert: true,
-            });
             if app.alert_log.len() == ALERTS_KEPT {
                 app.alert_log.remove(0);
             }
@@ -438,12 +432,7 @@ pub fn on_event(app: &mut App, event: Event, at: f64) -> Vec<Effect> {
             let stage = app.active().and_then(|r| r.stage);
             let label = format!("{} {old} → {}", param.name(), param.value());
             app.message = Some((format!("{label} at step {step}"), false));
-            app.markers.push(Marker {
-                stage,
-                step,
-                label,
-                alert: false,
-            });
+            app.markers.push(Marker { stage, step, label });
         }
         Event::Checkpoint { path, .. } => app.message = Some((format!("checkpoint {path}"), false)),
         Event::LabelSaved { set, verdict } => {

@@ -23,8 +23,13 @@ pub struct EvalReport {
 /// starts a new turn, trimmed.
 pub fn decode_response(tokenizer: &Tokenizer, tokens: &[u32], eos: Option<u32>) -> String {
     let end = tokens.iter().position(|&t| Some(t) == eos).unwrap_or(tokens.len());
-    let text = tokenizer.decode(&tokens[..end]);
-    text.split("\n\nHuman").next().unwrap_or("").trim().to_string()
+    response_part(&tokenizer.decode(&tokens[..end])).to_string()
+}
+
+/// The part of a sampled text that answers: up to a new "Human" turn the
+/// model may have started, trimmed.
+pub fn response_part(text: &str) -> &str {
+    text.split("\n\nHuman").next().unwrap_or("").trim()
 }
 
 /// Samples one response per prompt (T = 1, no truncation, EOS stop).

@@ -12,6 +12,7 @@ use ratatui::text::Line;
 use ratatui::widgets::{Axis, Block, Chart, Dataset, GraphType, Paragraph};
 
 use super::theme;
+use crate::trainer::protocol::Stage;
 use crate::ui::app::{App, CHARTS, ChartSpec, Pane, RELIABILITY};
 
 const COLOURS: [Color; 3] = [Color::Cyan, Color::Magenta, Color::Green];
@@ -87,13 +88,22 @@ fn draw_chart(
     if y1 - y0 < 1e-9 {
         (y0, y1) = (y0 - 0.5, y1 + 0.5);
     }
-    // Markers for changes made (yellow) and alerts raised (red) during
-    // this chart's stages, inside the window.
-    let marks: Vec<([(f64, f64); 2], bool)> = app
+    // Changes made (yellow) during this chart's stages and alerts raised
+    // (red, PPO's) on it, inside the window.
+    let on_chart = |stage: Option<Stage>| stage.is_none_or(|s| spec.series.iter().any(|(st, _)| *st == s));
+    let changes = app
         .markers
         .iter()
-        .filter(|m| m.stage.is_none_or(|s| spec.series.iter().any(|(st, _)| *st == s)))
-        .map(|m| (m.step as f64, m.alert))
+        .filter(|m| on_chart(m.stage))
+        .map(|m| (m.step, false));
+    let alerts = app
+        .alert_log
+        .iter()
+        .filter(|_| on_chart(Some(Stage::Ppo)))
+        .map(|a| (a.step, true));
+    let marks: Vec<([(f64, f64); 2], bool)> = changes
+        .chain(alerts)
+        .map(|(step, alert)| (step as f64, alert))
         .filter(|&(x, _)| x >= x0 && x <= x1)
         .map(|(x, alert)| ([(x, y0), (x, y1)], alert))
         .collect();
