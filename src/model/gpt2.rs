@@ -14,9 +14,10 @@ use burn::module::{Module, Param};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear};
 use burn::tensor::module::{attention, embedding, linear};
 use burn::tensor::ops::AttentionModuleOptions;
-use burn::tensor::{Bool, Device, Int, Tensor, activation};
+use burn::tensor::{Bool, Device, Int, Tensor};
 
 use super::config::Gpt2Config;
+use super::gelu::gelu_new;
 use super::kv_cache::{KvCache, LayerCache};
 use super::weights::{Init, WeightSource};
 use crate::model::hf::ImportError;
@@ -36,7 +37,7 @@ impl Attention {
     fn forward(&self, x: Tensor<3>, mask: Tensor<4, Bool>, cache: Option<&mut LayerCache>) -> Tensor<3> {
         let [b, q, d] = x.dims();
         let hd = d / self.n_head;
-        let qkv = self.c_attn.forward(x); // [b, q, 3d]
+        let qkv = dense_rows(&self.c_attn, x); // [b, q, 3d]
         let heads = |i: usize| {
             qkv.clone()
                 .narrow(2, i * d, d)
@@ -57,8 +58,23 @@ impl Attention {
         };
         let y = attention(query, key, value, Some(mask), None, options); // [b, h, q, hd]
         let y = y.swap_dims(1, 2).reshape([b, q, d]);
-        self.c_proj.forward(y)
+        dense_rows(&self.c_proj, y)
     }
+}
+
+/// `x · weight + bias` over every position at once: `[b, q, in]` →
+/// `[b, q, out]`. Folding batch and positions into the rows makes one
+/// matrix product per weight; a `[b, q, in]` input would otherwise run as
+/// `b` products that each repack the weight, which took two fifths of a
+/// training step on the CPU.
+fn rows_linear(x: Tensor<3>, weight: Tensor<2>, bias: Option<Tensor<1>>) -> Tensor<3> {
+    let [b, q, d] = x.dims();
+    let out = weight.dims()[1];
+    linear(x.reshape([b * q, d]), weight, bias).reshape([b, q, out])
+}
+
+fn dense_rows(layer: &Linear, x: Tensor<3>) -> Tensor<3> {
+    rows_linear(x, layer.weight.val(), layer.bias.as_ref().map(Param::val))
 }
 
 /// The position-wise feed-forward network.
@@ -72,19 +88,8 @@ pub struct Mlp {
 
 impl Mlp {
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        self.c_proj.forward(gelu_new(self.c_fc.forward(x)))
+        dense_rows(&self.c_proj, gelu_new(dense_rows(&self.c_fc, x)))
     }
-}
-
-/// GPT-2's `gelu_new`, 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), written
-/// through the identity 0.5·(1 + tanh z) = σ(2z): one exponential per
-/// element instead of a `powf` and a `tanh`, which made GELU a quarter of
-/// decoding time on the CPU.
-pub fn gelu_new<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    const TWO_SQRT_2_OVER_PI: f64 = 2.0 * 0.797_884_560_802_865_4;
-    let cube = x.clone() * x.clone() * x.clone();
-    let z = (x.clone() + cube * 0.044715) * TWO_SQRT_2_OVER_PI;
-    x * activation::sigmoid(z)
 }
 
 /// One pre-LayerNorm transformer block.
@@ -200,7 +205,7 @@ impl Gpt2 {
 
     /// Next-token logits through the tied embedding: `[b, q, d]` → `[b, q, V]`.
     pub fn lm_logits(&self, hidden: Tensor<3>) -> Tensor<3> {
-        linear(hidden, self.wte.val().transpose(), None)
+        rows_linear(hidden, self.wte.val().transpose(), None)
     }
 }
 
@@ -232,7 +237,7 @@ impl ScalarModel {
     /// The head applied at every position: `[b, q, d]` → `[b, q]`.
     pub fn values(&self, hidden: Tensor<3>) -> Tensor<2> {
         let [b, q, _] = hidden.dims();
-        linear(hidden, self.score.val().transpose(), None).reshape([b, q])
+        rows_linear(hidden, self.score.val().transpose(), None).reshape([b, q])
     }
 
     /// The scalar at each row's last real token, as transformers pools it.

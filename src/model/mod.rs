@@ -3,6 +3,7 @@
 
 pub mod batch;
 pub mod config;
+pub mod gelu;
 pub mod generate;
 pub mod gpt2;
 pub mod hf;
