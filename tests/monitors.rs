@@ -22,10 +22,30 @@ use rlhf_tui::world::generator::prompt_text;
 
 const WAIT: Duration = Duration::from_secs(300);
 
-/// Events until a stage is done, with the alerts raised on the way.
+/// Every kind of alert there is.
+const ALL: [AlertKind; 8] = [
+    AlertKind::RewardHacking,
+    AlertKind::RunawayKl,
+    AlertKind::EntropyCollapse,
+    AlertKind::LowDiversity,
+    AlertKind::LengthDrift,
+    AlertKind::RatioOff,
+    AlertKind::HighClipFraction,
+    AlertKind::ApproxKlSpike,
+];
+
+fn kinds(alerts: &[(AlertKind, usize, String)]) -> BTreeSet<AlertKind> {
+    alerts.iter().map(|(k, _, _)| *k).collect()
+}
+
+/// Events until a stage is done, with the alerts raised on the way. The
+/// stage is stopped once every kind of alert has fired: where in a run
+/// this unstable each collapse comes depends on the last bits of the
+/// arithmetic, so the stage is given room and ended when it has shown all.
 fn run_stage(handle: &TrainerHandle, stage: Stage) -> Vec<(AlertKind, usize, String)> {
     handle.commands.send(Command::Start(stage)).unwrap();
     let mut alerts = Vec::new();
+    let mut stopping = false;
     loop {
         match handle.events.recv_timeout(WAIT).expect("an event in time") {
             Event::Error(e) => panic!("trainer error: {e}"),
@@ -37,7 +57,13 @@ fn run_stage(handle: &TrainerHandle, stage: Stage) -> Vec<(AlertKind, usize, Str
                 state: StageState::Done { .. },
                 ..
             } => return alerts,
-            Event::Alert(alert) => alerts.push((alert.kind, alert.step, alert.message)),
+            Event::Alert(alert) => {
+                alerts.push((alert.kind, alert.step, alert.message));
+                if !stopping && kinds(&alerts).len() == ALL.len() {
+                    handle.commands.send(Command::Stop).unwrap();
+                    stopping = true;
+                }
+            }
             _ => {}
         }
     }
@@ -64,7 +90,7 @@ fn a_reward_model_that_loves_one_word_sets_off_every_alert() {
     let mut config = RunConfig::parse(
         "(
             rm: (steps: 60, batch_size: 16, warmup_steps: 5),
-            ppo: (iterations: 25, batch_size: 16, minibatch_size: 8, ppo_epochs: 4,
+            ppo: (iterations: 60, batch_size: 16, minibatch_size: 8, ppo_epochs: 4,
                   max_new_tokens: 24, lr: 0.0003, beta: 0.0),
         )",
     )
@@ -85,18 +111,7 @@ fn a_reward_model_that_loves_one_word_sets_off_every_alert() {
     for (kind, step, message) in &alerts {
         eprintln!("{step:>3} {}: {message}", kind.title());
     }
-    let fired: BTreeSet<AlertKind> = alerts.iter().map(|(k, _, _)| *k).collect();
-    let all = [
-        AlertKind::RewardHacking,
-        AlertKind::RunawayKl,
-        AlertKind::EntropyCollapse,
-        AlertKind::LowDiversity,
-        AlertKind::LengthDrift,
-        AlertKind::RatioOff,
-        AlertKind::HighClipFraction,
-        AlertKind::ApproxKlSpike,
-    ];
-    assert_eq!(fired, all.into_iter().collect(), "{alerts:?}");
+    assert_eq!(kinds(&alerts), ALL.into_iter().collect(), "{alerts:?}");
     let hacking = alerts.iter().find(|(k, _, _)| *k == AlertKind::RewardHacking).unwrap();
     assert!(hacking.2.contains("RM score rose"), "{}", hacking.2);
 

@@ -5,22 +5,49 @@ use burn::tensor::{Int, Tensor, TensorData, activation};
 
 use super::batch::PaddedBatch;
 use super::gpt2::Gpt2;
+#[cfg(feature = "flex")]
+use super::token_logprobs;
 
 /// `log softmax(logits)[target]` at every position.
 /// `logits`: `[b, t, V]`; `targets`: `[b, t]` → `[b, t]`.
 pub fn gather_logprobs(logits: Tensor<3>, targets: Tensor<2, Int>) -> Tensor<2> {
+    #[cfg(feature = "flex")]
+    if token_logprobs::is_fused(&logits.device()) {
+        return target_stats(logits, targets).logp;
+    }
     read_targets(activation::log_softmax(logits, 2), targets)
 }
 
-/// The target log-probabilities as `gather_logprobs` gives them (with
-/// gradient) and the entropy of each position's distribution (without: it
-/// is reported, never trained on), from one log-softmax. `[b, t]` each.
-pub fn logprobs_and_entropy(logits: Tensor<3>, targets: Tensor<2, Int>) -> (Tensor<2>, Tensor<2>) {
-    let [b, t, _] = logits.dims();
+/// What a position's distribution says about its target, `[b, t]` each.
+pub struct TargetStats {
+    /// `log softmax(logits)[target]`, as `gather_logprobs` gives it (with gradient).
+    pub logp: Tensor<2>,
+    /// The distribution's entropy, without gradient: reported, never trained on.
+    pub entropy: Tensor<2>,
+    /// The most likely token.
+    pub predicted: Tensor<2, Int>,
+}
+
+/// The target log-probabilities, entropies and most likely tokens: one
+/// fused pass on the CPU, one log-softmax shared by all three elsewhere.
+pub fn target_stats(logits: Tensor<3>, targets: Tensor<2, Int>) -> TargetStats {
+    let [b, t, v] = logits.dims();
+    #[cfg(feature = "flex")]
+    if token_logprobs::is_fused(&logits.device()) {
+        let rows = token_logprobs::row_stats(logits.reshape([b * t, v]), targets.reshape([b * t]));
+        return TargetStats {
+            logp: rows.logp.reshape([b, t]),
+            entropy: rows.entropy.reshape([b, t]),
+            predicted: rows.argmax.reshape([b, t]),
+        };
+    }
     let logp_all = activation::log_softmax(logits, 2); // [b, t, V]
     let stats = logp_all.clone().detach();
-    let entropy = (stats.clone().exp() * stats).sum_dim(2).reshape([b, t]).neg();
-    (read_targets(logp_all, targets), entropy)
+    TargetStats {
+        predicted: stats.clone().argmax(2).reshape([b, t]),
+        entropy: (stats.clone().exp() * stats).sum_dim(2).reshape([b, t]).neg(),
+        logp: read_targets(logp_all, targets),
+    }
 }
 
 fn read_targets(logp_all: Tensor<3>, targets: Tensor<2, Int>) -> Tensor<2> {

@@ -10,6 +10,8 @@ pub mod hf;
 pub mod kv_cache;
 pub mod logprobs;
 pub mod sampling;
+#[cfg(feature = "flex")]
+pub mod token_logprobs;
 pub mod tokenizer;
 pub mod weights;
 

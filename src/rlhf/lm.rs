@@ -6,7 +6,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 
 use crate::model::Gpt2;
 use crate::model::batch::PaddedBatch;
-use crate::model::logprobs::logprobs_and_entropy;
+use crate::model::logprobs::target_stats;
 
 /// Inputs, targets and loss weights for one batch of next-token prediction.
 pub struct LmBatch {
@@ -70,17 +70,16 @@ pub fn lm_forward(model: &Gpt2, batch: &LmBatch) -> LmOutput {
     let targets = Tensor::<2, Int>::from_data(TensorData::new(batch.targets.clone(), [b, t]), &device);
     let weights = Tensor::<2>::from_data(TensorData::new(batch.weights.clone(), [b, t]), &device);
     let logits = model.lm_logits(hidden); // [b, t, V]
-    let predicted = logits.clone().detach().argmax(2).reshape([b, t]);
-    let (logp, entropy) = logprobs_and_entropy(logits, targets.clone());
+    let stats = target_stats(logits, targets.clone());
     let total = batch.weighted_tokens().max(1.0);
-    let loss = (logp * weights.clone()).sum().neg() / total;
+    let loss = (stats.logp * weights.clone()).sum().neg() / total;
 
     let weights = weights.detach();
-    let correct = predicted.equal(targets).float();
+    let correct = stats.predicted.equal(targets).float();
     LmOutput {
         loss,
         accuracy: (correct * weights.clone()).sum().into_scalar::<f32>() / total,
-        entropy: (entropy * weights).sum().into_scalar::<f32>() / total,
+        entropy: (stats.entropy * weights).sum().into_scalar::<f32>() / total,
     }
 }
 

@@ -11,7 +11,7 @@
 use burn::tensor::{Int, Tensor, TensorData};
 
 use crate::model::batch::PaddedBatch;
-use crate::model::logprobs::{gather_logprobs, logprobs_and_entropy};
+use crate::model::logprobs::{gather_logprobs, target_stats};
 use crate::model::{Gpt2, ScalarModel};
 
 /// Queries and responses laid out for scoring.
@@ -87,7 +87,8 @@ pub fn response_logprobs(model: &Gpt2, qr: &QueryResponse, temperature: f32) -> 
 /// position's distribution: what the policy's update reports.
 pub fn response_logprobs_and_entropy(model: &Gpt2, qr: &QueryResponse, temperature: f32) -> (Tensor<2>, Tensor<2>) {
     let (logits, targets) = response_logits(model, qr, temperature);
-    logprobs_and_entropy(logits, targets)
+    let stats = target_stats(logits, targets);
+    (stats.logp, stats.entropy)
 }
 
 /// The value model's estimate at each response token, `[b, r]`.

@@ -1,0 +1,307 @@
+//! The log-probability of each target token, with the entropy and the most
+//! likely token of each distribution, in one pass over the logits on the
+//! CPU backend.
+//!
+//! Composed from tensor operations this is a log-softmax, a gather, an
+//! exponential, a product, two sums and an argmax, each a pass over (and
+//! most an allocation of) a `[rows, V]` tensor, and a backward pass of as
+//! many again. Here the forward pass reads each row twice (its maximum,
+//! then its exponentials) and the backward pass writes the gradient once:
+//! ∂ log p(t)/∂ xᵥ = [v = t] − softmax(x)ᵥ.
+//!
+//! Per row, with m = max x and S = Σ e^(xᵥ − m): lse = m + ln S,
+//! log p(t) = x_t − lse, entropy = lse − Σ softmax(x)ᵥ·xᵥ.
+
+use burn::backend::Flex;
+use burn::backend::TensorMetadata;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::backend::tensor::{FloatTensor, IntTensor};
+use burn::backend::{Autodiff, Backend, backend_extension};
+use burn::tensor::{DType, Int, Shape, Tensor};
+use rayon::prelude::*;
+
+use super::gelu::kernels::exp;
+
+/// Columns of the fused operation's `[rows, 4]` output.
+const LOGP: usize = 0;
+const ENTROPY: usize = 1;
+const ARGMAX: usize = 2;
+const LSE: usize = 3;
+const COLS: usize = 4;
+
+/// What `row_stats` gives, `[rows]` each: the target's log-probability
+/// (with gradient), and without gradient the entropy and the most likely
+/// token.
+pub struct RowStats {
+    pub logp: Tensor<1>,
+    pub entropy: Tensor<1>,
+    pub argmax: Tensor<1, Int>,
+}
+
+/// `logits`: `[rows, V]`; `targets`: `[rows]`. On the CPU backend only
+/// (`is_fused` says where); other backends compose the same from tensor
+/// operations in `logprobs`.
+pub fn row_stats(logits: Tensor<2>, targets: Tensor<1, Int>) -> RowStats {
+    let rows = logits.dims()[0];
+    let out = Tensor::<2>::from_dispatch(<burn::backend::Dispatch as TokenLogprobs>::token_logprobs(
+        logits.into_dispatch(),
+        targets.into_dispatch(),
+    ));
+    let column = |c: usize| out.clone().narrow(1, c, 1).reshape([rows]);
+    RowStats {
+        logp: column(LOGP),
+        entropy: column(ENTROPY).detach(),
+        argmax: column(ARGMAX).detach().int(),
+    }
+}
+
+/// Whether `row_stats` runs on this device: the CPU backend, with or
+/// without autodiff.
+pub fn is_fused(device: &burn::tensor::Device) -> bool {
+    matches!(
+        device.clone().inner().as_dispatch(),
+        burn::backend::DispatchDevice::Flex(_)
+    )
+}
+
+#[backend_extension(Flex, Autodiff)]
+pub trait TokenLogprobs: Backend {
+    /// `[rows, V]`, `[rows]` → `[rows, 4]`: log p(target), entropy,
+    /// argmax (as a float) and log-sum-exp of each row.
+    fn token_logprobs(logits: FloatTensor<Self>, targets: IntTensor<Self>) -> FloatTensor<Self>;
+}
+
+impl TokenLogprobs for Flex {
+    fn token_logprobs(logits: FloatTensor<Self>, targets: IntTensor<Self>) -> FloatTensor<Self> {
+        let (logits, targets) = (logits.to_contiguous(), int_values(&targets));
+        let v = logits.shape()[1];
+        let mut out = FlexTensor::empty(Shape::new([targets.len(), COLS]), DType::F32);
+        let xs = logits.as_slice::<f32>().expect("contiguous");
+        out.storage_mut::<f32>()
+            .par_chunks_mut(COLS)
+            .zip(xs.par_chunks(v))
+            .zip(targets.par_iter())
+            .for_each(|((out, x), &t)| out.copy_from_slice(&kernels::forward(x, t)));
+        out
+    }
+}
+
+impl<C: CheckpointStrategy> TokenLogprobs for Autodiff<Flex, C> {
+    fn token_logprobs(logits: FloatTensor<Self>, targets: IntTensor<Self>) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct TokenLogprobsBackward;
+
+        impl Backward<Flex, 1> for TokenLogprobsBackward {
+            /// The logits, the targets and the forward output.
+            type State = (FlexTensor, FlexTensor, FlexTensor);
+
+            fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+                let [parent] = ops.parents;
+                let grad = grads.consume::<Flex>(&ops.node);
+                if let Some(parent) = parent {
+                    let (logits, targets, out) = ops.state;
+                    grads.register::<Flex>(parent.id, backward(logits, &targets, &out, grad));
+                }
+            }
+        }
+
+        match TokenLogprobsBackward
+            .prepare::<C>([logits.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let logits = logits.into_primitive();
+                let out = Flex::token_logprobs(logits.clone(), targets.clone());
+                prep.finish((logits, targets, out.clone()), out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(Flex::token_logprobs(logits.into_primitive(), targets)),
+        }
+    }
+}
+
+/// `∂L/∂logits` from `∂L/∂out`: only the log-probability column carries
+/// gradient (the others are reported, never trained on).
+fn backward(logits: FlexTensor, targets: &FlexTensor, out: &FlexTensor, grad: FlexTensor) -> FlexTensor {
+    let logits = logits.to_contiguous();
+    let (out, grad) = (out.to_contiguous(), grad.to_contiguous());
+    let v = logits.shape()[1];
+    let targets = int_values(targets);
+    let mut dx = FlexTensor::empty(logits.shape(), DType::F32);
+    let xs = logits.as_slice::<f32>().expect("contiguous");
+    let outs = out.as_slice::<f32>().expect("contiguous");
+    let grads = grad.as_slice::<f32>().expect("contiguous");
+    dx.storage_mut::<f32>()
+        .par_chunks_mut(v)
+        .enumerate()
+        .for_each(|(row, dx)| {
+            let at = row * COLS;
+            let g = grads[at + LOGP];
+            kernels::backward(&xs[row * v..(row + 1) * v], targets[row], outs[at + LSE], g, dx);
+        });
+    dx
+}
+
+/// An int tensor's values as indices, whatever integer type it holds.
+fn int_values(t: &FlexTensor) -> Vec<usize> {
+    let t = t.to_contiguous();
+    match t.dtype() {
+        DType::I64 => t
+            .as_slice::<i64>()
+            .expect("contiguous")
+            .iter()
+            .map(|&i| i as usize)
+            .collect(),
+        DType::I32 => t
+            .as_slice::<i32>()
+            .expect("contiguous")
+            .iter()
+            .map(|&i| i as usize)
+            .collect(),
+        other => panic!("token indices must be i64 or i32, got {other:?}"),
+    }
+}
+
+/// The per-row math on slices, compiled for AVX-512 where the CPU has it.
+pub mod kernels {
+    use super::{ARGMAX, COLS, ENTROPY, LOGP, LSE};
+
+    /// One row's `[log p(t), entropy, argmax, lse]`.
+    pub fn forward(x: &[f32], t: usize) -> [f32; COLS] {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has the feature the function is compiled for.
+            return unsafe { forward_avx512(x, t) };
+        }
+        forward_portable(x, t)
+    }
+
+    /// One row's gradient: `dx = g·([v = t] − e^(xᵥ − lse))`.
+    pub fn backward(x: &[f32], t: usize, lse: f32, g: f32, dx: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: as above.
+            return unsafe { backward_avx512(x, t, lse, g, dx) };
+        }
+        backward_portable(x, t, lse, g, dx)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    fn forward_avx512(x: &[f32], t: usize) -> [f32; COLS] {
+        forward_portable(x, t)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    fn backward_avx512(x: &[f32], t: usize, lse: f32, g: f32, dx: &mut [f32]) {
+        backward_portable(x, t, lse, g, dx)
+    }
+
+    #[inline(always)]
+    fn forward_portable(x: &[f32], t: usize) -> [f32; COLS] {
+        let m = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        // The first maximum, as argmax breaks ties.
+        let argmax = x.iter().position(|&xv| xv == m).unwrap_or(0);
+        let (mut sum, mut weighted) = (0.0f32, 0.0f32);
+        for &xv in x {
+            let e = super::exp(xv - m);
+            sum += e;
+            weighted += e * (xv - m);
+        }
+        let lse = m + sum.ln();
+        let mut out = [0.0; COLS];
+        out[LOGP] = x[t] - lse;
+        // Σ p·(x − m) = weighted / sum, and entropy = lse − Σ p·x.
+        out[ENTROPY] = sum.ln() - weighted / sum;
+        out[ARGMAX] = argmax as f32;
+        out[LSE] = lse;
+        out
+    }
+
+    #[inline(always)]
+    fn backward_portable(x: &[f32], t: usize, lse: f32, g: f32, dx: &mut [f32]) {
+        for (d, &xv) in dx.iter_mut().zip(x) {
+            *d = -g * super::exp(xv - lse);
+        }
+        dx[t] += g;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Device, TensorData, activation};
+
+    #[test]
+    fn one_row_worked_by_hand() {
+        // x = [0, ln 2, ln 5]: softmax = [1, 2, 5] / 8, lse = ln 8.
+        let x = [0.0, 2f32.ln(), 5f32.ln()];
+        let out = kernels::forward(&x, 1);
+        assert!((out[LOGP] - (2.0f32 / 8.0).ln()).abs() < 1e-6, "{out:?}");
+        // H = −Σ p ln p = −(1/8·ln(1/8) + 2/8·ln(2/8) + 5/8·ln(5/8)) = 0.9002561.
+        assert!((out[ENTROPY] - 0.900_256_1).abs() < 1e-6, "{out:?}");
+        assert_eq!(out[ARGMAX], 2.0);
+        assert!((out[LSE] - 8f32.ln()).abs() < 1e-6);
+        // ∂ log p(1)/∂x = [0 − 1/8, 1 − 2/8, 0 − 5/8], times g = 2.
+        let mut dx = [0.0; 3];
+        kernels::backward(&x, 1, out[LSE], 2.0, &mut dx);
+        for (got, want) in dx.iter().zip([-0.25, 1.5, -1.25]) {
+            assert!((got - want).abs() < 1e-6, "{dx:?}");
+        }
+    }
+
+    /// The fused operation and the composed one agree on values and on the
+    /// gradient of a loss that weights each row's log-probability.
+    #[test]
+    fn fused_op_agrees_with_log_softmax_and_gather() {
+        let device = Device::flex().autodiff();
+        let (rows, v) = (7, 300);
+        let xs: Vec<f32> = (0..rows * v)
+            .map(|i| ((i * 7919 % 1000) as f32 / 100.0) - 5.0)
+            .collect();
+        let targets: Vec<i64> = (0..rows as i64).map(|r| (r * 41) % v as i64).collect();
+        let weights: Vec<f32> = (0..rows).map(|r| r as f32 - 2.5).collect();
+        let run = |fused: bool| {
+            let x = Tensor::<2>::from_data(TensorData::new(xs.clone(), [rows, v]), &device).require_grad();
+            let t = Tensor::<1, Int>::from_data(TensorData::new(targets.clone(), [rows]), &device);
+            let w = Tensor::<1>::from_data(TensorData::new(weights.clone(), [rows]), &device);
+            let (logp, entropy, argmax) = if fused {
+                let s = row_stats(x.clone(), t);
+                (s.logp, s.entropy, s.argmax)
+            } else {
+                let all = activation::log_softmax(x.clone(), 1);
+                let logp = all.clone().gather(1, t.reshape([rows, 1])).reshape([rows]);
+                let p = all.clone().detach().exp();
+                let entropy = (p * all.clone().detach()).sum_dim(1).reshape([rows]).neg();
+                (logp, entropy, x.clone().detach().argmax(1).reshape([rows]))
+            };
+            let grads = (logp.clone() * w).sum().backward();
+            let dx = x.grad(&grads).unwrap().into_data().try_to_vec::<f32>().unwrap();
+            let f = |t: Tensor<1>| t.into_data().try_to_vec::<f32>().unwrap();
+            let argmax = argmax.into_data().convert::<i64>().try_to_vec::<i64>().unwrap();
+            (f(logp), f(entropy), argmax, dx)
+        };
+        let fused = run(true);
+        let composed = run(false);
+        let close = |a: &[f32], b: &[f32], tol: f32| a.iter().zip(b).all(|(a, b)| (a - b).abs() < tol);
+        assert!(
+            close(&fused.0, &composed.0, 1e-5),
+            "logp {:?} vs {:?}",
+            fused.0,
+            composed.0
+        );
+        assert!(
+            close(&fused.1, &composed.1, 1e-4),
+            "entropy {:?} vs {:?}",
+            fused.1,
+            composed.1
+        );
+        assert_eq!(fused.2, composed.2);
+        assert!(close(&fused.3, &composed.3, 1e-6), "gradients differ");
+    }
+}
