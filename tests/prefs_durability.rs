@@ -9,7 +9,7 @@ mod common;
 
 use std::process::Command;
 
-use common::tmux::Tmux;
+use common::tmux::{Tmux, workbench};
 
 fn human_records(path: &std::path::Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(path)
@@ -23,13 +23,8 @@ fn human_records(path: &std::path::Path) -> Vec<serde_json::Value> {
 #[test]
 fn confirmed_judgments_survive_kill_9_and_a_torn_line_is_skipped_on_reopening() {
     let tmp = tempfile::tempdir().unwrap();
-    let root = env!("CARGO_MANIFEST_DIR");
-    let bin = env!("CARGO_BIN_EXE_rlhf-tui");
     // `exec`: the pane's process is the workbench itself, for the kill.
-    let script = format!(
-        "cd {root} && exec {bin} --device cpu --runs-dir {} --run kill --annotator ann --config tests/fixtures/workbench.ron",
-        tmp.path().display()
-    );
+    let script = workbench("exec", tmp.path(), "--run kill --annotator ann");
     let tmux = Tmux::start("kill", &script);
     tmux.wait_for("pair from base", 60);
     tmux.keys(&["1"]);
@@ -78,7 +73,7 @@ fn confirmed_judgments_survive_kill_9_and_a_torn_line_is_skipped_on_reopening() 
     drop(tmux);
 
     assert_eq!(human_records(&prefs).len(), 5);
-    let stats = Command::new(bin)
+    let stats = Command::new(env!("CARGO_BIN_EXE_rlhf-tui"))
         .args(["prefs", "stats", "--run", "kill", "--runs-dir"])
         .arg(tmp.path())
         .output()

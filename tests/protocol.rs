@@ -10,7 +10,7 @@ use std::time::Duration;
 
 mod common;
 
-use common::trainer::{base, fresh_reward_model, spawn_worker};
+use common::trainer::{base, done_checkpoint, fresh_reward_model, spawn_worker};
 use crossbeam_channel::RecvTimeoutError;
 use rlhf_tui::run::{RunConfig, RunDir};
 use rlhf_tui::trainer::protocol::{Choice, Command, Criterion, Event, Param, Stage, StageState, Verdict};
@@ -307,22 +307,8 @@ fn sft_steps_once_while_paused_and_judgments_reach_the_store() {
 
     // Stop keeps a checkpoint at the step reached.
     handle.commands.send(Command::Stop).unwrap();
-    let (done, _) = until(&handle, |e| {
-        matches!(
-            e,
-            Event::Stage {
-                state: StageState::Done { .. },
-                ..
-            }
-        )
-    });
-    let Event::Stage {
-        state: StageState::Done { checkpoint },
-        ..
-    } = done
-    else {
-        unreachable!()
-    };
+    let (done, _) = until(&handle, |e| done_checkpoint(e).is_some());
+    let checkpoint = done_checkpoint(&done).unwrap();
     assert!(checkpoint.ends_with(&format!("sft-{stepped}")), "{checkpoint}");
     assert!(Path::new(&checkpoint).join("model.safetensors").exists());
     handle.commands.send(Command::Shutdown { checkpoint: false }).unwrap();

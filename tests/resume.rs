@@ -10,7 +10,7 @@ mod common;
 use std::process::Command;
 
 use burn::tensor::Device;
-use common::trainer::{base, fresh_reward_model, spawn_worker};
+use common::trainer::{base, done_checkpoint, fresh_reward_model, spawn_worker};
 use rlhf_tui::run::{RunConfig, RunDir};
 use rlhf_tui::trainer::protocol::Stage;
 use rlhf_tui::trainer::stage::{Metrics, Saved, StageRun, no_steering};
@@ -226,15 +226,7 @@ fn a_resumed_ppo_stage_tells_the_workbench_the_beta_it_runs_at() {
     until(&handle, &|e| matches!(e, Event::Metrics { step: 1.., .. }));
     handle.commands.send(Command::Set(Param::Beta(0.2))).unwrap();
     handle.commands.send(Command::Stop).unwrap();
-    until(&handle, &|e| {
-        matches!(
-            e,
-            Event::Stage {
-                state: StageState::Done { .. },
-                ..
-            }
-        )
-    });
+    until(&handle, &|e| done_checkpoint(e).is_some());
     handle.commands.send(Command::Shutdown { checkpoint: false }).unwrap();
     until(&handle, &|e| *e == Event::ShutDown);
     handle.thread.join().unwrap();

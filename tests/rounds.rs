@@ -10,7 +10,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::trainer::{base, spawn_worker};
+use common::trainer::{base, done_checkpoint, spawn_worker};
 use rlhf_tui::prefs::rank::training_pairs;
 use rlhf_tui::prefs::record::{Judgment, Source};
 use rlhf_tui::prefs::store;
@@ -59,23 +59,8 @@ fn run_stage(handle: &TrainerHandle, stage: Stage) -> (String, usize, Option<(u3
     let Event::Stage { step: from, .. } = running else {
         unreachable!()
     };
-    let (done, round) = until_seen(handle, |e| {
-        matches!(
-            e,
-            Event::Stage {
-                state: StageState::Done { .. },
-                ..
-            }
-        )
-    });
-    let Event::Stage {
-        state: StageState::Done { checkpoint },
-        ..
-    } = done
-    else {
-        unreachable!()
-    };
-    let name = Path::new(&checkpoint)
+    let (done, round) = until_seen(handle, |e| done_checkpoint(e).is_some());
+    let name = Path::new(done_checkpoint(&done).unwrap())
         .file_name()
         .unwrap()
         .to_string_lossy()

@@ -218,18 +218,7 @@ fn rank_mode_orders_k_responses_with_the_digits_under_the_chosen_criterion() {
 fn a_new_round_asks_for_fresh_sets_and_is_refused_while_a_stage_runs() {
     let mut app = demo_app(false);
     assert_eq!(press(&mut app, &[KeyCode::Char('N')]), [], "PPO is paused, not stopped");
-    on_event(
-        &mut app,
-        Event::Stage {
-            stage: Stage::Ppo,
-            state: StageState::Done {
-                checkpoint: "runs/demo/checkpoints/ppo-40".into(),
-            },
-            step: 40,
-            total: 100,
-        },
-        200.0,
-    );
+    on_event(&mut app, ppo_stopped_at_40(), 200.0);
     assert_eq!(
         press(&mut app, &[KeyCode::Char('N')]),
         [Effect::Send(Command::NewRound)]
@@ -276,18 +265,7 @@ fn panes_cursor_and_stage_start() {
     // PPO is paused: another stage cannot start.
     press(&mut app, &[KeyCode::Down, KeyCode::Enter]);
     assert!(app.message.as_ref().unwrap().0.contains("PPO is running"));
-    on_event(
-        &mut app,
-        Event::Stage {
-            stage: Stage::Ppo,
-            state: StageState::Done {
-                checkpoint: "runs/demo/checkpoints/ppo-40".into(),
-            },
-            step: 40,
-            total: 100,
-        },
-        300.0,
-    );
+    on_event(&mut app, ppo_stopped_at_40(), 300.0);
     assert_eq!(app.selected, 2);
     assert_eq!(
         press(&mut app, &[KeyCode::Enter]),
@@ -350,4 +328,16 @@ fn errors_and_failed_stages_show() {
     on_event(&mut app, Event::ShutDown, 3.0);
     // With the trainer gone, q leaves at once.
     assert_eq!(press(&mut app, &[KeyCode::Char('q')]), [Effect::Quit]);
+}
+
+/// The demo's PPO stage, stopped with its checkpoint at step 40.
+fn ppo_stopped_at_40() -> Event {
+    Event::Stage {
+        stage: Stage::Ppo,
+        state: StageState::Done {
+            checkpoint: "runs/demo/checkpoints/ppo-40".into(),
+        },
+        step: 40,
+        total: 100,
+    }
 }

@@ -10,17 +10,12 @@ mod common;
 
 use std::path::Path;
 
-use common::tmux::Tmux;
+use common::tmux::{Tmux, workbench};
 
 #[test]
 fn a_person_judges_pauses_steers_and_quits_in_a_real_terminal() {
     let tmp = tempfile::tempdir().unwrap();
-    let root = env!("CARGO_MANIFEST_DIR");
-    let script = format!(
-        "cd {root} && {} --device cpu --runs-dir {} --run tmux --config tests/fixtures/workbench.ron; echo EXIT=$?; sleep 600",
-        env!("CARGO_BIN_EXE_rlhf-tui"),
-        tmp.path().display()
-    );
+    let script = workbench("", tmp.path(), "--run tmux");
     let tmux = Tmux::start("wb", &script);
 
     // A pair from the base model is there to judge before anything runs.
@@ -55,7 +50,7 @@ fn a_person_judges_pauses_steers_and_quits_in_a_real_terminal() {
     let after = tmux.wait_for("EXIT=0", 120);
     // The terminal is back to normal: the alternate screen is gone.
     assert!(!after.contains("stages"), "{after}");
-    assert_eq!(tmux.run(&["display", "-p", "-t", "wb", "#{alternate_on}"]).trim(), "0");
+    assert!(!tmux.alternate_screen());
 
     let run = tmp.path().join("tmux");
     let lines = |name: &str| -> Vec<serde_json::Value> {
@@ -95,12 +90,7 @@ fn a_person_judges_pauses_steers_and_quits_in_a_real_terminal() {
 #[test]
 fn a_trainer_panic_reaches_the_screen_and_quitting_restores_the_terminal() {
     let tmp = tempfile::tempdir().unwrap();
-    let root = env!("CARGO_MANIFEST_DIR");
-    let script = format!(
-        "cd {root} && RLHF_TUI_PANIC_AT_STEP=3 {} --device cpu --runs-dir {} --run panic --config tests/fixtures/workbench.ron; echo EXIT=$?; sleep 600",
-        env!("CARGO_BIN_EXE_rlhf-tui"),
-        tmp.path().display()
-    );
+    let script = workbench("RLHF_TUI_PANIC_AT_STEP=3", tmp.path(), "--run panic");
     let tmux = Tmux::start("panic", &script);
     tmux.wait_for("pair from base", 60);
     tmux.keys(&["Enter"]);
@@ -115,18 +105,13 @@ fn a_trainer_panic_reaches_the_screen_and_quitting_restores_the_terminal() {
     tmux.keys(&["Escape", "q"]);
     let after = tmux.wait_for("EXIT=0", 30);
     assert!(!after.contains("stages"), "{after}");
-    assert_eq!(tmux.run(&["display", "-p", "-t", "wb", "#{alternate_on}"]).trim(), "0");
+    assert!(!tmux.alternate_screen());
 }
 
 #[test]
 fn a_panic_on_the_ui_thread_restores_the_terminal_and_exits() {
     let tmp = tempfile::tempdir().unwrap();
-    let root = env!("CARGO_MANIFEST_DIR");
-    let script = format!(
-        "cd {root} && RLHF_TUI_PANIC_KEY='~' {} --device cpu --runs-dir {} --run uipanic --config tests/fixtures/workbench.ron; echo EXIT=$?; sleep 600",
-        env!("CARGO_BIN_EXE_rlhf-tui"),
-        tmp.path().display()
-    );
+    let script = workbench("RLHF_TUI_PANIC_KEY='~'", tmp.path(), "--run uipanic");
     let tmux = Tmux::start("uipanic", &script);
     tmux.wait_for("pair from base", 60);
     tmux.keys(&["~"]);
@@ -135,18 +120,13 @@ fn a_panic_on_the_ui_thread_restores_the_terminal_and_exits() {
     let after = tmux.wait_for("EXIT=101", 30);
     assert!(after.contains("injected on the UI thread"), "{after}");
     assert!(!after.contains("stages ·"), "{after}");
-    assert_eq!(tmux.run(&["display", "-p", "-t", "wb", "#{alternate_on}"]).trim(), "0");
+    assert!(!tmux.alternate_screen());
 }
 
 #[test]
 fn model_opens_a_hugging_face_directory_as_the_base() {
     let tmp = tempfile::tempdir().unwrap();
-    let root = env!("CARGO_MANIFEST_DIR");
-    let script = format!(
-        "cd {root} && {} --device cpu --runs-dir {} --run hf --model tests/fixtures/tiny-gpt2 --config tests/fixtures/workbench.ron; echo EXIT=$?; sleep 600",
-        env!("CARGO_BIN_EXE_rlhf-tui"),
-        tmp.path().display()
-    );
+    let script = workbench("", tmp.path(), "--run hf --model tests/fixtures/tiny-gpt2");
     let tmux = Tmux::start("model", &script);
     // Pairs come from that model before anything is trained.
     tmux.wait_for("pair from base", 60);

@@ -134,64 +134,28 @@ mod flex {
     }
 }
 
-/// The elementwise math on slices, compiled for AVX-512 where the CPU has
-/// it (the rest of the crate targets baseline x86-64).
+/// The elementwise math on slices.
 pub mod kernels {
     use super::{A, C};
+    use crate::model::simd::{exp, widest};
 
     /// `out = gelu_new(x)`.
     pub fn gelu(x: &[f32], _: Option<&[f32]>, out: &mut [f32]) {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has the feature the function is compiled for.
-            return unsafe { gelu_avx512(x, out) };
-        }
-        gelu_portable(x, out)
+        widest(|| {
+            for (o, &x) in out.iter_mut().zip(x) {
+                *o = x * sigmoid_of_2z(x);
+            }
+        })
     }
 
-    /// `out = grad · gelu_new'(x)`, grad 1 when absent.
+    /// `out = grad · gelu_new'(x)`.
     pub fn gelu_grad(x: &[f32], grad: Option<&[f32]>, out: &mut [f32]) {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: as above.
-            return unsafe { gelu_grad_avx512(x, grad, out) };
-        }
-        gelu_grad_portable(x, grad, out)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    fn gelu_avx512(x: &[f32], out: &mut [f32]) {
-        gelu_portable(x, out)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    fn gelu_grad_avx512(x: &[f32], grad: Option<&[f32]>, out: &mut [f32]) {
-        gelu_grad_portable(x, grad, out)
-    }
-
-    #[inline(always)]
-    fn gelu_portable(x: &[f32], out: &mut [f32]) {
-        for (o, &x) in out.iter_mut().zip(x) {
-            *o = x * sigmoid_of_2z(x);
-        }
-    }
-
-    #[inline(always)]
-    fn gelu_grad_portable(x: &[f32], grad: Option<&[f32]>, out: &mut [f32]) {
-        match grad {
-            Some(grad) => {
-                for ((o, &x), &g) in out.iter_mut().zip(x).zip(grad) {
-                    *o = g * derivative(x);
-                }
+        let grad = grad.expect("the backward pass has a gradient");
+        widest(|| {
+            for ((o, &x), &g) in out.iter_mut().zip(x).zip(grad) {
+                *o = g * derivative(x);
             }
-            None => {
-                for (o, &x) in out.iter_mut().zip(x) {
-                    *o = derivative(x);
-                }
-            }
-        }
+        })
     }
 
     #[inline(always)]
@@ -205,44 +169,12 @@ pub mod kernels {
         let z = C * x * (1.0 + A * x * x);
         1.0 / (1.0 + exp(-2.0 * z))
     }
-
-    /// eˣ within 2 ulp, written so a loop of it vectorizes: eˣ = 2ⁿ·eʳ with
-    /// n = round(x/ln 2) and |r| ≤ ln 2 / 2, eʳ by its Taylor polynomial
-    /// to degree 7 (error below 2⁻²⁴ on that interval). Inputs beyond
-    /// f32's range are clamped, giving about 1e38 and 1e-38 where the
-    /// exact value overflows or underflows; σ only needs them huge or tiny.
-    #[inline(always)]
-    pub fn exp(x: f32) -> f32 {
-        const LN2_HI: f32 = 0.693_145_75;
-        const LN2_LO: f32 = 1.428_606_8e-6;
-        // Adding and subtracting 1.5·2²³ rounds to the nearest integer.
-        const ROUND: f32 = 12_582_912.0;
-        let x = x.clamp(-87.0, 88.0);
-        let n = (x * std::f32::consts::LOG2_E + ROUND) - ROUND;
-        let r = (x - n * LN2_HI) - n * LN2_LO;
-        let p = 1.0
-            + r * (1.0
-                + r * (0.5
-                    + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
-        f32::from_bits(((n as i32 + 127) << 23) as u32) * p
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::kernels;
     use burn::tensor::{Device, Tensor, TensorData};
-
-    #[test]
-    fn exp_matches_the_library_within_two_ulp() {
-        let mut x = -87.0f32;
-        while x < 88.0 {
-            let (got, want) = (kernels::exp(x), x.exp());
-            let ulp = (got.to_bits() as i64 - want.to_bits() as i64).abs();
-            assert!(ulp <= 2, "exp({x}) = {got}, want {want} ({ulp} ulp)");
-            x += 0.0137;
-        }
-    }
 
     #[test]
     fn gelu_and_its_derivative_at_worked_points() {

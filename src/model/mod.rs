@@ -10,6 +10,7 @@ pub mod hf;
 pub mod kv_cache;
 pub mod logprobs;
 pub mod sampling;
+pub mod simd;
 #[cfg(feature = "flex")]
 pub mod token_logprobs;
 pub mod tokenizer;

@@ -24,8 +24,6 @@ use burn::backend::{Autodiff, Backend, backend_extension};
 use burn::tensor::{DType, Int, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::gelu::kernels::exp;
-
 /// Columns of the fused operation's `[rows, 4]` output.
 const LOGP: usize = 0;
 const ENTROPY: usize = 1;
@@ -148,86 +146,49 @@ fn backward(logits: FlexTensor, targets: &FlexTensor, out: &FlexTensor, grad: Fl
 
 /// An int tensor's values as indices, whatever integer type it holds.
 fn int_values(t: &FlexTensor) -> Vec<usize> {
-    let t = t.to_contiguous();
-    match t.dtype() {
-        DType::I64 => t
-            .as_slice::<i64>()
-            .expect("contiguous")
-            .iter()
-            .map(|&i| i as usize)
-            .collect(),
-        DType::I32 => t
-            .as_slice::<i32>()
-            .expect("contiguous")
-            .iter()
-            .map(|&i| i as usize)
-            .collect(),
-        other => panic!("token indices must be i64 or i32, got {other:?}"),
-    }
+    let values = t.clone().into_data().convert::<i64>().try_into_vec::<i64>();
+    values
+        .expect("token indices are integers")
+        .into_iter()
+        .map(|i| i as usize)
+        .collect()
 }
 
-/// The per-row math on slices, compiled for AVX-512 where the CPU has it.
+/// The per-row math on slices.
 pub mod kernels {
     use super::{ARGMAX, COLS, ENTROPY, LOGP, LSE};
+    use crate::model::simd::{exp, widest};
 
     /// One row's `[log p(t), entropy, argmax, lse]`.
     pub fn forward(x: &[f32], t: usize) -> [f32; COLS] {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has the feature the function is compiled for.
-            return unsafe { forward_avx512(x, t) };
-        }
-        forward_portable(x, t)
+        widest(|| {
+            let m = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            // The first maximum, as argmax breaks ties.
+            let argmax = x.iter().position(|&xv| xv == m).unwrap_or(0);
+            let (mut sum, mut weighted) = (0.0f32, 0.0f32);
+            for &xv in x {
+                let e = exp(xv - m);
+                sum += e;
+                weighted += e * (xv - m);
+            }
+            let lse = m + sum.ln();
+            let mut out = [0.0; COLS];
+            out[LOGP] = x[t] - lse;
+            // Σ p·(x − m) = weighted / sum, and entropy = lse − Σ p·x.
+            out[ENTROPY] = sum.ln() - weighted / sum;
+            out[ARGMAX] = argmax as f32;
+            out[LSE] = lse;
+            out
+        })
     }
 
     /// One row's gradient: `dx = g·([v = t] − e^(xᵥ − lse))`.
     pub fn backward(x: &[f32], t: usize, lse: f32, g: f32, dx: &mut [f32]) {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: as above.
-            return unsafe { backward_avx512(x, t, lse, g, dx) };
-        }
-        backward_portable(x, t, lse, g, dx)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    fn forward_avx512(x: &[f32], t: usize) -> [f32; COLS] {
-        forward_portable(x, t)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    fn backward_avx512(x: &[f32], t: usize, lse: f32, g: f32, dx: &mut [f32]) {
-        backward_portable(x, t, lse, g, dx)
-    }
-
-    #[inline(always)]
-    fn forward_portable(x: &[f32], t: usize) -> [f32; COLS] {
-        let m = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        // The first maximum, as argmax breaks ties.
-        let argmax = x.iter().position(|&xv| xv == m).unwrap_or(0);
-        let (mut sum, mut weighted) = (0.0f32, 0.0f32);
-        for &xv in x {
-            let e = super::exp(xv - m);
-            sum += e;
-            weighted += e * (xv - m);
-        }
-        let lse = m + sum.ln();
-        let mut out = [0.0; COLS];
-        out[LOGP] = x[t] - lse;
-        // Σ p·(x − m) = weighted / sum, and entropy = lse − Σ p·x.
-        out[ENTROPY] = sum.ln() - weighted / sum;
-        out[ARGMAX] = argmax as f32;
-        out[LSE] = lse;
-        out
-    }
-
-    #[inline(always)]
-    fn backward_portable(x: &[f32], t: usize, lse: f32, g: f32, dx: &mut [f32]) {
-        for (d, &xv) in dx.iter_mut().zip(x) {
-            *d = -g * super::exp(xv - lse);
-        }
+        widest(|| {
+            for (d, &xv) in dx.iter_mut().zip(x) {
+                *d = -g * exp(xv - lse);
+            }
+        });
         dx[t] += g;
     }
 }

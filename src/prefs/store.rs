@@ -68,6 +68,15 @@ pub fn last_id(judgments: &[Judgment]) -> u64 {
     stored.max(unix_seconds() as u64 * 1000)
 }
 
+/// What a retraction does to the live judgments: `annotator`'s latest
+/// judgment of the set `pair` goes. False when there is none.
+pub fn remove_latest(judgments: &mut Vec<Judgment>, pair: u64, annotator: &str) -> bool {
+    let found = judgments
+        .iter()
+        .rposition(|j| j.pair == pair && j.annotator == annotator);
+    found.map(|at| judgments.remove(at)).is_some()
+}
+
 /// Reads a store; a missing file is an empty store.
 pub fn load(path: &Path) -> anyhow::Result<Contents> {
     match std::fs::read_to_string(path) {
@@ -89,21 +98,15 @@ pub fn parse(text: &str, name: &str) -> Contents {
         match serde_json::from_str::<Record>(line) {
             Ok(Record::Judgment(judgment)) => contents.judgments.push(*judgment),
             Ok(Record::Retraction(r)) => {
-                let found = contents
-                    .judgments
-                    .iter()
-                    .rposition(|j| j.pair == r.retract && j.annotator == r.annotator);
-                match found {
-                    Some(at) => {
-                        contents.judgments.remove(at);
-                        contents.retracted += 1;
-                    }
-                    None => contents.warnings.push(format!(
+                if remove_latest(&mut contents.judgments, r.retract, &r.annotator) {
+                    contents.retracted += 1;
+                } else {
+                    contents.warnings.push(format!(
                         "{name}:{}: a retraction of set {} by {} matches no judgment; ignored",
                         i + 1,
                         r.retract,
                         r.annotator
-                    )),
+                    ));
                 }
             }
             Err(e) => {

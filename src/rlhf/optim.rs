@@ -1,4 +1,5 @@
-//! The optimizer every stage uses (AdamW with gradient clipping by norm)
+//! The optimizer every stage uses (AdamW with each parameter's gradient
+//! clipped by its own norm)
 //! and the gradients' global norm, which the NaN guard reads before an
 //! update is applied.
 

@@ -43,7 +43,8 @@ pub struct RmConfig {
     pub warmup_steps: usize,
     /// AdamW's decoupled weight decay.
     pub weight_decay: f32,
-    /// Gradients are rescaled to at most this global norm.
+    /// Each parameter's gradient is rescaled to at most this norm (burn's
+    /// clipping is per tensor, not by the global norm).
     pub max_grad_norm: f32,
     /// A preference file to train on (TRL or HH-RLHF JSON Lines, `.gz` or
     /// plain) instead of the built-in world's judge-labelled pairs.

@@ -42,7 +42,8 @@ pub struct SftConfig {
     pub warmup_steps: usize,
     /// AdamW's decoupled weight decay.
     pub weight_decay: f32,
-    /// Gradients are rescaled to at most this global norm.
+    /// Each parameter's gradient is rescaled to at most this norm (burn's
+    /// clipping is per tensor, not by the global norm).
     pub max_grad_norm: f32,
     /// Demonstrations generated from the built-in world (about 10k in InstructGPT's spirit).
     pub demonstrations: usize,

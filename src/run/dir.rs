@@ -44,10 +44,12 @@ impl RunDir {
         let stamp = root.join("run.json");
         match std::fs::read_to_string(&stamp) {
             Ok(text) => check_format(&text).map_err(|e| anyhow::anyhow!("{}: {e}", stamp.display()))?,
-            Err(_) => {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let text = serde_json::json!({ "format": RUN_FORMAT, "written_by": WRITTEN_BY });
                 write_atomic(&stamp, format!("{text}\n").as_bytes())?;
             }
+            // A stamp that exists but cannot be read is not overwritten.
+            Err(e) => anyhow::bail!("{}: {e}", stamp.display()),
         }
         Ok(Self { root })
     }
@@ -177,6 +179,11 @@ mod tests {
         std::fs::write(run.root.join("run.json"), "{\"format\": \n  \"one\"}").unwrap();
         let err = RunDir::create(tmp.path(), "r").unwrap_err().to_string();
         assert!(err.contains("no \"format\" number"), "{err}");
+        // A stamp that cannot be read as text is reported and kept as it is.
+        std::fs::write(run.root.join("run.json"), [0xff, 0xfe]).unwrap();
+        let err = RunDir::create(tmp.path(), "r").unwrap_err().to_string();
+        assert!(err.contains("run.json"), "{err}");
+        assert_eq!(std::fs::read(run.root.join("run.json")).unwrap(), [0xff, 0xfe]);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::fsutil::AppendLog;
 use crate::prefs::rank::is_ranking_of;
 use crate::prefs::record::{Judgment, Source};
 use crate::prefs::stats::{JUDGE, agreement};
-use crate::prefs::store::PrefStore;
+use crate::prefs::store::{self, PrefStore};
 use crate::rlhf::ppo::kl_control::KlControl;
 use crate::rlhf::ppo::live::LiveParams;
 use crate::run::RunConfig;
@@ -178,16 +178,7 @@ impl Control {
     /// Applies one command; those needing the models are queued.
     pub fn handle(&mut self, command: Command, params: &mut LiveParams) {
         match command {
-            Command::Pause | Command::Resume => {
-                let pause = command == Command::Pause;
-                if self.stage.is_none() || self.paused == pause {
-                    return;
-                }
-                self.paused = pause;
-                self.audit_record(if pause { "pause" } else { "resume" }, json!({}));
-                let state = if pause { StageState::Paused } else { StageState::Running };
-                self.send_state(state);
-            }
+            Command::Pause | Command::Resume => self.set_paused(command == Command::Pause),
             Command::StepOnce => self.step_once = self.paused,
             Command::Stop => {
                 if self.stage.is_some() {
@@ -208,6 +199,17 @@ impl Control {
             }
             Command::Start(_) | Command::Checkpoint | Command::NewRound => self.queued.push(command),
         }
+    }
+
+    /// Holds or releases the running stage, telling the workbench and the
+    /// audit log; nothing happens when no stage runs or it is already so.
+    pub fn set_paused(&mut self, pause: bool) {
+        if self.stage.is_none() || self.paused == pause {
+            return;
+        }
+        self.paused = pause;
+        self.audit_record(if pause { "pause" } else { "resume" }, json!({}));
+        self.send_state(if pause { StageState::Paused } else { StageState::Running });
     }
 
     pub fn send_state(&self, state: StageState) {
@@ -311,10 +313,7 @@ impl Control {
     fn undo(&mut self, id: u64) {
         match self.logs.prefs.retract(id, &self.annotator) {
             Ok(()) => {
-                let mine = |j: &Judgment| j.pair == id && j.annotator == self.annotator;
-                if let Some(at) = self.judgments.iter().rposition(mine) {
-                    self.judgments.remove(at);
-                }
+                store::remove_latest(&mut self.judgments, id, &self.annotator);
                 self.send(Event::Retracted { set: id });
                 self.send_agreement();
             }

@@ -20,7 +20,7 @@ use crate::run::{RunConfig, RunDir};
 use crate::world::corpus::held_out_prompts;
 use crate::world::eval::response_part;
 use crate::world::generator::prompt_text;
-use crate::world::judge::{Judgment, TIE_MARGIN, judge};
+use crate::world::judge::{Judgment, Preference, judge, preference};
 use crate::world::tokenizer_training::EOS;
 
 /// The models a pair is drawn and scored with.
@@ -119,23 +119,16 @@ pub fn judge_verdicts(set: &SampleSet) -> Vec<(Criterion, Verdict)> {
     let judged: Vec<_> = set.responses.iter().map(|r| judge_response(&set.prompt, r)).collect();
     let score = |i: usize, criterion: Criterion| match criterion {
         Criterion::Overall => judged[i].score,
-        _ => judged[i]
-            .criteria
-            .iter()
-            .find(|c| c.name == criterion.name())
-            .map_or(0.0, |c| c.score),
+        _ => judged[i].criterion(criterion.name()),
     };
     [Criterion::Overall, Criterion::Helpful, Criterion::Harmless]
         .into_iter()
         .map(|criterion| {
             let verdict = if judged.len() == 2 {
-                let gap = score(0, criterion) - score(1, criterion);
-                Verdict::Choice(if gap.abs() < TIE_MARGIN {
-                    Choice::Tie
-                } else if gap > 0.0 {
-                    Choice::Left
-                } else {
-                    Choice::Right
+                Verdict::Choice(match preference(score(0, criterion), score(1, criterion)) {
+                    Preference::First => Choice::Left,
+                    Preference::Second => Choice::Right,
+                    Preference::Tie => Choice::Tie,
                 })
             } else {
                 let mut order: Vec<usize> = (0..judged.len()).collect();

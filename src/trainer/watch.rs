@@ -5,7 +5,7 @@
 use serde_json::json;
 
 use super::control::Control;
-use super::protocol::{Event, Stage, StageState};
+use super::protocol::{Event, Stage};
 use crate::rlhf::monitors::Monitor;
 
 /// The NaN guard: a step whose loss or gradient was not finite had its
@@ -22,11 +22,7 @@ pub fn guard(control: &mut Control, stage: Stage, step: usize, metrics: &[(&str,
         "{} step {step}: {key} is {value}; that update was not applied. Paused: lower the learning rate (l) and resume (space)",
         stage.name().to_uppercase()
     )));
-    if !control.paused {
-        control.paused = true;
-        control.audit_record("pause", json!({}));
-        control.send_state(StageState::Paused);
-    }
+    control.set_paused(true);
 }
 
 /// Passes the monitors' new alerts to the workbench and the audit log.

@@ -170,10 +170,6 @@ fn run(setup: WorkerSetup, commands: Receiver<Command>, events: Sender<Event>) -
     for warning in contents.warnings {
         let _ = events.send(Event::Warning(warning));
     }
-    let _ = events.send(Event::Round {
-        round: rounds.round,
-        rm_version: rounds.rm_version(),
-    });
     let next_set = store::last_id(&contents.judgments);
     let mut worker = Worker {
         control: Control::new(commands, events, logs, config, setup.annotator, contents.judgments),
@@ -185,6 +181,7 @@ fn run(setup: WorkerSetup, commands: Receiver<Command>, events: Sender<Event>) -
         next_set,
         panic_at_step: setup.panic_at_step,
     };
+    worker.send_round(&rounds);
     if !worker.control.judgments.is_empty() {
         worker.control.send_agreement();
     }

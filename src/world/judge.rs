@@ -53,9 +53,14 @@ pub enum Preference {
 }
 
 pub fn prefer(a: &Judgment, b: &Judgment) -> Preference {
-    if (a.score - b.score).abs() < TIE_MARGIN {
+    preference(a.score, b.score)
+}
+
+/// Which of two scores the judge prefers: closer than `TIE_MARGIN` is a tie.
+pub fn preference(a: f32, b: f32) -> Preference {
+    if (a - b).abs() < TIE_MARGIN {
         Preference::Tie
-    } else if a.score > b.score {
+    } else if a > b {
         Preference::First
     } else {
         Preference::Second

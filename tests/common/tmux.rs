@@ -1,8 +1,22 @@
 //! A real terminal for the binary: a tmux session the tests type into
 //! and read the screen of.
 
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
+
+/// A shell line for the pane: the workbench from the repository on the
+/// CPU with the test config and `args`, `prefix` before it (variables, or
+/// `exec` to make it the pane's process); then its exit status is printed
+/// and the pane stays open to be read.
+pub fn workbench(prefix: &str, runs_dir: &Path, args: &str) -> String {
+    format!(
+        "cd {} && {prefix} {} --device cpu --runs-dir {} --config tests/fixtures/workbench.ron {args}; echo EXIT=$?; sleep 600",
+        env!("CARGO_MANIFEST_DIR"),
+        env!("CARGO_BIN_EXE_rlhf-tui"),
+        runs_dir.display()
+    )
+}
 
 pub struct Tmux {
     socket: String,
@@ -37,6 +51,11 @@ impl Tmux {
             self.run(&["send-keys", "-t", "wb", key]);
             std::thread::sleep(Duration::from_millis(150));
         }
+    }
+
+    /// Whether the pane is on the alternate screen (the workbench's).
+    pub fn alternate_screen(&self) -> bool {
+        self.run(&["display", "-p", "-t", "wb", "#{alternate_on}"]).trim() == "1"
     }
 
     /// Waits until the screen shows `text`; fails with the screen if not.

@@ -7,6 +7,7 @@ use burn::tensor::Device;
 use rlhf_tui::model::weights::SeededInit;
 use rlhf_tui::model::{ScalarModel, hf};
 use rlhf_tui::run::{RunConfig, RunDir};
+use rlhf_tui::trainer::protocol::{Event, StageState};
 use rlhf_tui::trainer::worker::{TrainerHandle, WorkerSetup, spawn};
 
 pub fn base() -> PathBuf {
@@ -34,4 +35,15 @@ pub fn spawn_worker(run: RunDir, config: RunConfig) -> TrainerHandle {
         panic_at_step: None,
     })
     .unwrap()
+}
+
+/// The checkpoint a stage's `Done` event names; `None` for any other event.
+pub fn done_checkpoint(event: &Event) -> Option<&str> {
+    match event {
+        Event::Stage {
+            state: StageState::Done { checkpoint },
+            ..
+        } => Some(checkpoint),
+        _ => None,
+    }
 }

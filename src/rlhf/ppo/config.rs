@@ -53,6 +53,8 @@ pub struct PpoConfig {
     pub whiten_rewards: bool,
     /// Subtracted from the score of a response that never produced EOS.
     pub missing_eos_penalty: Option<f32>,
+    /// Each parameter's gradient is rescaled to at most this norm (per
+    /// tensor; TRL clips by the global norm).
     pub max_grad_norm: f32,
     pub seed: u64,
 }
