@@ -5,11 +5,12 @@
 #   gen  transformers' generate (scripts/bench_gen_transformers.py)
 #   ppo  TRL's PPOTrainer       (scripts/bench_trl.py ppo)
 #   rm   TRL's RewardTrainer    (scripts/bench_trl.py rm)
-# PYTHON must have torch, transformers and, for ppo and rm, trl (see README).
-#   scripts/bench_compare.sh gen|ppo|rm [repeats]
+#   sft  TRL's SFTTrainer       (scripts/bench_trl.py sft)
+# PYTHON must have torch, transformers and, for ppo, rm and sft, trl (see README).
+#   scripts/bench_compare.sh gen|ppo|rm|sft [repeats]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-workload="${1:?usage: scripts/bench_compare.sh gen|ppo|rm [repeats]}"
+workload="${1:?usage: scripts/bench_compare.sh gen|ppo|rm|sft [repeats]}"
 repeats="${2:-5}"
 threads="${THREADS:-$(nproc)}"
 python="${PYTHON:-python3}"
@@ -18,7 +19,8 @@ case "$workload" in
     gen) peer_cmd=(scripts/bench_gen_transformers.py "$repeats"); key=tokens_per_s ;;
     ppo) peer_cmd=(scripts/bench_trl.py ppo "$repeats"); key=episodes_per_s ;;
     rm) peer_cmd=(scripts/bench_trl.py rm "$repeats"); key=pairs_per_s ;;
-    *) echo "unknown workload $workload: gen, ppo or rm" >&2; exit 2 ;;
+    sft) peer_cmd=(scripts/bench_trl.py sft "$repeats"); key=tokens_per_s ;;
+    *) echo "unknown workload $workload: gen, ppo, rm or sft" >&2; exit 2 ;;
 esac
 cargo build --release --quiet
 ours=$(RAYON_NUM_THREADS=$threads "$CARGO_TARGET_DIR/release/rlhf-tui" bench "$workload" --device cpu --repeats "$repeats")

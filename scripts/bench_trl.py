@@ -1,5 +1,5 @@
-"""DESIGN.md's `ppo` and `rm` workloads through TRL, the peers that
-`rlhf-tui bench ppo` and `rlhf-tui bench rm` are compared with. Models are
+"""DESIGN.md's `ppo`, `rm` and `sft` workloads through TRL, the peers that
+`rlhf-tui bench ppo|rm|sft` are compared with. Models are
 GPT-2 shape 4 layers, 4 heads, d_model 256, vocab 4096, context 256, random
 weights.
 
@@ -9,11 +9,16 @@ weights.
   minibatches of 8. Episodes per second over the iterations after the first.
 - rm: `trl.RewardTrainer`, 16 pairs per step, 96 tokens a side. Pairs per
   second over the steps after the first.
+- sft: `trl.SFTTrainer`, 16 sequences of 128 tokens per step. Tokens per
+  second over the steps after the first, and model FLOPs utilisation
+  counted as `rlhf-tui bench sft` counts it (6 x matrix parameters x
+  tokens) against PyTorch's own rate on square 1024^3 products, measured
+  in the same process.
 
 Prints one JSON line, on as many threads as `torch.get_num_threads()` (set
 THREADS).
 
-    python scripts/bench_trl.py ppo|rm [repeats]
+    python scripts/bench_trl.py ppo|rm|sft [repeats]
 """
 
 import json
@@ -155,10 +160,62 @@ def rm(repeats):
     return {"pairs_per_s": rate(times.times, 16), "seconds_per_step": 16 / rate(times.times, 16)}
 
 
+def matmul_peak(repeats):
+    """PyTorch's f32 rate on 1024^3 products in GFLOP/s (median of repeats)."""
+    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+    a @ b
+    times = []
+    for _ in range(max(repeats, 5)):
+        start = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - start)
+    return 2 * 1024**3 / sorted(times)[len(times) // 2] / 1e9
+
+
+def sft(repeats):
+    from trl import SFTConfig, SFTTrainer
+
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(1)
+    steps = repeats + 1
+    rows = torch.randint(1, VOCAB, (16 * steps, 128), generator=g).tolist()
+    dataset = Dataset.from_dict({"input_ids": rows})
+    model = GPT2LMHeadModel(config())
+    times = StepTimes()
+    with tempfile.TemporaryDirectory() as out:
+        args = SFTConfig(
+            output_dir=out,
+            per_device_train_batch_size=16,
+            gradient_accumulation_steps=1,
+            max_steps=steps,
+            max_length=None,
+            packing=False,
+            learning_rate=1e-4,
+            report_to=[],
+            save_strategy="no",
+            logging_steps=1000,
+            use_cpu=True,
+            dataloader_drop_last=True,
+            seed=0,
+        )
+        trainer = SFTTrainer(
+            model=model, args=args, processing_class=tokenizer(), train_dataset=dataset, callbacks=[times]
+        )
+        trainer.train()
+    tokens = 16 * 128
+    seconds = tokens / rate(times.times, tokens)
+    flops = 6 * (4 * 12 * 256 * 256 + 256 * VOCAB) * tokens
+    peak = matmul_peak(repeats)
+    return {
+        "tokens_per_s": tokens / seconds, "seconds_per_step": seconds, "model_gflop_per_s": flops / seconds / 1e9,
+        "matmul_peak_gflop_per_s": peak, "mfu": flops / seconds / 1e9 / peak,
+    }
+
+
 def main():
     workload = sys.argv[1]
     repeats = int(sys.argv[2]) if len(sys.argv) > 2 else 5
-    result = {"ppo": ppo, "rm": rm}[workload](repeats)
+    result = {"ppo": ppo, "rm": rm, "sft": sft}[workload](repeats)
     import trl
 
     print(json.dumps({

@@ -5,7 +5,6 @@
 //! the same run); `rm`, one reward-model step on 16 pairs of 96 tokens a
 //! side, reported as pairs/s.
 
-use burn::optim::GradientsParams;
 use burn::tensor::Device;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -15,10 +14,9 @@ use super::generation::{CONTEXT, D_MODEL, HEADS, LAYERS, VOCAB};
 use crate::device::Selected;
 use crate::model::weights::SeededInit;
 use crate::model::{Gpt2, Gpt2Config, ScalarModel};
-use crate::rlhf::lm::{LmBatch, lm_forward};
+use crate::rlhf::lm::lm_gradients;
 use crate::rlhf::optim::GuardedAdamW;
-use crate::rlhf::reward::score_sequences;
-use crate::rlhf::reward_math::bradley_terry_loss;
+use crate::rlhf::reward::{TokenPair, pair_gradients};
 
 pub(super) fn random_rows(rows: usize, len: usize, seed: u64) -> Vec<Vec<u32>> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -48,12 +46,9 @@ pub fn sft(selected: &Selected, repeats: usize) -> Value {
     // 129 tokens a row give 128 inputs and 128 targets.
     let rows = random_rows(BATCH, LEN + 1, 1);
     let counts = vec![vec![true; LEN + 1]; BATCH];
-    let batch = LmBatch::new(&rows, &counts, 0);
     let seconds = super::median_seconds(repeats, || {
-        let loss = lm_forward(&model, &batch).loss;
-        let value = loss.clone().into_scalar::<f32>() as f64;
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        optim.step(1e-4, &mut model, value, grads);
+        let (out, grads) = lm_gradients(&model, &rows, &counts, 0);
+        optim.step(1e-4, &mut model, out.loss as f64, grads);
         let _ = model.wte.val().slice([0..1, 0..1]).into_data();
     });
     let tokens = (BATCH * LEN) as f64;
@@ -75,17 +70,16 @@ pub fn rm(selected: &Selected, repeats: usize) -> Value {
         ScalarModel::build(bench_model(&selected.device), &mut SeededInit::new(1), &device).expect("a head builds");
     let mut optim = GuardedAdamW::new(0.0, 1.0);
     let seqs = random_rows(2 * PAIRS, LEN, 2);
+    let pairs: Vec<TokenPair> = (0..PAIRS)
+        .map(|i| TokenPair {
+            chosen: seqs[i].clone(),
+            rejected: seqs[PAIRS + i].clone(),
+            gap: 0.0,
+        })
+        .collect();
     let seconds = super::median_seconds(repeats, || {
-        let rewards = score_sequences(&model, &seqs, 0);
-        let loss = bradley_terry_loss(
-            rewards.clone().narrow(0, 0, PAIRS),
-            rewards.narrow(0, PAIRS, PAIRS),
-            None,
-            0.0,
-        );
-        let value = loss.clone().into_scalar::<f32>() as f64;
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        optim.step(1e-4, &mut model, value, grads);
+        let (out, grads) = pair_gradients(&model, &pairs, false, 0.0, 0);
+        optim.step(1e-4, &mut model, out.loss as f64, grads);
         let _ = model.score.val().into_data();
     });
     json!({ "workload": "rm", "device": selected.label, "pairs_per_s": PAIRS as f64 / seconds, "seconds_per_step": seconds })

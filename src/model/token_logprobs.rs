@@ -159,18 +159,43 @@ pub mod kernels {
     use super::{ARGMAX, COLS, ENTROPY, LOGP, LSE};
     use crate::model::simd::{exp, widest};
 
+    /// Lanes of the partial maxima and sums: one AVX-512 register, so the
+    /// reductions vectorize (a single running sum would force the loop to
+    /// add in order, one element at a time).
+    const LANES: usize = 16;
+
     /// One row's `[log p(t), entropy, argmax, lse]`.
     pub fn forward(x: &[f32], t: usize) -> [f32; COLS] {
         widest(|| {
-            let m = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            // The first maximum, as argmax breaks ties.
-            let argmax = x.iter().position(|&xv| xv == m).unwrap_or(0);
-            let (mut sum, mut weighted) = (0.0f32, 0.0f32);
-            for &xv in x {
-                let e = exp(xv - m);
-                sum += e;
-                weighted += e * (xv - m);
+            let (chunks, tail) = (x.chunks_exact(LANES), x.chunks_exact(LANES).remainder());
+            let mut maxima = [f32::NEG_INFINITY; LANES];
+            for chunk in chunks.clone() {
+                for (m, &xv) in maxima.iter_mut().zip(chunk) {
+                    *m = m.max(xv);
+                }
             }
+            let m = maxima.iter().chain(tail).copied().fold(f32::NEG_INFINITY, f32::max);
+            // The first maximum, as argmax breaks ties: find its chunk
+            // with whole-chunk comparisons, then the element.
+            let first = chunks
+                .clone()
+                .position(|c| c.iter().fold(false, |any, &xv| any | (xv == m)));
+            let start = first.map_or(x.len() - tail.len(), |c| c * LANES);
+            let argmax = start + x[start..].iter().position(|&xv| xv == m).unwrap_or(0);
+            let (mut sums, mut weighted) = ([0.0f32; LANES], [0.0f32; LANES]);
+            for chunk in chunks {
+                for ((s, w), &xv) in sums.iter_mut().zip(&mut weighted).zip(chunk) {
+                    let e = exp(xv - m);
+                    *s += e;
+                    *w += e * (xv - m);
+                }
+            }
+            for &xv in tail {
+                let e = exp(xv - m);
+                sums[0] += e;
+                weighted[0] += e * (xv - m);
+            }
+            let (sum, weighted) = (sums.iter().sum::<f32>(), weighted.iter().sum::<f32>());
             let lse = m + sum.ln();
             let mut out = [0.0; COLS];
             out[LOGP] = x[t] - lse;
@@ -214,6 +239,20 @@ mod tests {
         for (got, want) in dx.iter().zip([-0.25, 1.5, -1.25]) {
             assert!((got - want).abs() < 1e-6, "{dx:?}");
         }
+    }
+
+    #[test]
+    fn argmax_is_the_first_maximum_in_a_chunk_or_the_tail() {
+        // 40 entries: two chunks of 16 and a tail of 8.
+        let mut x = vec![0.0f32; 40];
+        x[37] = 3.0;
+        assert_eq!(kernels::forward(&x, 0)[ARGMAX], 37.0, "in the tail");
+        x[20] = 3.0;
+        x[31] = 3.0;
+        assert_eq!(kernels::forward(&x, 0)[ARGMAX], 20.0, "first of three ties");
+        // lse = ln(37 + 3·e³) whichever lane holds each term.
+        let lse = (37.0 + 3.0 * 3f32.exp()).ln();
+        assert!((kernels::forward(&x, 0)[LSE] - lse).abs() < 1e-5);
     }
 
     /// The fused operation and the composed one agree on values and on the

@@ -2,11 +2,13 @@
 //! pretraining, zero on prompt tokens for SFT (InstructGPT's prompt
 //! masking). Weighted mean of −log p(next token).
 
+use burn::optim::GradientsParams;
 use burn::tensor::{Int, Tensor, TensorData};
 
 use crate::model::Gpt2;
 use crate::model::batch::PaddedBatch;
 use crate::model::logprobs::target_stats;
+use crate::rlhf::shards;
 
 /// Inputs, targets and loss weights for one batch of next-token prediction.
 pub struct LmBatch {
@@ -83,6 +85,48 @@ pub fn lm_forward(model: &Gpt2, batch: &LmBatch) -> LmOutput {
     }
 }
 
+/// A training step's figures, each over the whole batch.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct LmStep {
+    pub loss: f32,
+    pub accuracy: f32,
+    pub entropy: f32,
+    /// The number of positions trained on (the weights' sum).
+    pub tokens: f32,
+}
+
+/// The loss's gradient on `rows` (targets as in `LmBatch::new`), with the
+/// step's figures. The rows are split into shards that run in parallel on
+/// the CPU (see `shards`); each shard's loss is its share of the whole
+/// batch's weighted mean.
+pub fn lm_gradients(model: &Gpt2, rows: &[Vec<u32>], counts: &[Vec<bool>], pad_id: u32) -> (LmStep, GradientsParams) {
+    let n = shards::count(&model.wte.val().device(), rows.len());
+    let batches: Vec<LmBatch> = shards::ranges(rows.len(), n)
+        .into_iter()
+        .map(|r| LmBatch::new(&rows[r.clone()], &counts[r], pad_id))
+        .collect();
+    let tokens: f32 = batches.iter().map(LmBatch::weighted_tokens).sum();
+    let (grads, parts) = shards::gradients(model, n, |model, i| {
+        let out = lm_forward(model, &batches[i]);
+        let share = batches[i].weighted_tokens() / tokens.max(1.0);
+        let loss = out.loss * share;
+        let figures = LmStep {
+            loss: loss.clone().into_scalar::<f32>(),
+            accuracy: out.accuracy * share,
+            entropy: out.entropy * share,
+            tokens: batches[i].weighted_tokens(),
+        };
+        (loss, figures)
+    });
+    let step = parts.iter().fold(LmStep::default(), |a, b| LmStep {
+        loss: a.loss + b.loss,
+        accuracy: a.accuracy + b.accuracy,
+        entropy: a.entropy + b.entropy,
+        tokens: a.tokens + b.tokens,
+    });
+    (step, grads)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,5 +143,45 @@ mod tests {
         assert_eq!(batch.targets, vec![11, 12, 13, 21, 0, 0]);
         assert_eq!(batch.weights, vec![0.0, 1.0, 1.0, 1.0, 0.0, 0.0]);
         assert_eq!(batch.weighted_tokens(), 3.0);
+    }
+
+    /// Shards of different sizes and different numbers of counted tokens
+    /// give the loss, the figures and the gradient of the whole batch.
+    #[test]
+    fn sharded_gradients_equal_the_whole_batch() {
+        use crate::model::Gpt2Config;
+        use crate::model::weights::SeededInit;
+        let device = burn::tensor::Device::flex().autodiff();
+        let config = Gpt2Config::new(32, 16, 16, 2, 2);
+        let model = Gpt2::build(&config, &mut SeededInit::new(3), &device).unwrap();
+        let rows: Vec<Vec<u32>> = (0..5u32)
+            .map(|r| (0..6 + r).map(|j| (r * 7 + j * 3) % 32).collect())
+            .collect();
+        let counts: Vec<Vec<bool>> = rows
+            .iter()
+            .enumerate()
+            .map(|(r, row)| (0..row.len()).map(|j| j > r).collect())
+            .collect();
+
+        let whole = lm_forward(&model, &LmBatch::new(&rows, &counts, 0));
+        let loss = whole.loss.clone().into_scalar::<f32>();
+        let grads = GradientsParams::from_grads(whole.loss.backward(), &model);
+        // Three threads: shards of 2, 2 and 1 rows.
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        let (step, sharded) = pool.install(|| lm_gradients(&model, &rows, &counts, 0));
+
+        assert!((step.loss - loss).abs() < 1e-5, "{} vs {loss}", step.loss);
+        assert!((step.accuracy - whole.accuracy).abs() < 1e-6);
+        assert!((step.entropy - whole.entropy).abs() < 1e-4);
+        assert_eq!(step.tokens, LmBatch::new(&rows, &counts, 0).weighted_tokens());
+        let values = |g: &GradientsParams, id| g.get::<2>(id).unwrap().into_data().try_to_vec::<f32>().unwrap();
+        for id in [model.wte.id, model.h[1].attn.c_attn.weight.id] {
+            let (a, b) = (values(&grads, id), values(&sharded, id));
+            let scale = a.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+            assert!(scale > 0.0);
+            for (x, y) in a.iter().zip(&b) {
+                assert!((x - y).abs() < 1e-5 * scale.max(1.0), "{x} vs {y}");
+            }
+        }
     }
 }

@@ -9,4 +9,5 @@ pub mod reward;
 pub mod reward_math;
 pub mod schedule;
 pub mod sft;
+pub mod shards;
 pub mod state;

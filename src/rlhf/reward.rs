@@ -18,6 +18,7 @@ use super::epochs::Epochs;
 use super::optim::GuardedAdamW;
 use super::reward_math::{Calibration, bradley_terry_loss, calibration, pairwise_accuracy};
 use super::schedule::warmup_cosine;
+use super::shards;
 use super::state::{ModelState, OPTIMIZER};
 use crate::model::batch::PaddedBatch;
 use crate::model::{ScalarModel, Tokenizer, hf};
@@ -115,11 +116,11 @@ impl RmConfig {
 /// A pair as token ids: the prompt followed by each response. No EOS is
 /// appended, so the pooled position is the response's last token, as
 /// transformers pools when the pad token is EOS.
-struct TokenPair {
-    chosen: Vec<u32>,
-    rejected: Vec<u32>,
+pub struct TokenPair {
+    pub chosen: Vec<u32>,
+    pub rejected: Vec<u32>,
     /// The judge's score gap, the margin when `margin_from_judge` (0 for a file's pairs).
-    gap: f32,
+    pub gap: f32,
 }
 
 /// Tokenizes `prompt + response` for each side; a sequence longer than the
@@ -202,6 +203,58 @@ pub fn score_sequences(model: &ScalarModel, seqs: &[Vec<u32>], pad_id: u32) -> T
     model.pooled(hidden, last)
 }
 
+/// A training step's loss and the rewards it gave each side.
+pub struct PairStep {
+    pub loss: f32,
+    pub chosen: Vec<f32>,
+    pub rejected: Vec<f32>,
+}
+
+/// The Bradley–Terry loss's gradient over `pairs` (with each pair's gap as
+/// its margin when `use_margin`). The pairs are split into shards that run
+/// in parallel on the CPU (see `shards`); chosen and rejected of a shard go
+/// through the model as one batch.
+pub fn pair_gradients(
+    model: &ScalarModel,
+    pairs: &[TokenPair],
+    use_margin: bool,
+    center: f64,
+    pad_id: u32,
+) -> (PairStep, GradientsParams) {
+    let n = shards::count(&model.score.val().device(), pairs.len());
+    let ranges = shards::ranges(pairs.len(), n);
+    let (grads, parts) = shards::gradients(model, n, |model, i| {
+        let shard = &pairs[ranges[i].clone()];
+        let k = shard.len();
+        let seqs: Vec<Vec<u32>> = shard
+            .iter()
+            .map(|p| p.chosen.clone())
+            .chain(shard.iter().map(|p| p.rejected.clone()))
+            .collect();
+        let rewards = score_sequences(model, &seqs, pad_id);
+        let device = rewards.device();
+        let margin = use_margin
+            .then(|| Tensor::<1>::from_data(TensorData::new(shard.iter().map(|p| p.gap).collect(), [k]), &device));
+        let (chosen, rejected) = (rewards.clone().narrow(0, 0, k), rewards.clone().narrow(0, k, k));
+        // The loss is a mean over pairs: a shard's share is its pairs'.
+        let loss = bradley_terry_loss(chosen, rejected, margin, center) * (k as f64 / pairs.len() as f64);
+        let r = rewards.detach().into_data().try_to_vec::<f32>().expect("f32 rewards");
+        (loss.clone(), (loss.into_scalar::<f32>(), r))
+    });
+    let mut step = PairStep {
+        loss: 0.0,
+        chosen: Vec::with_capacity(pairs.len()),
+        rejected: Vec::with_capacity(pairs.len()),
+    };
+    for (loss, r) in parts {
+        let (c, rj) = r.split_at(r.len() / 2);
+        step.loss += loss;
+        step.chosen.extend_from_slice(c);
+        step.rejected.extend_from_slice(rj);
+    }
+    (step, grads)
+}
+
 /// Held-out accuracy and calibration.
 #[derive(Clone, Debug, Serialize)]
 pub struct RmEval {
@@ -279,30 +332,19 @@ impl RmTrainer {
     pub fn step(&mut self, lr: f64) -> Vec<(&'static str, f64)> {
         let pairs = self.train.next(self.config.batch_size);
         let n = pairs.len();
-        // Chosen and rejected go through the model as one batch of 2n.
-        let seqs: Vec<Vec<u32>> = pairs
-            .iter()
-            .map(|p| p.chosen.clone())
-            .chain(pairs.iter().map(|p| p.rejected.clone()))
-            .collect();
-        let rewards = score_sequences(&self.model, &seqs, self.pad);
-        let chosen = rewards.clone().narrow(0, 0, n);
-        let rejected = rewards.clone().narrow(0, n, n);
-        let device = rewards.device();
-        let margin = self.config.margin_from_judge.then(|| {
-            Tensor::<1>::from_data(
-                TensorData::new(pairs.iter().map(|p| p.gap).collect::<Vec<_>>(), [n]),
-                &device,
-            )
-        });
-        let loss = bradley_terry_loss(chosen, rejected, margin, self.config.center_rewards_coefficient);
-        let loss_value = loss.clone().into_scalar::<f32>() as f64;
-        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
+        let (out, grads) = pair_gradients(
+            &self.model,
+            pairs,
+            self.config.margin_from_judge,
+            self.config.center_rewards_coefficient,
+            self.pad,
+        );
+        let loss_value = out.loss as f64;
         let norm = self.optim.step(lr, &mut self.model, loss_value, grads);
         self.step += 1;
 
-        let r = rewards.detach().into_data().try_to_vec::<f32>().expect("f32 rewards");
-        let (c, rj) = r.split_at(n);
+        let (c, rj) = (&out.chosen, &out.rejected);
+        let r: Vec<f32> = c.iter().chain(rj).copied().collect();
         let margin = c.iter().zip(rj).map(|(a, b)| (a - b) as f64).sum::<f64>() / n as f64;
         vec![
             ("loss", loss_value),

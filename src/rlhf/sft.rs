@@ -9,14 +9,13 @@
 use std::path::PathBuf;
 
 use burn::module::Module;
-use burn::optim::GradientsParams;
 use burn::tensor::Device;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::epochs::Epochs;
-use super::lm::{LmBatch, lm_forward};
+use super::lm::{LmBatch, lm_forward, lm_gradients};
 use super::optim::GuardedAdamW;
 use super::schedule::warmup_cosine;
 use super::state::{ModelState, OPTIMIZER};
@@ -108,12 +107,6 @@ pub fn demonstration(
     (tokens, counts)
 }
 
-fn demonstrations_batch(rows: &[(Vec<u32>, Vec<bool>)], eos: u32) -> LmBatch {
-    let tokens: Vec<Vec<u32>> = rows.iter().map(|r| r.0.clone()).collect();
-    let counts: Vec<Vec<bool>> = rows.iter().map(|r| r.1.clone()).collect();
-    LmBatch::new(&tokens, &counts, eos)
-}
-
 /// The SFT stage's state between steps.
 pub struct SftTrainer {
     pub config: SftConfig,
@@ -172,22 +165,17 @@ impl SftTrainer {
         })
     }
 
-    fn next_batch(&mut self) -> LmBatch {
-        demonstrations_batch(self.train.next(self.config.batch_size), self.eos)
-    }
-
     /// One optimizer step at learning rate `lr`. Returns the step's
     /// metrics under TRL's SFT names.
     pub fn step(&mut self, lr: f64) -> Vec<(&'static str, f64)> {
-        let batch = self.next_batch();
-        let out = lm_forward(&self.model, &batch);
-        let loss = out.loss.clone().into_scalar::<f32>();
-        let grads = GradientsParams::from_grads(out.loss.backward(), &self.model);
-        let norm = self.optim.step(lr, &mut self.model, loss as f64, grads);
+        let rows = self.train.next(self.config.batch_size);
+        let (tokens, counts): (Vec<_>, Vec<_>) = rows.iter().cloned().unzip();
+        let (out, grads) = lm_gradients(&self.model, &tokens, &counts, self.eos);
+        let norm = self.optim.step(lr, &mut self.model, out.loss as f64, grads);
         self.step += 1;
-        self.tokens_seen += batch.weighted_tokens() as usize;
+        self.tokens_seen += out.tokens as usize;
         vec![
-            ("loss", loss as f64),
+            ("loss", out.loss as f64),
             ("mean_token_accuracy", out.accuracy as f64),
             ("entropy", out.entropy as f64),
             ("num_tokens", self.tokens_seen as f64),
@@ -199,7 +187,8 @@ impl SftTrainer {
     /// Loss on the held-out demonstrations, without gradient.
     pub fn eval_loss(&self) -> f64 {
         let model = self.model.valid();
-        let batch = demonstrations_batch(&self.eval, self.eos);
+        let (tokens, counts): (Vec<_>, Vec<_>) = self.eval.iter().cloned().unzip();
+        let batch = LmBatch::new(&tokens, &counts, self.eos);
         lm_forward(&model, &batch).loss.into_scalar::<f32>() as f64
     }
 

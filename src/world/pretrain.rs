@@ -6,7 +6,6 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use burn::optim::GradientsParams;
 use burn::tensor::Device;
 use serde::Serialize;
 
@@ -16,7 +15,7 @@ use crate::fsutil::write_atomic;
 use crate::model::weights::SeededInit;
 use crate::model::{Gpt2, Gpt2Config, hf};
 use crate::rlhf::epochs::Epochs;
-use crate::rlhf::lm::{LmBatch, lm_forward};
+use crate::rlhf::lm::lm_gradients;
 use crate::rlhf::schedule::warmup_cosine;
 
 /// Everything that decides the base model; saved beside it.
@@ -113,10 +112,8 @@ pub fn pretrain(
         }
         let batch_rows = rows.next(config.batch_size);
         let counts: Vec<Vec<bool>> = batch_rows.iter().map(|r| vec![true; r.len()]).collect();
-        let batch = LmBatch::new(batch_rows, &counts, eos);
-        let loss = lm_forward(&model, &batch).loss;
-        final_loss = loss.clone().into_scalar::<f32>();
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let (out, grads) = lm_gradients(&model, batch_rows, &counts, eos);
+        final_loss = out.loss;
         let lr = warmup_cosine(step, config.steps, config.warmup_steps, config.lr, config.lr * 0.1);
         model = optim.step(lr, model, grads);
         steps_done = step + 1;

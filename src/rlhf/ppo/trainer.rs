@@ -26,6 +26,7 @@ use crate::model::sampling::SamplingParams;
 use crate::model::{GenerateConfig, Gpt2, ScalarModel, Tokenizer, generate, hf};
 use crate::rlhf::monitors::distinct_n;
 use crate::rlhf::optim::GuardedAdamW;
+use crate::rlhf::shards;
 use crate::world::corpus::train_prompts;
 use crate::world::eval::{decode_response, evaluate};
 use crate::world::generator::prompt_text;
@@ -306,7 +307,6 @@ impl PpoTrainer {
         self.steer_at(steer, point)?;
         let temperature = self.params.temperature;
         let (batch, mut metrics) = self.rollout(temperature);
-        let device = self.policy.wte.val().device();
         let n = batch.queries.len();
         let mut order: Vec<usize> = (0..n).collect();
         let mut sums = [0.0f64; 8];
@@ -314,55 +314,23 @@ impl PpoTrainer {
         for _ in 0..self.config.ppo_epochs {
             order.shuffle(&mut self.rng);
             for chunk in order.chunks(self.config.minibatch_size) {
-                let queries: Vec<Vec<u32>> = chunk.iter().map(|&i| batch.queries[i].clone()).collect();
-                let responses: Vec<Vec<u32>> = chunk.iter().map(|&i| batch.responses[i].clone()).collect();
-                let qr = QueryResponse::new(&queries, &responses, self.pad);
-                let pad = |rows: &Vec<Vec<f32>>| padded(chunk.iter().map(|&i| &rows[i]), qr.r, &device);
-                let (old_logp, advantages, returns, old_values) = (
-                    pad(&batch.logprobs),
-                    pad(&batch.advantages),
-                    pad(&batch.returns),
-                    pad(&batch.values),
-                );
-                let mask = qr.mask_tensor(&device);
-
-                let (logp, entropy) = response_logprobs_and_entropy(&self.policy, &qr, temperature);
-                let pl = policy_loss(logp, old_logp, advantages, mask.clone(), self.config.cliprange);
-                let values = response_values(&self.value, &qr);
-                let vl = value_loss(values, old_values, returns, mask.clone(), self.config.cliprange_value);
-                let entropy_avg = masked_mean(
-                    &entropy.detach().into_data().try_to_vec::<f32>().expect("f32"),
-                    &qr.mask,
-                );
-                let policy_loss_value = pl.loss.clone().into_scalar::<f32>() as f64;
-                let value_loss_value = vl.loss.clone().into_scalar::<f32>() as f64;
                 let point = StepPoint::Optimizer {
                     iteration: self.iteration,
                     step: self.optimizer_steps,
                 };
                 self.steer_at(steer, point)?;
                 let lr = self.params.lr;
-                let total = pl.loss + vl.loss * self.config.vf_coef;
-                let mut grads = total.backward();
-                let policy_grads = GradientsParams::from_module(&mut grads, &self.policy);
-                let value_grads = GradientsParams::from_module(&mut grads, &self.value);
-                let loss = policy_loss_value + value_loss_value;
+                let (stats, mut grads) = self.minibatch_gradients(&batch, chunk, temperature);
+                let policy_grads = shards::take(&mut grads, &self.policy);
+                let value_grads = shards::take(&mut grads, &self.value);
+                let loss = stats[2] + stats[3];
                 let norm = self
                     .policy_opt
                     .step(lr, &mut self.policy, loss, policy_grads)
                     .hypot(self.value_opt.step(lr, &mut self.value, loss, value_grads));
                 self.optimizer_steps += 1;
 
-                for (s, v) in sums.iter_mut().zip([
-                    pl.approxkl as f64,
-                    pl.clipfrac as f64,
-                    policy_loss_value,
-                    value_loss_value,
-                    vl.clipfrac as f64,
-                    entropy_avg as f64,
-                    pl.ratio as f64,
-                    norm,
-                ]) {
+                for (s, v) in sums.iter_mut().zip(stats.into_iter().chain([norm])) {
                     *s += v;
                 }
                 count += 1.0;
@@ -385,6 +353,67 @@ impl PpoTrainer {
         metrics.push(("temperature", temperature as f64));
         metrics.push(("eps", self.episodes as f64));
         Some(metrics)
+    }
+
+    /// One minibatch's loss (policy plus `vf_coef` × value) and its
+    /// gradient for both models. The episodes are split into shards that
+    /// run in parallel on the CPU (see `shards`); each shard's losses and
+    /// statistics are means over its response tokens, weighted by its
+    /// share of the minibatch's. Returns the statistics in the order of
+    /// `step`'s names: approx-KL, clip fraction, policy loss, value loss,
+    /// value clip fraction, entropy, ratio.
+    fn minibatch_gradients(&self, batch: &Batch, chunk: &[usize], temperature: f32) -> ([f64; 7], GradientsParams) {
+        let device = self.policy.wte.val().device();
+        let n = shards::count(&device, chunk.len());
+        let ranges = shards::ranges(chunk.len(), n);
+        let tokens: usize = chunk.iter().map(|&i| batch.responses[i].len()).sum();
+        let (pad_id, config) = (self.pad, &self.config);
+        let models = (self.policy.clone(), self.value.clone());
+        let (grads, parts) = shards::gradients(&models, n, |(policy, value), s| {
+            let rows = &chunk[ranges[s].clone()];
+            let queries: Vec<Vec<u32>> = rows.iter().map(|&i| batch.queries[i].clone()).collect();
+            let responses: Vec<Vec<u32>> = rows.iter().map(|&i| batch.responses[i].clone()).collect();
+            let share = responses.iter().map(Vec::len).sum::<usize>() as f32 / tokens.max(1) as f32;
+            let qr = QueryResponse::new(&queries, &responses, pad_id);
+            let pad = |values: &Vec<Vec<f32>>| padded(rows.iter().map(|&i| &values[i]), qr.r, &device);
+            let mask = qr.mask_tensor(&device);
+
+            let (logp, entropy) = response_logprobs_and_entropy(policy, &qr, temperature);
+            let pl = policy_loss(
+                logp,
+                pad(&batch.logprobs),
+                pad(&batch.advantages),
+                mask.clone(),
+                config.cliprange,
+            );
+            let values = response_values(value, &qr);
+            let vl = value_loss(
+                values,
+                pad(&batch.values),
+                pad(&batch.returns),
+                mask,
+                config.cliprange_value,
+            );
+            let entropy = entropy.detach().into_data().try_to_vec::<f32>().expect("f32");
+            let stats = [
+                pl.approxkl,
+                pl.clipfrac,
+                pl.loss.clone().into_scalar::<f32>(),
+                vl.loss.clone().into_scalar::<f32>(),
+                vl.clipfrac,
+                masked_mean(&entropy, &qr.mask),
+                pl.ratio,
+            ];
+            let loss = (pl.loss + vl.loss * config.vf_coef) * share;
+            (loss, stats.map(|x| (x * share) as f64))
+        });
+        let mut stats = [0.0; 7];
+        for part in parts {
+            for (s, v) in stats.iter_mut().zip(part) {
+                *s += v;
+            }
+        }
+        (stats, grads)
     }
 
     /// Hands the live parameters and the models to `steer` at `point`;
