@@ -15,6 +15,10 @@ weights.
   tokens) against PyTorch's own rate on square 1024^3 products, measured
   in the same process.
 
+Every trainer runs in f32 like rlhf-tui (TRL's configs default to bf16
+autocast on the CPU) and without gradient checkpointing (on by default in
+TRL: it trades a second forward pass for memory this model does not need).
+
 Prints one JSON line, on as many threads as `torch.get_num_threads()` (set
 THREADS).
 
@@ -109,6 +113,8 @@ def ppo(repeats):
             save_strategy="no",
             logging_steps=1000,
             use_cpu=True,
+            bf16=False,
+            gradient_checkpointing=False,
             seed=0,
         )
         trainer = PPOTrainer(
@@ -150,6 +156,8 @@ def rm(repeats):
             save_strategy="no",
             logging_steps=1000,
             use_cpu=True,
+            bf16=False,
+            gradient_checkpointing=False,
             dataloader_drop_last=True,
             seed=0,
         )
@@ -195,6 +203,8 @@ def sft(repeats):
             save_strategy="no",
             logging_steps=1000,
             use_cpu=True,
+            bf16=False,
+            gradient_checkpointing=False,
             dataloader_drop_last=True,
             seed=0,
         )

@@ -58,6 +58,15 @@ pub fn select(choice: DeviceChoice) -> anyhow::Result<Selected> {
     }
 }
 
+/// Whether `device` is the CPU backend (with or without autodiff), where
+/// the fused CPU kernels and data-parallel shards apply.
+pub fn is_cpu(device: &Device) -> bool {
+    matches!(
+        device.clone().inner().as_dispatch(),
+        burn::backend::DispatchDevice::Flex(_)
+    )
+}
+
 fn cpu() -> Selected {
     Selected {
         device: Device::flex(),

@@ -1,23 +1,74 @@
 //! The `matmul` workload: the device's sustained f32 matrix-product rate on
 //! square 1024³ products, the peak that model FLOPs utilisation in the other
 //! workloads is stated against.
+//!
+//! On the CPU a product is timed two ways: one product split over every
+//! thread, and one product per thread at once (how the training shards run
+//! theirs, `rlhf/shards.rs`). The peak is the better of the two.
+
+use std::time::Instant;
 
 use burn::tensor::{Distribution, Tensor};
+use rayon::prelude::*;
 use serde_json::{Value, json};
 
+use super::median;
 use crate::device::Selected;
 
 const N: usize = 1024;
 
-pub fn run(selected: &Selected, repeats: usize) -> Value {
-    let device = &selected.device;
-    let a = Tensor::<2>::random([N, N], Distribution::Normal(0.0, 1.0), device);
-    let b = Tensor::<2>::random([N, N], Distribution::Normal(0.0, 1.0), device);
-    let seconds = super::median_seconds(repeats, || {
+/// Random `N × N` operands on the selected device.
+pub struct Operands {
+    a: Tensor<2>,
+    b: Tensor<2>,
+    per_thread: usize,
+}
+
+impl Operands {
+    pub fn new(selected: &Selected) -> Self {
+        let device = &selected.device;
+        let cpu = crate::device::is_cpu(device);
+        Self {
+            a: Tensor::random([N, N], Distribution::Normal(0.0, 1.0), device),
+            b: Tensor::random([N, N], Distribution::Normal(0.0, 1.0), device),
+            per_thread: if cpu { rayon::current_num_threads() } else { 0 },
+        }
+    }
+
+    fn product(&self) {
         // Reading one element back waits for the product on any backend.
-        let c = a.clone().matmul(b.clone());
+        let c = self.a.clone().matmul(self.b.clone());
         let _ = c.slice([0..1, 0..1]).into_data();
-    });
-    let flops = 2.0 * (N * N * N) as f64;
-    json!({ "workload": "matmul", "device": selected.label, "n": N, "seconds": seconds, "gflop_per_s": flops / seconds / 1e9 })
+    }
+
+    /// GFLOP/s of one product over every thread, and of one product per
+    /// thread at once (0 off the CPU), each timed once.
+    pub fn rates(&self) -> (f64, f64) {
+        let flops = 2.0 * (N * N * N) as f64;
+        let start = Instant::now();
+        self.product();
+        let whole = flops / start.elapsed().as_secs_f64() / 1e9;
+        if self.per_thread == 0 {
+            return (whole, 0.0);
+        }
+        let start = Instant::now();
+        (0..self.per_thread).into_par_iter().for_each(|_| self.product());
+        let threads = self.per_thread as f64 * flops / start.elapsed().as_secs_f64() / 1e9;
+        (whole, threads)
+    }
+
+    /// Each rate's median over `repeats` timings, after a warm-up.
+    fn median_rates(&self, repeats: usize) -> (f64, f64) {
+        self.rates(); // warm-up
+        let (mut whole, mut threads): (Vec<f64>, Vec<f64>) = (0..repeats.max(1)).map(|_| self.rates()).unzip();
+        (median(&mut whole), median(&mut threads))
+    }
+}
+
+pub fn run(selected: &Selected, repeats: usize) -> Value {
+    let (whole, threads) = Operands::new(selected).median_rates(repeats);
+    json!({
+        "workload": "matmul", "device": selected.label, "n": N, "gflop_per_s": whole.max(threads),
+        "one_product_gflop_per_s": whole, "product_per_thread_gflop_per_s": threads,
+    })
 }

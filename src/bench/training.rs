@@ -5,12 +5,16 @@
 //! the same run); `rm`, one reward-model step on 16 pairs of 96 tokens a
 //! side, reported as pairs/s.
 
+use std::time::Instant;
+
 use burn::tensor::Device;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 
 use super::generation::{CONTEXT, D_MODEL, HEADS, LAYERS, VOCAB};
+use super::matmul::Operands;
+use super::median;
 use crate::device::Selected;
 use crate::model::weights::SeededInit;
 use crate::model::{Gpt2, Gpt2Config, ScalarModel};
@@ -46,19 +50,33 @@ pub fn sft(selected: &Selected, repeats: usize) -> Value {
     // 129 tokens a row give 128 inputs and 128 targets.
     let rows = random_rows(BATCH, LEN + 1, 1);
     let counts = vec![vec![true; LEN + 1]; BATCH];
-    let seconds = super::median_seconds(repeats, || {
+    let mut step = || {
+        let start = Instant::now();
         let (out, grads) = lm_gradients(&model, &rows, &counts, 0);
         optim.step(1e-4, &mut model, out.loss as f64, grads);
         let _ = model.wte.val().slice([0..1, 0..1]).into_data();
-    });
+        start.elapsed().as_secs_f64()
+    };
     let tokens = (BATCH * LEN) as f64;
     let flops = 6.0 * matmul_params() * tokens;
-    let peak = super::matmul::run(selected, repeats)["gflop_per_s"]
-        .as_f64()
-        .unwrap_or(f64::NAN);
+    // The peak is probed between steps, so that a machine whose speed
+    // drifts during the run (a shared host) moves both sides of each ratio.
+    let operands = Operands::new(selected);
+    step();
+    operands.rates();
+    let (mut seconds, mut peaks, mut mfus) = (vec![], vec![], vec![]);
+    for _ in 0..repeats.max(1) {
+        let s = step();
+        let (whole, threads) = operands.rates();
+        let peak = whole.max(threads);
+        mfus.push(flops / s / 1e9 / peak);
+        seconds.push(s);
+        peaks.push(peak);
+    }
+    let (seconds, peak, mfu) = (median(&mut seconds), median(&mut peaks), median(&mut mfus));
     json!({
         "workload": "sft", "device": selected.label, "tokens_per_s": tokens / seconds, "seconds_per_step": seconds,
-        "model_gflop_per_s": flops / seconds / 1e9, "matmul_peak_gflop_per_s": peak, "mfu": flops / seconds / 1e9 / peak,
+        "model_gflop_per_s": flops / seconds / 1e9, "matmul_peak_gflop_per_s": peak, "mfu": mfu,
     })
 }
 

@@ -120,7 +120,7 @@ mod flex {
         assert_eq!(x.dtype(), DType::F32, "gelu_new runs on f32 tensors");
         let x = x.to_contiguous();
         let grad = grad.map(|g| g.to_contiguous());
-        let mut out = FlexTensor::empty(x.shape(), DType::F32);
+        let mut out = crate::model::cpu_tensor::zeros(x.shape());
         let xs = x.as_slice::<f32>().expect("contiguous");
         let gs = grad.as_ref().map(|g| g.as_slice::<f32>().expect("contiguous"));
         out.storage_mut::<f32>()

@@ -19,6 +19,7 @@ use burn::tensor::{Bool, Device, Int, Tensor};
 use super::config::Gpt2Config;
 use super::gelu::gelu_new;
 use super::kv_cache::{KvCache, LayerCache};
+use super::layer_norm::layer_norm as norm;
 use super::weights::{Init, WeightSource};
 use crate::model::hf::ImportError;
 
@@ -33,11 +34,19 @@ pub struct Attention {
 }
 
 impl Attention {
-    /// `x`: `[b, q, d]`; `mask`: `[b, h, q, k]`, true where a key is hidden.
+    /// `x`: `[b, q, d]`; `mask`: `[b, 1, q, k]`, true where a key is hidden.
     fn forward(&self, x: Tensor<3>, mask: Tensor<4, Bool>, cache: Option<&mut LayerCache>) -> Tensor<3> {
         let [b, q, d] = x.dims();
-        let hd = d / self.n_head;
         let qkv = dense_rows(&self.c_attn, x); // [b, q, 3d]
+        // Without a cache every key is a new position: one fused operation
+        // on the CPU (see `attention.rs`).
+        #[cfg(feature = "flex")]
+        if cache.is_none()
+            && let Some(y) = super::attention::self_attention(&qkv, &mask, self.n_head)
+        {
+            return dense_rows(&self.c_proj, y);
+        }
+        let hd = d / self.n_head;
         let heads = |i: usize| {
             qkv.clone()
                 .narrow(2, i * d, d)
@@ -49,6 +58,10 @@ impl Attention {
             Some(cache) => cache.append(key, value), // [b, h, k, hd]
             None => (key, value),
         };
+        // Backends' attention kernels differ in how they broadcast a mask;
+        // a full-size one works on all of them.
+        let k = key.dims()[2];
+        let mask = mask.expand([b, self.n_head, q, k]);
         // Scale 1/sqrt(hd) is the default; the mask already encodes causality
         // and padding, so the kernel's own causal flag stays off.
         let options = AttentionModuleOptions {
@@ -102,9 +115,9 @@ pub struct Block {
 }
 
 impl Block {
-    fn forward(&self, x: Tensor<3>, mask: Tensor<4, Bool>, cache: Option<&mut LayerCache>) -> Tensor<3> {
-        let x = x.clone() + self.attn.forward(self.ln_1.forward(x), mask, cache);
-        x.clone() + self.mlp.forward(self.ln_2.forward(x))
+    fn forward(&self, x: Tensor<3>, mask: Tensor<4, Bool>, cache: Option<&mut LayerCache>, eps: f64) -> Tensor<3> {
+        let x = x.clone() + self.attn.forward(norm(&self.ln_1, x, eps), mask, cache);
+        x.clone() + self.mlp.forward(norm(&self.ln_2, x, eps))
     }
 }
 
@@ -191,16 +204,12 @@ impl Gpt2 {
         mask: Tensor<4, Bool>,
         mut cache: Option<&mut KvCache>,
     ) -> Tensor<3> {
-        let [b, _, q, k] = mask.dims();
-        // Backends' attention kernels differ in how they broadcast a mask;
-        // the full shape works on all of them.
-        let mask = mask.expand([b, self.config.n_head, q, k]);
         let mut x = embedding(self.wte.val(), tokens) + embedding(self.wpe.val(), positions); // [b, q, d]
         for (i, block) in self.h.iter().enumerate() {
             let layer_cache = cache.as_deref_mut().map(|c| c.layer(i));
-            x = block.forward(x, mask.clone(), layer_cache);
+            x = block.forward(x, mask.clone(), layer_cache, self.config.layer_norm_epsilon);
         }
-        self.ln_f.forward(x)
+        norm(&self.ln_f, x, self.config.layer_norm_epsilon)
     }
 
     /// Next-token logits through the tied embedding: `[b, q, d]` → `[b, q, V]`.

@@ -12,7 +12,7 @@ use super::token_logprobs;
 /// `logits`: `[b, t, V]`; `targets`: `[b, t]` → `[b, t]`.
 pub fn gather_logprobs(logits: Tensor<3>, targets: Tensor<2, Int>) -> Tensor<2> {
     #[cfg(feature = "flex")]
-    if token_logprobs::is_fused(&logits.device()) {
+    if crate::device::is_cpu(&logits.device()) {
         return target_stats(logits, targets).logp;
     }
     read_targets(activation::log_softmax(logits, 2), targets)
@@ -33,7 +33,7 @@ pub struct TargetStats {
 pub fn target_stats(logits: Tensor<3>, targets: Tensor<2, Int>) -> TargetStats {
     let [b, t, v] = logits.dims();
     #[cfg(feature = "flex")]
-    if token_logprobs::is_fused(&logits.device()) {
+    if crate::device::is_cpu(&logits.device()) {
         let rows = token_logprobs::row_stats(logits.reshape([b * t, v]), targets.reshape([b * t]));
         return TargetStats {
             logp: rows.logp.reshape([b, t]),

@@ -1,13 +1,19 @@
 //! The model: GPT-2 on burn, its KV cache, sampling, tokenizer, and Hugging
 //! Face directory import and export.
 
+#[cfg(feature = "flex")]
+pub mod attention;
 pub mod batch;
 pub mod config;
+#[cfg(feature = "flex")]
+pub mod cpu_tensor;
 pub mod gelu;
 pub mod generate;
 pub mod gpt2;
 pub mod hf;
 pub mod kv_cache;
+#[cfg(feature = "flex")]
+pub mod layer_norm;
 pub mod logprobs;
 pub mod sampling;
 pub mod simd;

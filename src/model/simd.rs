@@ -1,15 +1,23 @@
-//! What the CPU kernels share: a loop run compiled for AVX-512 where the
-//! CPU has it (the crate itself targets baseline x86-64), and an
-//! exponential written so that such a loop vectorizes.
+//! What the CPU kernels share: a loop run compiled for the widest vector
+//! unit the CPU has (the crate itself targets baseline x86-64), and an
+//! exponential and a sum written so that such a loop vectorizes.
 
-/// Runs `f` compiled with AVX-512 enabled when the CPU has it: the
-/// `#[inline(always)]` arithmetic of a loop in `f` is then 16 lanes wide.
+/// Runs `f` compiled with AVX-512 enabled when the CPU has it, else with
+/// AVX2 (8 lanes): the `#[inline(always)]` arithmetic of a loop in `f` is
+/// then as wide as the CPU allows. Rust never fuses a multiply and an add
+/// on its own, so every path computes the same bits.
 #[inline(always)]
 pub fn widest<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
-        // SAFETY: the CPU has the feature the function is compiled for.
-        return unsafe { avx512(f) };
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has the feature the function is compiled for.
+            return unsafe { avx512(f) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: as above.
+            return unsafe { avx2(f) };
+        }
     }
     f()
 }
@@ -17,6 +25,12 @@ pub fn widest<R>(f: impl FnOnce() -> R) -> R {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 fn avx512<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn avx2<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
@@ -46,6 +60,25 @@ pub fn exp(x: f32) -> f32 {
     f32::from_bits(biased << 23) * p
 }
 
+/// Σᵢ f(a[i], b[i], c[i]) over slices of one length, accumulated in 16
+/// lanes so that the loop vectorizes (one running sum would have to add in
+/// order).
+#[inline(always)]
+pub fn sum3(a: &[f32], b: &[f32], c: &[f32], f: impl Fn(f32, f32, f32) -> f32) -> f32 {
+    const LANES: usize = 16;
+    let (a, b, c) = (a.chunks_exact(LANES), b.chunks_exact(LANES), c.chunks_exact(LANES));
+    let tail: f32 = (a.remainder().iter().zip(b.remainder()).zip(c.remainder()))
+        .map(|((&a, &b), &c)| f(a, b, c))
+        .sum();
+    let mut lanes = [0.0f32; LANES];
+    for ((a, b), c) in a.zip(b).zip(c) {
+        for (l, lane) in lanes.iter_mut().enumerate() {
+            *lane += f(a[l], b[l], c[l]);
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -57,5 +90,13 @@ mod tests {
             assert!(ulp <= 2, "exp({x}) = {got}, want {want} ({ulp} ulp)");
             x += 0.0137;
         }
+    }
+
+    #[test]
+    fn sum3_adds_every_term_in_the_chunks_and_the_tail() {
+        // 37 terms: two chunks of 16 and a tail of 5; Σ i·1 + 2 = 666 + 74.
+        let a: Vec<f32> = (0..37).map(|i| i as f32).collect();
+        let (b, c) = (vec![1.0; 37], vec![2.0; 37]);
+        assert_eq!(super::sum3(&a, &b, &c, |a, b, c| a * b + c), 740.0);
     }
 }

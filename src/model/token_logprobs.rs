@@ -21,8 +21,10 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{Autodiff, Backend, backend_extension};
-use burn::tensor::{DType, Int, Shape, Tensor};
+use burn::tensor::{Int, Shape, Tensor};
 use rayon::prelude::*;
+
+use super::cpu_tensor::zeros;
 
 /// Columns of the fused operation's `[rows, 4]` output.
 const LOGP: usize = 0;
@@ -41,7 +43,7 @@ pub struct RowStats {
 }
 
 /// `logits`: `[rows, V]`; `targets`: `[rows]`. On the CPU backend only
-/// (`is_fused` says where); other backends compose the same from tensor
+/// (`device::is_cpu`); other backends compose the same from tensor
 /// operations in `logprobs`.
 pub fn row_stats(logits: Tensor<2>, targets: Tensor<1, Int>) -> RowStats {
     let rows = logits.dims()[0];
@@ -57,15 +59,6 @@ pub fn row_stats(logits: Tensor<2>, targets: Tensor<1, Int>) -> RowStats {
     }
 }
 
-/// Whether `row_stats` runs on this device: the CPU backend, with or
-/// without autodiff.
-pub fn is_fused(device: &burn::tensor::Device) -> bool {
-    matches!(
-        device.clone().inner().as_dispatch(),
-        burn::backend::DispatchDevice::Flex(_)
-    )
-}
-
 #[backend_extension(Flex, Autodiff)]
 pub trait TokenLogprobs: Backend {
     /// `[rows, V]`, `[rows]` → `[rows, 4]`: log p(target), entropy,
@@ -77,7 +70,7 @@ impl TokenLogprobs for Flex {
     fn token_logprobs(logits: FloatTensor<Self>, targets: IntTensor<Self>) -> FloatTensor<Self> {
         let (logits, targets) = (logits.to_contiguous(), int_values(&targets));
         let v = logits.shape()[1];
-        let mut out = FlexTensor::empty(Shape::new([targets.len(), COLS]), DType::F32);
+        let mut out = zeros(Shape::new([targets.len(), COLS]));
         let xs = logits.as_slice::<f32>().expect("contiguous");
         out.storage_mut::<f32>()
             .par_chunks_mut(COLS)
@@ -129,7 +122,7 @@ fn backward(logits: FlexTensor, targets: &FlexTensor, out: &FlexTensor, grad: Fl
     let (out, grad) = (out.to_contiguous(), grad.to_contiguous());
     let v = logits.shape()[1];
     let targets = int_values(targets);
-    let mut dx = FlexTensor::empty(logits.shape(), DType::F32);
+    let mut dx = zeros(logits.shape());
     let xs = logits.as_slice::<f32>().expect("contiguous");
     let outs = out.as_slice::<f32>().expect("contiguous");
     let grads = grad.as_slice::<f32>().expect("contiguous");
@@ -159,9 +152,9 @@ pub mod kernels {
     use super::{ARGMAX, COLS, ENTROPY, LOGP, LSE};
     use crate::model::simd::{exp, widest};
 
-    /// Lanes of the partial maxima and sums: one AVX-512 register, so the
-    /// reductions vectorize (a single running sum would force the loop to
-    /// add in order, one element at a time).
+    /// Lanes of the partial maxima and sums: one AVX-512 register (two
+    /// AVX2 ones), so the reductions vectorize (a single running sum would
+    /// force the loop to add in order, one element at a time).
     const LANES: usize = 16;
 
     /// One row's `[log p(t), entropy, argmax, lse]`.

@@ -23,11 +23,7 @@ use rayon::prelude::*;
 /// per thread on the CPU backend (at most one per row), one on a GPU,
 /// where each operation already fills the device.
 pub fn count(device: &Device, rows: usize) -> usize {
-    let cpu = matches!(
-        device.clone().inner().as_dispatch(),
-        burn::backend::DispatchDevice::Flex(_)
-    );
-    if cpu {
+    if crate::device::is_cpu(device) {
         rayon::current_num_threads().clamp(1, rows.max(1))
     } else {
         1
