@@ -160,77 +160,27 @@ fn backward(qkv: &FlexTensor, probs: &FlexTensor, grad: &FlexTensor, heads: usiz
 /// `grad` `[t, d]`, `probs` and `scratch` one head's `[t, t]` tile.
 mod kernels {
     use super::Dims;
+    use crate::model::cpu_tensor::{Matrix, product};
     use crate::model::simd::{exp, widest};
-
-    /// `dst[m×n] = alpha · lhs[m×k] · rhs[k×n]`, each operand given by its
-    /// row stride, with the column stride 1 unless `*_t` marks it stored
-    /// transposed (then the row stride is 1 and the given stride is the
-    /// column stride).
-    #[allow(clippy::too_many_arguments)]
-    fn product(
-        (m, n, k): (usize, usize, usize),
-        dst: &mut [f32],
-        dst_rs: usize,
-        lhs: &[f32],
-        lhs_rs: usize,
-        lhs_t: bool,
-        rhs: &[f32],
-        rhs_rs: usize,
-        rhs_t: bool,
-        alpha: f32,
-    ) {
-        let strides = |stride: usize, transposed: bool| {
-            if transposed {
-                (stride as isize, 1)
-            } else {
-                (1, stride as isize)
-            }
-        };
-        let extent = |rows: usize, cols: usize, stride: usize, transposed: bool| {
-            let (cs, rs) = strides(stride, transposed);
-            (rows - 1) * rs as usize + (cols - 1) * cs as usize + 1
-        };
-        // The products read and write only inside the slices they are given.
-        assert!(dst.len() >= extent(m, n, dst_rs, false));
-        assert!(lhs.len() >= extent(m, k, lhs_rs, lhs_t));
-        assert!(rhs.len() >= extent(k, n, rhs_rs, rhs_t));
-        let ((lhs_cs, lhs_rs), (rhs_cs, rhs_rs)) = (strides(lhs_rs, lhs_t), strides(rhs_rs, rhs_t));
-        // SAFETY: the assertions above bound every element each operand's
-        // strides reach within its slice; `dst` does not alias the inputs.
-        unsafe {
-            gemm::gemm(
-                m,
-                n,
-                k,
-                dst.as_mut_ptr(),
-                1,
-                dst_rs as isize,
-                false,
-                lhs.as_ptr(),
-                lhs_cs,
-                lhs_rs,
-                rhs.as_ptr(),
-                rhs_cs,
-                rhs_rs,
-                0.0,
-                alpha,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
-            );
-        }
-    }
 
     /// Head `h`: fills its softmax tile and its `hd` output columns.
     pub fn head_forward(dims: Dims, h: usize, qkv: &[f32], hidden: &[f32], probs: &mut [f32], y: &mut [f32]) {
         let Dims { t, d, hd, scale, .. } = dims;
         let (q, k, v) = (&qkv[h * hd..], &qkv[d + h * hd..], &qkv[2 * d + h * hd..]);
-        product((t, t, hd), probs, t, q, 3 * d, false, k, 3 * d, true, scale);
+        product(
+            (t, t, hd),
+            probs,
+            t,
+            Matrix::rows(q, 3 * d),
+            Matrix::t(k, 3 * d),
+            scale,
+            false,
+        );
         for (row, hidden) in probs.chunks_mut(t).zip(hidden.chunks(t)) {
             softmax(row, hidden);
         }
-        product((t, hd, t), &mut y[h * hd..], d, probs, t, false, v, 3 * d, false, 1.0);
+        let (p, v) = (Matrix::rows(probs, t), Matrix::rows(v, 3 * d));
+        product((t, hd, t), &mut y[h * hd..], d, p, v, 1.0, false);
     }
 
     /// Head `h`'s columns of `dqkv`.
@@ -245,46 +195,39 @@ mod kernels {
     ) {
         let Dims { t, d, hd, scale, .. } = dims;
         let (q, k, v) = (&qkv[h * hd..], &qkv[d + h * hd..], &qkv[2 * d + h * hd..]);
-        let g = &grad[h * hd..];
+        let g = Matrix::rows(&grad[h * hd..], d);
+        let (q, k, v) = (Matrix::rows(q, 3 * d), Matrix::rows(k, 3 * d), Matrix::t(v, 3 * d));
         product(
             (t, hd, t),
             &mut dqkv[2 * d + h * hd..],
             3 * d,
-            probs,
-            t,
-            true,
+            Matrix::t(probs, t),
             g,
-            d,
-            false,
             1.0,
+            false,
         );
-        product((t, t, hd), scratch, t, g, d, false, v, 3 * d, true, 1.0);
+        product((t, t, hd), scratch, t, g, v, 1.0, false);
         for (ds, p) in scratch.chunks_mut(t).zip(probs.chunks(t)) {
             softmax_backward(p, ds);
         }
+        let ds = &*scratch;
         product(
             (t, hd, t),
             &mut dqkv[h * hd..],
             3 * d,
-            scratch,
-            t,
-            false,
+            Matrix::rows(ds, t),
             k,
-            3 * d,
-            false,
             scale,
+            false,
         );
         product(
             (t, hd, t),
             &mut dqkv[d + h * hd..],
             3 * d,
-            scratch,
-            t,
-            true,
+            Matrix::t(ds, t),
             q,
-            3 * d,
-            false,
             scale,
+            false,
         );
     }
 

@@ -17,3 +17,99 @@ pub fn zeros(shape: Shape) -> FlexTensor {
     let n = shape.num_elements();
     FlexTensor::from_data(TensorData::new(vec![0.0f32; n], shape))
 }
+
+/// A matrix operand inside a slice: element (r, c) sits at `r·stride + c`,
+/// or at `c·stride + r` when `transposed` (the slice holds the matrix's
+/// transpose row-major).
+#[derive(Clone, Copy)]
+pub struct Matrix<'a> {
+    pub data: &'a [f32],
+    pub stride: usize,
+    pub transposed: bool,
+}
+
+impl<'a> Matrix<'a> {
+    pub fn rows(data: &'a [f32], stride: usize) -> Self {
+        Self {
+            data,
+            stride,
+            transposed: false,
+        }
+    }
+
+    /// The transpose of the row-major matrix in `data`.
+    pub fn t(data: &'a [f32], stride: usize) -> Self {
+        Self {
+            data,
+            stride,
+            transposed: true,
+        }
+    }
+
+    /// (column stride, row stride).
+    fn strides(self) -> (isize, isize) {
+        if self.transposed {
+            (self.stride as isize, 1)
+        } else {
+            (1, self.stride as isize)
+        }
+    }
+
+    /// Whether a `rows × cols` matrix fits in the slice.
+    fn holds(self, rows: usize, cols: usize) -> bool {
+        let (cs, rs) = self.strides();
+        rows == 0 || cols == 0 || ((rows - 1) * rs as usize + (cols - 1) * cs as usize) < self.data.len()
+    }
+}
+
+/// Products smaller than this many multiply-adds run on the calling thread.
+const PARALLEL_MACS: usize = 1 << 21;
+
+/// `dst[m×n] = alpha·lhs·rhs` (`lhs` m×k, `rhs` k×n), plus `dst`'s own
+/// values when `accumulate`; `dst` is row-major with row stride `dst_rs`.
+/// Large products split over the thread pool.
+pub fn product(
+    (m, n, k): (usize, usize, usize),
+    dst: &mut [f32],
+    dst_rs: usize,
+    lhs: Matrix,
+    rhs: Matrix,
+    alpha: f32,
+    accumulate: bool,
+) {
+    // The product reads and writes only inside the slices it is given.
+    assert!(Matrix::rows(dst, dst_rs).holds(m, n), "product: destination too small");
+    assert!(lhs.holds(m, k) && rhs.holds(k, n), "product: operand too small");
+    let ((lhs_cs, lhs_rs), (rhs_cs, rhs_rs)) = (lhs.strides(), rhs.strides());
+    let parallelism = if m * n * k >= PARALLEL_MACS {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: the assertions above bound every element each operand's
+    // strides reach within its slice; `dst` is borrowed mutably, so it does
+    // not alias the inputs.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            dst_rs as isize,
+            accumulate,
+            lhs.data.as_ptr(),
+            lhs_cs,
+            lhs_rs,
+            rhs.data.as_ptr(),
+            rhs_cs,
+            rhs_rs,
+            1.0,
+            alpha,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}

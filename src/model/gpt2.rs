@@ -12,7 +12,7 @@
 
 use burn::module::{Module, Param};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear};
-use burn::tensor::module::{attention, embedding, linear};
+use burn::tensor::module::{attention, embedding};
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Device, Int, Tensor};
 
@@ -20,6 +20,7 @@ use super::config::Gpt2Config;
 use super::gelu::gelu_new;
 use super::kv_cache::{KvCache, LayerCache};
 use super::layer_norm::layer_norm as norm;
+use super::linear::linear;
 use super::weights::{Init, WeightSource};
 use crate::model::hf::ImportError;
 

@@ -14,6 +14,8 @@ pub mod hf;
 pub mod kv_cache;
 #[cfg(feature = "flex")]
 pub mod layer_norm;
+#[cfg(feature = "flex")]
+pub mod linear;
 pub mod logprobs;
 pub mod sampling;
 pub mod simd;
