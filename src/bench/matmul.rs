@@ -3,8 +3,9 @@
 //! workloads is stated against.
 //!
 //! On the CPU a product is timed two ways: one product split over every
-//! thread, and one product per thread at once (how the training shards run
-//! theirs, `rlhf/shards.rs`). The peak is the better of the two.
+//! thread by burn's matmul, and one product per thread at once on the same
+//! kernel (how the training shards run theirs, `rlhf/shards.rs`). The peak
+//! is the better of the two.
 
 use std::time::Instant;
 
@@ -14,31 +15,26 @@ use serde_json::{Value, json};
 
 use super::median;
 use crate::device::Selected;
+use crate::model::cpu_tensor::{Matrix, Threads, product};
 
 const N: usize = 1024;
 
-/// Random `N × N` operands on the selected device.
+/// Random `N × N` operands on the selected device, and on the CPU a copy
+/// of them in host memory for the per-thread products.
 pub struct Operands {
     a: Tensor<2>,
     b: Tensor<2>,
-    per_thread: usize,
+    host: Option<(Vec<f32>, Vec<f32>)>,
 }
 
 impl Operands {
     pub fn new(selected: &Selected) -> Self {
         let device = &selected.device;
-        let cpu = crate::device::is_cpu(device);
-        Self {
-            a: Tensor::random([N, N], Distribution::Normal(0.0, 1.0), device),
-            b: Tensor::random([N, N], Distribution::Normal(0.0, 1.0), device),
-            per_thread: if cpu { rayon::current_num_threads() } else { 0 },
-        }
-    }
-
-    fn product(&self) {
-        // Reading one element back waits for the product on any backend.
-        let c = self.a.clone().matmul(self.b.clone());
-        let _ = c.slice([0..1, 0..1]).into_data();
+        let a = Tensor::<2>::random([N, N], Distribution::Normal(0.0, 1.0), device);
+        let b = Tensor::<2>::random([N, N], Distribution::Normal(0.0, 1.0), device);
+        let values = |t: &Tensor<2>| t.to_data().convert::<f32>().try_into_vec::<f32>().expect("f32 values");
+        let host = crate::device::is_cpu(device).then(|| (values(&a), values(&b)));
+        Self { a, b, host }
     }
 
     /// GFLOP/s of one product over every thread, and of one product per
@@ -46,15 +42,21 @@ impl Operands {
     pub fn rates(&self) -> (f64, f64) {
         let flops = 2.0 * (N * N * N) as f64;
         let start = Instant::now();
-        self.product();
+        // Reading one element back waits for the product on any backend.
+        let c = self.a.clone().matmul(self.b.clone());
+        let _ = c.slice([0..1, 0..1]).into_data();
         let whole = flops / start.elapsed().as_secs_f64() / 1e9;
-        if self.per_thread == 0 {
+        let Some((a, b)) = &self.host else {
             return (whole, 0.0);
-        }
+        };
+        let threads = rayon::current_num_threads();
         let start = Instant::now();
-        (0..self.per_thread).into_par_iter().for_each(|_| self.product());
-        let threads = self.per_thread as f64 * flops / start.elapsed().as_secs_f64() / 1e9;
-        (whole, threads)
+        (0..threads).into_par_iter().for_each(|_| {
+            let mut c = vec![0.0f32; N * N];
+            let (a, b) = (Matrix::rows(a, N), Matrix::rows(b, N));
+            product((N, N, N), &mut c, N, a, b, 1.0, false, Threads::One);
+        });
+        (whole, threads as f64 * flops / start.elapsed().as_secs_f64() / 1e9)
     }
 
     /// Each rate's median over `repeats` timings, after a warm-up.

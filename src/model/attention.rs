@@ -160,7 +160,7 @@ fn backward(qkv: &FlexTensor, probs: &FlexTensor, grad: &FlexTensor, heads: usiz
 /// `grad` `[t, d]`, `probs` and `scratch` one head's `[t, t]` tile.
 mod kernels {
     use super::Dims;
-    use crate::model::cpu_tensor::{Matrix, product};
+    use crate::model::cpu_tensor::{Matrix, Threads, product};
     use crate::model::simd::{exp, widest};
 
     /// Head `h`: fills its softmax tile and its `hd` output columns.
@@ -175,12 +175,13 @@ mod kernels {
             Matrix::t(k, 3 * d),
             scale,
             false,
+            Threads::One,
         );
         for (row, hidden) in probs.chunks_mut(t).zip(hidden.chunks(t)) {
             softmax(row, hidden);
         }
         let (p, v) = (Matrix::rows(probs, t), Matrix::rows(v, 3 * d));
-        product((t, hd, t), &mut y[h * hd..], d, p, v, 1.0, false);
+        product((t, hd, t), &mut y[h * hd..], d, p, v, 1.0, false, Threads::One);
     }
 
     /// Head `h`'s columns of `dqkv`.
@@ -205,8 +206,9 @@ mod kernels {
             g,
             1.0,
             false,
+            Threads::One,
         );
-        product((t, t, hd), scratch, t, g, v, 1.0, false);
+        product((t, t, hd), scratch, t, g, v, 1.0, false, Threads::One);
         for (ds, p) in scratch.chunks_mut(t).zip(probs.chunks(t)) {
             softmax_backward(p, ds);
         }
@@ -219,6 +221,7 @@ mod kernels {
             k,
             scale,
             false,
+            Threads::One,
         );
         product(
             (t, hd, t),
@@ -228,6 +231,7 @@ mod kernels {
             q,
             scale,
             false,
+            Threads::One,
         );
     }
 

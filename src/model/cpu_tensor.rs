@@ -62,12 +62,21 @@ impl<'a> Matrix<'a> {
     }
 }
 
-/// Products smaller than this many multiply-adds run on the calling thread.
+/// Where a product runs.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Threads {
+    /// On the calling thread.
+    One,
+    /// Split over the thread pool when it has at least `PARALLEL_MACS`
+    /// multiply-adds.
+    Pool,
+}
+
 const PARALLEL_MACS: usize = 1 << 21;
 
 /// `dst[m×n] = alpha·lhs·rhs` (`lhs` m×k, `rhs` k×n), plus `dst`'s own
 /// values when `accumulate`; `dst` is row-major with row stride `dst_rs`.
-/// Large products split over the thread pool.
+#[allow(clippy::too_many_arguments)]
 pub fn product(
     (m, n, k): (usize, usize, usize),
     dst: &mut [f32],
@@ -76,12 +85,13 @@ pub fn product(
     rhs: Matrix,
     alpha: f32,
     accumulate: bool,
+    threads: Threads,
 ) {
     // The product reads and writes only inside the slices it is given.
     assert!(Matrix::rows(dst, dst_rs).holds(m, n), "product: destination too small");
     assert!(lhs.holds(m, k) && rhs.holds(k, n), "product: operand too small");
     let ((lhs_cs, lhs_rs), (rhs_cs, rhs_rs)) = (lhs.strides(), rhs.strides());
-    let parallelism = if m * n * k >= PARALLEL_MACS {
+    let parallelism = if threads == Threads::Pool && m * n * k >= PARALLEL_MACS {
         gemm::Parallelism::Rayon(0)
     } else {
         gemm::Parallelism::None

@@ -20,7 +20,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, backend_extension};
 use burn::tensor::{Shape, Tensor};
 
-use super::cpu_tensor::{Matrix, f32s, product, zeros};
+use super::cpu_tensor::{Matrix, Threads, f32s, product, zeros};
 
 /// `x` (`[rows, in]`) · `weight` (`[in, out]`) + `bias`: one fused
 /// operation on the CPU backend, burn's `linear` elsewhere or without a
@@ -91,7 +91,16 @@ fn forward(x: &FlexTensor, weight: &FlexTensor, bias: &FlexTensor) -> FlexTensor
     let bias = f32s(bias);
     let mut y = FlexTensor::from_data(burn::tensor::TensorData::new(bias.repeat(rows), [rows, outputs]));
     let (x, weight) = (Matrix::rows(f32s(x), inputs), Matrix::rows(f32s(weight), outputs));
-    product((rows, outputs, inputs), y.storage_mut(), outputs, x, weight, 1.0, true);
+    product(
+        (rows, outputs, inputs),
+        y.storage_mut(),
+        outputs,
+        x,
+        weight,
+        1.0,
+        true,
+        Threads::Pool,
+    );
     y
 }
 
@@ -100,7 +109,16 @@ fn input_grad(grad: &FlexTensor, weight: &FlexTensor) -> FlexTensor {
     let (rows, inputs, outputs) = (grad.shape()[0], weight.shape()[0], weight.shape()[1]);
     let mut dx = zeros(Shape::new([rows, inputs]));
     let (g, w) = (Matrix::rows(f32s(grad), outputs), Matrix::t(f32s(weight), outputs));
-    product((rows, inputs, outputs), dx.storage_mut(), inputs, g, w, 1.0, false);
+    product(
+        (rows, inputs, outputs),
+        dx.storage_mut(),
+        inputs,
+        g,
+        w,
+        1.0,
+        false,
+        Threads::Pool,
+    );
     dx
 }
 
@@ -109,7 +127,16 @@ fn weight_grad(x: &FlexTensor, grad: &FlexTensor) -> FlexTensor {
     let (rows, inputs, outputs) = (x.shape()[0], x.shape()[1], grad.shape()[1]);
     let mut dw = zeros(Shape::new([inputs, outputs]));
     let (xt, g) = (Matrix::t(f32s(x), inputs), Matrix::rows(f32s(grad), outputs));
-    product((inputs, outputs, rows), dw.storage_mut(), outputs, xt, g, 1.0, false);
+    product(
+        (inputs, outputs, rows),
+        dw.storage_mut(),
+        outputs,
+        xt,
+        g,
+        1.0,
+        false,
+        Threads::Pool,
+    );
     dw
 }
 
@@ -119,7 +146,16 @@ fn bias_grad(grad: &FlexTensor) -> FlexTensor {
     let mut db = zeros(Shape::new([outputs]));
     let ones = vec![1.0f32; rows];
     let (ones, g) = (Matrix::rows(&ones, rows), Matrix::rows(f32s(grad), outputs));
-    product((1, outputs, rows), db.storage_mut(), outputs, ones, g, 1.0, false);
+    product(
+        (1, outputs, rows),
+        db.storage_mut(),
+        outputs,
+        ones,
+        g,
+        1.0,
+        false,
+        Threads::Pool,
+    );
     db
 }
 
