@@ -3,7 +3,7 @@
 //! tokens for each of 32 prompts of 16 tokens at T = 1.0 (no EOS, so every
 //! response is full length), scores them under all four models, and runs 4
 //! epochs over 4 minibatches of 8. Reports episodes per second over the
-//! iterations after the first. `scripts/bench_ppo_trl.py` runs the same
+//! iterations after the first. `scripts/bench_trl.py ppo` runs the same
 //! workload through TRL's PPO trainer.
 
 use serde_json::{Value, json};

@@ -1,5 +1,6 @@
 //! The RLHF stages and the pieces they share.
 
+pub mod adamw;
 pub mod epochs;
 pub mod lm;
 pub mod monitors;

@@ -3,18 +3,15 @@
 //! and the gradients' global norm, which the NaN guard reads before an
 //! update is applied.
 
-use burn::grad_clipping::GradientClippingConfig;
 use burn::module::{Module, ModuleVisitor, Param};
-use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::Tensor;
 
+use super::adamw::ClippedAdamW;
 use super::state::{param_ids, with_param_ids};
 
 pub fn adamw(weight_decay: f32, max_grad_norm: f32) -> ModuleOptimizer {
-    AdamWConfig::new()
-        .with_weight_decay(weight_decay)
-        .with_grad_clipping(Some(GradientClippingConfig::Norm(max_grad_norm)))
-        .init()
+    ModuleOptimizer::from(ClippedAdamW::new(weight_decay, max_grad_norm))
 }
 
 /// AdamW behind the NaN guard: an update is applied only when its loss
