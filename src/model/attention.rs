@@ -195,9 +195,10 @@ mod kernels {
         dqkv: &mut [f32],
     ) {
         let Dims { t, d, hd, scale, .. } = dims;
-        let (q, k, v) = (&qkv[h * hd..], &qkv[d + h * hd..], &qkv[2 * d + h * hd..]);
+        let q = Matrix::rows(&qkv[h * hd..], 3 * d);
+        let k = Matrix::rows(&qkv[d + h * hd..], 3 * d);
+        let v = Matrix::t(&qkv[2 * d + h * hd..], 3 * d);
         let g = Matrix::rows(&grad[h * hd..], d);
-        let (q, k, v) = (Matrix::rows(q, 3 * d), Matrix::rows(k, 3 * d), Matrix::t(v, 3 * d));
         product(
             (t, hd, t),
             &mut dqkv[2 * d + h * hd..],

@@ -62,6 +62,16 @@ impl<'a> Matrix<'a> {
     }
 }
 
+/// A new tensor of `shape` holding `lhs·rhs`, where `rhs` has as many
+/// columns as `shape`'s last dimension and `k` rows.
+pub fn product_tensor(shape: Shape, k: usize, lhs: Matrix, rhs: Matrix, threads: Threads) -> FlexTensor {
+    let n = shape[shape.num_dims() - 1];
+    let m = shape.num_elements() / n;
+    let mut out = zeros(shape);
+    product((m, n, k), out.storage_mut(), n, lhs, rhs, 1.0, false, threads);
+    out
+}
+
 /// Where a product runs.
 #[derive(Clone, Copy, PartialEq)]
 pub enum Threads {

@@ -107,9 +107,9 @@ impl<B: Backend + GeluNew, C: CheckpointStrategy> GeluNew for Autodiff<B, C> {
 /// The CPU backend's side: contiguous f32 slices in, one new tensor out.
 #[cfg(feature = "flex")]
 mod flex {
+    use crate::model::cpu_tensor::{f32s, zeros};
     use burn::backend::TensorMetadata;
     use burn::backend::flex::FlexTensor;
-    use burn::tensor::DType;
     use rayon::prelude::*;
 
     /// Elements per parallel task: large enough that scheduling is noise.
@@ -117,12 +117,10 @@ mod flex {
 
     /// `out[i] = f(x[i], grad[i])` (grad 1 when absent) over every element.
     pub fn map(x: FlexTensor, grad: Option<FlexTensor>, f: fn(&[f32], Option<&[f32]>, &mut [f32])) -> FlexTensor {
-        assert_eq!(x.dtype(), DType::F32, "gelu_new runs on f32 tensors");
         let x = x.to_contiguous();
         let grad = grad.map(|g| g.to_contiguous());
-        let mut out = crate::model::cpu_tensor::zeros(x.shape());
-        let xs = x.as_slice::<f32>().expect("contiguous");
-        let gs = grad.as_ref().map(|g| g.as_slice::<f32>().expect("contiguous"));
+        let mut out = zeros(x.shape());
+        let (xs, gs) = (f32s(&x), grad.as_ref().map(f32s));
         out.storage_mut::<f32>()
             .par_chunks_mut(CHUNK)
             .enumerate()

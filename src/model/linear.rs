@@ -20,7 +20,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, backend_extension};
 use burn::tensor::{Shape, Tensor};
 
-use super::cpu_tensor::{Matrix, Threads, f32s, product, zeros};
+use super::cpu_tensor::{Matrix, Threads, f32s, product, product_tensor};
 
 /// `x` (`[rows, in]`) · `weight` (`[in, out]`) + `bias`: one fused
 /// operation on the CPU backend, burn's `linear` elsewhere or without a
@@ -107,56 +107,23 @@ fn forward(x: &FlexTensor, weight: &FlexTensor, bias: &FlexTensor) -> FlexTensor
 /// ∂L/∂x = G · Wᵀ.
 fn input_grad(grad: &FlexTensor, weight: &FlexTensor) -> FlexTensor {
     let (rows, inputs, outputs) = (grad.shape()[0], weight.shape()[0], weight.shape()[1]);
-    let mut dx = zeros(Shape::new([rows, inputs]));
     let (g, w) = (Matrix::rows(f32s(grad), outputs), Matrix::t(f32s(weight), outputs));
-    product(
-        (rows, inputs, outputs),
-        dx.storage_mut(),
-        inputs,
-        g,
-        w,
-        1.0,
-        false,
-        Threads::Pool,
-    );
-    dx
+    product_tensor(Shape::new([rows, inputs]), outputs, g, w, Threads::Pool)
 }
 
 /// ∂L/∂W = xᵀ · G.
 fn weight_grad(x: &FlexTensor, grad: &FlexTensor) -> FlexTensor {
     let (rows, inputs, outputs) = (x.shape()[0], x.shape()[1], grad.shape()[1]);
-    let mut dw = zeros(Shape::new([inputs, outputs]));
     let (xt, g) = (Matrix::t(f32s(x), inputs), Matrix::rows(f32s(grad), outputs));
-    product(
-        (inputs, outputs, rows),
-        dw.storage_mut(),
-        outputs,
-        xt,
-        g,
-        1.0,
-        false,
-        Threads::Pool,
-    );
-    dw
+    product_tensor(Shape::new([inputs, outputs]), rows, xt, g, Threads::Pool)
 }
 
 /// ∂L/∂b = 1ᵀ · G, the column sums.
 fn bias_grad(grad: &FlexTensor) -> FlexTensor {
     let (rows, outputs) = (grad.shape()[0], grad.shape()[1]);
-    let mut db = zeros(Shape::new([outputs]));
     let ones = vec![1.0f32; rows];
     let (ones, g) = (Matrix::rows(&ones, rows), Matrix::rows(f32s(grad), outputs));
-    product(
-        (1, outputs, rows),
-        db.storage_mut(),
-        outputs,
-        ones,
-        g,
-        1.0,
-        false,
-        Threads::Pool,
-    );
-    db
+    product_tensor(Shape::new([outputs]), rows, ones, g, Threads::Pool)
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use burn::backend::{Autodiff, Backend, backend_extension};
 use burn::tensor::{Int, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::cpu_tensor::zeros;
+use super::cpu_tensor::{f32s, zeros};
 
 /// Columns of the fused operation's `[rows, 4]` output.
 const LOGP: usize = 0;
@@ -71,7 +71,7 @@ impl TokenLogprobs for Flex {
         let (logits, targets) = (logits.to_contiguous(), int_values(&targets));
         let v = logits.shape()[1];
         let mut out = zeros(Shape::new([targets.len(), COLS]));
-        let xs = logits.as_slice::<f32>().expect("contiguous");
+        let xs = f32s(&logits);
         out.storage_mut::<f32>()
             .par_chunks_mut(COLS)
             .zip(xs.par_chunks(v))
@@ -123,9 +123,7 @@ fn backward(logits: FlexTensor, targets: &FlexTensor, out: &FlexTensor, grad: Fl
     let v = logits.shape()[1];
     let targets = int_values(targets);
     let mut dx = zeros(logits.shape());
-    let xs = logits.as_slice::<f32>().expect("contiguous");
-    let outs = out.as_slice::<f32>().expect("contiguous");
-    let grads = grad.as_slice::<f32>().expect("contiguous");
+    let (xs, outs, grads) = (f32s(&logits), f32s(&out), f32s(&grad));
     dx.storage_mut::<f32>()
         .par_chunks_mut(v)
         .enumerate()
