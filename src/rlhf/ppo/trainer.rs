@@ -200,15 +200,19 @@ impl PpoTrainer {
         let responses = generated.tokens;
         let qr = QueryResponse::new(&queries, &responses, self.pad);
         let r = qr.r;
-        let ref_logp = response_logprobs(&self.reference, &qr, temperature)
-            .into_data()
-            .try_to_vec::<f32>()
-            .expect("f32");
-        let values = response_values(&self.value.valid(), &qr)
-            .into_data()
-            .try_to_vec::<f32>()
-            .expect("f32");
-        let scores = episode_scores(&self.reward, &queries, &responses, self.eos, self.pad);
+        // Three models score the same episodes independently: side by side,
+        // each core has a whole model's elementwise passes to run, not only
+        // its share of the products.
+        let vec = |t: Tensor<2>| t.into_data().try_to_vec::<f32>().expect("f32");
+        let (ref_logp, (values, scores)) = rayon::join(
+            || vec(response_logprobs(&self.reference, &qr, temperature)),
+            || {
+                rayon::join(
+                    || vec(response_values(&self.value.valid(), &qr)),
+                    || episode_scores(&self.reward, &queries, &responses, self.eos, self.pad),
+                )
+            },
+        );
 
         let kl_coef = self.params.kl.beta();
         let beta = kl_coef as f32;
@@ -324,10 +328,14 @@ impl PpoTrainer {
                 let policy_grads = shards::take(&mut grads, &self.policy);
                 let value_grads = shards::take(&mut grads, &self.value);
                 let loss = stats[2] + stats[3];
-                let norm = self
-                    .policy_opt
-                    .step(lr, &mut self.policy, loss, policy_grads)
-                    .hypot(self.value_opt.step(lr, &mut self.value, loss, value_grads));
+                // The two models' steps are independent; side by side, one
+                // model's single-threaded passes (the guard's norm) overlap
+                // the other's.
+                let (policy_norm, value_norm) = rayon::join(
+                    || self.policy_opt.step(lr, &mut self.policy, loss, policy_grads),
+                    || self.value_opt.step(lr, &mut self.value, loss, value_grads),
+                );
+                let norm = policy_norm.hypot(value_norm);
                 self.optimizer_steps += 1;
 
                 for (s, v) in sums.iter_mut().zip(stats.into_iter().chain([norm])) {
