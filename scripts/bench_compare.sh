@@ -7,6 +7,9 @@
 #   rm   TRL's RewardTrainer    (scripts/bench_trl.py rm)
 #   sft  TRL's SFTTrainer       (scripts/bench_trl.py sft)
 # PYTHON must have torch, transformers and, for ppo, rm and sft, trl (see README).
+# ROUNDS=N alternates the two N times and also prints the median of the N
+# ratios: on a shared machine one pair of runs can land minutes apart in
+# very different conditions.
 #   scripts/bench_compare.sh gen|ppo|rm|sft [repeats]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,14 +26,23 @@ case "$workload" in
     *) echo "unknown workload $workload: gen, ppo, rm or sft" >&2; exit 2 ;;
 esac
 cargo build --release --quiet
-ours=$(RAYON_NUM_THREADS=$threads "$CARGO_TARGET_DIR/release/rlhf-tui" bench "$workload" --device cpu --repeats "$repeats")
+rounds="${ROUNDS:-1}"
 # The peer's warnings and progress bars go to a log, shown if it fails.
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-if ! peer=$(THREADS=$threads "$python" "${peer_cmd[@]}" 2>"$log" | tail -n 1); then
-    cat "$log" >&2
-    exit 1
+ratios=()
+for _ in $(seq "$rounds"); do
+    ours=$(RAYON_NUM_THREADS=$threads "$CARGO_TARGET_DIR/release/rlhf-tui" bench "$workload" --device cpu --repeats "$repeats")
+    if ! peer=$(THREADS=$threads "$python" "${peer_cmd[@]}" 2>"$log" | tail -n 1); then
+        cat "$log" >&2
+        exit 1
+    fi
+    echo "$ours"
+    echo "$peer"
+    ratio=$("$python" -c 'import json,sys; a=json.loads(sys.argv[1]); b=json.loads(sys.argv[2]); print(a[sys.argv[3]]/b[sys.argv[3]])' "$ours" "$peer" "$key")
+    echo "{\"ratio_$key\": $ratio}"
+    ratios+=("$ratio")
+done
+if [ "$rounds" -gt 1 ]; then
+    "$python" -c 'import json,statistics,sys; r=[float(x) for x in sys.argv[2:]]; print(json.dumps({"median_ratio_" + sys.argv[1]: statistics.median(r), "ratios": r}))' "$key" "${ratios[@]}"
 fi
-echo "$ours"
-echo "$peer"
-"$python" -c 'import json,sys; a=json.loads(sys.argv[1]); b=json.loads(sys.argv[2]); k=sys.argv[3]; print(json.dumps({"ratio_" + k: a[k]/b[k]}))' "$ours" "$peer" "$key"
