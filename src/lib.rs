@@ -9,6 +9,8 @@ pub mod model;
 pub mod prefs;
 pub mod rlhf;
 pub mod run;
+#[cfg(test)]
+mod testutil;
 pub mod trainer;
 pub mod ui;
 pub mod world;

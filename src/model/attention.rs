@@ -95,7 +95,7 @@ impl<C: CheckpointStrategy> FusedAttention for Autodiff<Flex, C> {
     }
 }
 
-/// The shapes of one call, and where each head's columns start.
+/// The shapes of one call and the scores' scale.
 #[derive(Clone, Copy)]
 struct Dims {
     t: usize,
@@ -165,7 +165,7 @@ mod kernels {
 
     /// Head `h`: fills its softmax tile and its `hd` output columns.
     pub fn head_forward(dims: Dims, h: usize, qkv: &[f32], hidden: &[f32], probs: &mut [f32], y: &mut [f32]) {
-        let Dims { t, d, hd, scale, .. } = dims;
+        let Dims { t, d, hd, scale } = dims;
         let (q, k, v) = (&qkv[h * hd..], &qkv[d + h * hd..], &qkv[2 * d + h * hd..]);
         product(
             (t, t, hd),
@@ -194,7 +194,7 @@ mod kernels {
         scratch: &mut [f32],
         dqkv: &mut [f32],
     ) {
-        let Dims { t, d, hd, scale, .. } = dims;
+        let Dims { t, d, hd, scale } = dims;
         let q = Matrix::rows(&qkv[h * hd..], 3 * d);
         let k = Matrix::rows(&qkv[d + h * hd..], 3 * d);
         let v = Matrix::t(&qkv[2 * d + h * hd..], 3 * d);
@@ -268,6 +268,7 @@ mod kernels {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::assert_close;
     use burn::tensor::module::attention;
     use burn::tensor::ops::AttentionModuleOptions;
     use burn::tensor::{Device, TensorData};
@@ -327,8 +328,7 @@ mod tests {
             (v(y), v(qkv.grad(&grads).unwrap()))
         };
         let (fused, composed) = (run(true), run(false));
-        let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(a, b)| (a - b).abs() < 1e-4);
-        assert!(close(&fused.0, &composed.0), "y");
-        assert!(close(&fused.1, &composed.1), "dqkv");
+        assert_close("y", &fused.0, &composed.0, 1e-4);
+        assert_close("dqkv", &fused.1, &composed.1, 1e-4);
     }
 }

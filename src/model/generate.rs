@@ -40,7 +40,7 @@ pub struct Generated {
 /// Generates a continuation of every prompt. The number of new tokens is
 /// capped so prompt plus response fits the model's context.
 pub fn generate(model: &Gpt2, prompts: &[Vec<u32>], config: &GenerateConfig) -> Generated {
-    let chunks = if on_cpu(model) {
+    let chunks = if crate::device::is_cpu(&model.wte.val().device()) {
         rayon::current_num_threads().min(prompts.len()).max(1)
     } else {
         1
@@ -66,10 +66,6 @@ pub fn generate(model: &Gpt2, prompts: &[Vec<u32>], config: &GenerateConfig) -> 
         out.logprobs.extend(part.logprobs);
     }
     out
-}
-
-fn on_cpu(model: &Gpt2) -> bool {
-    model.wte.val().device().without_autodiff() == burn::tensor::Device::flex()
 }
 
 /// Generates for `prompts`, which are rows `first_row..` of the whole batch.

@@ -198,6 +198,7 @@ pub mod kernels {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::assert_close;
     use burn::nn::LayerNormConfig;
     use burn::tensor::{Device, TensorData};
 
@@ -249,10 +250,9 @@ mod tests {
             )
         };
         let (fused, composed) = (run(true), run(false));
-        let close = |a: &[f32], b: &[f32], tol: f32| a.iter().zip(b).all(|(a, b)| (a - b).abs() < tol);
-        assert!(close(&fused.0, &composed.0, 1e-5), "y");
-        assert!(close(&fused.1, &composed.1, 1e-4), "dx");
-        assert!(close(&fused.2, &composed.2, 1e-3), "dγ");
-        assert!(close(&fused.3, &composed.3, 1e-3), "dβ");
+        assert_close("y", &fused.0, &composed.0, 1e-5);
+        assert_close("dx", &fused.1, &composed.1, 1e-4);
+        assert_close("dγ", &fused.2, &composed.2, 1e-3);
+        assert_close("dβ", &fused.3, &composed.3, 1e-3);
     }
 }

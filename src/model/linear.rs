@@ -129,6 +129,7 @@ fn bias_grad(grad: &FlexTensor) -> FlexTensor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::assert_close;
     use burn::tensor::{Device, TensorData};
 
     /// x = [[1, 2]], W = [[1, 0, 2], [0, 1, 3]], b = [10, 20, 30]:
@@ -186,10 +187,9 @@ mod tests {
             )
         };
         let (fused, composed) = (run(true), run(false));
-        let close = |a: &[f32], b: &[f32]| a.len() == b.len() && a.iter().zip(b).all(|(a, b)| (a - b).abs() < 1e-3);
-        assert!(close(&fused.0, &composed.0), "y");
-        assert!(close(&fused.1, &composed.1), "dx");
-        assert!(close(&fused.2, &composed.2), "dW");
-        assert!(close(&fused.3, &composed.3), "db");
+        assert_close("y", &fused.0, &composed.0, 1e-3);
+        assert_close("dx", &fused.1, &composed.1, 1e-3);
+        assert_close("dW", &fused.2, &composed.2, 1e-3);
+        assert_close("db", &fused.3, &composed.3, 1e-3);
     }
 }

@@ -165,6 +165,7 @@ impl Optimizer for ClippedAdamW {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::assert_close;
 
     fn vec1(t: Tensor<1>) -> Vec<f32> {
         t.into_data().try_to_vec::<f32>().unwrap()
@@ -208,11 +209,10 @@ mod tests {
             fused = optim.fused_step(1e-2, fused.0, grad(), fused.1);
             composed = optim.composed_step(1e-2, composed.0, grad(), composed.1);
         }
-        let close = |a: Vec<f32>, b: Vec<f32>, tol: f32| a.iter().zip(&b).all(|(a, b)| (a - b).abs() <= tol);
-        assert!(close(vec1(fused.0), vec1(composed.0), 1e-5), "weights");
+        assert_close("weights", &vec1(fused.0), &vec1(composed.0), 1e-5);
         let (f, c) = (fused.1.unwrap().momentum, composed.1.unwrap().momentum);
         assert_eq!(f.time, c.time);
-        assert!(close(vec1(f.moment_1), vec1(c.moment_1), 1e-6), "first moment");
-        assert!(close(vec1(f.moment_2), vec1(c.moment_2), 1e-7), "second moment");
+        assert_close("first moment", &vec1(f.moment_1), &vec1(c.moment_1), 1e-6);
+        assert_close("second moment", &vec1(f.moment_2), &vec1(c.moment_2), 1e-7);
     }
 }

@@ -142,10 +142,7 @@ mod tests {
     use super::*;
 
     fn close(a: &[f32], b: &[f32]) {
-        assert_eq!(a.len(), b.len());
-        for (x, y) in a.iter().zip(b) {
-            assert!((x - y).abs() < 1e-5, "{a:?} vs {b:?}");
-        }
+        crate::testutil::assert_close("values", a, b, 1e-5);
     }
 
     #[test]
