@@ -66,10 +66,10 @@ impl PaddedBatch {
     }
 
     /// Index of each row's last real token (0 for an empty row).
-    pub fn last_real(&self) -> Vec<i64> {
+    pub fn last_real(&self) -> Vec<usize> {
         self.valid
             .chunks(self.cols.max(1))
-            .map(|row| row.iter().rposition(|&v| v).unwrap_or(0) as i64)
+            .map(|row| row.iter().rposition(|&v| v).unwrap_or(0))
             .collect()
     }
 

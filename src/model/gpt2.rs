@@ -22,6 +22,7 @@ use super::kv_cache::{KvCache, LayerCache};
 use super::layer_norm::layer_norm as norm;
 use super::linear::linear;
 use super::weights::{Init, WeightSource};
+use super::window::Window;
 use crate::model::hf::ImportError;
 
 /// Causal self-attention with all heads computed by one fused projection.
@@ -37,16 +38,32 @@ pub struct Attention {
 impl Attention {
     /// `x`: `[b, q, d]`; `mask`: `[b, 1, q, k]`, true where a key is hidden.
     fn forward(&self, x: Tensor<3>, mask: Tensor<4, Bool>, cache: Option<&mut LayerCache>) -> Tensor<3> {
-        let [b, q, d] = x.dims();
         let qkv = dense_rows(&self.c_attn, x); // [b, q, 3d]
         // Without a cache every key is a new position: one fused operation
         // on the CPU (see `attention.rs`).
         #[cfg(feature = "flex")]
         if cache.is_none()
-            && let Some(y) = super::attention::self_attention(&qkv, &mask, self.n_head)
+            && let Some(y) = super::attention::self_attention(&qkv, &mask, self.n_head, None)
         {
             return dense_rows(&self.c_proj, y);
         }
+        dense_rows(&self.c_proj, self.composed(qkv, mask, cache))
+    }
+
+    /// `forward` without a cache at `window`'s columns only: `[b, len, d]`.
+    fn forward_window(&self, x: Tensor<3>, mask: Tensor<4, Bool>, window: &Window) -> Tensor<3> {
+        let qkv = dense_rows(&self.c_attn, x);
+        #[cfg(feature = "flex")]
+        if let Some(y) = super::attention::self_attention(&qkv, &mask, self.n_head, Some(window)) {
+            return dense_rows(&self.c_proj, y);
+        }
+        dense_rows(&self.c_proj, window.take(self.composed(qkv, mask, None)))
+    }
+
+    /// Attention from burn's operations, heads concatenated: `[b, q, d]`.
+    fn composed(&self, qkv: Tensor<3>, mask: Tensor<4, Bool>, cache: Option<&mut LayerCache>) -> Tensor<3> {
+        let [b, q, d3] = qkv.dims();
+        let d = d3 / 3;
         let hd = d / self.n_head;
         let heads = |i: usize| {
             qkv.clone()
@@ -71,8 +88,7 @@ impl Attention {
             is_causal: false,
         };
         let y = attention(query, key, value, Some(mask), None, options); // [b, h, q, hd]
-        let y = y.swap_dims(1, 2).reshape([b, q, d]);
-        dense_rows(&self.c_proj, y)
+        y.swap_dims(1, 2).reshape([b, q, d])
     }
 }
 
@@ -118,6 +134,16 @@ pub struct Block {
 impl Block {
     fn forward(&self, x: Tensor<3>, mask: Tensor<4, Bool>, cache: Option<&mut LayerCache>, eps: f64) -> Tensor<3> {
         let x = x.clone() + self.attn.forward(norm(&self.ln_1, x, eps), mask, cache);
+        self.mlp_residual(x, eps)
+    }
+
+    /// `forward` without a cache, at `window`'s columns only.
+    fn forward_window(&self, x: Tensor<3>, mask: Tensor<4, Bool>, window: &Window, eps: f64) -> Tensor<3> {
+        let y = self.attn.forward_window(norm(&self.ln_1, x.clone(), eps), mask, window);
+        self.mlp_residual(window.take(x) + y, eps)
+    }
+
+    fn mlp_residual(&self, x: Tensor<3>, eps: f64) -> Tensor<3> {
         x.clone() + self.mlp.forward(norm(&self.ln_2, x, eps))
     }
 }
@@ -205,12 +231,41 @@ impl Gpt2 {
         mask: Tensor<4, Bool>,
         mut cache: Option<&mut KvCache>,
     ) -> Tensor<3> {
-        let mut x = embedding(self.wte.val(), tokens) + embedding(self.wpe.val(), positions); // [b, q, d]
+        let mut x = self.embed(tokens, positions);
         for (i, block) in self.h.iter().enumerate() {
             let layer_cache = cache.as_deref_mut().map(|c| c.layer(i));
             x = block.forward(x, mask.clone(), layer_cache, self.config.layer_norm_epsilon);
         }
         norm(&self.ln_f, x, self.config.layer_norm_epsilon)
+    }
+
+    /// `forward` without a cache, returning the final hidden states at
+    /// `window`'s columns only (`[b, len, d]`). The last block computes
+    /// its attention output, projection and MLP only there (see `window`).
+    pub fn forward_window(
+        &self,
+        tokens: Tensor<2, Int>,
+        positions: Tensor<2, Int>,
+        mask: Tensor<4, Bool>,
+        window: &Window,
+    ) -> Tensor<3> {
+        let eps = self.config.layer_norm_epsilon;
+        let mut x = self.embed(tokens, positions);
+        let x = match self.h.split_last() {
+            Some((last, body)) => {
+                for block in body {
+                    x = block.forward(x, mask.clone(), None, eps);
+                }
+                last.forward_window(x, mask, window, eps)
+            }
+            None => window.take(x),
+        };
+        norm(&self.ln_f, x, eps)
+    }
+
+    /// Token plus position embeddings: `[b, q]` → `[b, q, d]`.
+    fn embed(&self, tokens: Tensor<2, Int>, positions: Tensor<2, Int>) -> Tensor<3> {
+        embedding(self.wte.val(), tokens) + embedding(self.wpe.val(), positions)
     }
 
     /// Next-token logits through the tied embedding: `[b, q, d]` → `[b, q, V]`.
@@ -250,13 +305,21 @@ impl ScalarModel {
         rows_linear(hidden, self.score.val().transpose(), None).reshape([b, q])
     }
 
-    /// The scalar at each row's last real token, as transformers pools it.
-    /// `hidden`: `[b, q, d]`; `last`: `[b]` index of each row's last real token.
-    pub fn pooled(&self, hidden: Tensor<3>, last: Tensor<1, Int>) -> Tensor<1> {
-        let b = hidden.dims()[0];
-        self.values(hidden) // [b, q]
-            .gather(1, last.reshape([b, 1]))
-            .reshape([b])
+    /// The scalar at each row's last real token (column `last[i]` of row
+    /// i), as transformers pools it: `[b]`. Only those columns run through
+    /// the last block.
+    pub fn pooled(
+        &self,
+        tokens: Tensor<2, Int>,
+        positions: Tensor<2, Int>,
+        mask: Tensor<4, Bool>,
+        last: Vec<usize>,
+    ) -> Tensor<1> {
+        let b = last.len();
+        let hidden = self
+            .transformer
+            .forward_window(tokens, positions, mask, &Window::columns(last));
+        self.values(hidden).reshape([b])
     }
 }
 

@@ -23,8 +23,10 @@ pub mod simd;
 pub mod token_logprobs;
 pub mod tokenizer;
 pub mod weights;
+pub mod window;
 
 pub use config::{Gpt2Config, HeadKind};
 pub use generate::{GenerateConfig, Generated, generate};
 pub use gpt2::{Gpt2, ScalarModel};
 pub use tokenizer::Tokenizer;
+pub use window::Window;

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use burn::module::Module;
 use burn::optim::GradientsParams;
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Tensor, TensorData};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -193,14 +193,12 @@ fn file_pairs(
 pub fn score_sequences(model: &ScalarModel, seqs: &[Vec<u32>], pad_id: u32) -> Tensor<1> {
     let device = model.score.val().device();
     let batch = PaddedBatch::right_padded(seqs, pad_id);
-    let hidden = model.transformer.forward(
+    model.pooled(
         batch.ids_tensor(&device),
         batch.positions_tensor(&device),
         batch.mask_tensor(&device),
-        None,
-    );
-    let last = Tensor::<1, Int>::from_data(TensorData::new(batch.last_real(), [batch.rows]), &device);
-    model.pooled(hidden, last)
+        batch.last_real(),
+    )
 }
 
 /// A training step's loss and the rewards it gave each side.

@@ -12,7 +12,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 
 use crate::model::batch::PaddedBatch;
 use crate::model::logprobs::{gather_logprobs, target_stats};
-use crate::model::{Gpt2, ScalarModel};
+use crate::model::{Gpt2, ScalarModel, Window};
 
 /// Queries and responses laid out for scoring.
 pub struct QueryResponse {
@@ -56,13 +56,12 @@ impl QueryResponse {
     fn response_hidden(&self, body: &Gpt2) -> Tensor<3> {
         let device = body.wte.val().device();
         let b = &self.batch;
-        let hidden = body.forward(
+        body.forward_window(
             b.ids_tensor(&device),
             b.positions_tensor(&device),
             b.mask_tensor(&device),
-            None,
-        );
-        hidden.narrow(1, self.q - 1, self.r)
+            &Window::uniform(b.rows, self.q - 1, self.r),
+        )
     }
 }
 
