@@ -12,6 +12,14 @@
 //! columns; backward is four products and one pass over the tile, written
 //! straight into the projection's gradient.
 //!
+//! The queries go in blocks of rows, and a block reads keys only up to the
+//! last one any of its rows sees: under a causal mask that skips most of
+//! the hidden half of every product. At 128 columns the operation's
+//! forward and backward took about 60% of the time of whole tiles.
+//!
+//! The queries can also be a window of each row's columns (`window`): the
+//! last block of a model whose caller reads only some positions.
+//!
 //! Per head, with S = scale·Q·Kᵀ, P = softmax over the visible keys of S,
 //! Y = P·V, and G = ∂L/∂Y: ∂L/∂V = Pᵀ·G, ∂L/∂P = G·Vᵀ,
 //! ∂L/∂S = P ⊙ (∂L/∂P − Σⱼ P ⊙ ∂L/∂P), ∂L/∂Q = scale·∂L/∂S·K,
@@ -92,15 +100,16 @@ impl<C: CheckpointStrategy> FusedAttention for Autodiff<Flex, C> {
 
         impl Backward<Flex, 1> for AttentionBackward {
             /// The projection, the softmax tiles `[b, h, m, t]`, the
-            /// number of heads and each row's first query column.
-            type State = (FlexTensor, FlexTensor, usize, Vec<usize>);
+            /// number of heads, each row's first query column and its
+            /// blocks' key limits.
+            type State = (FlexTensor, FlexTensor, usize, Vec<usize>, Vec<usize>);
 
             fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
                 let [parent] = ops.parents;
                 let grad = grads.consume::<Flex>(&ops.node);
                 if let Some(parent) = parent {
-                    let (qkv, probs, heads, starts) = ops.state;
-                    let dqkv = backward(&qkv, &probs, &grad.to_contiguous(), heads, &starts);
+                    let (qkv, probs, heads, starts, limits) = ops.state;
+                    let dqkv = backward(&qkv, &probs, &grad.to_contiguous(), heads, &starts, &limits);
                     grads.register::<Flex>(parent.id, dqkv);
                 }
             }
@@ -111,9 +120,9 @@ impl<C: CheckpointStrategy> FusedAttention for Autodiff<Flex, C> {
             qkv.into_primitive().to_contiguous(),
             hidden.into_primitive().to_contiguous(),
         );
-        let (y, probs) = forward(&qkv, &hidden, heads, &starts);
+        let (y, probs, limits) = forward(&qkv, &hidden, heads, &starts);
         match prep {
-            OpsKind::Tracked(prep) => prep.finish((qkv, probs, heads, starts), y),
+            OpsKind::Tracked(prep) => prep.finish((qkv, probs, heads, starts, limits), y),
             OpsKind::UnTracked(prep) => prep.finish(y),
         }
     }
@@ -153,32 +162,50 @@ impl Dims {
     }
 }
 
-/// The output `[b, m, d]` and the softmax tiles `[b, h, m, t]`.
-fn forward(qkv: &FlexTensor, hidden: &FlexTensor, heads: usize, starts: &[usize]) -> (FlexTensor, FlexTensor) {
+/// The output `[b, m, d]`, the softmax tiles `[b, h, m, t]` (zero past
+/// each block's key limit) and the key limits `[b, ⌈m / BLOCK⌉]`.
+fn forward(
+    qkv: &FlexTensor,
+    hidden: &FlexTensor,
+    heads: usize,
+    starts: &[usize],
+) -> (FlexTensor, FlexTensor, Vec<usize>) {
     let m = hidden.shape()[1];
     let (b, dims @ Dims { t, d, .. }) = Dims::of(qkv, m, heads);
     dims.check(starts, b);
+    let blocks = m.div_ceil(kernels::BLOCK);
     let mut y = zeros(Shape::new([b, m, d]));
     let mut probs = zeros(Shape::new([b, heads, m, t]));
+    let mut limits = vec![0; b * blocks];
     let (qkv, hidden) = (f32s(qkv), f32s(hidden));
     y.storage_mut::<f32>()
         .par_chunks_mut(m * d)
         .zip(probs.storage_mut::<f32>().par_chunks_mut(heads * m * t))
+        .zip(limits.par_chunks_mut(blocks.max(1)))
         .zip(qkv.par_chunks(t * 3 * d))
         .zip(hidden.par_chunks(m * t))
         .zip(starts)
-        .for_each(|((((y, probs), qkv), hidden), &start)| {
+        .for_each(|(((((y, probs), limits), qkv), hidden), &start)| {
+            kernels::key_limits(hidden, t, limits);
             for (h, p) in probs.chunks_mut(m * t).enumerate() {
-                kernels::head_forward(dims, h, start, qkv, hidden, p, y);
+                kernels::head_forward(dims, h, start, limits, qkv, hidden, p, y);
             }
         });
-    (y, probs)
+    (y, probs, limits)
 }
 
 /// `∂L/∂qkv` from `∂L/∂y`; queries outside the window get zero.
-fn backward(qkv: &FlexTensor, probs: &FlexTensor, grad: &FlexTensor, heads: usize, starts: &[usize]) -> FlexTensor {
+fn backward(
+    qkv: &FlexTensor,
+    probs: &FlexTensor,
+    grad: &FlexTensor,
+    heads: usize,
+    starts: &[usize],
+    limits: &[usize],
+) -> FlexTensor {
     let m = grad.shape()[1];
     let (_, dims @ Dims { t, d, .. }) = Dims::of(qkv, m, heads);
+    let blocks = m.div_ceil(kernels::BLOCK);
     let mut dqkv = zeros(qkv.shape());
     let (qkv, probs, grad) = (f32s(qkv), f32s(probs), f32s(grad));
     dqkv.storage_mut::<f32>()
@@ -186,11 +213,12 @@ fn backward(qkv: &FlexTensor, probs: &FlexTensor, grad: &FlexTensor, heads: usiz
         .zip(qkv.par_chunks(t * 3 * d))
         .zip(probs.par_chunks(heads * m * t))
         .zip(grad.par_chunks(m * d))
+        .zip(limits.par_chunks(blocks.max(1)))
         .zip(starts)
-        .for_each(|((((dqkv, qkv), probs), grad), &start)| {
-            let mut scratch = vec![0.0f32; m * t];
+        .for_each(|(((((dqkv, qkv), probs), grad), limits), &start)| {
+            let mut scratch = vec![0.0f32; kernels::BLOCK.min(m) * t];
             for (h, p) in probs.chunks(m * t).enumerate() {
-                kernels::head_backward(dims, h, start, qkv, p, grad, &mut scratch, dqkv);
+                kernels::head_backward(dims, h, start, limits, qkv, p, grad, &mut scratch, dqkv);
             }
         });
     dqkv
@@ -198,48 +226,93 @@ fn backward(qkv: &FlexTensor, probs: &FlexTensor, grad: &FlexTensor, heads: usiz
 
 /// One batch row's per-head math on slices: `qkv` is `[t, 3d]`, its
 /// queries the `m` rows from `start`; `y` and `grad` are `[m, d]`, `probs`
-/// and `scratch` one head's `[m, t]` tile.
+/// one head's `[m, t]` tile. Queries go in blocks of `BLOCK` rows, each
+/// reading keys only up to its limit.
 mod kernels {
     use super::Dims;
     use crate::model::cpu_tensor::{Matrix, Threads, product};
     use crate::model::simd::{exp, widest};
 
-    /// Head `h`: fills its softmax tile and its `hd` output columns.
+    /// Query rows per block. A block's scores stop at the last key any of
+    /// its rows can see, so under a causal mask the products skip most of
+    /// the hidden upper triangle of the scores.
+    pub const BLOCK: usize = 32;
+
+    /// Fills `limits` with one past the last key that any row of each
+    /// block of `hidden` (`[m, t]`, zero where visible) sees; 0 when none.
+    pub fn key_limits(hidden: &[f32], t: usize, limits: &mut [usize]) {
+        for (limit, block) in limits.iter_mut().zip(hidden.chunks(BLOCK * t)) {
+            *limit = block
+                .chunks(t)
+                .filter_map(|row| row.iter().rposition(|&h| h == 0.0))
+                .map(|j| j + 1)
+                .max()
+                .unwrap_or(0);
+        }
+    }
+
+    /// The blocks' first query row, number of rows and key limit.
+    fn blocks(m: usize, limits: &[usize]) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
+        limits
+            .iter()
+            .enumerate()
+            .map(move |(i, &kl)| (i * BLOCK, BLOCK.min(m - i * BLOCK), kl))
+            .filter(|&(_, _, kl)| kl > 0)
+    }
+
+    /// Head `h`: fills its softmax tile and its `hd` output columns. A
+    /// block that sees no key keeps the zeros its outputs start as.
+    #[allow(clippy::too_many_arguments)]
     pub fn head_forward(
         dims: Dims,
         h: usize,
         start: usize,
+        limits: &[usize],
         qkv: &[f32],
         hidden: &[f32],
         probs: &mut [f32],
         y: &mut [f32],
     ) {
         let Dims { t, m, d, hd, scale } = dims;
-        let q = &qkv[start * 3 * d + h * hd..];
         let (k, v) = (&qkv[d + h * hd..], &qkv[2 * d + h * hd..]);
-        product(
-            (m, t, hd),
-            probs,
-            t,
-            Matrix::rows(q, 3 * d),
-            Matrix::t(k, 3 * d),
-            scale,
-            false,
-            Threads::One,
-        );
-        for (row, hidden) in probs.chunks_mut(t).zip(hidden.chunks(t)) {
-            softmax(row, hidden);
+        for (r0, rows, kl) in blocks(m, limits) {
+            let tile = &mut probs[r0 * t..(r0 + rows) * t];
+            product(
+                (rows, kl, hd),
+                tile,
+                t,
+                Matrix::rows(&qkv[(start + r0) * 3 * d + h * hd..], 3 * d),
+                Matrix::t(k, 3 * d),
+                scale,
+                false,
+                Threads::One,
+            );
+            // Keys from the limit on stay at the zeros the tile starts as.
+            for (row, hidden) in tile.chunks_mut(t).zip(hidden[r0 * t..].chunks(t)) {
+                softmax(&mut row[..kl], &hidden[..kl]);
+            }
+            product(
+                (rows, hd, kl),
+                &mut y[r0 * d + h * hd..],
+                d,
+                Matrix::rows(tile, t),
+                Matrix::rows(v, 3 * d),
+                1.0,
+                false,
+                Threads::One,
+            );
         }
-        let (p, v) = (Matrix::rows(probs, t), Matrix::rows(v, 3 * d));
-        product((m, hd, t), &mut y[h * hd..], d, p, v, 1.0, false, Threads::One);
     }
 
-    /// Head `h`'s columns of `dqkv`.
+    /// Head `h`'s columns of `dqkv` (which starts at zero: keys' and
+    /// values' gradients add up over the blocks). `scratch` holds one
+    /// block's `[BLOCK, t]` tile.
     #[allow(clippy::too_many_arguments)]
     pub fn head_backward(
         dims: Dims,
         h: usize,
         start: usize,
+        limits: &[usize],
         qkv: &[f32],
         probs: &[f32],
         grad: &[f32],
@@ -247,45 +320,41 @@ mod kernels {
         dqkv: &mut [f32],
     ) {
         let Dims { t, m, d, hd, scale } = dims;
-        let q = Matrix::rows(&qkv[start * 3 * d + h * hd..], 3 * d);
         let k = Matrix::rows(&qkv[d + h * hd..], 3 * d);
         let v = Matrix::t(&qkv[2 * d + h * hd..], 3 * d);
-        let g = Matrix::rows(&grad[h * hd..], d);
-        product(
-            (t, hd, m),
-            &mut dqkv[2 * d + h * hd..],
-            3 * d,
-            Matrix::t(probs, t),
-            g,
-            1.0,
-            false,
-            Threads::One,
-        );
-        product((m, t, hd), scratch, t, g, v, 1.0, false, Threads::One);
-        for (ds, p) in scratch.chunks_mut(t).zip(probs.chunks(t)) {
-            softmax_backward(p, ds);
+        for (r0, rows, kl) in blocks(m, limits) {
+            let p = &probs[r0 * t..(r0 + rows) * t];
+            let g = Matrix::rows(&grad[r0 * d + h * hd..], d);
+            let q_at = (start + r0) * 3 * d + h * hd;
+            let dv = &mut dqkv[2 * d + h * hd..];
+            product((kl, hd, rows), dv, 3 * d, Matrix::t(p, t), g, 1.0, true, Threads::One);
+            let ds = &mut scratch[..rows * t];
+            product((rows, kl, hd), ds, t, g, v, 1.0, false, Threads::One);
+            for (ds, p) in ds.chunks_mut(t).zip(p.chunks(t)) {
+                softmax_backward(&p[..kl], &mut ds[..kl]);
+            }
+            let ds = &*ds;
+            product(
+                (rows, hd, kl),
+                &mut dqkv[q_at..],
+                3 * d,
+                Matrix::rows(ds, t),
+                k,
+                scale,
+                false,
+                Threads::One,
+            );
+            product(
+                (kl, hd, rows),
+                &mut dqkv[d + h * hd..],
+                3 * d,
+                Matrix::t(ds, t),
+                Matrix::rows(&qkv[q_at..], 3 * d),
+                scale,
+                true,
+                Threads::One,
+            );
         }
-        let ds = &*scratch;
-        product(
-            (m, hd, t),
-            &mut dqkv[start * 3 * d + h * hd..],
-            3 * d,
-            Matrix::rows(ds, t),
-            k,
-            scale,
-            false,
-            Threads::One,
-        );
-        product(
-            (t, hd, m),
-            &mut dqkv[d + h * hd..],
-            3 * d,
-            Matrix::t(ds, t),
-            q,
-            scale,
-            false,
-            Threads::One,
-        );
     }
 
     /// Scores to probabilities over the keys whose `hidden` entry is zero;
@@ -344,11 +413,12 @@ mod tests {
     /// The fused operation and burn's composed attention agree on values
     /// and on the projection's gradient, with left padding in one row: at
     /// every column, and at windows of columns (the composed attention
-    /// then read at the window).
+    /// then read at the window). 70 columns make three blocks of queries,
+    /// the last one short.
     #[test]
     fn fused_op_agrees_with_composed_attention() {
         let device = Device::flex().autodiff();
-        let (b, t, heads, hd) = (3, 13, 2, 8);
+        let (b, t, heads, hd) = (3, 70, 2, 8);
         let d = heads * hd;
         let pattern = |n: usize, k: usize| -> Vec<f32> { (0..n).map(|i| ((i * k % 89) as f32 / 30.0) - 1.5).collect() };
         let valid: Vec<bool> = (0..b * t).map(|i| !(i / t == 1 && i % t < 4)).collect();
