@@ -68,28 +68,109 @@ impl<M: Module + Clone> GuardedAdamW<M> {
     }
 }
 
-/// Sums the squares of every gradient of a module's float parameters.
+/// Sums the squares of every gradient of a module's float parameters: on
+/// the host on the CPU, as a device tensor elsewhere (read once, at the end).
+#[derive(Default)]
 struct SumOfSquares<'a> {
-    grads: &'a GradientsParams,
-    total: Option<Tensor<1>>,
+    grads: Option<&'a GradientsParams>,
+    host: f64,
+    device: Option<Tensor<1>>,
 }
 
 impl ModuleVisitor for SumOfSquares<'_> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        if let Some(grad) = self.grads.get::<D>(param.id) {
-            let squares = grad.square().sum();
-            self.total = Some(match self.total.take() {
-                Some(total) => total + squares,
-                None => squares,
-            });
+        let Some(grad) = self.grads.and_then(|g| g.get::<D>(param.id)) else {
+            return;
+        };
+        #[cfg(feature = "flex")]
+        if crate::device::is_cpu(&grad.device()) {
+            self.host += cpu_sum_of_squares(grad);
+            return;
         }
+        let squares = grad.square().sum();
+        self.device = Some(match self.device.take() {
+            Some(total) => total + squares,
+            None => squares,
+        });
     }
 }
 
 /// √(Σ g²) over every gradient of `module` in `grads`: infinite or NaN
 /// when any gradient is, so an update from them must not be applied.
 fn grad_norm<M: Module>(module: &M, grads: &GradientsParams) -> f64 {
-    let mut visitor = SumOfSquares { grads, total: None };
+    let mut visitor = SumOfSquares {
+        grads: Some(grads),
+        ..Default::default()
+    };
     module.visit(&mut visitor);
-    visitor.total.map_or(0.0, |t| (t.into_scalar::<f32>() as f64).sqrt())
+    let device = visitor.device.map_or(0.0, |t| t.into_scalar::<f32>() as f64);
+    (visitor.host + device).sqrt()
+}
+
+/// Σ x² in one pass over the tensor: composed, squaring writes a copy of
+/// every gradient only for the sum to read it back.
+#[cfg(feature = "flex")]
+fn cpu_sum_of_squares<const D: usize>(x: Tensor<D>) -> f64 {
+    let n = x.shape().num_elements();
+    let sum = <burn::backend::Dispatch as flex::SumOfSquares>::sum_of_squares(x.reshape([n]).into_dispatch());
+    Tensor::<1>::from_dispatch(sum).into_scalar::<f32>() as f64
+}
+
+#[cfg(feature = "flex")]
+mod flex {
+    use burn::backend::flex::FlexTensor;
+    use burn::backend::tensor::FloatTensor;
+    use burn::backend::{Backend, Flex, backend_extension};
+    use burn::tensor::TensorData;
+    use rayon::prelude::*;
+
+    use crate::model::cpu_tensor::f32s;
+
+    #[backend_extension(Flex)]
+    pub trait SumOfSquares: Backend {
+        /// Σ x² of a `[n]` tensor, as `[1]`.
+        fn sum_of_squares(x: FloatTensor<Self>) -> FloatTensor<Self>;
+    }
+
+    impl SumOfSquares for Flex {
+        fn sum_of_squares(x: FlexTensor) -> FlexTensor {
+            let x = x.to_contiguous();
+            // The chunks' sums are added in order, so the result does not
+            // depend on how the pool split the work.
+            let sum: f64 = f32s(&x)
+                .par_chunks(1 << 15)
+                .map(|c| c.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>())
+                .collect::<Vec<_>>()
+                .iter()
+                .sum();
+            FlexTensor::from_data(TensorData::new(vec![sum as f32], [1]))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::nn::LinearConfig;
+    use burn::tensor::{Device, TensorData};
+
+    /// Gradients [[1, 2], [2, 0]] and [0, 4]: Σ g² = 9 + 16, norm 5; a NaN
+    /// anywhere makes the norm NaN.
+    #[test]
+    fn global_norm_by_hand() {
+        let device = Device::flex().autodiff();
+        let layer = LinearConfig::new(2, 2).init(&device);
+        let inner = device.clone().inner();
+        let grads_of = |w: [f32; 4], b: [f32; 2]| {
+            let mut grads = GradientsParams::new();
+            let w = Tensor::<2>::from_data(TensorData::new(w.to_vec(), [2, 2]), &inner);
+            grads.register(layer.weight.id, w);
+            let b = Tensor::<1>::from_data(TensorData::new(b.to_vec(), [2]), &inner);
+            grads.register(layer.bias.as_ref().unwrap().id, b);
+            grads
+        };
+        assert_eq!(grad_norm(&layer, &grads_of([1.0, 2.0, 2.0, 0.0], [0.0, 4.0])), 5.0);
+        assert!(grad_norm(&layer, &grads_of([1.0, f32::NAN, 2.0, 0.0], [0.0, 4.0])).is_nan());
+        assert_eq!(grad_norm(&layer, &GradientsParams::new()), 0.0);
+    }
 }
