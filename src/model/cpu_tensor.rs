@@ -63,13 +63,25 @@ impl<'a> Matrix<'a> {
 }
 
 /// A new tensor of `shape` holding `lhs·rhs`, where `rhs` has as many
-/// columns as `shape`'s last dimension and `k` rows.
+/// columns as `shape`'s last dimension and `k` rows. The product writes
+/// every element of its fresh output, so the output is not zeroed first
+/// (zeroing was a pass of its own over every gradient the linear layers
+/// produce).
 pub fn product_tensor(shape: Shape, k: usize, lhs: Matrix, rhs: Matrix, threads: Threads) -> FlexTensor {
     let n = shape[shape.num_dims() - 1];
-    let m = shape.num_elements() / n;
-    let mut out = zeros(shape);
-    product((m, n, k), out.storage_mut(), n, lhs, rhs, 1.0, false, threads);
-    out
+    let m = shape.num_elements() / n.max(1);
+    assert!(lhs.holds(m, k) && rhs.holds(k, n), "product: operand too small");
+    let mut out = Vec::<f32>::with_capacity(m * n);
+    // SAFETY: the operands are bounded as asserted; the destination is the
+    // vector's own `m·n` reserved elements, row-major with stride n. gemm
+    // does not read a destination it is told not to accumulate into, and
+    // writes every element of it (zeros when k = 0), so all `m·n` are
+    // initialised when the length is set.
+    unsafe {
+        gemm_raw((m, n, k), out.as_mut_ptr(), n, lhs, rhs, 1.0, false, threads);
+        out.set_len(m * n);
+    }
+    FlexTensor::from_data(TensorData::new(out, shape))
 }
 
 /// Where a product runs.
@@ -100,21 +112,53 @@ pub fn product(
     // The product reads and writes only inside the slices it is given.
     assert!(Matrix::rows(dst, dst_rs).holds(m, n), "product: destination too small");
     assert!(lhs.holds(m, k) && rhs.holds(k, n), "product: operand too small");
+    // SAFETY: the assertions above bound every element each operand's
+    // strides reach within its slice; `dst` is borrowed mutably, so it does
+    // not alias the inputs.
+    unsafe {
+        gemm_raw(
+            (m, n, k),
+            dst.as_mut_ptr(),
+            dst_rs,
+            lhs,
+            rhs,
+            alpha,
+            accumulate,
+            threads,
+        )
+    }
+}
+
+/// `product` into `dst`, a row-major `m×n` matrix with row stride `dst_rs`.
+///
+/// # Safety
+/// `dst` must be valid for writes at every element of that matrix (and
+/// for reads too when `accumulate`), and alias neither operand; each
+/// operand must hold its matrix.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_raw(
+    (m, n, k): (usize, usize, usize),
+    dst: *mut f32,
+    dst_rs: usize,
+    lhs: Matrix,
+    rhs: Matrix,
+    alpha: f32,
+    accumulate: bool,
+    threads: Threads,
+) {
     let ((lhs_cs, lhs_rs), (rhs_cs, rhs_rs)) = (lhs.strides(), rhs.strides());
     let parallelism = if threads == Threads::Pool && m * n * k >= PARALLEL_MACS {
         gemm::Parallelism::Rayon(0)
     } else {
         gemm::Parallelism::None
     };
-    // SAFETY: the assertions above bound every element each operand's
-    // strides reach within its slice; `dst` is borrowed mutably, so it does
-    // not alias the inputs.
+    // SAFETY: as the caller guarantees.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
+            dst,
             1,
             dst_rs as isize,
             accumulate,
@@ -131,5 +175,34 @@ pub fn product(
             false,
             parallelism,
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// [[1, 2], [3, 4]] · [[5, 6, 7], [8, 9, 10]] by hand, with the right
+    /// operand read transposed; and an empty inner dimension gives zeros
+    /// (the output is not zeroed beforehand, so gemm must write them).
+    #[test]
+    fn product_tensor_by_hand() {
+        let (a, bt) = ([1.0, 2.0, 3.0, 4.0], [5.0, 8.0, 6.0, 9.0, 7.0, 10.0]);
+        let out = product_tensor(
+            Shape::new([2, 3]),
+            2,
+            Matrix::rows(&a, 2),
+            Matrix::t(&bt, 2),
+            Threads::One,
+        );
+        assert_eq!(f32s(&out), [21.0, 24.0, 27.0, 47.0, 54.0, 61.0]);
+        let empty = product_tensor(
+            Shape::new([2, 3]),
+            0,
+            Matrix::rows(&[], 0),
+            Matrix::rows(&[], 3),
+            Threads::One,
+        );
+        assert_eq!(f32s(&empty), [0.0; 6]);
     }
 }
