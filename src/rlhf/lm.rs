@@ -69,9 +69,29 @@ pub fn lm_forward(model: &Gpt2, batch: &LmBatch) -> LmOutput {
         inputs.mask_tensor(&device),
         None,
     );
-    let targets = Tensor::<2, Int>::from_data(TensorData::new(batch.targets.clone(), [b, t]), &device);
-    let weights = Tensor::<2>::from_data(TensorData::new(batch.weights.clone(), [b, t]), &device);
-    let logits = model.lm_logits(hidden); // [b, t, V]
+    // Only counted positions go through the LM head: its V-wide product
+    // and softmax are the largest costs of a small model, and SFT's prompt
+    // and padding positions carry no loss.
+    let counted: Vec<usize> = (0..b * t).filter(|&i| batch.weights[i] > 0.0).collect();
+    let (hidden, targets, weights) = if counted.len() == b * t || counted.is_empty() {
+        (hidden, batch.targets.clone(), batch.weights.clone())
+    } else {
+        let d = hidden.dims()[2];
+        let rows: Vec<i64> = counted.iter().map(|&i| i as i64).collect();
+        let rows = Tensor::<1, Int>::from_data(TensorData::new(rows, [counted.len()]), &device);
+        (
+            hidden
+                .reshape([b * t, d])
+                .select(0, rows)
+                .reshape([1, counted.len(), d]),
+            counted.iter().map(|&i| batch.targets[i]).collect(),
+            counted.iter().map(|&i| batch.weights[i]).collect(),
+        )
+    };
+    let [rows, cols, _] = hidden.dims();
+    let targets = Tensor::<2, Int>::from_data(TensorData::new(targets, [rows, cols]), &device);
+    let weights = Tensor::<2>::from_data(TensorData::new(weights, [rows, cols]), &device);
+    let logits = model.lm_logits(hidden); // [rows, cols, V]
     let stats = target_stats(logits, targets.clone());
     let total = batch.weighted_tokens().max(1.0);
     let loss = (stats.logp * weights.clone()).sum().neg() / total;
@@ -143,6 +163,51 @@ mod tests {
         assert_eq!(batch.targets, vec![11, 12, 13, 21, 0, 0]);
         assert_eq!(batch.weights, vec![0.0, 1.0, 1.0, 1.0, 0.0, 0.0]);
         assert_eq!(batch.weighted_tokens(), 3.0);
+    }
+
+    /// The LM head over the counted positions alone gives the loss, the
+    /// figures and the gradient of every position's logits weighted.
+    #[test]
+    fn counted_positions_alone_give_the_loss_of_all_positions() {
+        use crate::model::Gpt2Config;
+        use crate::model::weights::SeededInit;
+        use crate::testutil::assert_close;
+        let device = burn::tensor::Device::flex().autodiff();
+        let model = Gpt2::build(&Gpt2Config::new(32, 16, 16, 2, 2), &mut SeededInit::new(4), &device).unwrap();
+        let rows: Vec<Vec<u32>> = (0..3u32)
+            .map(|r| (0..5 + 2 * r).map(|j| (r * 5 + j * 7) % 32).collect())
+            .collect();
+        let counts: Vec<Vec<bool>> = rows.iter().map(|row| (0..row.len()).map(|j| j > 2).collect()).collect();
+        let batch = LmBatch::new(&rows, &counts, 0);
+        assert!(batch.weighted_tokens() < (batch.inputs.rows * batch.inputs.cols) as f32);
+
+        let out = lm_forward(&model, &batch);
+        let (b, t) = (batch.inputs.rows, batch.inputs.cols);
+        let hidden = model.forward(
+            batch.inputs.ids_tensor(&device),
+            batch.inputs.positions_tensor(&device),
+            batch.inputs.mask_tensor(&device),
+            None,
+        );
+        let targets = Tensor::<2, Int>::from_data(TensorData::new(batch.targets.clone(), [b, t]), &device);
+        let weights = Tensor::<2>::from_data(TensorData::new(batch.weights.clone(), [b, t]), &device);
+        let stats = target_stats(model.lm_logits(hidden), targets.clone());
+        let total = batch.weighted_tokens();
+        let loss = (stats.logp * weights.clone()).sum().neg() / total;
+        let accuracy = (stats.predicted.equal(targets).float() * weights.clone())
+            .sum()
+            .into_scalar::<f32>()
+            / total;
+        let entropy = (stats.entropy * weights).sum().into_scalar::<f32>() / total;
+
+        let scalar = |t: &Tensor<1>| t.clone().into_scalar::<f32>();
+        assert!((scalar(&out.loss) - scalar(&loss)).abs() < 1e-6);
+        assert!((out.accuracy - accuracy).abs() < 1e-6 && (out.entropy - entropy).abs() < 1e-5);
+        let (mine, all) = (out.loss.backward(), loss.backward());
+        let grad = |g, w: Tensor<2>| w.grad(g).unwrap().into_data().try_to_vec::<f32>().unwrap();
+        for w in [model.wte.val(), model.h[1].mlp.c_fc.weight.val()] {
+            assert_close("gradient", &grad(&mine, w.clone()), &grad(&all, w), 1e-6);
+        }
     }
 
     /// Shards of different sizes and different numbers of counted tokens
