@@ -70,16 +70,15 @@ impl<M: Module + Clone> GuardedAdamW<M> {
 
 /// Sums the squares of every gradient of a module's float parameters: on
 /// the host on the CPU, as a device tensor elsewhere (read once, at the end).
-#[derive(Default)]
 struct SumOfSquares<'a> {
-    grads: Option<&'a GradientsParams>,
+    grads: &'a GradientsParams,
     host: f64,
     device: Option<Tensor<1>>,
 }
 
 impl ModuleVisitor for SumOfSquares<'_> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let Some(grad) = self.grads.and_then(|g| g.get::<D>(param.id)) else {
+        let Some(grad) = self.grads.get::<D>(param.id) else {
             return;
         };
         #[cfg(feature = "flex")]
@@ -99,8 +98,9 @@ impl ModuleVisitor for SumOfSquares<'_> {
 /// when any gradient is, so an update from them must not be applied.
 fn grad_norm<M: Module>(module: &M, grads: &GradientsParams) -> f64 {
     let mut visitor = SumOfSquares {
-        grads: Some(grads),
-        ..Default::default()
+        grads,
+        host: 0.0,
+        device: None,
     };
     module.visit(&mut visitor);
     let device = visitor.device.map_or(0.0, |t| t.into_scalar::<f32>() as f64);
@@ -112,7 +112,7 @@ fn grad_norm<M: Module>(module: &M, grads: &GradientsParams) -> f64 {
 #[cfg(feature = "flex")]
 fn cpu_sum_of_squares<const D: usize>(x: Tensor<D>) -> f64 {
     let n = x.shape().num_elements();
-    let sum = <burn::backend::Dispatch as flex::SumOfSquares>::sum_of_squares(x.reshape([n]).into_dispatch());
+    let sum = <burn::backend::Dispatch as flex::FusedSumOfSquares>::sum_of_squares(x.reshape([n]).into_dispatch());
     Tensor::<1>::from_dispatch(sum).into_scalar::<f32>() as f64
 }
 
@@ -127,12 +127,12 @@ mod flex {
     use crate::model::cpu_tensor::f32s;
 
     #[backend_extension(Flex)]
-    pub trait SumOfSquares: Backend {
+    pub trait FusedSumOfSquares: Backend {
         /// Σ x² of a `[n]` tensor, as `[1]`.
         fn sum_of_squares(x: FloatTensor<Self>) -> FloatTensor<Self>;
     }
 
-    impl SumOfSquares for Flex {
+    impl FusedSumOfSquares for Flex {
         fn sum_of_squares(x: FlexTensor) -> FlexTensor {
             let x = x.to_contiguous();
             // The chunks' sums are added in order, so the result does not
