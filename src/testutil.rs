@@ -2,9 +2,10 @@
 
 /// Asserts that `a` and `b` have one length and differ by at most `tol`
 /// element by element, naming `what` and the first element that does not.
+/// A NaN on either side is never close.
 pub fn assert_close(what: &str, a: &[f32], b: &[f32], tol: f32) {
     assert_eq!(a.len(), b.len(), "{what}: lengths differ");
-    if let Some(i) = a.iter().zip(b).position(|(x, y)| (x - y).abs() > tol) {
+    if let Some(i) = a.iter().zip(b).position(|(x, y)| (x - y).is_nan() || (x - y).abs() > tol) {
         panic!("{what}: element {i} is {} against {} (tolerance {tol})", a[i], b[i]);
     }
 }
@@ -21,6 +22,12 @@ mod tests {
     #[should_panic(expected = "element 1 is 2 against 2.5")]
     fn names_the_first_element_beyond_it() {
         assert_close("v", &[1.0, 2.0, 9.0], &[1.0, 2.5, 0.0], 0.1);
+    }
+
+    #[test]
+    #[should_panic(expected = "element 0 is NaN")]
+    fn a_nan_fails() {
+        assert_close("v", &[f32::NAN], &[f32::NAN], 0.1);
     }
 
     #[test]

@@ -87,13 +87,7 @@ impl ClippedAdamW {
             ),
             None => (1, vec![0.0; p.len()], vec![0.0; p.len()]),
         };
-        let norm = g
-            .par_chunks(CHUNK)
-            .map(|g| g.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>())
-            .collect::<Vec<_>>()
-            .into_iter()
-            .sum::<f64>()
-            .sqrt() as f32;
+        let norm = sum_of_squares(&g).sqrt() as f32;
         let step = Step {
             clip: (self.max_grad_norm / (norm + f32::MIN_POSITIVE)).min(1.0),
             lr: lr as f32,
@@ -118,6 +112,16 @@ impl ClippedAdamW {
 }
 
 /// One step's scalars.
+/// Σ x² in f64, over chunks in parallel whose sums add in order: the
+/// result does not depend on how the pool split the work.
+pub fn sum_of_squares(x: &[f32]) -> f64 {
+    x.par_chunks(CHUNK)
+        .map(|c| c.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>())
+        .collect::<Vec<_>>()
+        .iter()
+        .sum()
+}
+
 struct Step {
     clip: f32,
     lr: f32,

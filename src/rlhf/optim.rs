@@ -122,9 +122,9 @@ mod flex {
     use burn::backend::tensor::FloatTensor;
     use burn::backend::{Backend, Flex, backend_extension};
     use burn::tensor::TensorData;
-    use rayon::prelude::*;
 
     use crate::model::cpu_tensor::f32s;
+    use crate::rlhf::adamw::sum_of_squares;
 
     #[backend_extension(Flex)]
     pub trait FusedSumOfSquares: Backend {
@@ -134,15 +134,7 @@ mod flex {
 
     impl FusedSumOfSquares for Flex {
         fn sum_of_squares(x: FlexTensor) -> FlexTensor {
-            let x = x.to_contiguous();
-            // The chunks' sums are added in order, so the result does not
-            // depend on how the pool split the work.
-            let sum: f64 = f32s(&x)
-                .par_chunks(1 << 15)
-                .map(|c| c.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>())
-                .collect::<Vec<_>>()
-                .iter()
-                .sum();
+            let sum = sum_of_squares(f32s(&x.to_contiguous()));
             FlexTensor::from_data(TensorData::new(vec![sum as f32], [1]))
         }
     }

@@ -329,8 +329,7 @@ impl PpoTrainer {
                 let value_grads = shards::take(&mut grads, &self.value);
                 let loss = stats[2] + stats[3];
                 // The two models' steps are independent; side by side, one
-                // model's single-threaded passes (the guard's norm) overlap
-                // the other's.
+                // model's small per-parameter passes overlap the other's.
                 let (policy_norm, value_norm) = rayon::join(
                     || self.policy_opt.step(lr, &mut self.policy, loss, policy_grads),
                     || self.value_opt.step(lr, &mut self.value, loss, value_grads),
