@@ -5,7 +5,11 @@
 /// A NaN on either side is never close.
 pub fn assert_close(what: &str, a: &[f32], b: &[f32], tol: f32) {
     assert_eq!(a.len(), b.len(), "{what}: lengths differ");
-    if let Some(i) = a.iter().zip(b).position(|(x, y)| (x - y).is_nan() || (x - y).abs() > tol) {
+    if let Some(i) = a
+        .iter()
+        .zip(b)
+        .position(|(x, y)| (x - y).is_nan() || (x - y).abs() > tol)
+    {
         panic!("{what}: element {i} is {} against {} (tolerance {tol})", a[i], b[i]);
     }
 }

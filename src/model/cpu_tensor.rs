@@ -18,6 +18,26 @@ pub fn zeros(shape: Shape) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(vec![0.0f32; n], shape))
 }
 
+/// A new f32 tensor of `shape` that `fill` writes in full, handed over
+/// without being zeroed first: zeroing is a pass of its own over outputs of
+/// megabytes, all of it overwritten.
+///
+/// # Safety
+/// `fill` must write every element of the slice it is given and read none
+/// before writing it.
+pub unsafe fn written(shape: Shape, fill: impl FnOnce(&mut [f32])) -> FlexTensor {
+    let n = shape.num_elements();
+    let mut out = Vec::<f32>::with_capacity(n);
+    // SAFETY: the slice spans the vector's `n` reserved elements; as the
+    // caller guarantees, each is written before it is read, and all of
+    // them are written when the length is set.
+    unsafe {
+        fill(std::slice::from_raw_parts_mut(out.as_mut_ptr(), n));
+        out.set_len(n);
+    }
+    FlexTensor::from_data(TensorData::new(out, shape))
+}
+
 /// A matrix operand inside a slice: element (r, c) sits at `r·stride + c`,
 /// or at `c·stride + r` when `transposed` (the slice holds the matrix's
 /// transpose row-major).

@@ -20,7 +20,7 @@ use super::config::Gpt2Config;
 use super::gelu::gelu_new;
 use super::kv_cache::{KvCache, LayerCache};
 use super::layer_norm::layer_norm as norm;
-use super::linear::linear;
+use super::linear::{linear, linear_transposed};
 use super::weights::{Init, WeightSource};
 use super::window::Window;
 use crate::model::hf::ImportError;
@@ -270,7 +270,10 @@ impl Gpt2 {
 
     /// Next-token logits through the tied embedding: `[b, q, d]` → `[b, q, V]`.
     pub fn lm_logits(&self, hidden: Tensor<3>) -> Tensor<3> {
-        rows_linear(hidden, self.wte.val().transpose(), None)
+        let [b, q, d] = hidden.dims();
+        let wte = self.wte.val();
+        let vocab = wte.dims()[0];
+        linear_transposed(hidden.reshape([b * q, d]), wte).reshape([b, q, vocab])
     }
 }
 

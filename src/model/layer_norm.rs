@@ -24,7 +24,7 @@ use burn::nn::LayerNorm;
 use burn::tensor::{Shape, Tensor};
 use rayon::prelude::*;
 
-use super::cpu_tensor::{f32s, zeros};
+use super::cpu_tensor::{f32s, written};
 
 /// Rows per parallel task: enough that scheduling is noise.
 const ROWS: usize = 32;
@@ -60,17 +60,18 @@ impl FusedLayerNorm for Flex {
     fn fused_layer_norm(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, epsilon: f32) -> FlexTensor {
         let (x, gamma, beta) = (x.to_contiguous(), gamma.to_contiguous(), beta.to_contiguous());
         let d = x.shape()[1];
-        let mut out = zeros(x.shape());
         let (xs, gamma, beta) = (f32s(&x), f32s(&gamma), f32s(&beta));
-        out.storage_mut::<f32>()
-            .par_chunks_mut(ROWS * d)
-            .zip(xs.par_chunks(ROWS * d))
-            .for_each(|(out, x)| {
-                for (out, x) in out.chunks_mut(d).zip(x.chunks(d)) {
-                    kernels::forward(x, gamma, beta, epsilon, out);
-                }
-            });
-        out
+        let fill = |out: &mut [f32]| {
+            out.par_chunks_mut(ROWS * d)
+                .zip(xs.par_chunks(ROWS * d))
+                .for_each(|(out, x)| {
+                    for (out, x) in out.chunks_mut(d).zip(x.chunks(d)) {
+                        kernels::forward(x, gamma, beta, epsilon, out);
+                    }
+                })
+        };
+        // SAFETY: the kernel writes each element of its row.
+        unsafe { written(x.shape(), fill) }
     }
 }
 
@@ -117,21 +118,24 @@ impl<C: CheckpointStrategy> FusedLayerNorm for Autodiff<Flex, C> {
 fn backward(x: FlexTensor, gamma: FlexTensor, grad: FlexTensor, epsilon: f32) -> [FlexTensor; 3] {
     let (x, gamma, grad) = (x.to_contiguous(), gamma.to_contiguous(), grad.to_contiguous());
     let d = x.shape()[1];
-    let mut dx = zeros(x.shape());
     let (xs, gamma, gs) = (f32s(&x), f32s(&gamma), f32s(&grad));
-    let partials: Vec<(Vec<f32>, Vec<f32>)> = dx
-        .storage_mut::<f32>()
-        .par_chunks_mut(ROWS * d)
-        .zip(xs.par_chunks(ROWS * d))
-        .zip(gs.par_chunks(ROWS * d))
-        .map(|((dx, x), g)| {
-            let (mut dgamma, mut dbeta) = (vec![0.0; d], vec![0.0; d]);
-            for ((dx, x), g) in dx.chunks_mut(d).zip(x.chunks(d)).zip(g.chunks(d)) {
-                kernels::backward(x, gamma, g, epsilon, dx, &mut dgamma, &mut dbeta);
-            }
-            (dgamma, dbeta)
-        })
-        .collect();
+    let mut partials: Vec<(Vec<f32>, Vec<f32>)> = Vec::new();
+    let fill = |dx: &mut [f32]| {
+        partials = dx
+            .par_chunks_mut(ROWS * d)
+            .zip(xs.par_chunks(ROWS * d))
+            .zip(gs.par_chunks(ROWS * d))
+            .map(|((dx, x), g)| {
+                let (mut dgamma, mut dbeta) = (vec![0.0; d], vec![0.0; d]);
+                for ((dx, x), g) in dx.chunks_mut(d).zip(x.chunks(d)).zip(g.chunks(d)) {
+                    kernels::backward(x, gamma, g, epsilon, dx, &mut dgamma, &mut dbeta);
+                }
+                (dgamma, dbeta)
+            })
+            .collect()
+    };
+    // SAFETY: the kernel writes each element of its row's dx.
+    let dx = unsafe { written(x.shape(), fill) };
     let (mut dgamma, mut dbeta) = (vec![0.0f32; d], vec![0.0f32; d]);
     for (pg, pb) in partials {
         dgamma.iter_mut().zip(pg).for_each(|(a, b)| *a += b);

@@ -1,4 +1,5 @@
-//! `x · W + b` as one operation with its own backward pass on the CPU
+//! `x · W + b`, and `x · Wᵀ` for a weight stored `[out, in]` (GPT-2's
+//! tied LM head), as operations with their own backward passes on the CPU
 //! backend.
 //!
 //! Composed, a biased linear layer is a product into a fresh output (which
@@ -86,6 +87,82 @@ impl<C: CheckpointStrategy> FusedLinear for Autodiff<Flex, C> {
     }
 }
 
+/// `x` (`[rows, in]`) · `weightᵀ` for `weight` stored `[out, in]`: the LM
+/// head reading the token embedding. Composed as a transpose and a
+/// product, its weight gradient comes back as a transposed view, and the
+/// embedding's own gradient is then added to it element by element at a
+/// stride of the whole vocabulary, a cache miss per element (2% of a PPO
+/// iteration). Here ∂L/∂W = Gᵀ·x is written row-major, as W is stored.
+pub fn linear_transposed(x: Tensor<2>, weight: Tensor<2>) -> Tensor<2> {
+    if crate::device::is_cpu(&x.device()) {
+        Tensor::from_dispatch(<burn::backend::Dispatch as FusedLinearT>::fused_linear_t(
+            x.into_dispatch(),
+            weight.into_dispatch(),
+        ))
+    } else {
+        x.matmul(weight.transpose())
+    }
+}
+
+#[backend_extension(Flex, Autodiff)]
+pub trait FusedLinearT: Backend {
+    /// `x`: `[rows, in]`; `weight`: `[out, in]` → `[rows, out]`.
+    fn fused_linear_t(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self>;
+}
+
+impl FusedLinearT for Flex {
+    fn fused_linear_t(x: FlexTensor, weight: FlexTensor) -> FlexTensor {
+        forward_t(&x.to_contiguous(), &weight.to_contiguous())
+    }
+}
+
+impl<C: CheckpointStrategy> FusedLinearT for Autodiff<Flex, C> {
+    fn fused_linear_t(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct LinearTBackward;
+
+        impl Backward<Flex, 2> for LinearTBackward {
+            /// The input and the weight.
+            type State = (FlexTensor, FlexTensor);
+
+            fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+                let [x_node, weight_node] = ops.parents;
+                let grad = grads.consume::<Flex>(&ops.node).to_contiguous();
+                let (x, weight) = ops.state;
+                let (rows, inputs, outputs) = (x.shape()[0], x.shape()[1], weight.shape()[0]);
+                let g = Matrix::rows(f32s(&grad), outputs);
+                if let Some(node) = x_node {
+                    // ∂L/∂x = G · W.
+                    let w = Matrix::rows(f32s(&weight), inputs);
+                    let dx = product_tensor(Shape::new([rows, inputs]), outputs, g, w, Threads::Pool);
+                    grads.register::<Flex>(node.id, dx);
+                }
+                if let Some(node) = weight_node {
+                    // ∂L/∂W = Gᵀ · x.
+                    let (gt, x) = (Matrix::t(f32s(&grad), outputs), Matrix::rows(f32s(&x), inputs));
+                    let dw = product_tensor(Shape::new([outputs, inputs]), rows, gt, x, Threads::Pool);
+                    grads.register::<Flex>(node.id, dw);
+                }
+            }
+        }
+
+        let nodes = [x.node(), weight.node()];
+        let x = x.into_primitive().to_contiguous();
+        let weight = weight.into_primitive().to_contiguous();
+        let y = forward_t(&x, &weight);
+        match LinearTBackward.prepare::<C>(nodes).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => prep.finish((x, weight), y),
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        }
+    }
+}
+
+fn forward_t(x: &FlexTensor, weight: &FlexTensor) -> FlexTensor {
+    let (rows, inputs, outputs) = (x.shape()[0], x.shape()[1], weight.shape()[0]);
+    let (x, wt) = (Matrix::rows(f32s(x), inputs), Matrix::t(f32s(weight), inputs));
+    product_tensor(Shape::new([rows, outputs]), inputs, x, wt, Threads::Pool)
+}
+
 fn forward(x: &FlexTensor, weight: &FlexTensor, bias: &FlexTensor) -> FlexTensor {
     let (rows, inputs, outputs) = (x.shape()[0], x.shape()[1], weight.shape()[1]);
     let bias = f32s(bias);
@@ -154,6 +231,56 @@ mod tests {
             b.grad(&grads).unwrap().into_data().try_to_vec::<f32>().unwrap(),
             [1.0, 2.0, 3.0]
         );
+    }
+
+    /// x = [[1, 2]], W stored [out, in] = [[1, 0], [2, 3], [0, 1]]:
+    /// y = x·Wᵀ = [1, 2 + 6, 2] = [1, 8, 2]. With G = [[1, 2, 3]]:
+    /// ∂x = G·W = [1 + 4, 6 + 3] = [5, 9], ∂W = Gᵀ·x = [[1, 2], [2, 4], [3, 6]].
+    #[test]
+    fn transposed_weight_by_hand() {
+        let device = Device::flex().autodiff();
+        let x = Tensor::<2>::from_data(TensorData::new(vec![1.0f32, 2.0], [1, 2]), &device).require_grad();
+        let w = Tensor::<2>::from_data(TensorData::new(vec![1.0f32, 0.0, 2.0, 3.0, 0.0, 1.0], [3, 2]), &device)
+            .require_grad();
+        let g = Tensor::<2>::from_data(TensorData::new(vec![1.0f32, 2.0, 3.0], [1, 3]), &device);
+        let y = linear_transposed(x.clone(), w.clone());
+        let grads = (y.clone() * g).sum().backward();
+        let v2 = |t: Tensor<2>| t.into_data().try_to_vec::<f32>().unwrap();
+        assert_eq!(v2(y), [1.0, 8.0, 2.0]);
+        assert_eq!(v2(x.grad(&grads).unwrap()), [5.0, 9.0]);
+        assert_eq!(v2(w.grad(&grads).unwrap()), [1.0, 2.0, 2.0, 4.0, 3.0, 6.0]);
+    }
+
+    /// The transposed-weight operation and burn's transpose and product
+    /// agree on values and gradients, with the weight also read as an
+    /// embedding (GPT-2's tying), so that both gradients add up in one.
+    #[test]
+    fn transposed_weight_agrees_with_composed_product() {
+        let device = Device::flex().autodiff();
+        let (rows, inputs, outputs) = (300, 96, 80);
+        let pattern = |n: usize, k: usize| -> Vec<f32> { (0..n).map(|i| ((i * k % 89) as f32 / 40.0) - 1.0).collect() };
+        let g = Tensor::<2>::from_data(TensorData::new(pattern(rows * outputs, 37), [rows, outputs]), &device);
+        let ids: Vec<i64> = (0..rows as i64).map(|i| i * 7 % outputs as i64).collect();
+        let ids = Tensor::<1, burn::tensor::Int>::from_data(TensorData::new(ids, [rows]), &device);
+        let run = |fused: bool| {
+            let w = Tensor::<2>::from_data(
+                TensorData::new(pattern(outputs * inputs, 31), [outputs, inputs]),
+                &device,
+            )
+            .require_grad();
+            let x = w.clone().select(0, ids.clone());
+            let y = if fused {
+                linear_transposed(x, w.clone())
+            } else {
+                x.matmul(w.clone().transpose())
+            };
+            let grads = (y.clone() * g.clone()).sum().backward();
+            let v2 = |t: Tensor<2>| t.into_data().try_to_vec::<f32>().unwrap();
+            (v2(y), v2(w.grad(&grads).unwrap()))
+        };
+        let (fused, composed) = (run(true), run(false));
+        assert_close("y", &fused.0, &composed.0, 1e-3);
+        assert_close("dW", &fused.1, &composed.1, 1e-3);
     }
 
     /// The fused operation and burn's composed `linear` agree on values

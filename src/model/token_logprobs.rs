@@ -24,7 +24,7 @@ use burn::backend::{Autodiff, Backend, backend_extension};
 use burn::tensor::{Int, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::cpu_tensor::{f32s, zeros};
+use super::cpu_tensor::{f32s, written, zeros};
 
 /// Columns of the fused operation's `[rows, 4]` output.
 const LOGP: usize = 0;
@@ -122,17 +122,17 @@ fn backward(logits: FlexTensor, targets: &FlexTensor, out: &FlexTensor, grad: Fl
     let (out, grad) = (out.to_contiguous(), grad.to_contiguous());
     let v = logits.shape()[1];
     let targets = int_values(targets);
-    let mut dx = zeros(logits.shape());
     let (xs, outs, grads) = (f32s(&logits), f32s(&out), f32s(&grad));
-    dx.storage_mut::<f32>()
-        .par_chunks_mut(v)
-        .enumerate()
-        .for_each(|(row, dx)| {
+    let fill = |dx: &mut [f32]| {
+        dx.par_chunks_mut(v).enumerate().for_each(|(row, dx)| {
             let at = row * COLS;
             let g = grads[at + LOGP];
             kernels::backward(&xs[row * v..(row + 1) * v], targets[row], outs[at + LSE], g, dx);
-        });
-    dx
+        })
+    };
+    // SAFETY: the kernel writes each element of its row before adding the
+    // target's term to one of them.
+    unsafe { written(logits.shape(), fill) }
 }
 
 /// An int tensor's values as indices, whatever integer type it holds.
