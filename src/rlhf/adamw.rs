@@ -16,7 +16,7 @@
 
 use burn::grad_clipping::GradientClippingConfig;
 use burn::optim::{AdamW, AdamWConfig, AdamWState, AdaptiveMomentumState, LearningRate, Optimizer};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Tensor};
 use rayon::prelude::*;
 
 const BETA_1: f32 = 0.9;
@@ -62,8 +62,12 @@ impl ClippedAdamW {
         self.composed.step(lr, tensor, clipped, state)
     }
 
-    /// The same step on host memory, one pass for the norm and one for the
-    /// update.
+    /// The same step on the CPU backend's own buffers, one pass for the
+    /// norm and one for the update. Read through burn's host data instead,
+    /// every weight (shared with the NaN guard's copy of the model) and
+    /// every moment was copied twice on the way out and once on the way in,
+    /// a third of the optimizer's time.
+    #[cfg(feature = "flex")]
     fn fused_step<const D: usize>(
         &self,
         lr: LearningRate,
@@ -71,43 +75,107 @@ impl ClippedAdamW {
         grad: Tensor<D>,
         state: Option<AdamWState<D>>,
     ) -> (Tensor<D>, Option<AdamWState<D>>) {
-        let (device, shape) = (tensor.device(), tensor.shape());
-        let values = |t: Tensor<D>| {
-            t.into_data()
-                .convert::<f32>()
-                .try_into_vec::<f32>()
-                .expect("f32 values")
-        };
-        let (mut p, g) = (values(tensor), values(grad));
-        let (time, mut m, mut v) = match state {
-            Some(s) => (
-                s.momentum.time + 1,
-                values(s.momentum.moment_1),
-                values(s.momentum.moment_2),
+        let shape = tensor.shape();
+        let n = shape.num_elements();
+        let (time, m, v) = match state {
+            Some(s) => (s.momentum.time + 1, s.momentum.moment_1, s.momentum.moment_2),
+            None => (
+                1,
+                Tensor::zeros(shape.clone(), &tensor.device()),
+                Tensor::zeros(shape.clone(), &tensor.device()),
             ),
-            None => (1, vec![0.0; p.len()], vec![0.0; p.len()]),
         };
-        let norm = sum_of_squares(&g).sqrt() as f32;
-        let step = Step {
-            clip: (self.max_grad_norm / (norm + f32::MIN_POSITIVE)).min(1.0),
-            lr: lr as f32,
-            decay: 1.0 - (lr as f32) * self.weight_decay,
-            bias_1: 1.0 - BETA_1.powi(time as i32),
-            bias_2: 1.0 - BETA_2.powi(time as i32),
-        };
-        p.par_chunks_mut(CHUNK)
-            .zip(g.par_chunks(CHUNK))
-            .zip(m.par_chunks_mut(CHUNK))
-            .zip(v.par_chunks_mut(CHUNK))
-            .for_each(|(((p, g), m), v)| step.apply(p, g, m, v));
-        let tensor_of = |x: Vec<f32>| Tensor::<D>::from_data(TensorData::new(x, shape.clone()), &device);
+        let flat = |t: Tensor<D>| t.reshape([n]).into_dispatch();
+        let (p, m, v) = <burn::backend::Dispatch as flex::FusedAdamW>::adamw_step(
+            flat(tensor),
+            flat(grad),
+            flat(m),
+            flat(v),
+            self.max_grad_norm,
+            lr as f32,
+            self.weight_decay,
+            time as i32,
+        );
+        let shaped = |t| Tensor::<1>::from_dispatch(t).reshape(shape.clone());
         let momentum = AdaptiveMomentumState {
             time,
-            moment_1: tensor_of(m),
-            moment_2: tensor_of(v),
+            moment_1: shaped(m),
+            moment_2: shaped(v),
             max_moment_2: None,
         };
-        (tensor_of(p), Some(AdamWState { momentum }))
+        (shaped(p), Some(AdamWState { momentum }))
+    }
+}
+
+#[cfg(feature = "flex")]
+mod flex {
+    use burn::backend::flex::FlexTensor;
+    use burn::backend::tensor::FloatTensor;
+    use burn::backend::{Backend, Flex, TensorMetadata, backend_extension};
+    use rayon::prelude::*;
+
+    use super::{BETA_1, BETA_2, CHUNK, Step, sum_of_squares};
+    use crate::model::cpu_tensor::{f32s, owned, written};
+
+    #[backend_extension(Flex)]
+    pub trait FusedAdamW: Backend {
+        /// One clipped AdamW step at step count `time` on `[n]` tensors:
+        /// the parameter, its gradient and both moments in, the new
+        /// parameter and moments out.
+        #[allow(clippy::too_many_arguments)]
+        fn adamw_step(
+            p: FloatTensor<Self>,
+            g: FloatTensor<Self>,
+            m: FloatTensor<Self>,
+            v: FloatTensor<Self>,
+            max_grad_norm: f32,
+            lr: f32,
+            weight_decay: f32,
+            time: i32,
+        ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+    }
+
+    impl FusedAdamW for Flex {
+        fn adamw_step(
+            p: FlexTensor,
+            g: FlexTensor,
+            m: FlexTensor,
+            v: FlexTensor,
+            max_grad_norm: f32,
+            lr: f32,
+            weight_decay: f32,
+            time: i32,
+        ) -> (FlexTensor, FlexTensor, FlexTensor) {
+            let (p, g) = (p.to_contiguous(), g.to_contiguous());
+            // The moments are the optimizer's alone, so they update in
+            // place (a shared one would be copied first).
+            let (mut m, mut v) = (owned(m), owned(v));
+            let (ps, gs) = (f32s(&p), f32s(&g));
+            let norm = sum_of_squares(gs).sqrt() as f32;
+            let step = Step {
+                clip: (max_grad_norm / (norm + f32::MIN_POSITIVE)).min(1.0),
+                lr,
+                decay: 1.0 - lr * weight_decay,
+                bias_1: 1.0 - BETA_1.powi(time),
+                bias_2: 1.0 - BETA_2.powi(time),
+            };
+            let (ms, vs) = (m.storage_mut::<f32>(), v.storage_mut::<f32>());
+            assert!(
+                ms.len() == ps.len() && vs.len() == ps.len(),
+                "adamw_step: moments of another size"
+            );
+            let fill = |out: &mut [f32]| {
+                out.par_chunks_mut(CHUNK)
+                    .zip(ps.par_chunks(CHUNK))
+                    .zip(gs.par_chunks(CHUNK))
+                    .zip(ms.par_chunks_mut(CHUNK))
+                    .zip(vs.par_chunks_mut(CHUNK))
+                    .for_each(|((((out, p), g), m), v)| step.apply(p, g, m, v, out))
+            };
+            // SAFETY: `apply` writes every element of its output chunk.
+            let p = unsafe { written(p.shape(), fill) };
+            (p, m, v)
+        }
     }
 }
 
@@ -149,14 +217,15 @@ struct Step {
 }
 
 impl Step {
-    fn apply(&self, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
+    /// Updates the moments in place and writes the new parameter to `out`.
+    fn apply(&self, p: &[f32], g: &[f32], m: &mut [f32], v: &mut [f32], out: &mut [f32]) {
         crate::model::simd::widest(|| {
-            for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+            for ((((out, &p), &g), m), v) in out.iter_mut().zip(p).zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
                 let g = g * self.clip;
                 *m = BETA_1 * *m + (1.0 - BETA_1) * g;
                 *v = BETA_2 * *v + (1.0 - BETA_2) * g * g;
                 let update = (*m / self.bias_1) / ((*v / self.bias_2).sqrt() + EPSILON);
-                *p = *p * self.decay - self.lr * update;
+                *out = p * self.decay - self.lr * update;
             }
         })
     }
@@ -172,11 +241,11 @@ impl Optimizer for ClippedAdamW {
         grad: Tensor<D>,
         state: Option<Self::State<D>>,
     ) -> (Tensor<D>, Option<Self::State<D>>) {
+        #[cfg(feature = "flex")]
         if crate::device::is_cpu(&tensor.device()) {
-            self.fused_step(lr, tensor, grad, state)
-        } else {
-            self.composed_step(lr, tensor, grad, state)
+            return self.fused_step(lr, tensor, grad, state);
         }
+        self.composed_step(lr, tensor, grad, state)
     }
 
     fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
@@ -188,6 +257,7 @@ impl Optimizer for ClippedAdamW {
 mod tests {
     use super::*;
     use crate::testutil::assert_close;
+    use burn::tensor::TensorData;
 
     fn vec1(t: Tensor<1>) -> Vec<f32> {
         t.into_data().try_to_vec::<f32>().unwrap()
