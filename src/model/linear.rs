@@ -209,28 +209,36 @@ mod tests {
     use crate::testutil::assert_close;
     use burn::tensor::{Device, TensorData};
 
+    /// A tensor on the CPU with autodiff whose gradient is tracked.
+    fn tracked<const D: usize>(values: &[f32], shape: [usize; D]) -> Tensor<D> {
+        Tensor::<D>::from_data(TensorData::new(values.to_vec(), shape), &Device::flex().autodiff()).require_grad()
+    }
+
+    fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        t.into_data().try_to_vec::<f32>().unwrap()
+    }
+
+    /// `n` values in [−1, 1.2] in a pattern set by `k`.
+    fn pattern(n: usize, k: usize) -> Vec<f32> {
+        (0..n).map(|i| ((i * k % 89) as f32 / 40.0) - 1.0).collect()
+    }
+
     /// x = [[1, 2]], W = [[1, 0, 2], [0, 1, 3]], b = [10, 20, 30]:
     /// y = [1 + 10, 2 + 20, 2 + 6 + 30] = [11, 22, 38]. With L = Σ y ⊙ G,
     /// G = [[1, 2, 3]]: ∂x = G·Wᵀ = [1 + 6, 2 + 9] = [7, 11],
     /// ∂W = xᵀ·G = [[1, 2, 3], [2, 4, 6]], ∂b = G.
     #[test]
     fn one_row_worked_by_hand() {
-        let device = Device::flex().autodiff();
-        let x = Tensor::<2>::from_data(TensorData::new(vec![1.0f32, 2.0], [1, 2]), &device).require_grad();
-        let w = Tensor::<2>::from_data(TensorData::new(vec![1.0f32, 0.0, 2.0, 0.0, 1.0, 3.0], [2, 3]), &device)
-            .require_grad();
-        let b = Tensor::<1>::from_data(TensorData::new(vec![10.0f32, 20.0, 30.0], [3]), &device).require_grad();
-        let g = Tensor::<2>::from_data(TensorData::new(vec![1.0f32, 2.0, 3.0], [1, 3]), &device);
+        let x = tracked(&[1.0, 2.0], [1, 2]);
+        let w = tracked(&[1.0, 0.0, 2.0, 0.0, 1.0, 3.0], [2, 3]);
+        let b = tracked(&[10.0, 20.0, 30.0], [3]);
+        let g = tracked(&[1.0, 2.0, 3.0], [1, 3]).detach();
         let y = linear(x.clone(), w.clone(), Some(b.clone()));
         let grads = (y.clone() * g).sum().backward();
-        let v2 = |t: Tensor<2>| t.into_data().try_to_vec::<f32>().unwrap();
-        assert_eq!(v2(y), [11.0, 22.0, 38.0]);
-        assert_eq!(v2(x.grad(&grads).unwrap()), [7.0, 11.0]);
-        assert_eq!(v2(w.grad(&grads).unwrap()), [1.0, 2.0, 3.0, 2.0, 4.0, 6.0]);
-        assert_eq!(
-            b.grad(&grads).unwrap().into_data().try_to_vec::<f32>().unwrap(),
-            [1.0, 2.0, 3.0]
-        );
+        assert_eq!(values(y), [11.0, 22.0, 38.0]);
+        assert_eq!(values(x.grad(&grads).unwrap()), [7.0, 11.0]);
+        assert_eq!(values(w.grad(&grads).unwrap()), [1.0, 2.0, 3.0, 2.0, 4.0, 6.0]);
+        assert_eq!(values(b.grad(&grads).unwrap()), [1.0, 2.0, 3.0]);
     }
 
     /// x = [[1, 2]], W stored [out, in] = [[1, 0], [2, 3], [0, 1]]:
@@ -238,17 +246,14 @@ mod tests {
     /// ∂x = G·W = [1 + 4, 6 + 3] = [5, 9], ∂W = Gᵀ·x = [[1, 2], [2, 4], [3, 6]].
     #[test]
     fn transposed_weight_by_hand() {
-        let device = Device::flex().autodiff();
-        let x = Tensor::<2>::from_data(TensorData::new(vec![1.0f32, 2.0], [1, 2]), &device).require_grad();
-        let w = Tensor::<2>::from_data(TensorData::new(vec![1.0f32, 0.0, 2.0, 3.0, 0.0, 1.0], [3, 2]), &device)
-            .require_grad();
-        let g = Tensor::<2>::from_data(TensorData::new(vec![1.0f32, 2.0, 3.0], [1, 3]), &device);
+        let x = tracked(&[1.0, 2.0], [1, 2]);
+        let w = tracked(&[1.0, 0.0, 2.0, 3.0, 0.0, 1.0], [3, 2]);
+        let g = tracked(&[1.0, 2.0, 3.0], [1, 3]).detach();
         let y = linear_transposed(x.clone(), w.clone());
         let grads = (y.clone() * g).sum().backward();
-        let v2 = |t: Tensor<2>| t.into_data().try_to_vec::<f32>().unwrap();
-        assert_eq!(v2(y), [1.0, 8.0, 2.0]);
-        assert_eq!(v2(x.grad(&grads).unwrap()), [5.0, 9.0]);
-        assert_eq!(v2(w.grad(&grads).unwrap()), [1.0, 2.0, 2.0, 4.0, 3.0, 6.0]);
+        assert_eq!(values(y), [1.0, 8.0, 2.0]);
+        assert_eq!(values(x.grad(&grads).unwrap()), [5.0, 9.0]);
+        assert_eq!(values(w.grad(&grads).unwrap()), [1.0, 2.0, 2.0, 4.0, 3.0, 6.0]);
     }
 
     /// The transposed-weight operation and burn's transpose and product
@@ -258,7 +263,6 @@ mod tests {
     fn transposed_weight_agrees_with_composed_product() {
         let device = Device::flex().autodiff();
         let (rows, inputs, outputs) = (300, 96, 80);
-        let pattern = |n: usize, k: usize| -> Vec<f32> { (0..n).map(|i| ((i * k % 89) as f32 / 40.0) - 1.0).collect() };
         let g = Tensor::<2>::from_data(TensorData::new(pattern(rows * outputs, 37), [rows, outputs]), &device);
         let ids: Vec<i64> = (0..rows as i64).map(|i| i * 7 % outputs as i64).collect();
         let ids = Tensor::<1, burn::tensor::Int>::from_data(TensorData::new(ids, [rows]), &device);
@@ -290,7 +294,6 @@ mod tests {
     fn fused_op_agrees_with_composed_linear() {
         let device = Device::flex().autodiff();
         let (rows, inputs, outputs) = (300, 96, 80);
-        let pattern = |n: usize, k: usize| -> Vec<f32> { (0..n).map(|i| ((i * k % 89) as f32 / 40.0) - 1.0).collect() };
         let g = Tensor::<2>::from_data(TensorData::new(pattern(rows * outputs, 37), [rows, outputs]), &device);
         let run = |fused: bool| {
             let leaf = |data: Vec<f32>, shape: Vec<usize>| {
