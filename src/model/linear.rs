@@ -267,11 +267,7 @@ mod tests {
         let ids: Vec<i64> = (0..rows as i64).map(|i| i * 7 % outputs as i64).collect();
         let ids = Tensor::<1, burn::tensor::Int>::from_data(TensorData::new(ids, [rows]), &device);
         let run = |fused: bool| {
-            let w = Tensor::<2>::from_data(
-                TensorData::new(pattern(outputs * inputs, 31), [outputs, inputs]),
-                &device,
-            )
-            .require_grad();
+            let w = tracked(&pattern(outputs * inputs, 31), [outputs, inputs]);
             let x = w.clone().select(0, ids.clone());
             let y = if fused {
                 linear_transposed(x, w.clone())
@@ -279,8 +275,7 @@ mod tests {
                 x.matmul(w.clone().transpose())
             };
             let grads = (y.clone() * g.clone()).sum().backward();
-            let v2 = |t: Tensor<2>| t.into_data().try_to_vec::<f32>().unwrap();
-            (v2(y), v2(w.grad(&grads).unwrap()))
+            (values(y), values(w.grad(&grads).unwrap()))
         };
         let (fused, composed) = (run(true), run(false));
         assert_close("y", &fused.0, &composed.0, 1e-3);
@@ -296,24 +291,20 @@ mod tests {
         let (rows, inputs, outputs) = (300, 96, 80);
         let g = Tensor::<2>::from_data(TensorData::new(pattern(rows * outputs, 37), [rows, outputs]), &device);
         let run = |fused: bool| {
-            let leaf = |data: Vec<f32>, shape: Vec<usize>| {
-                Tensor::<2>::from_data(TensorData::new(data, shape), &device).require_grad()
-            };
-            let x = leaf(pattern(rows * inputs, 7919), vec![rows, inputs]);
-            let w = leaf(pattern(inputs * outputs, 31), vec![inputs, outputs]);
-            let b = Tensor::<1>::from_data(TensorData::new(pattern(outputs, 13), [outputs]), &device).require_grad();
+            let x = tracked(&pattern(rows * inputs, 7919), [rows, inputs]);
+            let w = tracked(&pattern(inputs * outputs, 31), [inputs, outputs]);
+            let b = tracked(&pattern(outputs, 13), [outputs]);
             let y = if fused {
                 linear(x.clone(), w.clone(), Some(b.clone()))
             } else {
                 burn::tensor::module::linear(x.clone(), w.clone(), Some(b.clone()))
             };
             let grads = (y.clone() * g.clone()).sum().backward();
-            let v2 = |t: Tensor<2>| t.into_data().try_to_vec::<f32>().unwrap();
             (
-                v2(y),
-                v2(x.grad(&grads).unwrap()),
-                v2(w.grad(&grads).unwrap()),
-                b.grad(&grads).unwrap().into_data().try_to_vec::<f32>().unwrap(),
+                values(y),
+                values(x.grad(&grads).unwrap()),
+                values(w.grad(&grads).unwrap()),
+                values(b.grad(&grads).unwrap()),
             )
         };
         let (fused, composed) = (run(true), run(false));
