@@ -32,23 +32,24 @@ pub fn zeros(shape: Shape) -> FlexTensor {
 }
 
 /// A new f32 tensor of `shape` that `fill` writes in full, handed over
-/// without being zeroed first: zeroing is a pass of its own over outputs of
-/// megabytes, all of it overwritten.
+/// without being zeroed first (zeroing is a pass of its own over outputs
+/// of megabytes, all of it overwritten), and what `fill` returned.
 ///
 /// # Safety
 /// `fill` must write every element of the slice it is given and read none
 /// before writing it.
-pub unsafe fn written(shape: Shape, fill: impl FnOnce(&mut [f32])) -> FlexTensor {
+pub unsafe fn written<R>(shape: Shape, fill: impl FnOnce(&mut [f32]) -> R) -> (FlexTensor, R) {
     let n = shape.num_elements();
     let mut out = Vec::<f32>::with_capacity(n);
     // SAFETY: the slice spans the vector's `n` reserved elements; as the
     // caller guarantees, each is written before it is read, and all of
     // them are written when the length is set.
-    unsafe {
-        fill(std::slice::from_raw_parts_mut(out.as_mut_ptr(), n));
+    let result = unsafe {
+        let result = fill(std::slice::from_raw_parts_mut(out.as_mut_ptr(), n));
         out.set_len(n);
-    }
-    FlexTensor::from_data(TensorData::new(out, shape))
+        result
+    };
+    (FlexTensor::from_data(TensorData::new(out, shape)), result)
 }
 
 /// A matrix operand inside a slice: element (r, c) sits at `r·stride + c`,
@@ -103,18 +104,10 @@ impl<'a> Matrix<'a> {
 pub fn product_tensor(shape: Shape, k: usize, lhs: Matrix, rhs: Matrix, threads: Threads) -> FlexTensor {
     let n = shape[shape.num_dims() - 1];
     let m = shape.num_elements() / n.max(1);
-    assert!(lhs.holds(m, k) && rhs.holds(k, n), "product: operand too small");
-    let mut out = Vec::<f32>::with_capacity(m * n);
-    // SAFETY: the operands are bounded as asserted; the destination is the
-    // vector's own `m·n` reserved elements, row-major with stride n. gemm
-    // does not read a destination it is told not to accumulate into, and
-    // writes every element of it (zeros when k = 0), so all `m·n` are
-    // initialised when the length is set.
-    unsafe {
-        gemm_raw((m, n, k), out.as_mut_ptr(), n, lhs, rhs, 1.0, false, threads);
-        out.set_len(m * n);
-    }
-    FlexTensor::from_data(TensorData::new(out, shape))
+    let fill = |out: &mut [f32]| product((m, n, k), out, n, lhs, rhs, 1.0, false, threads);
+    // SAFETY: gemm does not read a destination it is told not to
+    // accumulate into, and writes every element of it (zeros when k = 0).
+    unsafe { written(shape, fill).0 }
 }
 
 /// Where a product runs.
@@ -145,53 +138,21 @@ pub fn product(
     // The product reads and writes only inside the slices it is given.
     assert!(Matrix::rows(dst, dst_rs).holds(m, n), "product: destination too small");
     assert!(lhs.holds(m, k) && rhs.holds(k, n), "product: operand too small");
-    // SAFETY: the assertions above bound every element each operand's
-    // strides reach within its slice; `dst` is borrowed mutably, so it does
-    // not alias the inputs.
-    unsafe {
-        gemm_raw(
-            (m, n, k),
-            dst.as_mut_ptr(),
-            dst_rs,
-            lhs,
-            rhs,
-            alpha,
-            accumulate,
-            threads,
-        )
-    }
-}
-
-/// `product` into `dst`, a row-major `m×n` matrix with row stride `dst_rs`.
-///
-/// # Safety
-/// `dst` must be valid for writes at every element of that matrix (and
-/// for reads too when `accumulate`), and alias neither operand; each
-/// operand must hold its matrix.
-#[allow(clippy::too_many_arguments)]
-unsafe fn gemm_raw(
-    (m, n, k): (usize, usize, usize),
-    dst: *mut f32,
-    dst_rs: usize,
-    lhs: Matrix,
-    rhs: Matrix,
-    alpha: f32,
-    accumulate: bool,
-    threads: Threads,
-) {
     let ((lhs_cs, lhs_rs), (rhs_cs, rhs_rs)) = (lhs.strides(), rhs.strides());
     let parallelism = if threads == Threads::Pool && m * n * k >= PARALLEL_MACS {
         gemm::Parallelism::Rayon(0)
     } else {
         gemm::Parallelism::None
     };
-    // SAFETY: as the caller guarantees.
+    // SAFETY: the assertions above bound every element each operand's
+    // strides reach within its slice; `dst` is borrowed mutably, so it does
+    // not alias the inputs.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            dst,
+            dst.as_mut_ptr(),
             1,
             dst_rs as isize,
             accumulate,

@@ -128,7 +128,7 @@ mod flex {
         };
         // SAFETY: every kernel `f` writes each element of its output
         // chunk, reading only its inputs.
-        unsafe { written(x.shape(), fill) }
+        unsafe { written(x.shape(), fill).0 }
     }
 }
 

@@ -71,7 +71,7 @@ impl FusedLayerNorm for Flex {
                 })
         };
         // SAFETY: the kernel writes each element of its row.
-        unsafe { written(x.shape(), fill) }
+        unsafe { written(x.shape(), fill).0 }
     }
 }
 
@@ -119,10 +119,8 @@ fn backward(x: FlexTensor, gamma: FlexTensor, grad: FlexTensor, epsilon: f32) ->
     let (x, gamma, grad) = (x.to_contiguous(), gamma.to_contiguous(), grad.to_contiguous());
     let d = x.shape()[1];
     let (xs, gamma, gs) = (f32s(&x), f32s(&gamma), f32s(&grad));
-    let mut partials: Vec<(Vec<f32>, Vec<f32>)> = Vec::new();
-    let fill = |dx: &mut [f32]| {
-        partials = dx
-            .par_chunks_mut(ROWS * d)
+    let fill = |dx: &mut [f32]| -> Vec<(Vec<f32>, Vec<f32>)> {
+        dx.par_chunks_mut(ROWS * d)
             .zip(xs.par_chunks(ROWS * d))
             .zip(gs.par_chunks(ROWS * d))
             .map(|((dx, x), g)| {
@@ -135,7 +133,7 @@ fn backward(x: FlexTensor, gamma: FlexTensor, grad: FlexTensor, epsilon: f32) ->
             .collect()
     };
     // SAFETY: the kernel writes each element of its row's dx.
-    let dx = unsafe { written(x.shape(), fill) };
+    let (dx, partials) = unsafe { written(x.shape(), fill) };
     let (mut dgamma, mut dbeta) = (vec![0.0f32; d], vec![0.0f32; d]);
     for (pg, pb) in partials {
         dgamma.iter_mut().zip(pg).for_each(|(a, b)| *a += b);

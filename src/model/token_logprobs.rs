@@ -132,7 +132,7 @@ fn backward(logits: FlexTensor, targets: &FlexTensor, out: &FlexTensor, grad: Fl
     };
     // SAFETY: the kernel writes each element of its row before adding the
     // target's term to one of them.
-    unsafe { written(logits.shape(), fill) }
+    unsafe { written(logits.shape(), fill).0 }
 }
 
 /// An int tensor's values as indices, whatever integer type it holds.

@@ -42,18 +42,21 @@ impl Window {
         );
         match self.starts.first() {
             Some(&first) if self.starts.iter().any(|&s| s != first) => {
-                let rows: Vec<i64> = self
-                    .starts
-                    .iter()
-                    .enumerate()
-                    .flat_map(|(i, &s)| (i * t + s..i * t + s + self.len).map(|r| r as i64))
+                let rows: Vec<usize> = (self.starts.iter().enumerate())
+                    .flat_map(|(i, &s)| i * t + s..i * t + s + self.len)
                     .collect();
-                let rows = Tensor::<1, Int>::from_data(TensorData::new(rows, [b * self.len]), &x.device());
-                x.reshape([b * t, d]).select(0, rows).reshape([b, self.len, d])
+                select_rows(x.reshape([b * t, d]), &rows).reshape([b, self.len, d])
             }
             first => x.narrow(1, first.copied().unwrap_or(0), self.len),
         }
     }
+}
+
+/// Rows `rows` of `x` (`[n, d]`), in that order: `[rows.len(), d]`.
+pub fn select_rows(x: Tensor<2>, rows: &[usize]) -> Tensor<2> {
+    let indices: Vec<i64> = rows.iter().map(|&r| r as i64).collect();
+    let indices = Tensor::<1, Int>::from_data(TensorData::new(indices, [rows.len()]), &x.device());
+    x.select(0, indices)
 }
 
 #[cfg(test)]

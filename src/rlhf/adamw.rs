@@ -173,7 +173,7 @@ mod flex {
                     .for_each(|((((out, p), g), m), v)| step.apply(p, g, m, v, out))
             };
             // SAFETY: `apply` writes every element of its output chunk.
-            let p = unsafe { written(p.shape(), fill) };
+            let p = unsafe { written(p.shape(), fill).0 };
             (p, m, v)
         }
     }

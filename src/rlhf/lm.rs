@@ -8,6 +8,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 use crate::model::Gpt2;
 use crate::model::batch::PaddedBatch;
 use crate::model::logprobs::target_stats;
+use crate::model::window::select_rows;
 use crate::rlhf::shards;
 
 /// Inputs, targets and loss weights for one batch of next-token prediction.
@@ -77,13 +78,8 @@ pub fn lm_forward(model: &Gpt2, batch: &LmBatch) -> LmOutput {
         (hidden, batch.targets.clone(), batch.weights.clone())
     } else {
         let d = hidden.dims()[2];
-        let rows: Vec<i64> = counted.iter().map(|&i| i as i64).collect();
-        let rows = Tensor::<1, Int>::from_data(TensorData::new(rows, [counted.len()]), &device);
         (
-            hidden
-                .reshape([b * t, d])
-                .select(0, rows)
-                .reshape([1, counted.len(), d]),
+            select_rows(hidden.reshape([b * t, d]), &counted).reshape([1, counted.len(), d]),
             counted.iter().map(|&i| batch.targets[i]).collect(),
             counted.iter().map(|&i| batch.weights[i]).collect(),
         )

@@ -113,7 +113,7 @@ fn grad_norm<M: Module>(module: &M, grads: &GradientsParams) -> f64 {
 fn cpu_sum_of_squares<const D: usize>(x: Tensor<D>) -> f64 {
     let n = x.shape().num_elements();
     let sum = <burn::backend::Dispatch as flex::FusedSumOfSquares>::sum_of_squares(x.reshape([n]).into_dispatch());
-    Tensor::<1>::from_dispatch(sum).into_scalar::<f32>() as f64
+    Tensor::<1>::from_dispatch(sum).into_scalar::<f64>()
 }
 
 #[cfg(feature = "flex")]
@@ -128,14 +128,14 @@ mod flex {
 
     #[backend_extension(Flex)]
     pub trait FusedSumOfSquares: Backend {
-        /// Σ x² of a `[n]` tensor, as `[1]`.
+        /// Σ x² of a `[n]` tensor, as `[1]` in f64 (the sum's own precision).
         fn sum_of_squares(x: FloatTensor<Self>) -> FloatTensor<Self>;
     }
 
     impl FusedSumOfSquares for Flex {
         fn sum_of_squares(x: FlexTensor) -> FlexTensor {
             let sum = sum_of_squares(f32s(&x.to_contiguous()));
-            FlexTensor::from_data(TensorData::new(vec![sum as f32], [1]))
+            FlexTensor::from_data(TensorData::new(vec![sum], [1]))
         }
     }
 }
