@@ -3,9 +3,9 @@
 //! workloads is stated against.
 //!
 //! On the CPU a product is timed two ways: one product split over every
-//! thread by burn's matmul, and one product per thread at once on the same
-//! kernel (how the training shards run theirs, `rlhf/shards.rs`). The peak
-//! is the better of the two.
+//! thread by burn's matmul (the gemm crate), and one product per thread at
+//! once on the kernel the model's fused operations use (how the training
+//! shards run theirs, `rlhf/shards.rs`). The peak is the better of the two.
 
 use std::time::Instant;
 

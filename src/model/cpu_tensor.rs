@@ -124,6 +124,8 @@ const PARALLEL_MACS: usize = 1 << 21;
 
 /// `dst[m×n] = alpha·lhs·rhs` (`lhs` m×k, `rhs` k×n), plus `dst`'s own
 /// values when `accumulate`; `dst` is row-major with row stride `dst_rs`.
+/// Runs on our own AVX2 kernel where the CPU has it, else on the gemm
+/// crate's.
 #[allow(clippy::too_many_arguments)]
 pub fn product(
     (m, n, k): (usize, usize, usize),
@@ -138,15 +140,52 @@ pub fn product(
     // The product reads and writes only inside the slices it is given.
     assert!(Matrix::rows(dst, dst_rs).holds(m, n), "product: destination too small");
     assert!(lhs.holds(m, k) && rhs.holds(k, n), "product: operand too small");
+    let parallel = threads == Threads::Pool && m * n * k >= PARALLEL_MACS;
+    #[cfg(target_arch = "x86_64")]
+    if super::gemm_avx2::available() {
+        use super::gemm_avx2::{Operand, Output};
+        let operand = |x: Matrix| {
+            let (cs, rs) = x.strides();
+            Operand {
+                ptr: x.data.as_ptr(),
+                rs: rs as usize,
+                cs: cs as usize,
+            }
+        };
+        let out = Output {
+            ptr: dst.as_mut_ptr(),
+            ldc: dst_rs,
+        };
+        // SAFETY: the CPU has the kernel's features; the assertions above
+        // bound every element each operand's strides reach within its
+        // slice; `dst` is borrowed mutably, so it does not alias the inputs.
+        unsafe { super::gemm_avx2::product((m, n, k), operand(lhs), operand(rhs), out, alpha, accumulate, parallel) };
+        return;
+    }
+    crate_product((m, n, k), dst, dst_rs, lhs, rhs, alpha, accumulate, parallel);
+}
+
+/// `product` on the gemm crate, once its operands are checked.
+#[allow(clippy::too_many_arguments)]
+fn crate_product(
+    (m, n, k): (usize, usize, usize),
+    dst: &mut [f32],
+    dst_rs: usize,
+    lhs: Matrix,
+    rhs: Matrix,
+    alpha: f32,
+    accumulate: bool,
+    parallel: bool,
+) {
     let ((lhs_cs, lhs_rs), (rhs_cs, rhs_rs)) = (lhs.strides(), rhs.strides());
-    let parallelism = if threads == Threads::Pool && m * n * k >= PARALLEL_MACS {
+    let parallelism = if parallel {
         gemm::Parallelism::Rayon(0)
     } else {
         gemm::Parallelism::None
     };
-    // SAFETY: the assertions above bound every element each operand's
-    // strides reach within its slice; `dst` is borrowed mutably, so it does
-    // not alias the inputs.
+    // SAFETY: `product` has bounded every element each operand's strides
+    // reach within its slice; `dst` is borrowed mutably, so it does not
+    // alias the inputs.
     unsafe {
         gemm::gemm(
             m,
@@ -198,5 +237,23 @@ mod tests {
             Threads::One,
         );
         assert_eq!(f32s(&empty), [0.0; 6]);
+    }
+
+    /// The gemm crate (the path on CPUs without AVX2) and `product` agree
+    /// on a product of many tiles with a transposed operand, scaling and
+    /// accumulation.
+    #[test]
+    fn crate_path_agrees() {
+        let (m, n, k) = (37, 70, 300);
+        let a: Vec<f32> = (0..m * k).map(|i| ((i * 13) % 29) as f32 / 7.0 - 2.0).collect();
+        let bt: Vec<f32> = (0..k * n).map(|i| ((i * 7) % 31) as f32 / 9.0 - 1.5).collect();
+        let (lhs, rhs) = (Matrix::rows(&a, k), Matrix::t(&bt, k));
+        let start: Vec<f32> = (0..m * n).map(|i| (i % 5) as f32).collect();
+        let (mut ours, mut theirs) = (start.clone(), start);
+        product((m, n, k), &mut ours, n, lhs, rhs, 0.5, true, Threads::Pool);
+        crate_product((m, n, k), &mut theirs, n, lhs, rhs, 0.5, true, true);
+        for (x, y) in ours.iter().zip(&theirs) {
+            assert!((x - y).abs() <= 1e-4 * (1.0 + y.abs()), "{x} against {y}");
+        }
     }
 }

@@ -8,6 +8,8 @@ pub mod config;
 #[cfg(feature = "flex")]
 pub mod cpu_tensor;
 pub mod gelu;
+#[cfg(all(feature = "flex", target_arch = "x86_64"))]
+mod gemm_avx2;
 pub mod generate;
 pub mod gpt2;
 pub mod hf;
