@@ -105,8 +105,9 @@ pub fn product_tensor(shape: Shape, k: usize, lhs: Matrix, rhs: Matrix, threads:
     let n = shape[shape.num_dims() - 1];
     let m = shape.num_elements() / n.max(1);
     let fill = |out: &mut [f32]| product((m, n, k), out, n, lhs, rhs, 1.0, false, threads);
-    // SAFETY: gemm does not read a destination it is told not to
-    // accumulate into, and writes every element of it (zeros when k = 0).
+    // SAFETY: neither kernel reads a destination it is told not to
+    // accumulate into, and both write every element of it (zeros when
+    // k = 0).
     unsafe { written(shape, fill).0 }
 }
 

@@ -270,94 +270,70 @@ unsafe fn kernel(kc: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usiz
 /// where element (i, p) sits at `p·6 + i`; missing rows are zeros.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn pack_a(dst: *mut f32, from: *const f32, rows: usize, kc: usize, a: Operand) {
-    unsafe {
-        if rows == MR && a.cs == 1 {
-            // Rows are contiguous: transpose 8 × 8 blocks (two rows of
-            // zeros), each output vector stored 6 floats after the last,
-            // so that each store's two extra floats are overwritten by the
-            // next (the buffer has a vector to spare after the last).
-            let mut p = 0;
-            while p + 8 <= kc {
-                let mut v = [_mm256_setzero_ps(); 8];
-                for (i, row) in v.iter_mut().take(MR).enumerate() {
-                    *row = _mm256_loadu_ps(from.add(i * a.rs + p));
-                }
-                for (j, column) in transpose8(v).into_iter().enumerate() {
-                    _mm256_storeu_ps(dst.add((p + j) * MR), column);
-                }
-                p += 8;
-            }
-            pack_scalar(dst, from, (MR, MR), p..kc, a);
-        } else if rows == MR && a.rs == 1 {
-            for p in 0..kc {
-                std::ptr::copy_nonoverlapping(from.add(p * a.cs), dst.add(p * MR), MR);
-            }
-        } else {
-            pack_scalar(dst, from, (rows, MR), 0..kc, a);
-        }
-    }
+    unsafe { pack::<MR>(dst, from, rows, kc, (a.rs, a.cs)) }
 }
 
 /// Packs `cols` (≤ 16) columns of `b`, from `from`, `kc` deep, into a
 /// panel where element (p, j) sits at `p·16 + j`; missing columns are
-/// zeros.
+/// zeros: the left packing of `b`'s transpose.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn pack_b(dst: *mut f32, from: *const f32, cols: usize, kc: usize, b: Operand) {
-    unsafe {
-        if cols == NR && b.cs == 1 {
-            for p in 0..kc {
-                std::ptr::copy_nonoverlapping(from.add(p * b.rs), dst.add(p * NR), NR);
-            }
-        } else if cols == NR && b.rs == 1 {
-            // Columns are contiguous: transpose 8 × 8 blocks.
-            let mut p = 0;
-            while p + 8 <= kc {
-                for half in 0..2 {
-                    let mut v = [_mm256_setzero_ps(); 8];
-                    for (j, column) in v.iter_mut().enumerate() {
-                        *column = _mm256_loadu_ps(from.add((half * 8 + j) * b.cs + p));
-                    }
-                    for (r, row) in transpose8(v).into_iter().enumerate() {
-                        _mm256_store_ps(dst.add((p + r) * NR + half * 8), row);
-                    }
-                }
-                p += 8;
-            }
-            pack_b_scalar(dst, from, cols, p..kc, b);
-        } else {
-            pack_b_scalar(dst, from, cols, 0..kc, b);
-        }
-    }
+    unsafe { pack::<NR>(dst, from, cols, kc, (b.cs, b.rs)) }
 }
 
-/// The general left packing, element by element, for `p` in `depth`.
-unsafe fn pack_scalar(
+/// Packs `lines` lines (rows of the left operand, columns of the right),
+/// element p of line i at `from + i·line_stride + p·depth_stride`, into a
+/// panel `WIDTH` lines wide and `kc` deep: element (i, p) at `p·WIDTH + i`,
+/// missing lines zeros. (The width is a constant so that its loops
+/// unroll.)
+#[target_feature(enable = "avx2,fma")]
+unsafe fn pack<const WIDTH: usize>(
     dst: *mut f32,
     from: *const f32,
-    (rows, width): (usize, usize),
-    depth: std::ops::Range<usize>,
-    a: Operand,
+    lines: usize,
+    kc: usize,
+    (line_stride, depth_stride): (usize, usize),
 ) {
-    for p in depth {
-        for i in 0..width {
-            let value = if i < rows {
-                unsafe { *from.add(i * a.rs + p * a.cs) }
-            } else {
-                0.0
-            };
-            unsafe { *dst.add(p * width + i) = value };
+    let full = lines == WIDTH;
+    let mut done = 0;
+    unsafe {
+        if full && depth_stride == 1 {
+            // Each line is contiguous: transpose 8 × 8 blocks, a group of
+            // eight lines at a time (zeros past the last line). Each block's
+            // rows are stored `WIDTH` floats apart in ascending order, so
+            // where `WIDTH` is 6 each store's two extra floats are
+            // overwritten by the next (and the buffer has a vector to
+            // spare after its last panel).
+            while done + 8 <= kc {
+                for group in (0..WIDTH).step_by(8) {
+                    let mut v = [_mm256_setzero_ps(); 8];
+                    for (i, line) in v.iter_mut().take(WIDTH - group).enumerate() {
+                        *line = _mm256_loadu_ps(from.add((group + i) * line_stride + done));
+                    }
+                    for (p, column) in transpose8(v).into_iter().enumerate() {
+                        _mm256_storeu_ps(dst.add((done + p) * WIDTH + group), column);
+                    }
+                }
+                done += 8;
+            }
+        } else if full && line_stride == 1 {
+            // Each depth step's elements are contiguous: one copy per step.
+            for p in 0..kc {
+                std::ptr::copy_nonoverlapping(from.add(p * depth_stride), dst.add(p * WIDTH), WIDTH);
+            }
+            done = kc;
+        }
+        for p in done..kc {
+            for i in 0..WIDTH {
+                let value = if i < lines {
+                    *from.add(i * line_stride + p * depth_stride)
+                } else {
+                    0.0
+                };
+                *dst.add(p * WIDTH + i) = value;
+            }
         }
     }
-}
-
-/// The general right packing: the left packing of `b`'s transpose.
-unsafe fn pack_b_scalar(dst: *mut f32, from: *const f32, cols: usize, depth: std::ops::Range<usize>, b: Operand) {
-    let bt = Operand {
-        ptr: b.ptr,
-        rs: b.cs,
-        cs: b.rs,
-    };
-    unsafe { pack_scalar(dst, from, (cols, NR), depth, bt) }
 }
 
 /// The transpose of the 8 × 8 matrix whose rows are `v`.

@@ -138,10 +138,9 @@ impl<C: CheckpointStrategy> FusedLinearT for Autodiff<Flex, C> {
                     grads.register::<Flex>(node.id, dx);
                 }
                 if let Some(node) = weight_node {
-                    // ∂L/∂W = Gᵀ · x.
-                    let (gt, x) = (Matrix::t(f32s(&grad), outputs), Matrix::rows(f32s(&x), inputs));
-                    let dw = product_tensor(Shape::new([outputs, inputs]), rows, gt, x, Threads::Pool);
-                    grads.register::<Flex>(node.id, dw);
+                    // ∂L/∂W = Gᵀ · x: `weight_grad` with the roles of the
+                    // input and the gradient swapped.
+                    grads.register::<Flex>(node.id, weight_grad(&grad, &x));
                 }
             }
         }
