@@ -40,7 +40,7 @@ pub struct DeviceInfo {
 /// machine cannot provide it.
 pub fn select(choice: DeviceChoice) -> anyhow::Result<Selected> {
     match choice {
-        DeviceChoice::Cpu => Ok(cpu()),
+        DeviceChoice::Cpu => cpu(),
         DeviceChoice::Wgpu => wgpu(),
         DeviceChoice::Cuda => cuda(),
         DeviceChoice::Tch => tch(),
@@ -53,7 +53,7 @@ pub fn select(choice: DeviceChoice) -> anyhow::Result<Selected> {
             if list().iter().any(|d| d.choice == "wgpu" && d.accelerator) {
                 return wgpu();
             }
-            Ok(cpu())
+            cpu()
         }
     }
 }
@@ -61,17 +61,42 @@ pub fn select(choice: DeviceChoice) -> anyhow::Result<Selected> {
 /// Whether `device` is the CPU backend (with or without autodiff), where
 /// the fused CPU kernels and data-parallel shards apply.
 pub fn is_cpu(device: &Device) -> bool {
-    matches!(
+    #[cfg(feature = "flex")]
+    return matches!(
         device.clone().inner().as_dispatch(),
         burn::backend::DispatchDevice::Flex(_)
-    )
+    );
+    #[cfg(not(feature = "flex"))]
+    return {
+        let _ = device;
+        false
+    };
 }
 
-fn cpu() -> Selected {
-    Selected {
+/// How many shards a batch of `rows` rows is split into on `device`: one
+/// per thread on the CPU backend (at most one per row), one on a GPU,
+/// where each operation already fills the device.
+pub fn shards(device: &Device, rows: usize) -> usize {
+    if is_cpu(device) {
+        rayon::current_num_threads().clamp(1, rows.max(1))
+    } else {
+        1
+    }
+}
+
+#[cfg(feature = "flex")]
+fn cpu() -> anyhow::Result<Selected> {
+    Ok(Selected {
         device: Device::flex(),
         label: "cpu (flex)".into(),
-    }
+    })
+}
+
+#[cfg(not(feature = "flex"))]
+fn cpu() -> anyhow::Result<Selected> {
+    anyhow::bail!(
+        "this build has no CPU backend: rebuild with `--features flex` (a default feature), or pass `--device wgpu`"
+    )
 }
 
 #[cfg(feature = "wgpu")]

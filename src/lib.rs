@@ -5,6 +5,7 @@ pub mod bench;
 pub mod cli;
 pub mod device;
 pub mod fsutil;
+pub mod kernels;
 pub mod model;
 pub mod prefs;
 pub mod rlhf;

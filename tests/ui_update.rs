@@ -341,3 +341,17 @@ fn ppo_stopped_at_40() -> Event {
         total: 100,
     }
 }
+
+/// A lost terminal quits with a checkpoint whatever is open, the quit
+/// question included (nobody is there to answer it), and once the trainer
+/// has shut down the workbench ends.
+#[test]
+fn losing_the_terminal_quits_with_a_checkpoint_from_any_overlay() {
+    let mut app = demo_app(false);
+    press(&mut app, &[KeyCode::Char('q')]);
+    assert_eq!(app.overlay, Overlay::ConfirmQuit);
+    let effects = update(&mut app, rlhf_tui::ui::keys::Msg::TerminalLost);
+    assert_eq!(effects, [Effect::Send(Command::Shutdown { checkpoint: true })]);
+    assert_eq!(app.overlay, Overlay::None);
+    assert_eq!(on_event(&mut app, Event::ShutDown, 300.0), [Effect::Quit]);
+}

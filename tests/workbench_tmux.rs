@@ -151,3 +151,46 @@ fn model_opens_a_hugging_face_directory_as_the_base() {
         "the tiny model's width, not the built-in one's 128"
     );
 }
+
+/// Whether process `pid` has ended (gone, or a zombie nobody reaped yet).
+fn ended(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+        stat.rsplit(") ").next().is_some_and(|rest| rest.starts_with('Z'))
+    })
+}
+
+#[test]
+fn losing_the_terminal_checkpoints_a_running_stage_and_exits() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The workbench is the pane's own process, so killing the session
+    // hangs up on it, as a dropped ssh connection does.
+    let script = workbench("exec", tmp.path(), "--run hangup");
+    let tmux = Tmux::start("hangup", &script);
+    let pid: u32 = tmux
+        .run(&["display", "-p", "-t", "wb", "#{pane_pid}"])
+        .trim()
+        .parse()
+        .unwrap();
+    tmux.wait_for("pair from base", 60);
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("steps/s", 60);
+    let killed = std::time::Instant::now();
+    tmux.run(&["kill-session", "-t", "wb"]);
+    while !ended(pid) {
+        assert!(
+            killed.elapsed().as_secs() < 5,
+            "the workbench still runs 5 s after its terminal went"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    eprintln!("ended {:.2} s after the terminal went", killed.elapsed().as_secs_f64());
+    let run = tmp.path().join("hangup");
+    let checkpoint = std::fs::read_dir(run.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("sft-"))
+        .expect("an SFT checkpoint");
+    assert!(checkpoint.join("model.safetensors").exists());
+    let audit = std::fs::read_to_string(run.join("audit.jsonl")).unwrap();
+    assert!(audit.lines().last().unwrap().contains("\"stop\""), "{audit}");
+}

@@ -10,12 +10,10 @@
 use std::time::Instant;
 
 use burn::tensor::{Distribution, Tensor};
-use rayon::prelude::*;
 use serde_json::{Value, json};
 
 use super::median;
 use crate::device::Selected;
-use crate::model::cpu_tensor::{Matrix, Threads, product};
 
 const N: usize = 1024;
 
@@ -46,19 +44,11 @@ impl Operands {
         let c = self.a.clone().matmul(self.b.clone());
         let _ = c.slice([0..1, 0..1]).into_data();
         let whole = flops / start.elapsed().as_secs_f64() / 1e9;
-        let Some((a, b)) = &self.host else {
-            return (whole, 0.0);
-        };
-        // The outputs are allocated before the clock starts, as the
-        // product over every thread's is inside burn's matmul.
-        let mut outputs = vec![vec![0.0f32; N * N]; rayon::current_num_threads()];
-        let start = Instant::now();
-        outputs.par_iter_mut().for_each(|c| {
-            let (a, b) = (Matrix::rows(a, N), Matrix::rows(b, N));
-            product((N, N, N), c, N, a, b, 1.0, false, Threads::One);
-        });
-        let seconds = start.elapsed().as_secs_f64();
-        (whole, outputs.len() as f64 * flops / seconds / 1e9)
+        let per_thread = self
+            .host
+            .as_ref()
+            .map_or(0.0, |(a, b)| flops / per_thread_seconds(a, b));
+        (whole, per_thread)
     }
 
     /// Each rate's median over `repeats` timings, after a warm-up.
@@ -67,6 +57,28 @@ impl Operands {
         let (mut whole, mut threads): (Vec<f64>, Vec<f64>) = (0..repeats.max(1)).map(|_| self.rates()).unzip();
         (median(&mut whole), median(&mut threads))
     }
+}
+
+/// Seconds per product of one product per thread at once on the fused
+/// operations' kernel. The outputs are allocated before the clock starts,
+/// as the product over every thread's is inside burn's matmul.
+#[cfg(feature = "flex")]
+fn per_thread_seconds(a: &[f32], b: &[f32]) -> f64 {
+    use crate::kernels::cpu_tensor::{Matrix, Threads, product};
+    use rayon::prelude::*;
+    let mut outputs = vec![vec![0.0f32; N * N]; rayon::current_num_threads()];
+    let start = Instant::now();
+    outputs.par_iter_mut().for_each(|c| {
+        let (a, b) = (Matrix::rows(a, N), Matrix::rows(b, N));
+        product((N, N, N), c, N, a, b, 1.0, false, Threads::One);
+    });
+    start.elapsed().as_secs_f64() / outputs.len() as f64
+}
+
+/// Without the CPU backend there is no host product to time.
+#[cfg(not(feature = "flex"))]
+fn per_thread_seconds(_: &[f32], _: &[f32]) -> f64 {
+    f64::INFINITY
 }
 
 pub fn run(selected: &Selected, repeats: usize) -> Value {

@@ -40,11 +40,7 @@ pub struct Generated {
 /// Generates a continuation of every prompt. The number of new tokens is
 /// capped so prompt plus response fits the model's context.
 pub fn generate(model: &Gpt2, prompts: &[Vec<u32>], config: &GenerateConfig) -> Generated {
-    let chunks = if crate::device::is_cpu(&model.wte.val().device()) {
-        rayon::current_num_threads().min(prompts.len()).max(1)
-    } else {
-        1
-    };
+    let chunks = crate::device::shards(&model.wte.val().device(), prompts.len());
     if chunks == 1 {
         return generate_rows(model, prompts, 0, config);
     }

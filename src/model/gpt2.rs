@@ -17,12 +17,13 @@ use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Device, Int, Tensor};
 
 use super::config::Gpt2Config;
-use super::gelu::gelu_new;
 use super::kv_cache::{KvCache, LayerCache};
-use super::layer_norm::layer_norm as norm;
-use super::linear::{linear, linear_transposed};
 use super::weights::{Init, WeightSource};
 use super::window::Window;
+use crate::kernels::attention::self_attention;
+use crate::kernels::gelu::gelu_new;
+use crate::kernels::layer_norm::layer_norm as norm;
+use crate::kernels::linear::{linear, linear_transposed};
 use crate::model::hf::ImportError;
 
 /// Causal self-attention with all heads computed by one fused projection.
@@ -39,29 +40,23 @@ impl Attention {
     /// `x`: `[b, q, d]`; `mask`: `[b, 1, q, k]`, true where a key is hidden.
     fn forward(&self, x: Tensor<3>, mask: Tensor<4, Bool>, cache: Option<&mut LayerCache>) -> Tensor<3> {
         let qkv = dense_rows(&self.c_attn, x); // [b, q, 3d]
-        // Without a cache every key is a new position: one fused operation
-        // on the CPU (see `attention.rs`).
-        #[cfg(feature = "flex")]
-        if cache.is_none()
-            && let Some(y) = super::attention::self_attention(&qkv, &mask, self.n_head, None)
-        {
-            return dense_rows(&self.c_proj, y);
-        }
-        dense_rows(&self.c_proj, self.composed(qkv, mask, cache))
+        let y = match cache {
+            Some(cache) => self.cached(qkv, mask, cache),
+            // Without a cache every key is a new position.
+            None => self_attention(qkv, mask, self.n_head, None),
+        };
+        dense_rows(&self.c_proj, y)
     }
 
     /// `forward` without a cache at `window`'s columns only: `[b, len, d]`.
     fn forward_window(&self, x: Tensor<3>, mask: Tensor<4, Bool>, window: &Window) -> Tensor<3> {
         let qkv = dense_rows(&self.c_attn, x);
-        #[cfg(feature = "flex")]
-        if let Some(y) = super::attention::self_attention(&qkv, &mask, self.n_head, Some(window)) {
-            return dense_rows(&self.c_proj, y);
-        }
-        dense_rows(&self.c_proj, window.take(self.composed(qkv, mask, None)))
+        dense_rows(&self.c_proj, self_attention(qkv, mask, self.n_head, Some(window)))
     }
 
-    /// Attention from burn's operations, heads concatenated: `[b, q, d]`.
-    fn composed(&self, qkv: Tensor<3>, mask: Tensor<4, Bool>, cache: Option<&mut LayerCache>) -> Tensor<3> {
+    /// Attention over the cached keys and values and the new ones, which
+    /// are appended to the cache: `[b, q, d]`, heads concatenated.
+    fn cached(&self, qkv: Tensor<3>, mask: Tensor<4, Bool>, cache: &mut LayerCache) -> Tensor<3> {
         let [b, q, d3] = qkv.dims();
         let d = d3 / 3;
         let hd = d / self.n_head;
@@ -72,10 +67,7 @@ impl Attention {
                 .swap_dims(1, 2) // [b, h, q, hd]
         };
         let (query, key, value) = (heads(0), heads(1), heads(2));
-        let (key, value) = match cache {
-            Some(cache) => cache.append(key, value), // [b, h, k, hd]
-            None => (key, value),
-        };
+        let (key, value) = cache.append(key, value); // [b, h, k, hd]
         // Backends' attention kernels differ in how they broadcast a mask;
         // a full-size one works on all of them.
         let k = key.dims()[2];

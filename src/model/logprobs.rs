@@ -1,21 +1,16 @@
 //! Log-probabilities of given tokens under the model: what `score` prints,
 //! what SFT's loss and PPO's ratios are built from.
 
-use burn::tensor::{Int, Tensor, TensorData, activation};
+use burn::tensor::{Int, Tensor, TensorData};
 
 use super::batch::PaddedBatch;
 use super::gpt2::Gpt2;
-#[cfg(feature = "flex")]
-use super::token_logprobs;
+use crate::kernels::token_logprobs::row_stats;
 
 /// `log softmax(logits)[target]` at every position.
 /// `logits`: `[b, t, V]`; `targets`: `[b, t]` → `[b, t]`.
 pub fn gather_logprobs(logits: Tensor<3>, targets: Tensor<2, Int>) -> Tensor<2> {
-    #[cfg(feature = "flex")]
-    if crate::device::is_cpu(&logits.device()) {
-        return target_stats(logits, targets).logp;
-    }
-    read_targets(activation::log_softmax(logits, 2), targets)
+    target_stats(logits, targets).logp
 }
 
 /// What a position's distribution says about its target, `[b, t]` each.
@@ -28,31 +23,15 @@ pub struct TargetStats {
     pub predicted: Tensor<2, Int>,
 }
 
-/// The target log-probabilities, entropies and most likely tokens: one
-/// fused pass on the CPU, one log-softmax shared by all three elsewhere.
+/// The target log-probabilities, entropies and most likely tokens.
 pub fn target_stats(logits: Tensor<3>, targets: Tensor<2, Int>) -> TargetStats {
     let [b, t, v] = logits.dims();
-    #[cfg(feature = "flex")]
-    if crate::device::is_cpu(&logits.device()) {
-        let rows = token_logprobs::row_stats(logits.reshape([b * t, v]), targets.reshape([b * t]));
-        return TargetStats {
-            logp: rows.logp.reshape([b, t]),
-            entropy: rows.entropy.reshape([b, t]),
-            predicted: rows.argmax.reshape([b, t]),
-        };
-    }
-    let logp_all = activation::log_softmax(logits, 2); // [b, t, V]
-    let stats = logp_all.clone().detach();
+    let rows = row_stats(logits.reshape([b * t, v]), targets.reshape([b * t]));
     TargetStats {
-        predicted: stats.clone().argmax(2).reshape([b, t]),
-        entropy: (stats.clone().exp() * stats).sum_dim(2).reshape([b, t]).neg(),
-        logp: read_targets(logp_all, targets),
+        logp: rows.logp.reshape([b, t]),
+        entropy: rows.entropy.reshape([b, t]),
+        predicted: rows.argmax.reshape([b, t]),
     }
-}
-
-fn read_targets(logp_all: Tensor<3>, targets: Tensor<2, Int>) -> Tensor<2> {
-    let [b, t, _] = logp_all.dims();
-    logp_all.gather(2, targets.reshape([b, t, 1])).reshape([b, t])
 }
 
 /// The log-probability of each token after the first given the tokens

@@ -1,33 +1,39 @@
-//! The optimizer every stage uses (AdamW with each parameter's gradient
-//! clipped by its own norm)
-//! and the gradients' global norm, which the NaN guard reads before an
+//! The optimizer every stage uses (AdamW, gradients clipped by their
+//! global norm) behind the NaN guard, which reads that norm before an
 //! update is applied.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::Tensor;
 
-use super::adamw::ClippedAdamW;
+use super::adamw::{ClippedAdamW, clip_factor};
 use super::state::{param_ids, with_param_ids};
-
-pub fn adamw(weight_decay: f32, max_grad_norm: f32) -> ModuleOptimizer {
-    ModuleOptimizer::from(ClippedAdamW::new(weight_decay, max_grad_norm))
-}
+use crate::kernels::sum_of_squares::sum_of_squares;
 
 /// AdamW behind the NaN guard: an update is applied only when its loss
-/// and every gradient are finite. When they are not, the weights go back
-/// to the last ones whose loss was finite, since the update that came
-/// before may be what broke them (a learning rate far too high gives a
+/// and every gradient are finite. When they are not, the weights and the
+/// moments go back to what they were before the last update, since that
+/// update may be what broke them (a learning rate far too high gives a
 /// finite loss once and a NaN the step after).
 pub struct GuardedAdamW<M> {
     optim: ModuleOptimizer,
-    previous: Option<M>,
+    /// The clipping factor `optim` reads.
+    clip: Arc<AtomicU32>,
+    max_grad_norm: f32,
+    /// The model and the optimizer before the last update applied.
+    previous: Option<(M, ModuleOptimizer)>,
 }
 
 impl<M: Module + Clone> GuardedAdamW<M> {
     pub fn new(weight_decay: f32, max_grad_norm: f32) -> Self {
+        let adamw = ClippedAdamW::new(weight_decay);
         Self {
-            optim: adamw(weight_decay, max_grad_norm),
+            clip: adamw.clip(),
+            optim: ModuleOptimizer::from(adamw),
+            max_grad_norm,
             previous: None,
         }
     }
@@ -45,52 +51,48 @@ impl<M: Module + Clone> GuardedAdamW<M> {
     /// the identities it had then; returns the model so renamed.
     pub fn load(&mut self, model: M, ids: &[u64], path: &std::path::Path) -> anyhow::Result<M> {
         let model = with_param_ids(model, ids)?;
-        let optim = std::mem::replace(&mut self.optim, adamw(0.0, 1.0));
-        self.optim = optim
+        self.optim = self
+            .optim
+            .clone()
             .load(path)
             .map_err(|e| anyhow::anyhow!("{}: {e:?}", path.display()))?;
+        self.previous = None;
         Ok(model)
     }
 
-    /// Updates `model` from `grads` at `lr` when `loss` and the gradients
-    /// are finite; returns the gradients' global norm.
+    /// Updates `model` from `grads` at `lr`, clipped to the global norm
+    /// limit, when `loss` and the gradients are finite; returns the
+    /// gradients' global norm (before clipping).
     pub fn step(&mut self, lr: f64, model: &mut M, loss: f64, grads: GradientsParams) -> f64 {
         let norm = grad_norm(model, &grads);
         if loss.is_finite() && norm.is_finite() {
-            // Cloning a module shares its tensors: the copy kept costs the
-            // weights the optimizer replaces, nothing more.
-            self.previous = Some(model.clone());
+            self.clip
+                .store(clip_factor(norm, self.max_grad_norm).to_bits(), Ordering::Relaxed);
+            // Cloning a module or an optimizer shares its tensors: the
+            // copies kept cost the weights the update replaces and the
+            // moments it would otherwise have written in place.
+            self.previous = Some((model.clone(), self.optim.clone()));
             *model = self.optim.step(lr, model.clone(), grads);
-        } else if let Some(previous) = self.previous.take() {
+        } else if let Some((previous, optim)) = self.previous.take() {
             *model = previous;
+            self.optim = optim;
         }
         norm
     }
 }
 
-/// Sums the squares of every gradient of a module's float parameters: on
-/// the host on the CPU, as a device tensor elsewhere (read once, at the end).
+/// The squares' sums of every gradient of a module's float parameters, as
+/// one-element device tensors, added and read once at the end.
 struct SumOfSquares<'a> {
     grads: &'a GradientsParams,
-    host: f64,
-    device: Option<Tensor<1>>,
+    sums: Vec<Tensor<1>>,
 }
 
 impl ModuleVisitor for SumOfSquares<'_> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let Some(grad) = self.grads.get::<D>(param.id) else {
-            return;
-        };
-        #[cfg(feature = "flex")]
-        if crate::device::is_cpu(&grad.device()) {
-            self.host += cpu_sum_of_squares(grad);
-            return;
+        if let Some(grad) = self.grads.get::<D>(param.id) {
+            self.sums.push(sum_of_squares(grad));
         }
-        let squares = grad.square().sum();
-        self.device = Some(match self.device.take() {
-            Some(total) => total + squares,
-            None => squares,
-        });
     }
 }
 
@@ -99,45 +101,13 @@ impl ModuleVisitor for SumOfSquares<'_> {
 fn grad_norm<M: Module>(module: &M, grads: &GradientsParams) -> f64 {
     let mut visitor = SumOfSquares {
         grads,
-        host: 0.0,
-        device: None,
+        sums: Vec::new(),
     };
     module.visit(&mut visitor);
-    let device = visitor.device.map_or(0.0, |t| t.into_scalar::<f32>() as f64);
-    (visitor.host + device).sqrt()
-}
-
-/// Σ x² in one pass over the tensor: composed, squaring writes a copy of
-/// every gradient only for the sum to read it back.
-#[cfg(feature = "flex")]
-fn cpu_sum_of_squares<const D: usize>(x: Tensor<D>) -> f64 {
-    let n = x.shape().num_elements();
-    let sum = <burn::backend::Dispatch as flex::FusedSumOfSquares>::sum_of_squares(x.reshape([n]).into_dispatch());
-    Tensor::<1>::from_dispatch(sum).into_scalar::<f64>()
-}
-
-#[cfg(feature = "flex")]
-mod flex {
-    use burn::backend::flex::FlexTensor;
-    use burn::backend::tensor::FloatTensor;
-    use burn::backend::{Backend, Flex, backend_extension};
-    use burn::tensor::TensorData;
-
-    use crate::model::cpu_tensor::f32s;
-    use crate::rlhf::adamw::sum_of_squares;
-
-    #[backend_extension(Flex)]
-    pub trait FusedSumOfSquares: Backend {
-        /// Σ x² of a `[n]` tensor, as `[1]` in f64 (the sum's own precision).
-        fn sum_of_squares(x: FloatTensor<Self>) -> FloatTensor<Self>;
+    if visitor.sums.is_empty() {
+        return 0.0;
     }
-
-    impl FusedSumOfSquares for Flex {
-        fn sum_of_squares(x: FlexTensor) -> FlexTensor {
-            let sum = sum_of_squares(f32s(&x.to_contiguous()));
-            FlexTensor::from_data(TensorData::new(vec![sum], [1]))
-        }
-    }
+    Tensor::cat(visitor.sums, 0).sum().into_scalar::<f64>().sqrt()
 }
 
 #[cfg(test)]
@@ -146,23 +116,82 @@ mod tests {
     use burn::nn::LinearConfig;
     use burn::tensor::{Device, TensorData};
 
+    type Layer = burn::nn::Linear;
+
+    fn layer() -> Layer {
+        LinearConfig::new(2, 2).init(&Device::flex().autodiff())
+    }
+
+    /// Gradients for `layer`'s weight and bias.
+    fn grads_of(layer: &Layer, w: [f32; 4], b: [f32; 2]) -> GradientsParams {
+        let inner = Device::flex();
+        let mut grads = GradientsParams::new();
+        let w = Tensor::<2>::from_data(TensorData::new(w.to_vec(), [2, 2]), &inner);
+        grads.register(layer.weight.id, w);
+        let b = Tensor::<1>::from_data(TensorData::new(b.to_vec(), [2]), &inner);
+        grads.register(layer.bias.as_ref().unwrap().id, b);
+        grads
+    }
+
+    fn weights(layer: &Layer) -> Vec<f32> {
+        let mut out = layer.weight.val().into_data().try_to_vec::<f32>().unwrap();
+        out.extend(
+            layer
+                .bias
+                .as_ref()
+                .unwrap()
+                .val()
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap(),
+        );
+        out
+    }
+
     /// Gradients [[1, 2], [2, 0]] and [0, 4]: Σ g² = 9 + 16, norm 5; a NaN
     /// anywhere makes the norm NaN.
     #[test]
     fn global_norm_by_hand() {
-        let device = Device::flex().autodiff();
-        let layer = LinearConfig::new(2, 2).init(&device);
-        let inner = device.clone().inner();
-        let grads_of = |w: [f32; 4], b: [f32; 2]| {
-            let mut grads = GradientsParams::new();
-            let w = Tensor::<2>::from_data(TensorData::new(w.to_vec(), [2, 2]), &inner);
-            grads.register(layer.weight.id, w);
-            let b = Tensor::<1>::from_data(TensorData::new(b.to_vec(), [2]), &inner);
-            grads.register(layer.bias.as_ref().unwrap().id, b);
-            grads
-        };
+        let layer = layer();
+        let grads_of = |w, b| grads_of(&layer, w, b);
         assert_eq!(grad_norm(&layer, &grads_of([1.0, 2.0, 2.0, 0.0], [0.0, 4.0])), 5.0);
         assert!(grad_norm(&layer, &grads_of([1.0, f32::NAN, 2.0, 0.0], [0.0, 4.0])).is_nan());
         assert_eq!(grad_norm(&layer, &GradientsParams::new()), 0.0);
+    }
+
+    /// The factor every gradient is scaled by comes from the norm over
+    /// both parameters: 5 against a limit of 1 gives 1 / 5.000001.
+    #[test]
+    fn clipping_reads_the_global_norm() {
+        let mut layer = layer();
+        let mut guard = GuardedAdamW::new(0.0, 1.0);
+        let grads = grads_of(&layer, [1.0, 2.0, 2.0, 0.0], [0.0, 4.0]);
+        assert_eq!(guard.step(0.1, &mut layer, 1.0, grads), 5.0);
+        let clip = f32::from_bits(guard.clip.load(Ordering::Relaxed));
+        assert!((clip - 0.199_999_96).abs() < 1e-8, "{clip}");
+    }
+
+    /// After a NaN loss the weights and the moments are what they were
+    /// before the last update: the next finite step then lands where it
+    /// would have had that update never happened.
+    #[test]
+    fn the_guard_restores_weights_and_moments() {
+        let start = layer();
+        let first = [0.3, -0.2, 0.1, 0.5];
+        let (mut undone, mut guard) = (start.clone(), GuardedAdamW::new(0.0, 1.0));
+        let (mut straight, mut reference) = (start.clone(), GuardedAdamW::new(0.0, 1.0));
+        for (model, optim) in [(&mut undone, &mut guard), (&mut straight, &mut reference)] {
+            optim.step(0.1, model, 1.0, grads_of(&start, first, [0.1, 0.2]));
+        }
+        let after_first = weights(&undone);
+        // An update with huge gradients, then a NaN loss: both undone.
+        guard.step(0.1, &mut undone, 1.0, grads_of(&start, [90.0; 4], [-70.0; 2]));
+        assert_ne!(weights(&undone), after_first);
+        guard.step(0.1, &mut undone, f64::NAN, grads_of(&start, first, [0.1, 0.2]));
+        assert_eq!(weights(&undone), after_first);
+        for (model, optim) in [(&mut undone, &mut guard), (&mut straight, &mut reference)] {
+            optim.step(0.1, model, 1.0, grads_of(&start, [-0.4, 0.2, 0.3, 0.1], [0.0, 0.3]));
+        }
+        assert_eq!(weights(&undone), weights(&straight));
     }
 }

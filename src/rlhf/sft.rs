@@ -41,8 +41,8 @@ pub struct SftConfig {
     pub warmup_steps: usize,
     /// AdamW's decoupled weight decay.
     pub weight_decay: f32,
-    /// Each parameter's gradient is rescaled to at most this norm (burn's
-    /// clipping is per tensor, not by the global norm).
+    /// The gradients are rescaled to at most this global norm over every
+    /// parameter, as TRL clips them.
     pub max_grad_norm: f32,
     /// Demonstrations generated from the built-in world (about 10k in InstructGPT's spirit).
     pub demonstrations: usize,

@@ -16,19 +16,10 @@ use std::ops::Range;
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::Tensor;
 use rayon::prelude::*;
 
-/// How many shards a batch of `rows` rows is split into on `device`: one
-/// per thread on the CPU backend (at most one per row), one on a GPU,
-/// where each operation already fills the device.
-pub fn count(device: &Device, rows: usize) -> usize {
-    if crate::device::is_cpu(device) {
-        rayon::current_num_threads().clamp(1, rows.max(1))
-    } else {
-        1
-    }
-}
+pub use crate::device::shards as count;
 
 /// `rows` split into `n` contiguous ranges whose lengths differ by at most
 /// one, the longer ones first.
@@ -134,7 +125,7 @@ mod tests {
 
     #[test]
     fn at_most_one_shard_per_row() {
-        let cpu = Device::flex().autodiff();
+        let cpu = burn::tensor::Device::flex().autodiff();
         assert_eq!(count(&cpu, 1), 1);
         assert!(count(&cpu, 64) >= 1 && count(&cpu, 64) <= rayon::current_num_threads());
     }

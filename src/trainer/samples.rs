@@ -1,5 +1,5 @@
 //! Sets of responses for the comparison pane and the labeling queue: K
-//! samples (2 for a pair) from the current policy for one held-out prompt
+//! samples (2 for a pair) from the current policy for one training prompt
 //! at temperatures spread around the live one, each token with its
 //! log-prob under the policy and under the frozen reference (so the pane
 //! can colour tokens by their per-token KL), the reward model's score and
@@ -17,7 +17,7 @@ use crate::model::sampling::SamplingParams;
 use crate::model::{GenerateConfig, Gpt2, ScalarModel, Tokenizer, generate, hf};
 use crate::rlhf::ppo::rollout::{QueryResponse, episode_scores, response_logprobs};
 use crate::run::{RunConfig, RunDir};
-use crate::world::corpus::held_out_prompts;
+use crate::world::corpus::train_prompts;
 use crate::world::eval::response_part;
 use crate::world::generator::prompt_text;
 use crate::world::judge::{Judgment, Preference, judge, preference};
@@ -33,15 +33,22 @@ pub struct PairModels<'a> {
     pub version: String,
 }
 
-/// Responses of at most `max_new_tokens` to one held-out prompt, one at
-/// each temperature; the set's id seeds the draw.
-pub fn sample_set(models: &PairModels, id: u64, temperatures: &[f32], max_new_tokens: usize) -> SampleSet {
+/// The prompt of set `id`: a training prompt, since what is labeled is
+/// trained on, and the held-out prompts are what the reward model's
+/// accuracy and calibration are measured on.
+fn labeling_prompt(id: u64) -> String {
     let mut rng = ChaCha8Rng::seed_from_u64(id);
-    let prompt = held_out_prompts()
+    train_prompts()
         .choose(&mut rng)
         .expect("the world has prompts")
         .text
-        .clone();
+        .clone()
+}
+
+/// Responses of at most `max_new_tokens` to one training prompt, one at
+/// each temperature; the set's id seeds the draw.
+pub fn sample_set(models: &PairModels, id: u64, temperatures: &[f32], max_new_tokens: usize) -> SampleSet {
+    let prompt = labeling_prompt(id);
     let text = prompt_text(&prompt);
     let tokenizer = models.tokenizer;
     let eos = tokenizer.token_id(EOS);
@@ -197,4 +204,20 @@ impl DiskModels {
 /// `sft-60` for `runs/x/checkpoints/sft-60`.
 fn checkpoint_name(dir: &Path) -> String {
     dir.file_name().unwrap_or_default().to_string_lossy().into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::labeling_prompt;
+    use crate::world::corpus::held_out_prompts;
+
+    /// Sets to label never show a held-out prompt (what the reward model is
+    /// evaluated on), and the ids spread over many prompts.
+    #[test]
+    fn labeling_prompts_are_training_prompts() {
+        let held_out: Vec<&str> = held_out_prompts().iter().map(|p| p.text.as_str()).collect();
+        let drawn: std::collections::BTreeSet<String> = (0..300).map(labeling_prompt).collect();
+        assert!(drawn.iter().all(|p| !held_out.contains(&p.as_str())));
+        assert!(drawn.len() > 50, "{} distinct prompts", drawn.len());
+    }
 }

@@ -11,7 +11,7 @@ use ratatui::Terminal;
 use ratatui::backend::Backend;
 
 use super::app::App;
-use super::keys::key_to_msg;
+use super::keys::{Msg, key_to_msg};
 use super::update::{Effect, on_event, update};
 use super::{terminal, view};
 use crate::trainer::protocol::{Command, Event};
@@ -22,6 +22,9 @@ use crate::trainer::worker::{self, WorkerSetup};
 pub enum Input {
     Key(KeyEvent),
     Resize,
+    /// The terminal hung up (SIGHUP), the process was asked to end
+    /// (SIGTERM), or input reached its end.
+    Lost,
 }
 
 /// Fault injection for tests of the crash path: the UI thread panics when
@@ -36,12 +39,13 @@ pub fn run(setup: WorkerSetup, no_color: bool) -> anyhow::Result<()> {
     let handle = worker::spawn(setup)?;
     let mut term = terminal::enter()?;
     let inputs = spawn_input_thread()?;
+    spawn_signal_thread(inputs.0)?;
     let mut app = App::new(no_color);
     let panic_key = std::env::var(PANIC_KEY_VAR).ok().and_then(|v| v.chars().next());
     let result = event_loop(
         &mut term,
         &mut app,
-        &inputs,
+        &inputs.1,
         &handle.commands,
         &handle.events,
         panic_key,
@@ -52,8 +56,10 @@ pub fn run(setup: WorkerSetup, no_color: bool) -> anyhow::Result<()> {
     result
 }
 
-fn spawn_input_thread() -> std::io::Result<Receiver<Input>> {
+/// The terminal's keys and resizes, then `Lost` when reading fails.
+fn spawn_input_thread() -> std::io::Result<(Sender<Input>, Receiver<Input>)> {
     let (tx, rx) = unbounded();
+    let sender = tx.clone();
     std::thread::Builder::new().name("input".into()).spawn(move || {
         while let Ok(event) = crossterm::event::read() {
             let input = match event {
@@ -65,12 +71,31 @@ fn spawn_input_thread() -> std::io::Result<Receiver<Input>> {
                 return;
             }
         }
+        let _ = tx.send(Input::Lost);
     })?;
-    Ok(rx)
+    Ok((sender, rx))
+}
+
+/// SIGHUP (the ssh connection or the tmux session went away) and SIGTERM
+/// arrive as `Input::Lost` instead of ending the process where it stands,
+/// so that a running stage is checkpointed first.
+fn spawn_signal_thread(inputs: Sender<Input>) -> std::io::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGHUP, SIGTERM])?;
+    std::thread::Builder::new().name("signals".into()).spawn(move || {
+        for _ in signals.forever() {
+            if inputs.send(Input::Lost).is_err() {
+                return;
+            }
+        }
+    })?;
+    Ok(())
 }
 
 /// Runs until an `Effect::Quit`: after the trainer has shut down, or at
-/// once when it is already gone.
+/// once when it is already gone. When the terminal is lost (its input ends
+/// or hangs up, or drawing fails), a running stage is checkpointed and the
+/// loop ends when the trainer has shut down, drawing nothing meanwhile.
 pub fn event_loop<B: Backend>(
     term: &mut Terminal<B>,
     app: &mut App,
@@ -78,34 +103,22 @@ pub fn event_loop<B: Backend>(
     commands: &Sender<Command>,
     events: &Receiver<Event>,
     panic_key: Option<char>,
-) -> anyhow::Result<()>
-where
-    B::Error: Send + Sync + 'static,
-{
+) -> anyhow::Result<()> {
     let start = Instant::now();
     let ticks = tick(TICK);
-    term.draw(|frame| view::draw(frame, app))?;
+    let mut inputs = inputs.clone();
+    let mut lost = !draw(term, app);
+    let mut effects = Vec::new();
     loop {
-        let effects = select! {
-            recv(inputs) -> input => match input {
-                Ok(Input::Key(key)) if panic_key.is_some_and(|c| key.code == KeyCode::Char(c)) => {
-                    panic!("injected on the UI thread by {PANIC_KEY_VAR}")
-                }
-                Ok(Input::Key(key)) => key_to_msg(&app.overlay, key).map(|msg| update(app, msg)).unwrap_or_default(),
-                Ok(Input::Resize) => {
-                    term.autoresize()?;
-                    Vec::new()
-                }
-                // No terminal input any more: nobody can steer; stop.
-                Err(_) => update(app, super::keys::Msg::QuitConfirmed { checkpoint: true }),
-            },
-            recv(events) -> event => match event {
-                Ok(event) => on_event(app, event, start.elapsed().as_secs_f64()),
-                Err(_) => on_event(app, Event::ShutDown, start.elapsed().as_secs_f64()),
-            },
-            recv(ticks) -> _ => Vec::new(),
-        };
-        for effect in effects {
+        if lost {
+            // Nothing more is read: a closed input would wake the loop
+            // again at once.
+            inputs = crossbeam_channel::never();
+            if !app.quitting {
+                effects.extend(update(app, Msg::TerminalLost));
+            }
+        }
+        for effect in effects.drain(..) {
             match effect {
                 Effect::Send(command) => {
                     if commands.send(command).is_err() {
@@ -115,6 +128,34 @@ where
                 Effect::Quit => return Ok(()),
             }
         }
-        term.draw(|frame| view::draw(frame, app))?;
+        effects = select! {
+            recv(inputs) -> input => match input {
+                Ok(Input::Key(key)) if panic_key.is_some_and(|c| key.code == KeyCode::Char(c)) => {
+                    panic!("injected on the UI thread by {PANIC_KEY_VAR}")
+                }
+                Ok(Input::Key(key)) => key_to_msg(&app.overlay, key).map(|msg| update(app, msg)).unwrap_or_default(),
+                Ok(Input::Resize) => {
+                    lost |= term.autoresize().is_err();
+                    Vec::new()
+                }
+                Ok(Input::Lost) | Err(_) => {
+                    lost = true;
+                    Vec::new()
+                }
+            },
+            recv(events) -> event => match event {
+                Ok(event) => on_event(app, event, start.elapsed().as_secs_f64()),
+                Err(_) => on_event(app, Event::ShutDown, start.elapsed().as_secs_f64()),
+            },
+            recv(ticks) -> _ => Vec::new(),
+        };
+        if !lost {
+            lost = !draw(term, app);
+        }
     }
+}
+
+/// Draws a frame; false when the terminal would not take it.
+fn draw<B: Backend>(term: &mut Terminal<B>, app: &App) -> bool {
+    term.draw(|frame| view::draw(frame, app)).is_ok()
 }

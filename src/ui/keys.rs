@@ -45,6 +45,9 @@ pub enum Msg {
     QuitConfirmed {
         checkpoint: bool,
     },
+    /// The terminal is gone (hang-up, end of input): nobody can steer, so
+    /// a running stage is checkpointed and the workbench quits.
+    TerminalLost,
 }
 
 /// Every key the workbench knows, for the help overlay: (keys, what).

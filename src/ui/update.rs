@@ -20,6 +20,11 @@ pub enum Effect {
 const TIMING_WINDOW: usize = 20;
 
 pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
+    if msg == Msg::TerminalLost {
+        // Whatever dialog was open, nobody is there to answer it.
+        app.overlay = Overlay::None;
+        return quit(app, true);
+    }
     match app.overlay.clone() {
         Overlay::Help | Overlay::Alerts => {
             if msg == Msg::Cancel {
@@ -193,7 +198,7 @@ fn main(app: &mut App, msg: Msg) -> Vec<Effect> {
             app.message = None;
             Vec::new()
         }
-        Msg::Char(_) | Msg::QuitConfirmed { .. } => Vec::new(),
+        Msg::Char(_) | Msg::QuitConfirmed { .. } | Msg::TerminalLost => Vec::new(),
     }
 }
 

@@ -102,7 +102,7 @@ pub fn pretrain(
     model_config.pad_token_id = Some(eos);
     let train_device = device.clone().autodiff();
     let mut model = Gpt2::build(&model_config, &mut SeededInit::new(config.seed), &train_device)?;
-    let mut optim = crate::rlhf::optim::adamw(config.weight_decay, 1.0);
+    let mut optim = crate::rlhf::optim::GuardedAdamW::new(config.weight_decay, 1.0);
 
     let mut final_loss = f32::NAN;
     let mut steps_done = 0;
@@ -115,7 +115,7 @@ pub fn pretrain(
         let (out, grads) = lm_gradients(&model, batch_rows, &counts, eos);
         final_loss = out.loss;
         let lr = warmup_cosine(step, config.steps, config.warmup_steps, config.lr, config.lr * 0.1);
-        model = optim.step(lr, model, grads);
+        optim.step(lr, &mut model, f64::from(out.loss), grads);
         steps_done = step + 1;
         if step % 10 == 0 || step + 1 == config.steps {
             progress(step, final_loss);

@@ -53,8 +53,8 @@ pub struct PpoConfig {
     pub whiten_rewards: bool,
     /// Subtracted from the score of a response that never produced EOS.
     pub missing_eos_penalty: Option<f32>,
-    /// Each parameter's gradient is rescaled to at most this norm (per
-    /// tensor; TRL clips by the global norm).
+    /// The gradients are rescaled to at most this global norm over every
+    /// parameter, as TRL clips them.
     pub max_grad_norm: f32,
     pub seed: u64,
 }

@@ -5,7 +5,9 @@
 //! size of the MLP's hidden layer, and its exponentials went through a
 //! scalar `expf`: a sixth of a training step on the CPU. On the CPU backend
 //! it is one pass each way; other backends compose it from their own
-//! operations, so every device computes the same function.
+//! operations, so every device computes the same function. Unlike the
+//! other operations, its backward pass is written once for every backend
+//! (`gelu_new_backward`, composed by default).
 //!
 //! With s = σ(2z), z = √(2/π)·(x + 0.044715·x³):
 //! gelu(x) = x·s (the identity 0.5·(1 + tanh z) = σ(2z)), and
@@ -16,7 +18,7 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{Autodiff, Backend, Scalar, backend_extension};
+use burn::backend::{Autodiff, Backend, Dispatch, Scalar, backend_extension};
 use burn::tensor::Tensor;
 
 const C: f32 = 0.797_884_6; // √(2/π)
@@ -24,7 +26,7 @@ const A: f32 = 0.044715;
 
 /// GPT-2's `gelu_new`, 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
 pub fn gelu_new<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    Tensor::from_dispatch(<burn::backend::Dispatch as GeluNew>::gelu_new(x.into_dispatch()))
+    Tensor::from_dispatch(<Dispatch as GeluNew>::gelu_new(x.into_dispatch()))
 }
 
 #[backend_extension(
@@ -35,22 +37,32 @@ pub fn gelu_new<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 )]
 pub trait GeluNew: Backend {
     fn gelu_new(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        let s = sigmoid_of_2z::<Self>(x.clone());
-        Self::float_mul(x, s)
+        composed::<Self>(x)
     }
 
     /// `grad · gelu'(x)`.
     fn gelu_new_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
-        let s = sigmoid_of_2z::<Self>(x.clone());
-        let one_minus_s = Self::float_add_scalar(Self::float_neg(s.clone()), Scalar::from(1.0));
-        let x2 = Self::float_mul(x.clone(), x.clone());
-        let dz = Self::float_add_scalar(
-            Self::float_mul_scalar(x2, Scalar::from(2.0 * C * 3.0 * A)),
-            Scalar::from(2.0 * C),
-        );
-        let slope = Self::float_mul(Self::float_mul(x, s.clone()), Self::float_mul(one_minus_s, dz));
-        Self::float_mul(grad, Self::float_add(s, slope))
+        composed_backward::<Self>(x, grad)
     }
+}
+
+/// `x·σ(2z)` from tensor operations.
+fn composed<B: Backend>(x: FloatTensor<B>) -> FloatTensor<B> {
+    let s = sigmoid_of_2z::<B>(x.clone());
+    B::float_mul(x, s)
+}
+
+/// `grad · gelu'(x)` from tensor operations.
+fn composed_backward<B: Backend>(x: FloatTensor<B>, grad: FloatTensor<B>) -> FloatTensor<B> {
+    let s = sigmoid_of_2z::<B>(x.clone());
+    let one_minus_s = B::float_add_scalar(B::float_neg(s.clone()), Scalar::from(1.0));
+    let x2 = B::float_mul(x.clone(), x.clone());
+    let dz = B::float_add_scalar(
+        B::float_mul_scalar(x2, Scalar::from(2.0 * C * 3.0 * A)),
+        Scalar::from(2.0 * C),
+    );
+    let slope = B::float_mul(B::float_mul(x, s.clone()), B::float_mul(one_minus_s, dz));
+    B::float_mul(grad, B::float_add(s, slope))
 }
 
 /// σ(2z) from tensor operations.
@@ -69,10 +81,16 @@ impl GeluNew for burn::backend::LibTorch {}
 #[cfg(feature = "flex")]
 impl GeluNew for burn::backend::Flex {
     fn gelu_new(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        if super::path::composed() {
+            return composed::<Self>(x);
+        }
         flex::map(x, None, kernels::gelu)
     }
 
     fn gelu_new_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        if super::path::composed() {
+            return composed_backward::<Self>(x, grad);
+        }
         flex::map(x, Some(grad), kernels::gelu_grad)
     }
 }
@@ -107,20 +125,25 @@ impl<B: Backend + GeluNew, C: CheckpointStrategy> GeluNew for Autodiff<B, C> {
 /// The CPU backend's side: contiguous f32 slices in, one new tensor out.
 #[cfg(feature = "flex")]
 mod flex {
-    use crate::model::cpu_tensor::{f32s, written};
+    use crate::kernels::cpu_tensor::{f32s, written};
     use burn::backend::TensorMetadata;
     use burn::backend::flex::FlexTensor;
     use rayon::prelude::*;
+    use std::mem::MaybeUninit;
 
     /// Elements per parallel task: large enough that scheduling is noise.
     const CHUNK: usize = 1 << 14;
 
+    /// An elementwise kernel: the input, the gradient when there is one,
+    /// and the output it writes in full.
+    type Kernel = fn(&[f32], Option<&[f32]>, &mut [MaybeUninit<f32>]);
+
     /// `out[i] = f(x[i], grad[i])` (grad 1 when absent) over every element.
-    pub fn map(x: FlexTensor, grad: Option<FlexTensor>, f: fn(&[f32], Option<&[f32]>, &mut [f32])) -> FlexTensor {
+    pub fn map(x: FlexTensor, grad: Option<FlexTensor>, f: Kernel) -> FlexTensor {
         let x = x.to_contiguous();
         let grad = grad.map(|g| g.to_contiguous());
         let (xs, gs) = (f32s(&x), grad.as_ref().map(f32s));
-        let fill = |out: &mut [f32]| {
+        let fill = |out: &mut [MaybeUninit<f32>]| {
             out.par_chunks_mut(CHUNK).enumerate().for_each(|(i, out)| {
                 let range = i * CHUNK..i * CHUNK + out.len();
                 f(&xs[range.clone()], gs.map(|g| &g[range]), out);
@@ -133,25 +156,28 @@ mod flex {
 }
 
 /// The elementwise math on slices.
+#[cfg(feature = "flex")]
 pub mod kernels {
+    use std::mem::MaybeUninit;
+
     use super::{A, C};
-    use crate::model::simd::{exp, widest};
+    use crate::kernels::simd::{exp, widest};
 
     /// `out = gelu_new(x)`.
-    pub fn gelu(x: &[f32], _: Option<&[f32]>, out: &mut [f32]) {
+    pub fn gelu(x: &[f32], _: Option<&[f32]>, out: &mut [MaybeUninit<f32>]) {
         widest(|| {
             for (o, &x) in out.iter_mut().zip(x) {
-                *o = x * sigmoid_of_2z(x);
+                o.write(x * sigmoid_of_2z(x));
             }
         })
     }
 
     /// `out = grad · gelu_new'(x)`.
-    pub fn gelu_grad(x: &[f32], grad: Option<&[f32]>, out: &mut [f32]) {
+    pub fn gelu_grad(x: &[f32], grad: Option<&[f32]>, out: &mut [MaybeUninit<f32>]) {
         let grad = grad.expect("the backward pass has a gradient");
         widest(|| {
             for ((o, &x), &g) in out.iter_mut().zip(x).zip(grad) {
-                *o = g * derivative(x);
+                o.write(g * derivative(x));
             }
         })
     }
@@ -169,9 +195,10 @@ pub mod kernels {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "flex"))]
 mod tests {
     use super::kernels;
+    use crate::kernels::cpu_tensor::as_uninit;
     use burn::tensor::{Device, Tensor, TensorData};
 
     #[test]
@@ -182,7 +209,7 @@ mod tests {
         // gelu_new(0) = 0 and gelu'(0) = ½.
         let x = [1.0f32, -1.0, 0.0, 3.0];
         let mut y = [0.0; 4];
-        kernels::gelu(&x, None, &mut y);
+        kernels::gelu(&x, None, as_uninit(&mut y));
         let want = [0.841_192, -0.158_808, 0.0, 2.996_362_6];
         for (got, want) in y.iter().zip(want) {
             assert!((got - want).abs() < 1e-6, "{y:?} vs {want}");
@@ -190,7 +217,7 @@ mod tests {
         // gelu'(1) = s + s(1 − s)·2c·(1 + 3a) with s = σ(1.6671239) = 0.8411920:
         // 0.8411920 + 0.8411920·0.1588080·1.5957691·1.134145 = 1.0829641.
         let mut d = [0.0; 4];
-        kernels::gelu_grad(&x, Some(&[1.0, 1.0, 2.0, 1.0]), &mut d);
+        kernels::gelu_grad(&x, Some(&[1.0, 1.0, 2.0, 1.0]), as_uninit(&mut d));
         assert!((d[0] - 1.082_964_1).abs() < 1e-5, "{d:?}");
         assert!(
             (d[1] - (1.0 - 1.082_964_1)).abs() < 1e-5,

@@ -1,6 +1,8 @@
 //! What the CPU backend's fused operations share: an f32 tensor read as a
 //! slice, and a new f32 tensor to write into.
 
+use std::mem::MaybeUninit;
+
 use burn::backend::flex::FlexTensor;
 use burn::tensor::{DType, Shape, TensorData};
 
@@ -36,20 +38,25 @@ pub fn zeros(shape: Shape) -> FlexTensor {
 /// of megabytes, all of it overwritten), and what `fill` returned.
 ///
 /// # Safety
-/// `fill` must write every element of the slice it is given and read none
-/// before writing it.
-pub unsafe fn written<R>(shape: Shape, fill: impl FnOnce(&mut [f32]) -> R) -> (FlexTensor, R) {
+/// `fill` must write every element of the slice it is given.
+pub unsafe fn written<R>(shape: Shape, fill: impl FnOnce(&mut [MaybeUninit<f32>]) -> R) -> (FlexTensor, R) {
     let n = shape.num_elements();
     let mut out = Vec::<f32>::with_capacity(n);
-    // SAFETY: the slice spans the vector's `n` reserved elements; as the
-    // caller guarantees, each is written before it is read, and all of
-    // them are written when the length is set.
-    let result = unsafe {
-        let result = fill(std::slice::from_raw_parts_mut(out.as_mut_ptr(), n));
-        out.set_len(n);
-        result
-    };
+    let result = fill(&mut out.spare_capacity_mut()[..n]);
+    // SAFETY: the capacity is at least `n`, and `fill` has written each of
+    // the first `n` elements, as the caller guarantees.
+    unsafe { out.set_len(n) };
     (FlexTensor::from_data(TensorData::new(out, shape)), result)
+}
+
+/// A slice of initialised values, to hand to a kernel that writes its
+/// output through `MaybeUninit` (tests call kernels on plain arrays).
+/// Sound as long as only initialised values are written through it, which
+/// is all the kernels write.
+#[cfg(test)]
+pub fn as_uninit(x: &mut [f32]) -> &mut [MaybeUninit<f32>] {
+    // SAFETY: MaybeUninit<f32> has f32's layout; see above for writes.
+    unsafe { &mut *(x as *mut [f32] as *mut [MaybeUninit<f32>]) }
 }
 
 /// A matrix operand inside a slice: element (r, c) sits at `r·stride + c`,
@@ -104,7 +111,15 @@ impl<'a> Matrix<'a> {
 pub fn product_tensor(shape: Shape, k: usize, lhs: Matrix, rhs: Matrix, threads: Threads) -> FlexTensor {
     let n = shape[shape.num_dims() - 1];
     let m = shape.num_elements() / n.max(1);
-    let fill = |out: &mut [f32]| product((m, n, k), out, n, lhs, rhs, 1.0, false, threads);
+    let fill = |out: &mut [MaybeUninit<f32>]| {
+        let dst = Destination {
+            ptr: out.as_mut_ptr().cast(),
+            len: out.len(),
+        };
+        // SAFETY: `dst` is the slice `out`, borrowed mutably here; it is
+        // written, never read, as `accumulate` is false.
+        unsafe { product_into((m, n, k), dst, n, lhs, rhs, 1.0, false, threads) }
+    };
     // SAFETY: neither kernel reads a destination it is told not to
     // accumulate into, and both write every element of it (zeros when
     // k = 0).
@@ -129,7 +144,7 @@ const PARALLEL_MACS: usize = 1 << 21;
 /// crate's.
 #[allow(clippy::too_many_arguments)]
 pub fn product(
-    (m, n, k): (usize, usize, usize),
+    dims: (usize, usize, usize),
     dst: &mut [f32],
     dst_rs: usize,
     lhs: Matrix,
@@ -138,8 +153,41 @@ pub fn product(
     accumulate: bool,
     threads: Threads,
 ) {
+    let dst = Destination {
+        ptr: dst.as_mut_ptr(),
+        len: dst.len(),
+    };
+    // SAFETY: `dst` is the slice, borrowed mutably here, and initialised.
+    unsafe { product_into(dims, dst, dst_rs, lhs, rhs, alpha, accumulate, threads) }
+}
+
+/// Where a product writes: a slice's start and length, which may not be
+/// initialised when the product does not accumulate into it.
+#[derive(Clone, Copy)]
+struct Destination {
+    ptr: *mut f32,
+    len: usize,
+}
+
+/// `product` into `dst`.
+///
+/// # Safety
+/// `dst` is valid for writes of `len` elements and aliases nothing else
+/// for the call; its elements are initialised when `accumulate`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn product_into(
+    (m, n, k): (usize, usize, usize),
+    dst: Destination,
+    dst_rs: usize,
+    lhs: Matrix,
+    rhs: Matrix,
+    alpha: f32,
+    accumulate: bool,
+    threads: Threads,
+) {
     // The product reads and writes only inside the slices it is given.
-    assert!(Matrix::rows(dst, dst_rs).holds(m, n), "product: destination too small");
+    let reach = if m == 0 || n == 0 { 0 } else { (m - 1) * dst_rs + n };
+    assert!(reach <= dst.len, "product: destination too small");
     assert!(lhs.holds(m, k) && rhs.holds(k, n), "product: operand too small");
     let parallel = threads == Threads::Pool && m * n * k >= PARALLEL_MACS;
     #[cfg(target_arch = "x86_64")]
@@ -154,23 +202,29 @@ pub fn product(
             }
         };
         let out = Output {
-            ptr: dst.as_mut_ptr(),
+            ptr: dst.ptr,
             ldc: dst_rs,
         };
         // SAFETY: the CPU has the kernel's features; the assertions above
         // bound every element each operand's strides reach within its
-        // slice; `dst` is borrowed mutably, so it does not alias the inputs.
+        // slice, and the destination's within its own; the caller
+        // guarantees the destination aliases nothing, and that it is
+        // initialised where the kernel reads it (when accumulating).
         unsafe { super::gemm_avx2::product((m, n, k), operand(lhs), operand(rhs), out, alpha, accumulate, parallel) };
         return;
     }
-    crate_product((m, n, k), dst, dst_rs, lhs, rhs, alpha, accumulate, parallel);
+    // SAFETY: as above.
+    unsafe { crate_product((m, n, k), dst, dst_rs, lhs, rhs, alpha, accumulate, parallel) };
 }
 
 /// `product` on the gemm crate, once its operands are checked.
+///
+/// # Safety
+/// As `product_into`'s, with the bounds already checked.
 #[allow(clippy::too_many_arguments)]
-fn crate_product(
+unsafe fn crate_product(
     (m, n, k): (usize, usize, usize),
-    dst: &mut [f32],
+    dst: Destination,
     dst_rs: usize,
     lhs: Matrix,
     rhs: Matrix,
@@ -184,15 +238,16 @@ fn crate_product(
     } else {
         gemm::Parallelism::None
     };
-    // SAFETY: `product` has bounded every element each operand's strides
-    // reach within its slice; `dst` is borrowed mutably, so it does not
-    // alias the inputs.
+    // SAFETY: `product_into` has bounded every element each operand's
+    // strides reach within its slice and the destination's within its
+    // own; the caller guarantees the destination aliases nothing and is
+    // initialised when it is read (when accumulating).
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
+            dst.ptr,
             1,
             dst_rs as isize,
             accumulate,
@@ -252,7 +307,13 @@ mod tests {
         let start: Vec<f32> = (0..m * n).map(|i| (i % 5) as f32).collect();
         let (mut ours, mut theirs) = (start.clone(), start);
         product((m, n, k), &mut ours, n, lhs, rhs, 0.5, true, Threads::Pool);
-        crate_product((m, n, k), &mut theirs, n, lhs, rhs, 0.5, true, true);
+        let dst = Destination {
+            ptr: theirs.as_mut_ptr(),
+            len: theirs.len(),
+        };
+        // SAFETY: `theirs` is initialised, borrowed mutably, and holds the
+        // product's reach (the sizes above).
+        unsafe { crate_product((m, n, k), dst, n, lhs, rhs, 0.5, true, true) };
         for (x, y) in ours.iter().zip(&theirs) {
             assert!((x - y).abs() <= 1e-4 * (1.0 + y.abs()), "{x} against {y}");
         }
