@@ -62,7 +62,7 @@ fn pretrain_runs_end_to_end_and_writes_a_loadable_model() {
     assert!(last < first, "loss {first} -> {last}");
 
     let (model, tokenizer) = hf::load_language_model(&out, &Device::flex()).unwrap();
-    assert_eq!(model.config.n_embd, 32);
+    assert_eq!(model.hidden_size(), 32);
     assert!(out.join("pretrain.json").exists());
     assert_eq!(
         std::fs::read_to_string(tmp.path().join("tokenizer.json")).unwrap(),

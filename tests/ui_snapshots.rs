@@ -241,3 +241,18 @@ fn tokens_are_coloured_by_kl_or_log_prob_and_no_color_turns_colour_off() {
     // The same text either way.
     assert_eq!(text(&buffer), text(&render(&demo_app(false), (160, 48), "screen")));
 }
+
+/// A run without an evaluator: the pair pane shows the reward model's
+/// scores and no judge column, rather than a judge of zero.
+#[test]
+fn a_run_without_an_evaluator_shows_no_judge() {
+    let mut app = App::new(false);
+    let mut set = pair(7);
+    for response in &mut set.responses {
+        response.judge = None;
+    }
+    on_event(&mut app, Event::Samples(set), 1.0);
+    let screen = text(&render(&app, (160, 48), "compare"));
+    assert!(screen.contains("RM "), "{screen}");
+    assert!(!screen.contains("judge 0"), "{screen}");
+}

@@ -10,8 +10,7 @@ use serde_json::{Value, json};
 
 use crate::device::Selected;
 use crate::model::sampling::SamplingParams;
-use crate::model::weights::SeededInit;
-use crate::model::{GenerateConfig, Gpt2, Gpt2Config, generate};
+use crate::model::{CausalLm, GenerateConfig, Gpt2Config, generate};
 
 pub const LAYERS: usize = 4;
 pub const HEADS: usize = 4;
@@ -32,7 +31,7 @@ pub fn workload_flops() -> f64 {
 
 pub fn run(selected: &Selected, repeats: usize) -> Value {
     let config = Gpt2Config::new(VOCAB, CONTEXT, D_MODEL, LAYERS, HEADS);
-    let model = Gpt2::build(&config, &mut SeededInit::new(0), &selected.device).expect("a fresh model always builds");
+    let model = CausalLm::seeded(&config, 0, &selected.device);
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let prompts: Vec<Vec<u32>> = (0..PROMPTS)
         .map(|_| (0..PROMPT_LEN).map(|_| rng.random_range(0..VOCAB as u32)).collect())

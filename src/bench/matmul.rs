@@ -47,7 +47,7 @@ impl Operands {
         let per_thread = self
             .host
             .as_ref()
-            .map_or(0.0, |(a, b)| flops / per_thread_seconds(a, b));
+            .map_or(0.0, |(a, b)| flops / per_thread_seconds(a, b) / 1e9);
         (whole, per_thread)
     }
 

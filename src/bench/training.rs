@@ -17,7 +17,7 @@ use super::matmul::Operands;
 use super::median;
 use crate::device::Selected;
 use crate::model::weights::SeededInit;
-use crate::model::{Gpt2, Gpt2Config, ScalarModel};
+use crate::model::{CausalLm, Gpt2Config, ScalarModel};
 use crate::rlhf::lm::lm_gradients;
 use crate::rlhf::optim::GuardedAdamW;
 use crate::rlhf::reward::{TokenPair, pair_gradients};
@@ -29,9 +29,9 @@ pub(super) fn random_rows(rows: usize, len: usize, seed: u64) -> Vec<Vec<u32>> {
         .collect()
 }
 
-pub(super) fn bench_model(device: &Device) -> Gpt2 {
+pub(super) fn bench_model(device: &Device) -> CausalLm {
     let config = Gpt2Config::new(VOCAB, CONTEXT, D_MODEL, LAYERS, HEADS);
-    Gpt2::build(&config, &mut SeededInit::new(0), &device.clone().autodiff()).expect("a fresh model builds")
+    CausalLm::seeded(&config, 0, &device.clone().autodiff())
 }
 
 /// Parameters that take part in matrix products per token: the blocks'
@@ -54,7 +54,7 @@ pub fn sft(selected: &Selected, repeats: usize) -> Value {
         let start = Instant::now();
         let (out, grads) = lm_gradients(&model, &rows, &counts, 0);
         optim.step(1e-4, &mut model, out.loss as f64, grads);
-        let _ = model.wte.val().slice([0..1, 0..1]).into_data();
+        model.sync();
         start.elapsed().as_secs_f64()
     };
     let tokens = (BATCH * LEN) as f64;

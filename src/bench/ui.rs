@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use crate::device::Selected;
 use crate::model::weights::SeededInit;
 use crate::model::{ScalarModel, hf};
+use crate::run::names;
 use crate::run::{RunConfig, RunDir};
 use crate::trainer::protocol::{Command, Event, Response, SampleSet, Stage, StageState};
 use crate::trainer::worker::{WorkerSetup, spawn};
@@ -27,18 +28,18 @@ use crate::ui::view;
 
 const SIZE: (u16, u16) = (200, 50);
 const PPO_METRICS: [&str; 12] = [
-    "objective/scores",
-    "objective/rlhf_reward",
-    "objective/kl",
-    "objective/entropy",
-    "loss/policy_avg",
-    "loss/value_avg",
-    "policy/entropy_avg",
-    "policy/clipfrac_avg",
-    "val/clipfrac_avg",
-    "judge/score_mean",
-    "val/ratio",
-    "lr",
+    names::SCORES,
+    names::RLHF_REWARD,
+    names::KL,
+    names::SEQUENCE_ENTROPY,
+    names::POLICY_LOSS,
+    names::VALUE_LOSS,
+    names::TOKEN_ENTROPY,
+    names::CLIP_FRACTION,
+    names::VALUE_CLIP_FRACTION,
+    names::JUDGE_SCORE,
+    names::RATIO,
+    names::LR,
 ];
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -78,7 +79,7 @@ fn sample_response(n: usize) -> Response {
         logprobs: (0..n).map(|i| -(i as f32 % 3.0)).collect(),
         ref_logprobs: (0..n).map(|i| -(i as f32 % 2.0)).collect(),
         reward: Some(1.0),
-        judge: 0.5,
+        judge: Some(0.5),
         temperature: 1.0,
     }
 }

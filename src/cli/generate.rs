@@ -69,15 +69,12 @@ pub fn run(args: GenerateArgs, choice: DeviceChoice) -> anyhow::Result<()> {
         "--prompt is empty after tokenization; give some text"
     );
     anyhow::ensure!(
-        prompt.len() < model.config.n_positions,
+        prompt.len() < model.context(),
         "--prompt is {} tokens; this model's context is {} (n_positions)",
         prompt.len(),
-        model.config.n_positions
+        model.context()
     );
-    let eos = model
-        .config
-        .eos_token_id
-        .or_else(|| tokenizer.token_id("<|endoftext|>"));
+    let eos = model.eos_token_id().or_else(|| tokenizer.token_id("<|endoftext|>"));
     let config = GenerateConfig {
         max_new_tokens: args.max_new_tokens,
         sampling: SamplingParams {
@@ -86,7 +83,7 @@ pub fn run(args: GenerateArgs, choice: DeviceChoice) -> anyhow::Result<()> {
             top_p: args.top_p,
         },
         eos_token_id: eos,
-        pad_token_id: model.config.pad_token_id.or(eos).unwrap_or(0),
+        pad_token_id: model.pad_token_id().or(eos).unwrap_or(0),
         seed: args.seed,
     };
     let out = generate(&model, &vec![prompt; args.num], &config);

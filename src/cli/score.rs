@@ -28,10 +28,10 @@ pub fn run(args: ScoreArgs, choice: DeviceChoice) -> anyhow::Result<()> {
         .try_encode(&args.text)
         .map_err(|e| anyhow::anyhow!("--text cannot be tokenized: {e}"))?;
     anyhow::ensure!(
-        tokens.len() <= model.config.n_positions,
+        tokens.len() <= model.context(),
         "--text is {} tokens; this model's context is {} (n_positions)",
         tokens.len(),
-        model.config.n_positions
+        model.context()
     );
     let logprobs = sequence_logprobs(&model, &tokens);
     if args.json {

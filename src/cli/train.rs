@@ -9,6 +9,7 @@ use serde_json::json;
 
 use crate::device::{self, DeviceChoice};
 use crate::rlhf::monitors::Monitor;
+use crate::run::names;
 use crate::run::{MetricsLog, RunConfig, RunDir, metric};
 use crate::trainer::protocol::Stage;
 use crate::trainer::stage::{StageRun, no_steering};
@@ -42,7 +43,7 @@ pub struct TrainArgs {
 
 pub fn run(args: TrainArgs, choice: DeviceChoice) -> anyhow::Result<()> {
     let name = args.resume.as_ref().unwrap_or(&args.run);
-    let saved = args.runs_dir.join(name).join("config.ron");
+    let saved = RunDir::saved_config(&args.runs_dir, name);
     let mut config = match (&args.config, args.resume.is_some()) {
         (Some(path), _) => RunConfig::from_file(path)?,
         (None, true) => RunConfig::from_file(&saved)?,
@@ -98,8 +99,8 @@ pub fn run(args: TrainArgs, choice: DeviceChoice) -> anyhow::Result<()> {
         log.append(name, 0, &baseline)?;
     }
     let shown = match args.stage {
-        Stage::Ppo => "objective/scores",
-        Stage::Sft | Stage::Rm => "loss",
+        Stage::Ppo => names::SCORES,
+        Stage::Sft | Stage::Rm => names::LOSS,
     };
     let mut progress = Progress::new(name, shown, stage.total);
     let mut last = Vec::new();

@@ -34,7 +34,7 @@ pub fn run(args: WorkbenchArgs, choice: DeviceChoice) -> anyhow::Result<()> {
         "the workbench needs a terminal; `rlhf-tui train --stage sft|rm|ppo` runs a stage without one"
     );
     let name = args.run.clone().unwrap_or_else(new_run_name);
-    let saved = args.runs_dir.join(&name).join("config.ron");
+    let saved = RunDir::saved_config(&args.runs_dir, &name);
     let mut config = match (&args.config, saved.exists()) {
         (Some(path), _) => RunConfig::from_file(path)?,
         (None, true) => RunConfig::from_file(&saved)?,

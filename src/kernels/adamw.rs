@@ -114,7 +114,7 @@ mod cpu {
     use std::mem::MaybeUninit;
 
     use super::{BETA_1, BETA_2, EPSILON, FusedAdamW, Step, composed};
-    use crate::kernels::cpu_tensor::{f32s, owned, written};
+    use crate::kernels::cpu_tensor::{f32s, written};
     use crate::kernels::path;
 
     /// Elements per parallel task.
@@ -140,27 +140,39 @@ mod cpu {
             if path::composed() {
                 return composed::<Self>(p, g, m, v, step);
             }
-            let (p, g) = (p.to_contiguous(), g.to_contiguous());
-            // The moments are the optimizer's alone, so they update in
-            // place (a shared one would be copied first).
-            let (mut m, mut v) = (owned(m), owned(v));
-            let (ps, gs) = (f32s(&p), f32s(&g));
-            let scalars = Scalars::of(step);
-            let (ms, vs) = (m.storage_mut::<f32>(), v.storage_mut::<f32>());
+            let [p, g, m, v] = [p, g, m, v].map(|t| t.to_contiguous());
+            let [ps, gs, ms, vs] = [&p, &g, &m, &v].map(f32s);
             assert!(
-                ms.len() == ps.len() && vs.len() == ps.len(),
-                "adamw_step: moments of another size"
+                [gs.len(), ms.len(), vs.len()] == [ps.len(); 3],
+                "adamw_step: operands of different sizes"
             );
-            let fill = |out: &mut [MaybeUninit<f32>]| {
-                out.par_chunks_mut(CHUNK)
-                    .zip(ps.par_chunks(CHUNK))
-                    .zip(gs.par_chunks(CHUNK))
-                    .zip(ms.par_chunks_mut(CHUNK))
-                    .zip(vs.par_chunks_mut(CHUNK))
-                    .for_each(|((((out, p), g), m), v)| scalars.apply(p, g, m, v, out))
+            let scalars = Scalars::of(step);
+            // The new moments go to new tensors rather than over the old
+            // ones: the NaN guard keeps the old ones, and an update in
+            // place would first copy them (two more passes over each).
+            let fill =
+                |p_out: &mut [MaybeUninit<f32>], m_out: &mut [MaybeUninit<f32>], v_out: &mut [MaybeUninit<f32>]| {
+                    p_out
+                        .par_chunks_mut(CHUNK)
+                        .zip(m_out.par_chunks_mut(CHUNK))
+                        .zip(v_out.par_chunks_mut(CHUNK))
+                        .zip(ps.par_chunks(CHUNK).zip(gs.par_chunks(CHUNK)))
+                        .zip(ms.par_chunks(CHUNK).zip(vs.par_chunks(CHUNK)))
+                        .for_each(|((((p_out, m_out), v_out), (p, g)), (m, v))| {
+                            scalars.apply([p, g, m, v], [p_out, m_out, v_out])
+                        })
+                };
+            let shape = p.shape();
+            // SAFETY: `apply` writes every element of its three output
+            // chunks, and the chunks cover the three outputs.
+            let (p, (m, v)) = unsafe {
+                written(shape.clone(), |p_out| {
+                    let (m, v) = written(shape.clone(), |m_out| {
+                        written(shape.clone(), |v_out| fill(p_out, m_out, v_out)).0
+                    });
+                    (m, v)
+                })
             };
-            // SAFETY: `apply` writes every element of its output chunk.
-            let p = unsafe { written(p.shape(), fill).0 };
             (p, m, v)
         }
     }
@@ -185,15 +197,20 @@ mod cpu {
             }
         }
 
-        /// Updates the moments in place and writes the new parameter to `out`.
-        fn apply(&self, p: &[f32], g: &[f32], m: &mut [f32], v: &mut [f32], out: &mut [MaybeUninit<f32>]) {
+        /// Writes the new parameter and moments from the old ones and the
+        /// gradient, every element of each output.
+        fn apply(&self, [p, g, m, v]: [&[f32]; 4], [p_out, m_out, v_out]: [&mut [MaybeUninit<f32>]; 3]) {
             crate::kernels::simd::widest(|| {
-                for ((((out, &p), &g), m), v) in out.iter_mut().zip(p).zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+                let outputs = p_out.iter_mut().zip(m_out.iter_mut()).zip(v_out.iter_mut());
+                let inputs = p.iter().zip(g).zip(m).zip(v);
+                for (((p_out, m_out), v_out), (((&p, &g), &m), &v)) in outputs.zip(inputs) {
                     let g = g * self.clip;
-                    *m = BETA_1 * *m + (1.0 - BETA_1) * g;
-                    *v = BETA_2 * *v + (1.0 - BETA_2) * g * g;
-                    let update = (*m / self.bias_1) / ((*v / self.bias_2).sqrt() + EPSILON);
-                    out.write(p * self.decay - self.lr * update);
+                    let m = BETA_1 * m + (1.0 - BETA_1) * g;
+                    let v = BETA_2 * v + (1.0 - BETA_2) * g * g;
+                    let update = (m / self.bias_1) / ((v / self.bias_2).sqrt() + EPSILON);
+                    p_out.write(p * self.decay - self.lr * update);
+                    m_out.write(m);
+                    v_out.write(v);
                 }
             })
         }

@@ -12,19 +12,6 @@ pub fn f32s(t: &FlexTensor) -> &[f32] {
     t.as_slice::<f32>().expect("contiguous")
 }
 
-/// `t` itself when its elements fill its buffer in order, else a
-/// contiguous copy. `to_contiguous` borrows, so the tensor it is called on
-/// keeps a second handle on the buffer, and writing through `storage_mut`
-/// would then copy the whole buffer first.
-pub fn owned(t: FlexTensor) -> FlexTensor {
-    let layout = t.layout();
-    if layout.is_contiguous() && layout.start_offset() == 0 {
-        t
-    } else {
-        t.to_contiguous()
-    }
-}
-
 /// A zero-filled f32 tensor. `FlexTensor::empty` allocates bytes and then
 /// copies them into a second, aligned allocation; a vector of f32 is
 /// aligned for f32 already and becomes the tensor's storage as it is.

@@ -13,8 +13,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::batch::{PaddedBatch, attention_mask};
-use super::gpt2::Gpt2;
-use super::kv_cache::KvCache;
+use super::causal_lm::CausalLm;
 use super::sampling::{SamplingParams, sample_token};
 
 /// What to generate and when to stop.
@@ -39,8 +38,8 @@ pub struct Generated {
 
 /// Generates a continuation of every prompt. The number of new tokens is
 /// capped so prompt plus response fits the model's context.
-pub fn generate(model: &Gpt2, prompts: &[Vec<u32>], config: &GenerateConfig) -> Generated {
-    let chunks = crate::device::shards(&model.wte.val().device(), prompts.len());
+pub fn generate(model: &CausalLm, prompts: &[Vec<u32>], config: &GenerateConfig) -> Generated {
+    let chunks = crate::device::shards(&model.device(), prompts.len());
     if chunks == 1 {
         return generate_rows(model, prompts, 0, config);
     }
@@ -65,8 +64,8 @@ pub fn generate(model: &Gpt2, prompts: &[Vec<u32>], config: &GenerateConfig) -> 
 }
 
 /// Generates for `prompts`, which are rows `first_row..` of the whole batch.
-fn generate_rows(model: &Gpt2, prompts: &[Vec<u32>], first_row: usize, config: &GenerateConfig) -> Generated {
-    let device = model.wte.val().device();
+fn generate_rows(model: &CausalLm, prompts: &[Vec<u32>], first_row: usize, config: &GenerateConfig) -> Generated {
+    let device = model.device();
     let b = prompts.len();
     let mut out = Generated {
         tokens: vec![Vec::new(); b],
@@ -76,9 +75,7 @@ fn generate_rows(model: &Gpt2, prompts: &[Vec<u32>], first_row: usize, config: &
         return out;
     }
     let batch = PaddedBatch::left_padded(prompts, config.pad_token_id);
-    let max_new = config
-        .max_new_tokens
-        .min(model.config.n_positions.saturating_sub(batch.cols));
+    let max_new = config.max_new_tokens.min(model.context().saturating_sub(batch.cols));
     if max_new == 0 || batch.cols == 0 {
         return out;
     }
@@ -89,7 +86,7 @@ fn generate_rows(model: &Gpt2, prompts: &[Vec<u32>], first_row: usize, config: &
             rng
         })
         .collect();
-    let mut cache = KvCache::new(model.config.n_layer);
+    let mut cache = model.new_cache();
     let mut valid: Vec<Vec<bool>> = batch.valid.chunks(batch.cols).map(<[bool]>::to_vec).collect();
     let mut next_pos: Vec<i64> = prompts.iter().map(|p| p.len() as i64).collect();
     let mut done = vec![false; b];
@@ -101,7 +98,7 @@ fn generate_rows(model: &Gpt2, prompts: &[Vec<u32>], first_row: usize, config: &
         Some(&mut cache),
     );
     let mut logits = last_position_logits(model, hidden);
-    let vocab = model.config.vocab_size;
+    let vocab = model.vocab_size();
 
     for step in 0..max_new {
         let mut fed = Vec::with_capacity(b);
@@ -144,7 +141,7 @@ fn generate_rows(model: &Gpt2, prompts: &[Vec<u32>], first_row: usize, config: &
 /// Logits at each row's last column, on the host: `[b · V]` row-major.
 /// Only the last position goes through the LM head (the V-wide matmul is
 /// the largest in a small model; prompt positions do not need it).
-fn last_position_logits(model: &Gpt2, hidden: burn::tensor::Tensor<3>) -> Vec<f32> {
+fn last_position_logits(model: &CausalLm, hidden: burn::tensor::Tensor<3>) -> Vec<f32> {
     let q = hidden.dims()[1];
     let last = hidden.narrow(1, q - 1, 1); // [b, 1, d]
     model

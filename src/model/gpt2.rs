@@ -1,8 +1,7 @@
 //! The GPT-2 decoder in one readable file: learned token and position
 //! embeddings, pre-LayerNorm blocks of causal self-attention and a tanh-GELU
-//! MLP, a final LayerNorm, and two heads on top of it: the language-model
-//! head tied to the token embedding, and a scalar head for reward and value
-//! models (`GPT2ForSequenceClassification` with one label).
+//! MLP, a final LayerNorm, and the language-model head tied to the token
+//! embedding.
 //!
 //! Shapes use `b` = batch, `q` = new positions in this call, `k` = all key
 //! positions (cached + new), `d` = `n_embd`, `h` = heads, `hd` = d / h,
@@ -266,55 +265,6 @@ impl Gpt2 {
         let wte = self.wte.val();
         let vocab = wte.dims()[0];
         linear_transposed(hidden.reshape([b * q, d]), wte).reshape([b, q, vocab])
-    }
-}
-
-/// A scalar per position: the reward or value head (`score.weight`, `[1, d]`).
-#[derive(Module, Debug)]
-pub struct ScalarModel {
-    pub transformer: Gpt2,
-    pub score: Param<Tensor<2>>,
-}
-
-impl ScalarModel {
-    /// A scalar head on a body; with a fresh head drawn from `src` when it
-    /// has none (a reward model initialised from an SFT model).
-    pub fn build(transformer: Gpt2, src: &mut dyn WeightSource, device: &Device) -> Result<Self, ImportError> {
-        let d = transformer.config.n_embd;
-        // A small init keeps the initial rewards near zero.
-        let score = src.tensor2(
-            "score.weight",
-            [1, d],
-            Init::Normal(1.0 / (d as f64 + 1.0).sqrt()),
-            device,
-        )?;
-        Ok(Self {
-            transformer,
-            score: Param::from_tensor(score),
-        })
-    }
-
-    /// The head applied at every position: `[b, q, d]` → `[b, q]`.
-    pub fn values(&self, hidden: Tensor<3>) -> Tensor<2> {
-        let [b, q, _] = hidden.dims();
-        rows_linear(hidden, self.score.val().transpose(), None).reshape([b, q])
-    }
-
-    /// The scalar at each row's last real token (column `last[i]` of row
-    /// i), as transformers pools it: `[b]`. Only those columns run through
-    /// the last block.
-    pub fn pooled(
-        &self,
-        tokens: Tensor<2, Int>,
-        positions: Tensor<2, Int>,
-        mask: Tensor<4, Bool>,
-        last: Vec<usize>,
-    ) -> Tensor<1> {
-        let b = last.len();
-        let hidden = self
-            .transformer
-            .forward_window(tokens, positions, mask, &Window::columns(last));
-        self.values(hidden).reshape([b])
     }
 }
 

@@ -4,7 +4,7 @@
 use burn::tensor::{Int, Tensor, TensorData};
 
 use super::batch::PaddedBatch;
-use super::gpt2::Gpt2;
+use super::causal_lm::CausalLm;
 use crate::kernels::token_logprobs::row_stats;
 
 /// `log softmax(logits)[target]` at every position.
@@ -36,11 +36,11 @@ pub fn target_stats(logits: Tensor<3>, targets: Tensor<2, Int>) -> TargetStats {
 
 /// The log-probability of each token after the first given the tokens
 /// before it: `len - 1` values for a sequence of `len` tokens.
-pub fn sequence_logprobs(model: &Gpt2, ids: &[u32]) -> Vec<f32> {
+pub fn sequence_logprobs(model: &CausalLm, ids: &[u32]) -> Vec<f32> {
     if ids.len() < 2 {
         return Vec::new();
     }
-    let device = model.wte.val().device();
+    let device = model.device();
     let batch = PaddedBatch::right_padded(&[ids.to_vec()], 0);
     let hidden = model.forward(
         batch.ids_tensor(&device),

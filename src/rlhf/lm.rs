@@ -5,7 +5,7 @@
 use burn::optim::GradientsParams;
 use burn::tensor::{Int, Tensor, TensorData};
 
-use crate::model::Gpt2;
+use crate::model::CausalLm;
 use crate::model::batch::PaddedBatch;
 use crate::model::logprobs::target_stats;
 use crate::model::window::select_rows;
@@ -60,8 +60,8 @@ pub struct LmOutput {
 }
 
 /// Runs the model over the batch: loss with gradient, statistics without.
-pub fn lm_forward(model: &Gpt2, batch: &LmBatch) -> LmOutput {
-    let device = model.wte.val().device();
+pub fn lm_forward(model: &CausalLm, batch: &LmBatch) -> LmOutput {
+    let device = model.device();
     let (b, t) = (batch.inputs.rows, batch.inputs.cols);
     let inputs = &batch.inputs;
     let hidden = model.forward(
@@ -115,8 +115,13 @@ pub struct LmStep {
 /// step's figures. The rows are split into shards that run in parallel on
 /// the CPU (see `shards`); each shard's loss is its share of the whole
 /// batch's weighted mean.
-pub fn lm_gradients(model: &Gpt2, rows: &[Vec<u32>], counts: &[Vec<bool>], pad_id: u32) -> (LmStep, GradientsParams) {
-    let n = shards::count(&model.wte.val().device(), rows.len());
+pub fn lm_gradients(
+    model: &CausalLm,
+    rows: &[Vec<u32>],
+    counts: &[Vec<bool>],
+    pad_id: u32,
+) -> (LmStep, GradientsParams) {
+    let n = shards::count(&model.device(), rows.len());
     let batches: Vec<LmBatch> = shards::ranges(rows.len(), n)
         .into_iter()
         .map(|r| LmBatch::new(&rows[r.clone()], &counts[r], pad_id))
@@ -165,11 +170,13 @@ mod tests {
     /// figures and the gradient of every position's logits weighted.
     #[test]
     fn counted_positions_alone_give_the_loss_of_all_positions() {
-        use crate::model::Gpt2Config;
         use crate::model::weights::SeededInit;
+        use crate::model::{Gpt2, Gpt2Config};
         use crate::testutil::assert_close;
         let device = burn::tensor::Device::flex().autodiff();
-        let model = Gpt2::build(&Gpt2Config::new(32, 16, 16, 2, 2), &mut SeededInit::new(4), &device).unwrap();
+        // The GPT-2 body beside the interface, to read its parameters.
+        let gpt2 = Gpt2::build(&Gpt2Config::new(32, 16, 16, 2, 2), &mut SeededInit::new(4), &device).unwrap();
+        let model = CausalLm::from(gpt2.clone());
         let rows: Vec<Vec<u32>> = (0..3u32)
             .map(|r| (0..5 + 2 * r).map(|j| (r * 5 + j * 7) % 32).collect())
             .collect();
@@ -201,7 +208,7 @@ mod tests {
         assert!((out.accuracy - accuracy).abs() < 1e-6 && (out.entropy - entropy).abs() < 1e-5);
         let (mine, all) = (out.loss.backward(), loss.backward());
         let grad = |g, w: Tensor<2>| w.grad(g).unwrap().into_data().try_to_vec::<f32>().unwrap();
-        for w in [model.wte.val(), model.h[1].mlp.c_fc.weight.val()] {
+        for w in [gpt2.wte.val(), gpt2.h[1].mlp.c_fc.weight.val()] {
             assert_close("gradient", &grad(&mine, w.clone()), &grad(&all, w), 1e-6);
         }
     }
@@ -210,11 +217,12 @@ mod tests {
     /// give the loss, the figures and the gradient of the whole batch.
     #[test]
     fn sharded_gradients_equal_the_whole_batch() {
-        use crate::model::Gpt2Config;
         use crate::model::weights::SeededInit;
+        use crate::model::{Gpt2, Gpt2Config};
         let device = burn::tensor::Device::flex().autodiff();
         let config = Gpt2Config::new(32, 16, 16, 2, 2);
-        let model = Gpt2::build(&config, &mut SeededInit::new(3), &device).unwrap();
+        let gpt2 = Gpt2::build(&config, &mut SeededInit::new(3), &device).unwrap();
+        let model = CausalLm::from(gpt2.clone());
         let rows: Vec<Vec<u32>> = (0..5u32)
             .map(|r| (0..6 + r).map(|j| (r * 7 + j * 3) % 32).collect())
             .collect();
@@ -236,7 +244,7 @@ mod tests {
         assert!((step.entropy - whole.entropy).abs() < 1e-4);
         assert_eq!(step.tokens, LmBatch::new(&rows, &counts, 0).weighted_tokens());
         let values = |g: &GradientsParams, id| g.get::<2>(id).unwrap().into_data().try_to_vec::<f32>().unwrap();
-        for id in [model.wte.id, model.h[1].attn.c_attn.weight.id] {
+        for id in [gpt2.wte.id, gpt2.h[1].attn.c_attn.weight.id] {
             let (a, b) = (values(&grads, id), values(&sharded, id));
             let scale = a.iter().fold(0.0f32, |m, x| m.max(x.abs()));
             assert!(scale > 0.0);

@@ -1,6 +1,7 @@
 //! The RLHF stages and the pieces they share.
 
 pub mod adamw;
+pub mod data;
 pub mod epochs;
 pub mod lm;
 pub mod monitors;

@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
+use crate::run::names;
 use serde::{Deserialize, Serialize};
 
 /// The `monitors` section of a run config.
@@ -171,7 +172,7 @@ pub fn distinct_n(responses: &[Vec<u32>], n: usize) -> f64 {
     }
 }
 
-const TRENDED: [&str; 2] = ["objective/scores", "judge/score_mean"];
+const TRENDED: [&str; 2] = [names::SCORES, names::JUDGE_SCORE];
 
 impl Monitor {
     pub fn new(config: &MonitorConfig) -> Self {
@@ -217,32 +218,27 @@ impl Monitor {
                 firing.push((kind, format!("{what} {v:.3} > {limit}")));
             }
         };
-        above(AlertKind::RunawayKl, "objective/kl", c.kl_max, "KL");
+        above(AlertKind::RunawayKl, names::KL, c.kl_max, "KL");
         above(
             AlertKind::HighClipFraction,
-            "policy/clipfrac_avg",
+            names::CLIP_FRACTION,
             c.clipfrac_max,
             "clip fraction",
         );
-        above(
-            AlertKind::ApproxKlSpike,
-            "policy/approxkl_avg",
-            c.approxkl_max,
-            "approx-KL",
-        );
-        if let Some(ratio) = get("val/ratio").filter(|r| (r - 1.0).abs() > c.ratio_tolerance) {
+        above(AlertKind::ApproxKlSpike, names::APPROX_KL, c.approxkl_max, "approx-KL");
+        if let Some(ratio) = get(names::RATIO).filter(|r| (r - 1.0).abs() > c.ratio_tolerance) {
             firing.push((
                 AlertKind::RatioOff,
                 format!("ratio {ratio:.3}, more than {} from 1", c.ratio_tolerance),
             ));
         }
-        if let Some(e) = get("policy/entropy_avg").filter(|e| *e < c.entropy_min) {
+        if let Some(e) = get(names::TOKEN_ENTROPY).filter(|e| *e < c.entropy_min) {
             firing.push((
                 AlertKind::EntropyCollapse,
                 format!("entropy {e:.3} < {}", c.entropy_min),
             ));
         }
-        if let (Some(d1), Some(d2)) = (get("responses/distinct_1"), get("responses/distinct_2"))
+        if let (Some(d1), Some(d2)) = (get(names::DISTINCT_1), get(names::DISTINCT_2))
             && (d1 < c.distinct_1_min || d2 < c.distinct_2_min)
         {
             firing.push((
@@ -253,7 +249,7 @@ impl Monitor {
                 ),
             ));
         }
-        if let Some(length) = get("responses/length_mean") {
+        if let Some(length) = get(names::LENGTH_MEAN) {
             let first = *self.first_length.get_or_insert(length);
             if first > 0.0 && ((length - first) / first).abs() > c.length_drift {
                 firing.push((

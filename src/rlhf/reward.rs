@@ -1,7 +1,7 @@
 //! Reward-model training: the SFT model with its LM head replaced by a
 //! scalar head, pooled at each sequence's last token, trained on preference
-//! pairs with the Bradley–Terry loss: the built-in world's judge-labelled
-//! pairs, or a preference file in TRL's or HH-RLHF's format. Reports TRL's
+//! pairs with the Bradley–Terry loss: its sources' labelled pairs, or a
+//! preference file in TRL's or HH-RLHF's format. Reports TRL's
 //! reward-trainer metrics, held-out accuracy and calibration.
 
 use std::path::PathBuf;
@@ -14,6 +14,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use super::data::{Sources, Split};
 use super::epochs::Epochs;
 use super::optim::GuardedAdamW;
 use super::reward_math::{Calibration, bradley_terry_loss, calibration, pairwise_accuracy};
@@ -24,10 +25,7 @@ use crate::model::batch::PaddedBatch;
 use crate::model::{ScalarModel, Tokenizer, hf};
 use crate::prefs::formats::{PreferencePair, read_file};
 use crate::run::config::{at_least_one, positive};
-use crate::world::corpus::{held_out_prompts, train_prompts};
-use crate::world::generator::prompt_text;
-use crate::world::inventory::Prompt;
-use crate::world::pairs::judged_pairs;
+use crate::run::names;
 
 /// The `rm` section of a run config.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -51,7 +49,7 @@ pub struct RmConfig {
     /// held-out accuracy.
     pub max_grad_norm: f32,
     /// A preference file to train on (TRL or HH-RLHF JSON Lines, `.gz` or
-    /// plain) instead of the built-in world's judge-labelled pairs.
+    /// plain) instead of the sources' labelled pairs.
     pub data: Option<PathBuf>,
     /// With `data`: the share of its pairs held out for accuracy and
     /// calibration (a seeded draw).
@@ -140,18 +138,19 @@ fn tokenize(tokenizer: &Tokenizer, pair: &PreferencePair, gap: f32, context: usi
     }
 }
 
-/// The world's judge-labelled pairs as token pairs.
-fn world_pairs(prompts: &[&Prompt], n: usize, seed: u64, tokenizer: &Tokenizer, context: usize) -> Vec<TokenPair> {
-    judged_pairs(prompts, n, seed)
+/// The sources' labelled pairs on `split`'s prompts as token pairs.
+fn source_pairs(
+    sources: &dyn Sources,
+    split: Split,
+    n: usize,
+    seed: u64,
+    tokenizer: &Tokenizer,
+    context: usize,
+) -> Vec<TokenPair> {
+    sources
+        .preference_pairs(split, n, seed)
         .iter()
-        .map(|p| {
-            let pair = PreferencePair {
-                prompt: prompt_text(&p.prompt),
-                chosen: format!(" {}", p.chosen),
-                rejected: format!(" {}", p.rejected),
-            };
-            tokenize(tokenizer, &pair, p.gap, context)
-        })
+        .map(|p| tokenize(tokenizer, &p.pair, p.gap, context))
         .collect()
 }
 
@@ -286,30 +285,27 @@ impl RmTrainer {
         config: &RmConfig,
         init: &std::path::Path,
         extra: &[PreferencePair],
+        sources: &dyn Sources,
         device: &Device,
     ) -> anyhow::Result<Self> {
         config.validate().map_err(|e| anyhow::anyhow!("rm.{e}"))?;
         let (model, tokenizer) = hf::load_scalar_model(init, &device.clone().autodiff(), Some(config.seed))?;
         let pad = model
             .transformer
-            .config
-            .pad_token_id
-            .or(model.transformer.config.eos_token_id)
+            .pad_token_id()
+            .or(model.transformer.eos_token_id())
             .unwrap_or(0);
-        let context = model.transformer.config.n_positions;
+        let context = model.transformer.context();
         let (mut train, eval, warnings) = match &config.data {
             Some(path) => file_pairs(path, config, &tokenizer, context)?,
-            None => (
-                world_pairs(&train_prompts(), config.train_pairs, config.seed, &tokenizer, context),
-                world_pairs(
-                    &held_out_prompts(),
-                    config.eval_pairs,
-                    config.seed ^ 0xe7a1,
-                    &tokenizer,
-                    context,
-                ),
-                Vec::new(),
-            ),
+            None => {
+                let pairs = |split, n, seed| source_pairs(sources, split, n, seed, &tokenizer, context);
+                (
+                    pairs(Split::Train, config.train_pairs, config.seed),
+                    pairs(Split::HeldOut, config.eval_pairs, config.seed ^ 0xe7a1),
+                    Vec::new(),
+                )
+            }
         };
         train.extend(extra.iter().map(|p| tokenize(&tokenizer, p, 0.0, context)));
         let train_pairs = train.len();
@@ -348,14 +344,23 @@ impl RmTrainer {
         let r: Vec<f32> = c.iter().chain(rj).copied().collect();
         let margin = c.iter().zip(rj).map(|(a, b)| (a - b) as f64).sum::<f64>() / n as f64;
         vec![
-            ("loss", loss_value),
-            ("accuracy", pairwise_accuracy(c, rj) as f64),
-            ("margin", margin),
-            ("mean_reward", r.iter().map(|&x| x as f64).sum::<f64>() / r.len() as f64),
-            ("min_reward", r.iter().copied().fold(f32::INFINITY, f32::min) as f64),
-            ("max_reward", r.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64),
-            ("grad_norm", norm),
-            ("lr", lr),
+            (names::LOSS, loss_value),
+            (names::ACCURACY, pairwise_accuracy(c, rj) as f64),
+            (names::MARGIN, margin),
+            (
+                names::MEAN_REWARD,
+                r.iter().map(|&x| x as f64).sum::<f64>() / r.len() as f64,
+            ),
+            (
+                names::MIN_REWARD,
+                r.iter().copied().fold(f32::INFINITY, f32::min) as f64,
+            ),
+            (
+                names::MAX_REWARD,
+                r.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64,
+            ),
+            (names::GRAD_NORM, norm),
+            (names::LR, lr),
         ]
     }
 

@@ -10,20 +10,17 @@ use std::path::PathBuf;
 
 use burn::module::Module;
 use burn::tensor::Device;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use super::data::{Demonstration, Sources, Split};
 use super::epochs::Epochs;
 use super::lm::{LmBatch, lm_forward, lm_gradients};
 use super::optim::GuardedAdamW;
 use super::schedule::warmup_cosine;
 use super::state::{ModelState, OPTIMIZER};
-use crate::model::{Gpt2, Tokenizer, hf};
+use crate::model::{CausalLm, Tokenizer, hf};
 use crate::run::config::{at_least_one, positive};
-use crate::world::corpus::{held_out_prompts, sft_pairs};
-use crate::world::generator::{Style, prompt_text, respond};
-use crate::world::tokenizer_training::EOS;
+use crate::run::names;
 
 /// The `sft` section of a run config.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -93,14 +90,14 @@ impl SftConfig {
 /// of the response as fits.
 pub fn demonstration(
     tokenizer: &Tokenizer,
-    prompt: &str,
-    response: &str,
+    sources: &dyn Sources,
+    demo: &Demonstration,
     eos: u32,
     context: usize,
 ) -> (Vec<u32>, Vec<bool>) {
-    let mut tokens = tokenizer.encode(&prompt_text(prompt));
+    let mut tokens = tokenizer.encode(&sources.prompt_text(&demo.prompt));
     let prompt_len = tokens.len();
-    tokens.extend(tokenizer.encode(&format!(" {response}")));
+    tokens.extend(tokenizer.encode(&sources.response_text(&demo.response)));
     tokens.push(eos);
     tokens.truncate(context);
     let counts = (0..tokens.len()).map(|i| i >= prompt_len).collect();
@@ -110,9 +107,9 @@ pub fn demonstration(
 /// The SFT stage's state between steps.
 pub struct SftTrainer {
     pub config: SftConfig,
-    pub model: Gpt2,
+    pub model: CausalLm,
     pub tokenizer: Tokenizer,
-    optim: GuardedAdamW<Gpt2>,
+    optim: GuardedAdamW<CausalLm>,
     train: Epochs<(Vec<u32>, Vec<bool>)>,
     eval: Vec<(Vec<u32>, Vec<bool>)>,
     eos: u32,
@@ -123,34 +120,25 @@ pub struct SftTrainer {
 }
 
 impl SftTrainer {
-    pub fn new(config: &SftConfig, device: &Device) -> anyhow::Result<Self> {
+    pub fn new(config: &SftConfig, sources: &dyn Sources, device: &Device) -> anyhow::Result<Self> {
         config.validate().map_err(|e| anyhow::anyhow!("sft.{e}"))?;
         let train_device = device.clone().autodiff();
         let (model, tokenizer) = hf::load_language_model(&config.init, &train_device)?;
+        let eos_text = sources.eos();
         let eos = tokenizer
-            .token_id(EOS)
-            .ok_or_else(|| anyhow::anyhow!("{}: the tokenizer has no {EOS} token", config.init.display()))?;
-        let context = model.config.n_positions;
-        let train = sft_pairs(config.seed, config.demonstrations)
-            .iter()
-            .map(|(p, r)| demonstration(&tokenizer, p, r, eos, context))
-            .collect();
+            .token_id(eos_text)
+            .ok_or_else(|| anyhow::anyhow!("{}: the tokenizer has no {eos_text} token", config.init.display()))?;
+        let context = model.context();
+        let tokenized = |demos: Vec<Demonstration>| -> Vec<_> {
+            demos
+                .iter()
+                .map(|d| demonstration(&tokenizer, sources, d, eos, context))
+                .collect()
+        };
+        let train = tokenized(sources.demonstrations(Split::Train, config.demonstrations, config.seed));
         let train = Epochs::new(train, config.seed);
         // Demonstrations on held-out prompts: the loss on prompts SFT never saw.
-        let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0xe7a1);
-        let held = held_out_prompts();
-        let eval = (0..config.eval_examples)
-            .map(|i| {
-                let p = held[i % held.len()];
-                demonstration(
-                    &tokenizer,
-                    &p.text,
-                    &respond(p, Style::demonstrator(&mut rng), &mut rng),
-                    eos,
-                    context,
-                )
-            })
-            .collect();
+        let eval = tokenized(sources.demonstrations(Split::HeldOut, config.eval_examples, config.seed ^ 0xe7a1));
         let optim = GuardedAdamW::new(config.weight_decay, config.max_grad_norm);
         Ok(Self {
             config: config.clone(),
@@ -175,12 +163,12 @@ impl SftTrainer {
         self.step += 1;
         self.tokens_seen += out.tokens as usize;
         vec![
-            ("loss", out.loss as f64),
-            ("mean_token_accuracy", out.accuracy as f64),
-            ("entropy", out.entropy as f64),
-            ("num_tokens", self.tokens_seen as f64),
-            ("grad_norm", norm),
-            ("lr", lr),
+            (names::LOSS, out.loss as f64),
+            (names::MEAN_TOKEN_ACCURACY, out.accuracy as f64),
+            (names::ENTROPY, out.entropy as f64),
+            (names::NUM_TOKENS, self.tokens_seen as f64),
+            (names::GRAD_NORM, norm),
+            (names::LR, lr),
         ]
     }
 
@@ -216,7 +204,7 @@ impl SftTrainer {
         Ok(())
     }
 
-    pub fn inference_model(&self) -> Gpt2 {
+    pub fn inference_model(&self) -> CausalLm {
         self.model.valid()
     }
 }
@@ -224,6 +212,34 @@ impl SftTrainer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rlhf::data::LabelledPair;
+
+    /// Sources that only lay text out: a question and answer format.
+    struct Plain;
+
+    impl Sources for Plain {
+        fn prompts(&self, _: Split) -> Vec<String> {
+            Vec::new()
+        }
+        fn demonstrations(&self, _: Split, _: usize, _: u64) -> Vec<Demonstration> {
+            Vec::new()
+        }
+        fn preference_pairs(&self, _: Split, _: usize, _: u64) -> Vec<LabelledPair> {
+            Vec::new()
+        }
+        fn prompt_text(&self, prompt: &str) -> String {
+            format!("Q: {prompt}\nA:")
+        }
+        fn response_text(&self, response: &str) -> String {
+            format!(" {response}")
+        }
+        fn eos(&self) -> &str {
+            "<|endoftext|>"
+        }
+        fn answer<'a>(&self, continuation: &'a str) -> &'a str {
+            continuation.trim()
+        }
+    }
 
     #[test]
     fn only_the_response_and_eos_count() {
@@ -232,15 +248,19 @@ mod tests {
             "/assets/tokenizer.json"
         )))
         .unwrap();
-        let eos = tokenizer.token_id(EOS).unwrap();
-        let (tokens, counts) = demonstration(&tokenizer, "What is tea?", "Tea is hot.", eos, 128);
-        let prompt_len = tokenizer.encode(&prompt_text("What is tea?")).len();
+        let eos = tokenizer.token_id(Plain.eos()).unwrap();
+        let demo = Demonstration {
+            prompt: "What is tea?".into(),
+            response: "Tea is hot.".into(),
+        };
+        let (tokens, counts) = demonstration(&tokenizer, &Plain, &demo, eos, 128);
+        let prompt_len = tokenizer.encode(&Plain.prompt_text("What is tea?")).len();
         assert!(counts[..prompt_len].iter().all(|c| !c));
         assert!(counts[prompt_len..].iter().all(|&c| c));
         assert_eq!(*tokens.last().unwrap(), eos);
         assert_eq!(tokenizer.decode(&tokens[prompt_len..tokens.len() - 1]), " Tea is hot.");
         // A context shorter than the whole keeps the prompt and the response's start.
-        let (short, counts) = demonstration(&tokenizer, "What is tea?", "Tea is hot.", eos, prompt_len + 1);
+        let (short, counts) = demonstration(&tokenizer, &Plain, &demo, eos, prompt_len + 1);
         assert_eq!(short, tokens[..prompt_len + 1]);
         assert_eq!(counts.iter().filter(|&&c| c).count(), 1);
     }

@@ -1,4 +1,5 @@
 //! The run directory: where a run's files live, created on first use.
+//! Every file name of a run is known here and nowhere else.
 
 use std::path::{Path, PathBuf};
 
@@ -8,6 +9,12 @@ use crate::fsutil::write_atomic;
 /// stamped with a higher number was written by a newer rlhf-tui.
 pub const RUN_FORMAT: u64 = 1;
 const WRITTEN_BY: &str = concat!("rlhf-tui ", env!("CARGO_PKG_VERSION"));
+
+const CONFIG: &str = "config.ron";
+/// What continuing a stage from a checkpoint needs beside its model
+/// files (step, optimizer, generator, live parameters), inside the
+/// checkpoint's directory.
+pub const CHECKPOINT_STATE: &str = "trainer_state.json";
 
 /// Reads `run.json`: a run this build can open, or why not.
 pub fn check_format(text: &str) -> Result<(), String> {
@@ -55,7 +62,33 @@ impl RunDir {
     }
 
     pub fn config_path(&self) -> PathBuf {
-        self.root.join("config.ron")
+        self.root.join(CONFIG)
+    }
+
+    /// The config a run named `name` under `base` saved, whether or not
+    /// the run exists yet.
+    pub fn saved_config(base: &Path, name: &str) -> PathBuf {
+        base.join(name).join(CONFIG)
+    }
+
+    /// Every pause, resume, parameter change, start, stop and alert.
+    pub fn audit_path(&self) -> PathBuf {
+        self.root.join("audit.jsonl")
+    }
+
+    /// The sample sets the pair pane showed.
+    pub fn samples_path(&self) -> PathBuf {
+        self.root.join("samples.jsonl")
+    }
+
+    /// The latest reward model's reliability table.
+    pub fn rm_calibration_path(&self) -> PathBuf {
+        self.root.join("rm_calibration.json")
+    }
+
+    /// The iterative loop's round and reward-model versions.
+    pub fn rounds_path(&self) -> PathBuf {
+        self.root.join("rounds.json")
     }
 
     pub fn prefs_path(&self) -> PathBuf {

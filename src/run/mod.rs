@@ -4,6 +4,7 @@
 pub mod config;
 pub mod dir;
 pub mod metrics;
+pub mod names;
 pub mod rounds;
 
 pub use config::RunConfig;

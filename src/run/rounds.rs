@@ -40,7 +40,7 @@ impl Default for Rounds {
 
 impl Rounds {
     fn path(run: &RunDir) -> std::path::PathBuf {
-        run.root.join("rounds.json")
+        run.rounds_path()
     }
 
     /// The run's record; a run without one is in round 1.

@@ -42,6 +42,16 @@ pub enum Poll {
     Stop,
 }
 
+/// Work that needs the models, queued until the worker holds them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Queued {
+    /// A set of responses for the pair pane (its size is `Control::k`).
+    Samples,
+    Checkpoint,
+    Start(Stage),
+    NewRound,
+}
+
 /// Why a stage is ending early.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StopReason {
@@ -50,29 +60,29 @@ pub enum StopReason {
 }
 
 pub struct Control {
-    pub commands: Receiver<Command>,
-    pub events: Sender<Event>,
+    commands: Receiver<Command>,
+    events: Sender<Event>,
     logs: RunLogs,
     /// The config future stages start from: parameter changes land here too.
-    pub config: RunConfig,
-    pub paused: bool,
+    config: RunConfig,
+    paused: bool,
     step_once: bool,
-    pub stop: Option<StopReason>,
-    /// Commands that need the models, in arrival order.
-    pub queued: Vec<Command>,
+    stop: Option<StopReason>,
+    /// Work that needs the models, in arrival order.
+    queued: Vec<Queued>,
     /// The running stage, its step and where it ends, for the audit log
     /// and the stage events.
-    pub stage: Option<Stage>,
-    pub step: usize,
-    pub total: usize,
+    stage: Option<Stage>,
+    step: usize,
+    total: usize,
     /// Sets shown recently, by id, so a judgment can be stored with its texts.
     sets: Vec<SampleSet>,
     /// The size of the sets asked for last; PPO streams sets of this size.
-    pub k: usize,
+    k: usize,
     /// Who labels at this keyboard.
     annotator: String,
     /// The run's live judgments, for agreement.
-    pub judgments: Vec<Judgment>,
+    judgments: Vec<Judgment>,
 }
 
 /// The run's append-only logs the trainer writes between steps.
@@ -112,6 +122,80 @@ impl Control {
             annotator,
             judgments,
         }
+    }
+
+    /// The config future stages start from.
+    pub fn config(&self) -> &RunConfig {
+        &self.config
+    }
+
+    /// The size of the sets asked for last.
+    pub fn set_size(&self) -> usize {
+        self.k
+    }
+
+    pub fn has_judgments(&self) -> bool {
+        !self.judgments.is_empty()
+    }
+
+    /// The running stage's step (the last one finished).
+    pub fn step(&self) -> usize {
+        self.step
+    }
+
+    /// A stage begins: it is the one the audit log and events name.
+    pub fn begin(&mut self, stage: Stage) {
+        (self.stage, self.step, self.total, self.paused) = (Some(stage), 0, 0, false);
+        self.send_state(StageState::Starting);
+    }
+
+    /// The running stage's step and where it ends.
+    pub fn progress(&mut self, step: usize, total: usize) {
+        (self.step, self.total) = (step, total);
+    }
+
+    /// No stage runs any more.
+    pub fn end(&mut self) {
+        (self.stage, self.paused) = (None, false);
+    }
+
+    /// Waits for the next command while no stage runs and applies it;
+    /// false once the workbench has gone.
+    pub fn wait(&mut self, params: &mut LiveParams) -> bool {
+        match self.commands.recv() {
+            Ok(command) => {
+                self.handle(command, params);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Whether a stop or a shutdown was asked for.
+    pub fn stopping(&self) -> bool {
+        self.stop.is_some()
+    }
+
+    /// Why the stage is ending early, if it is; it is not asked again.
+    pub fn take_stop(&mut self) -> Option<StopReason> {
+        self.stop.take()
+    }
+
+    /// Keeps a shutdown for the thread to see once the stage has ended.
+    pub fn keep_shutdown(&mut self, stop: Option<StopReason>) {
+        self.stop = stop.filter(|r| *r != StopReason::Stop);
+    }
+
+    /// The queued work, in arrival order, taken off the queue.
+    pub fn take_queued(&mut self) -> Vec<Queued> {
+        std::mem::take(&mut self.queued)
+    }
+
+    /// How many sets were asked for, taken off the queue (the rest stays).
+    pub fn take_samples(&mut self) -> usize {
+        let asked = self.queued.len();
+        self.queued.retain(|q| *q != Queued::Samples);
+        asked - self.queued.len()
     }
 
     pub fn send(&self, event: Event) {
@@ -163,7 +247,7 @@ impl Control {
                 self.step_once = false;
                 return Poll::Go;
             }
-            let servable = |c: &Command| serving == Serving::All || matches!(c, Command::RequestSamples { .. });
+            let servable = |q: &Queued| serving == Serving::All || *q == Queued::Samples;
             if self.queued.iter().any(servable) {
                 return Poll::Serve;
             }
@@ -195,9 +279,11 @@ impl Control {
             Command::Undo { set } => self.undo(set),
             Command::RequestSamples { k } => {
                 self.k = k.clamp(2, 9);
-                self.queued.push(command);
+                self.queued.push(Queued::Samples);
             }
-            Command::Start(_) | Command::Checkpoint | Command::NewRound => self.queued.push(command),
+            Command::Start(stage) => self.queued.push(Queued::Start(stage)),
+            Command::Checkpoint => self.queued.push(Queued::Checkpoint),
+            Command::NewRound => self.queued.push(Queued::NewRound),
         }
     }
 

@@ -165,8 +165,9 @@ pub struct Response {
     pub ref_logprobs: Vec<f32>,
     /// The reward model's score, once there is one.
     pub reward: Option<f32>,
-    /// The built-in world's judge score.
-    pub judge: f32,
+    /// The run's evaluator's score (the built-in world's judge), when it
+    /// has one.
+    pub judge: Option<f32>,
     /// The temperature it was sampled at.
     pub temperature: f32,
 }

@@ -14,7 +14,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::protocol::{Choice, Criterion, Response, SampleSet, Stage, Verdict};
 use crate::model::sampling::SamplingParams;
-use crate::model::{GenerateConfig, Gpt2, ScalarModel, Tokenizer, generate, hf};
+use crate::model::{CausalLm, GenerateConfig, ScalarModel, Tokenizer, generate, hf};
 use crate::rlhf::ppo::rollout::{QueryResponse, episode_scores, response_logprobs};
 use crate::run::{RunConfig, RunDir};
 use crate::world::corpus::train_prompts;
@@ -25,8 +25,8 @@ use crate::world::tokenizer_training::EOS;
 
 /// The models a pair is drawn and scored with.
 pub struct PairModels<'a> {
-    pub policy: &'a Gpt2,
-    pub reference: &'a Gpt2,
+    pub policy: &'a CausalLm,
+    pub reference: &'a CausalLm,
     pub reward: Option<&'a ScalarModel>,
     pub tokenizer: &'a Tokenizer,
     /// Names the policy in the pair, e.g. `ppo-12`.
@@ -88,10 +88,10 @@ pub fn sample_set(models: &PairModels, id: u64, temperatures: &[f32], max_new_to
             logprobs: generated.logprobs[0][..shown].to_vec(),
             ref_logprobs: ref_logp[..shown].to_vec(),
             reward: None,
-            judge: 0.0,
+            judge: None,
             temperature,
         };
-        response.judge = judge_response(&prompt, &response).score;
+        response.judge = Some(judge_response(&prompt, &response).score);
         responses.push(response);
         all_tokens.push(tokens.clone());
     }
@@ -152,9 +152,9 @@ pub fn judge_verdicts(set: &SampleSet) -> Vec<(Criterion, Verdict)> {
 /// policy, the SFT checkpoint (else the base) as the reference, and the
 /// newest reward model if there is one.
 pub struct DiskModels {
-    pub policy: Gpt2,
+    pub policy: CausalLm,
     pub version: String,
-    pub reference: Gpt2,
+    pub reference: CausalLm,
     pub reward: Option<ScalarModel>,
     pub tokenizer: Tokenizer,
 }

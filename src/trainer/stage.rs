@@ -11,17 +11,22 @@ use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
 use super::protocol::Stage;
-use crate::model::{Gpt2, ScalarModel, Tokenizer, hf};
+use crate::model::{CausalLm, ScalarModel, Tokenizer, hf};
 use crate::prefs::formats::PreferencePair;
 use crate::prefs::rank::training_pairs;
 use crate::prefs::store;
+use crate::rlhf::data::{Evaluator, Sources};
 use crate::rlhf::ppo::live::{LiveParams, Models, Steer, StepPoint};
 use crate::rlhf::ppo::trainer::{PpoState, PpoTrainer};
 use crate::rlhf::reward::RmTrainer;
 use crate::rlhf::sft::SftTrainer;
 use crate::rlhf::state::ModelState;
+use crate::run::dir::CHECKPOINT_STATE;
+use crate::run::names;
 use crate::run::{Rounds, RunConfig, RunDir};
 use crate::world::eval::{HELD_OUT_SAMPLES, held_out_report};
+use crate::world::source::{Judge, World};
+use std::sync::Arc;
 
 pub type Metrics = Vec<(&'static str, f64)>;
 
@@ -70,11 +75,9 @@ pub struct Saved {
     pub ppo: Option<PpoState>,
 }
 
-const STATE_FILE: &str = "trainer_state.json";
-
 impl Saved {
     pub fn read(dir: &Path) -> anyhow::Result<Self> {
-        let path = dir.join(STATE_FILE);
+        let path = dir.join(CHECKPOINT_STATE);
         let text = std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}:{}:{}: {e}", path.display(), e.line(), e.column()))
     }
@@ -86,7 +89,7 @@ impl Saved {
         let Some(dir) = run.latest_checkpoint(stage.name()) else {
             return Ok(None);
         };
-        if !dir.join(STATE_FILE).exists() {
+        if !dir.join(CHECKPOINT_STATE).exists() {
             return Ok(None);
         }
         let saved = Self::read(&dir)?;
@@ -132,7 +135,7 @@ impl StageRun {
         let (trainer, steps, init) = match stage {
             Stage::Sft => {
                 params.lr = config.sft.lr;
-                let trainer = SftTrainer::new(&config.sft, device)?;
+                let trainer = SftTrainer::new(&config.sft, &World, device)?;
                 (
                     Trainer::Sft(Box::new(trainer)),
                     config.sft.steps,
@@ -144,7 +147,7 @@ impl StageRun {
                 let init = init_path(&config.rm.init, run, Stage::Sft, "the reward model")?;
                 let judged = run_judged_pairs(run)?;
                 run_pairs = judged.len();
-                let trainer = RmTrainer::new(&config.rm, &init, &judged, device)?;
+                let trainer = RmTrainer::new(&config.rm, &init, &judged, &World, device)?;
                 (Trainer::Rm(Box::new(trainer)), config.rm.steps, init)
             }
             Stage::Ppo => {
@@ -154,7 +157,7 @@ impl StageRun {
                     _ => sft.clone(),
                 };
                 let rm = init_path(&config.ppo.reward_init, run, Stage::Rm, "PPO")?;
-                let trainer = PpoTrainer::continued(&config.ppo, &policy, &sft, &rm, device)?;
+                let trainer = PpoTrainer::continued(&config.ppo, &policy, &sft, &rm, world_data(), device)?;
                 (reference, reward) = (Some(sft), Some(rm));
                 (Trainer::Ppo(Box::new(trainer)), config.ppo.iterations, policy)
             }
@@ -186,24 +189,24 @@ impl StageRun {
         device: &Device,
     ) -> anyhow::Result<Self> {
         let saved = Saved::read(dir)?;
-        let missing = |what: &str| anyhow::anyhow!("{}: {STATE_FILE} has no {what}", dir.display());
+        let missing = |what: &str| anyhow::anyhow!("{}: {CHECKPOINT_STATE} has no {what}", dir.display());
         let trainer = match saved.stage {
             Stage::Sft => {
                 let mut sft = config.sft.clone();
                 sft.init = dir.to_path_buf();
-                let mut t = SftTrainer::new(&sft, device)?;
+                let mut t = SftTrainer::new(&sft, &World, device)?;
                 t.restore(dir, saved.model.as_ref().ok_or_else(|| missing("model state"))?)?;
                 Trainer::Sft(Box::new(t))
             }
             Stage::Rm => {
-                let mut t = RmTrainer::new(&config.rm, dir, &run_judged_pairs(run)?, device)?;
+                let mut t = RmTrainer::new(&config.rm, dir, &run_judged_pairs(run)?, &World, device)?;
                 t.restore(dir, saved.model.as_ref().ok_or_else(|| missing("model state"))?)?;
                 Trainer::Rm(Box::new(t))
             }
             Stage::Ppo => {
                 let reference = saved.reference.as_deref().ok_or_else(|| missing("reference"))?;
                 let reward = saved.reward.as_deref().ok_or_else(|| missing("reward model"))?;
-                let mut t = PpoTrainer::continued(&config.ppo, dir, reference, reward, device)?;
+                let mut t = PpoTrainer::continued(&config.ppo, dir, reference, reward, world_data(), device)?;
                 t.restore(dir, saved.ppo.as_ref().ok_or_else(|| missing("PPO state"))?)?;
                 Trainer::Ppo(Box::new(t))
             }
@@ -242,7 +245,7 @@ impl StageRun {
     /// and the starting policy's held-out judge score before PPO.
     pub fn baseline(&self) -> Metrics {
         match &self.trainer {
-            Trainer::Sft(t) => vec![("eval/loss", t.eval_loss())],
+            Trainer::Sft(t) => vec![(names::EVAL_LOSS, t.eval_loss())],
             Trainer::Rm(_) => Vec::new(),
             Trainer::Ppo(t) => judge_metrics(&t.inference_policy(), self.tokenizer()).to_vec(),
         }
@@ -278,7 +281,7 @@ impl StageRun {
                 let mut metrics = t.step(self.config.sft.lr_at(self.step - self.offset) * scale);
                 let step = self.step + 1;
                 if step.is_multiple_of(self.config.sft.eval_every) || step == self.total {
-                    metrics.push(("eval/loss", t.eval_loss()));
+                    metrics.push((names::EVAL_LOSS, t.eval_loss()));
                 }
                 metrics
             }
@@ -326,7 +329,10 @@ impl StageRun {
                 }
             }
             let text = serde_json::to_string_pretty(&saved)?;
-            Ok(crate::fsutil::write_atomic(&dir.join(STATE_FILE), text.as_bytes())?)
+            Ok(crate::fsutil::write_atomic(
+                &dir.join(CHECKPOINT_STATE),
+                text.as_bytes(),
+            )?)
         };
         let path = run.write_checkpoint(self.stage.name(), self.step, |dir| {
             write(dir).map_err(std::io::Error::other)
@@ -347,13 +353,13 @@ impl StageRun {
             Trainer::Rm(t) => {
                 let eval = t.evaluate();
                 crate::fsutil::write_atomic(
-                    &run.root.join("rm_calibration.json"),
+                    &run.rm_calibration_path(),
                     serde_json::to_string_pretty(&eval.calibration)?.as_bytes(),
                 )?;
                 Rounds::record_rm(run, &path, &self.init, t.train_pairs, self.run_pairs)?;
                 vec![
-                    ("eval/accuracy", eval.accuracy as f64),
-                    ("eval/ece", eval.calibration.ece as f64),
+                    (names::EVAL_ACCURACY, eval.accuracy as f64),
+                    (names::EVAL_ECE, eval.calibration.ece as f64),
                 ]
             }
         };
@@ -369,7 +375,7 @@ impl StageRun {
     }
 
     /// The policy as it is now, when the stage trains one.
-    pub fn policy(&self) -> Option<Gpt2> {
+    pub fn policy(&self) -> Option<CausalLm> {
         match &self.trainer {
             Trainer::Sft(t) => Some(t.inference_model()),
             Trainer::Rm(_) => None,
@@ -378,7 +384,7 @@ impl StageRun {
     }
 
     /// PPO's frozen reference and reward model.
-    pub fn ppo_reference_and_reward(&self) -> Option<(&Gpt2, &ScalarModel)> {
+    pub fn ppo_reference_and_reward(&self) -> Option<(&CausalLm, &ScalarModel)> {
         match &self.trainer {
             Trainer::Ppo(t) => Some((t.reference(), t.reward())),
             _ => None,
@@ -392,10 +398,15 @@ pub fn no_steering(_: &mut LiveParams, _: StepPoint, _: &Models) -> ControlFlow<
 }
 
 /// The judge's view of a policy's answers to the held-out prompts.
-fn judge_metrics(model: &Gpt2, tokenizer: &Tokenizer) -> [(&'static str, f64); 2] {
+fn judge_metrics(model: &CausalLm, tokenizer: &Tokenizer) -> [(&'static str, f64); 2] {
     let report = held_out_report(model, tokenizer, HELD_OUT_SAMPLES);
     [
-        ("eval/judge_score_mean", report.mean_score as f64),
-        ("eval/judge_parse_rate", report.parse_rate as f64),
+        (names::EVAL_JUDGE_SCORE, report.mean_score as f64),
+        (names::EVAL_JUDGE_PARSE_RATE, report.parse_rate as f64),
     ]
+}
+
+/// The built-in world as PPO's prompts and its judge as the evaluator.
+pub fn world_data() -> (Arc<dyn Sources>, Option<Arc<dyn Evaluator>>) {
+    (Arc::new(World), Some(Arc::new(Judge)))
 }

@@ -14,7 +14,7 @@ use crossbeam_channel::{Receiver, Sender, unbounded};
 use serde_json::json;
 
 use super::audit::AuditLog;
-use super::control::{Control, Poll, RunLogs, Serving, StopReason};
+use super::control::{Control, Poll, Queued, RunLogs, Serving, StopReason};
 use super::protocol::{Command, Event, KlMode, Param, Stage, StageState};
 use super::samples::{DiskModels, PairModels, sample_set};
 use super::stage::{Saved, StageRun};
@@ -112,14 +112,14 @@ struct Worker {
 
 fn run(setup: WorkerSetup, commands: Receiver<Command>, events: Sender<Event>) -> anyhow::Result<()> {
     let run = setup.run;
-    let audit = AuditLog::open(&run.root.join("audit.jsonl"))?;
+    let audit = AuditLog::open(&run.audit_path())?;
     // Read before the store is opened for appending, which ends a torn last line.
     let contents = store::load(&run.prefs_path())?;
     let prefs = PrefStore::open(&run.prefs_path())?;
     let logs = RunLogs {
         audit,
         prefs,
-        samples: AppendLog::open(&run.root.join("samples.jsonl"))?,
+        samples: AppendLog::open(&run.samples_path())?,
     };
     let rounds = Rounds::load(&run)?;
     let log = MetricsLog::open(&run.metrics_path())?;
@@ -182,7 +182,7 @@ fn run(setup: WorkerSetup, commands: Receiver<Command>, events: Sender<Event>) -
         panic_at_step: setup.panic_at_step,
     };
     worker.send_round(&rounds);
-    if !worker.control.judgments.is_empty() {
+    if worker.control.has_judgments() {
         worker.control.send_agreement();
     }
     worker.send_calibration();
@@ -192,21 +192,19 @@ fn run(setup: WorkerSetup, commands: Receiver<Command>, events: Sender<Event>) -
 impl Worker {
     /// Waits for commands while no stage runs.
     fn idle_loop(&mut self) -> anyhow::Result<()> {
-        while let Ok(command) = self.control.commands.recv() {
-            self.control.handle(command, &mut self.idle);
+        while self.control.wait(&mut self.idle) {
             // Only a shutdown stops the thread while no stage runs.
-            if self.control.stop.is_some() {
+            if self.control.stopping() {
                 return Ok(());
             }
-            for command in std::mem::take(&mut self.control.queued) {
-                match command {
-                    Command::Start(stage) => self.run_stage(stage)?,
-                    Command::RequestSamples { .. } => self.serve_samples(None),
-                    Command::Checkpoint => self.control.send(Event::Error("no stage is running".into())),
-                    Command::NewRound => self.new_round()?,
-                    _ => unreachable!("only model commands are queued"),
+            for queued in self.control.take_queued() {
+                match queued {
+                    Queued::Start(stage) => self.run_stage(stage)?,
+                    Queued::Samples => self.serve_samples(None),
+                    Queued::Checkpoint => self.control.send(Event::Error("no stage is running".into())),
+                    Queued::NewRound => self.new_round()?,
                 }
-                if self.control.stop.is_some() {
+                if self.control.stopping() {
                     return Ok(());
                 }
             }
@@ -214,21 +212,17 @@ impl Worker {
         Ok(())
     }
 
-    /// Runs a stage to its end, a stop or a shutdown (left in `control.stop`).
+    /// Runs a stage to its end, a stop or a shutdown (a shutdown is kept for the thread).
     fn run_stage(&mut self, stage: Stage) -> anyhow::Result<()> {
         let control = &mut self.control;
-        control.stage = Some(stage);
-        control.step = 0;
-        control.total = 0;
-        control.paused = false;
-        control.send_state(StageState::Starting);
+        control.begin(stage);
         // A stage stopped before its end continues from its checkpoint.
         let started = Saved::unfinished(&self.run, stage).and_then(|from| {
             control.audit_record("start", json!({ "resumed_from": from }));
             match &from {
-                Some(dir) => StageRun::resume(&control.config, &self.run, dir, None, &self.device).map(|s| (s, true)),
+                Some(dir) => StageRun::resume(control.config(), &self.run, dir, None, &self.device).map(|s| (s, true)),
                 None => {
-                    let s = StageRun::start(stage, &control.config, &self.run, &self.device)?;
+                    let s = StageRun::start(stage, control.config(), &self.run, &self.device)?;
                     let baseline = s.baseline();
                     if !baseline.is_empty() {
                         self.log.append(stage.name(), 0, &baseline)?;
@@ -242,11 +236,11 @@ impl Worker {
             Ok(started) => started,
             Err(e) => {
                 control.send_state(StageState::Failed(format!("{e:#}")));
-                control.stage = None;
+                control.end();
                 return Ok(());
             }
         };
-        (control.step, control.total) = (active.step, active.total);
+        control.progress(active.step, active.total);
         for warning in active.warnings() {
             control.send(Event::Warning(warning.clone()));
         }
@@ -254,7 +248,7 @@ impl Worker {
             announce_resumed_params(control, &self.idle, active.params());
         }
         control.send_state(StageState::Running);
-        let mut monitor = (stage == Stage::Ppo).then(|| Monitor::new(&self.control.config.monitors));
+        let mut monitor = (stage == Stage::Ppo).then(|| Monitor::new(&self.control.config().monitors));
         while !active.is_done() {
             match self.control.poll(active.params_mut(), Serving::All) {
                 Poll::Stop => break,
@@ -279,7 +273,7 @@ impl Worker {
                 },
             });
             let Some(metrics) = metrics else { break };
-            control.step = active.step;
+            control.progress(active.step, active.total);
             if self.panic_at_step == Some(active.step) {
                 panic!("injected at step {} by {PANIC_AT_STEP_VAR}", active.step);
             }
@@ -295,9 +289,9 @@ impl Worker {
             }
             self.serve_queued(&active);
         }
-        let stop = self.control.stop.take();
+        let stop = self.control.take_stop();
         self.finish(&active, stop)?;
-        self.control.stop = stop.filter(|r| *r != StopReason::Stop);
+        self.control.keep_shutdown(stop);
         Ok(())
     }
 
@@ -337,8 +331,7 @@ impl Worker {
             None => StageState::NotStarted,
         };
         self.control.send_state(state);
-        self.control.stage = None;
-        self.control.paused = false;
+        self.control.end();
         Ok(())
     }
 
@@ -366,7 +359,7 @@ impl Worker {
 
     /// The newest reward model's reliability table, when there is one.
     fn send_calibration(&self) {
-        let path = self.run.root.join("rm_calibration.json");
+        let path = self.run.rm_calibration_path();
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
@@ -397,21 +390,20 @@ impl Worker {
 
     /// Serves queued samples and checkpoint requests while a stage runs.
     fn serve_queued(&mut self, active: &StageRun) {
-        for command in std::mem::take(&mut self.control.queued) {
-            match command {
-                Command::RequestSamples { .. } => self.serve_samples(Some(active)),
-                Command::Checkpoint => match active.checkpoint(&self.run) {
+        for queued in self.control.take_queued() {
+            match queued {
+                Queued::Samples => self.serve_samples(Some(active)),
+                Queued::Checkpoint => match active.checkpoint(&self.run) {
                     Ok(path) => {
                         self.control.audit_record("checkpoint", json!({ "checkpoint": path }));
                         self.checkpoint_written(active, &path);
                     }
                     Err(e) => self.control.send(Event::Error(format!("checkpoint: {e:#}"))),
                 },
-                Command::Start(_) | Command::NewRound => self.control.send(Event::Error(format!(
+                Queued::Start(_) | Queued::NewRound => self.control.send(Event::Error(format!(
                     "{} is running: stop it (S) first",
                     active.stage.name().to_uppercase()
                 ))),
-                _ => unreachable!("only model commands are queued"),
             }
         }
     }
@@ -423,7 +415,7 @@ impl Worker {
         // PPO holds its own reference and reward model; otherwise they come from disk.
         let ppo = active.and_then(StageRun::ppo_reference_and_reward);
         if ppo.is_none() && self.disk.is_none() {
-            match DiskModels::load(&self.run, &self.control.config, &self.device) {
+            match DiskModels::load(&self.run, self.control.config(), &self.device) {
                 Ok(models) => self.disk = Some(models),
                 Err(e) => return self.control.send(Event::Error(format!("samples: {e}"))),
             }
@@ -473,7 +465,7 @@ fn announce_resumed_params(control: &Control, told: &LiveParams, resumed: &LiveP
         control.send(Event::ParamChanged {
             param,
             old,
-            step: control.step,
+            step: control.step(),
         });
     }
 }
@@ -482,8 +474,9 @@ fn announce_resumed_params(control: &Control, told: &LiveParams, resumed: &LiveP
 /// spread around `temperature`, and offers it under the next id.
 fn offer_set(control: &mut Control, next_set: &mut u64, models: &PairModels, temperature: f32) {
     *next_set += 1;
-    let temperatures = control.config.prefs.temperatures(control.k, temperature);
-    let set = sample_set(models, *next_set, &temperatures, control.config.ppo.max_new_tokens);
+    let config = control.config();
+    let temperatures = config.prefs.temperatures(control.set_size(), temperature);
+    let set = sample_set(models, *next_set, &temperatures, config.ppo.max_new_tokens);
     control.offer(set);
 }
 
@@ -491,8 +484,7 @@ fn offer_set(control: &mut Control, next_set: &mut u64, models: &PairModels, tem
 /// from the policy as it stands; other queued commands wait for the
 /// iteration's end.
 fn serve_mid_iteration(control: &mut Control, next_set: &mut u64, models: &Models, temperature: f32) {
-    let asked = control.queued.len();
-    control.queued.retain(|c| !matches!(c, Command::RequestSamples { .. }));
+    let asked = control.take_samples();
     let Some(tokenizer) = models.tokenizer else {
         return control.send(Event::Error("samples: this run's prompts have no tokenizer".into()));
     };
@@ -502,9 +494,9 @@ fn serve_mid_iteration(control: &mut Control, next_set: &mut u64, models: &Model
         reference: models.reference,
         reward: Some(models.reward),
         tokenizer,
-        version: format!("ppo-{}, mid-iteration", control.step),
+        version: format!("ppo-{}, mid-iteration", control.step()),
     };
-    for _ in control.queued.len()..asked {
+    for _ in 0..asked {
         offer_set(control, next_set, &models, temperature);
     }
 }

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use super::history::History;
+use crate::run::names;
 use crate::trainer::protocol::{
     Agreement, Alert, Criterion, KlMode, ReliabilityBin, SampleSet, Stage, StageState, Verdict,
 };
@@ -44,43 +45,50 @@ pub const RELIABILITY: &str = "RM reliability";
 pub const CHARTS: [ChartSpec; 10] = [
     ChartSpec {
         title: "reward",
-        series: &[(Stage::Ppo, "objective/scores"), (Stage::Ppo, "objective/rlhf_reward")],
+        series: &[(Stage::Ppo, names::SCORES), (Stage::Ppo, names::RLHF_REWARD)],
     },
     ChartSpec {
         title: "KL",
-        series: &[(Stage::Ppo, "objective/kl")],
+        series: &[(Stage::Ppo, names::KL)],
     },
     ChartSpec {
         title: "policy and value loss",
-        series: &[(Stage::Ppo, "loss/policy_avg"), (Stage::Ppo, "loss/value_avg")],
+        series: &[(Stage::Ppo, names::POLICY_LOSS), (Stage::Ppo, names::VALUE_LOSS)],
     },
     ChartSpec {
         title: "entropy",
-        series: &[(Stage::Ppo, "policy/entropy_avg"), (Stage::Sft, "entropy")],
+        series: &[(Stage::Ppo, names::TOKEN_ENTROPY), (Stage::Sft, names::ENTROPY)],
     },
     ChartSpec {
         title: "diversity and length",
         series: &[
-            (Stage::Ppo, "responses/distinct_1"),
-            (Stage::Ppo, "responses/distinct_2"),
-            (Stage::Ppo, "responses/length_mean"),
+            (Stage::Ppo, names::DISTINCT_1),
+            (Stage::Ppo, names::DISTINCT_2),
+            (Stage::Ppo, names::LENGTH_MEAN),
         ],
     },
     ChartSpec {
         title: "clip fraction",
-        series: &[(Stage::Ppo, "policy/clipfrac_avg"), (Stage::Ppo, "val/clipfrac_avg")],
+        series: &[
+            (Stage::Ppo, names::CLIP_FRACTION),
+            (Stage::Ppo, names::VALUE_CLIP_FRACTION),
+        ],
     },
     ChartSpec {
         title: "judge score",
-        series: &[(Stage::Ppo, "judge/score_mean")],
+        series: &[(Stage::Ppo, names::JUDGE_SCORE)],
     },
     ChartSpec {
         title: "SFT and RM loss",
-        series: &[(Stage::Sft, "loss"), (Stage::Sft, "eval/loss"), (Stage::Rm, "loss")],
+        series: &[
+            (Stage::Sft, names::LOSS),
+            (Stage::Sft, names::EVAL_LOSS),
+            (Stage::Rm, names::LOSS),
+        ],
     },
     ChartSpec {
         title: "RM accuracy",
-        series: &[(Stage::Rm, "accuracy")],
+        series: &[(Stage::Rm, names::ACCURACY)],
     },
     ChartSpec {
         title: RELIABILITY,

@@ -8,6 +8,7 @@ use super::app::{
 };
 use super::keys::Msg;
 use super::words::verdict_words;
+use crate::run::names;
 use crate::trainer::protocol::{Choice, Command, Criterion, Event, KlMode, Param, Stage, StageState, Verdict};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -371,7 +372,7 @@ pub fn on_event(app: &mut App, event: Event, at: f64) -> Vec<Effect> {
             let row = app.row_mut(stage);
             row.step = step;
             for (key, value) in values {
-                if key == "lr" {
+                if key == names::LR {
                     app.params.lr = value;
                 }
                 app.series.entry((stage, key)).or_default().push(step as f64, value);

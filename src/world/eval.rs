@@ -9,7 +9,7 @@ use super::inventory::Prompt;
 use super::judge::judge;
 use super::tokenizer_training::EOS;
 use crate::model::sampling::SamplingParams;
-use crate::model::{GenerateConfig, Gpt2, Tokenizer, generate};
+use crate::model::{CausalLm, GenerateConfig, Tokenizer, generate};
 
 #[derive(Clone, Debug, Serialize)]
 pub struct EvalReport {
@@ -34,7 +34,7 @@ pub fn response_part(text: &str) -> &str {
 
 /// Samples one response per prompt (T = 1, no truncation, EOS stop).
 pub fn sample_responses(
-    model: &Gpt2,
+    model: &CausalLm,
     tokenizer: &Tokenizer,
     prompts: &[&Prompt],
     max_new_tokens: usize,
@@ -64,7 +64,7 @@ pub const HELD_OUT_SAMPLES: u64 = 4;
 
 /// The judge's view of a model on the held-out prompts: `samples` responses
 /// to each (seeds 1, 2, …), as `train` reports it after SFT and around PPO.
-pub fn held_out_report(model: &Gpt2, tokenizer: &Tokenizer, samples: u64) -> EvalReport {
+pub fn held_out_report(model: &CausalLm, tokenizer: &Tokenizer, samples: u64) -> EvalReport {
     let prompts = held_out_prompts();
     let (mut asked, mut responses) = (Vec::new(), Vec::new());
     for seed in 1..=samples {

@@ -9,6 +9,7 @@ pub mod inventory;
 pub mod judge;
 pub mod pairs;
 pub mod pretrain;
+pub mod source;
 pub mod tokenizer_training;
 pub mod topics;
 

@@ -12,8 +12,7 @@ use serde::Serialize;
 use super::corpus::pretrain_documents;
 use super::tokenizer_training::{self, EOS};
 use crate::fsutil::write_atomic;
-use crate::model::weights::SeededInit;
-use crate::model::{Gpt2, Gpt2Config, hf};
+use crate::model::{CausalLm, Gpt2Config, hf};
 use crate::rlhf::epochs::Epochs;
 use crate::rlhf::lm::lm_gradients;
 use crate::rlhf::schedule::warmup_cosine;
@@ -101,7 +100,7 @@ pub fn pretrain(
     model_config.eos_token_id = Some(eos);
     model_config.pad_token_id = Some(eos);
     let train_device = device.clone().autodiff();
-    let mut model = Gpt2::build(&model_config, &mut SeededInit::new(config.seed), &train_device)?;
+    let mut model = CausalLm::seeded(&model_config, config.seed, &train_device);
     let mut optim = crate::rlhf::optim::GuardedAdamW::new(config.weight_decay, 1.0);
 
     let mut final_loss = f32::NAN;

@@ -13,7 +13,7 @@ pub fn response(words: &[&str], kl: &[f32], reward: f32, judge: f32, temperature
         ref_logprobs: logprobs.iter().zip(kl).map(|(l, k)| l - k).collect(),
         logprobs,
         reward: Some(reward),
-        judge,
+        judge: Some(judge),
         temperature,
     }
 }

@@ -6,17 +6,16 @@
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rlhf_tui::model::batch::{PaddedBatch, attention_mask};
 use rlhf_tui::model::hf;
-use rlhf_tui::model::kv_cache::KvCache;
 use rlhf_tui::model::sampling::SamplingParams;
-use rlhf_tui::model::{GenerateConfig, Gpt2, generate};
+use rlhf_tui::model::{CausalLm, GenerateConfig, generate};
 
 use crate::common::{Expected, fixture, max_abs_diff};
 
-fn lm(device: &Device) -> Gpt2 {
+fn lm(device: &Device) -> CausalLm {
     hf::load_language_model(&fixture("tiny-gpt2"), device).unwrap().0
 }
 
-fn full_logits(model: &Gpt2, batch: &PaddedBatch, device: &Device) -> Vec<f32> {
+fn full_logits(model: &CausalLm, batch: &PaddedBatch, device: &Device) -> Vec<f32> {
     let hidden = model.forward(
         batch.ids_tensor(device),
         batch.positions_tensor(device),
@@ -107,7 +106,7 @@ pub fn cached_vs_uncached(device: &Device, tol: f32) {
     let expected = Expected::load();
     let ids = expected.ids("ids")[2].clone();
     let config = rlhf_tui::model::Gpt2Config::new(2048, 64, 64, 2, 4);
-    let fresh = Gpt2::build(&config, &mut rlhf_tui::model::weights::SeededInit::new(5), device).unwrap();
+    let fresh = CausalLm::seeded(&config, 5, device);
     let (full, incremental) = full_and_incremental(&fresh, &ids, device);
     let diff = max_abs_diff(&full, &incremental);
     eprintln!("GPT-2-scale model: max |cached − uncached| = {diff:e}");
@@ -121,11 +120,11 @@ pub fn cached_vs_uncached(device: &Device, tol: f32) {
 
 /// `[t, V]` logits of `ids` computed at once, and through the cache
 /// (a 5-token prefill, then one token per step).
-fn full_and_incremental(model: &Gpt2, ids: &[u32], device: &Device) -> (Vec<f32>, Vec<f32>) {
+fn full_and_incremental(model: &CausalLm, ids: &[u32], device: &Device) -> (Vec<f32>, Vec<f32>) {
     let t = ids.len();
     let full = full_logits(model, &PaddedBatch::left_padded(&[ids.to_vec()], 0), device);
     let prefix = 5;
-    let mut cache = KvCache::new(model.config.n_layer);
+    let mut cache = model.new_cache();
     let batch = PaddedBatch::left_padded(&[ids[..prefix].to_vec()], 0);
     let hidden = model.forward(
         batch.ids_tensor(device),
@@ -153,7 +152,7 @@ fn full_and_incremental(model: &Gpt2, ids: &[u32], device: &Device) -> (Vec<f32>
 pub fn scalar_head(device: &Device, tol: f32) {
     let expected = Expected::load();
     let (model, _) = hf::load_scalar_model(&fixture("tiny-gpt2-rm"), device, None).unwrap();
-    let pad = model.transformer.config.pad_token_id.unwrap();
+    let pad = model.transformer.pad_token_id().unwrap();
     let batch = PaddedBatch::right_padded(&expected.ids("ids"), pad);
     // Pooling runs the last block at each row's last real token only.
     let got = model
@@ -178,8 +177,8 @@ pub fn round_trip(device: &Device) {
     let (again, tokenizer2) = hf::load_language_model(tmp.path(), device).unwrap();
     assert_eq!(tokenizer.json(), tokenizer2.json());
     assert_eq!(
-        model.config,
-        again.config.for_head(rlhf_tui::model::HeadKind::LanguageModel)
+        model.config(),
+        &again.config().for_head(rlhf_tui::model::HeadKind::LanguageModel)
     );
     let (a, b) = (model.named_tensors(), again.named_tensors());
     assert_eq!(a.len(), b.len());

@@ -9,9 +9,9 @@ use burn::tensor::Device;
 use super::{ImportError, safetensors_io};
 use crate::fsutil::write_atomic;
 use crate::model::config::{Gpt2Config, HeadKind};
-use crate::model::gpt2::{Gpt2, ScalarModel};
 use crate::model::tokenizer::Tokenizer;
 use crate::model::weights::{FileWeights, SeededInit};
+use crate::model::{CausalLm, Gpt2, ScalarModel};
 
 const CONFIG: &str = "config.json";
 const WEIGHTS: &str = "model.safetensors";
@@ -63,8 +63,13 @@ fn open(dir: &Path) -> Result<(Gpt2Config, Tokenizer, FileWeights), ImportError>
     Ok((config, tokenizer, weights))
 }
 
+/// The body a directory describes, built from its weights.
+fn body(config: &Gpt2Config, weights: &mut FileWeights, device: &Device) -> Result<CausalLm, ImportError> {
+    Ok(Gpt2::build(config, weights, device)?.into())
+}
+
 /// Opens a language model (`GPT2LMHeadModel`).
-pub fn load_language_model(dir: &Path, device: &Device) -> Result<(Gpt2, Tokenizer), ImportError> {
+pub fn load_language_model(dir: &Path, device: &Device) -> Result<(CausalLm, Tokenizer), ImportError> {
     let (config, tokenizer, mut weights) = open(dir)?;
     if config.head_kind() == Some(HeadKind::Scalar) {
         return Err(ImportError::refused(
@@ -73,7 +78,7 @@ pub fn load_language_model(dir: &Path, device: &Device) -> Result<(Gpt2, Tokeniz
             "names GPT2ForSequenceClassification; a language model is needed here",
         ));
     }
-    let model = Gpt2::build(&config, &mut weights, device)?;
+    let model = body(&config, &mut weights, device)?;
     weights.finish()?;
     Ok((model, tokenizer))
 }
@@ -87,7 +92,7 @@ pub fn load_scalar_model(
     fresh_head_seed: Option<u64>,
 ) -> Result<(ScalarModel, Tokenizer), ImportError> {
     let (config, tokenizer, mut weights) = open(dir)?;
-    let body = Gpt2::build(&config, &mut weights, device)?;
+    let body = body(&config, &mut weights, device)?;
     let model = if weights.tensors.contains_key("score.weight") {
         ScalarModel::build(body, &mut weights, device)?
     } else if let Some(seed) = fresh_head_seed {
@@ -130,13 +135,18 @@ fn write_dir(
 }
 
 /// Writes a `GPT2LMHeadModel` directory transformers opens as it is.
-pub fn save_language_model(dir: &Path, model: &Gpt2, tokenizer: &Tokenizer) -> std::io::Result<()> {
+pub fn save_language_model(dir: &Path, model: &CausalLm, tokenizer: &Tokenizer) -> std::io::Result<()> {
     let tensors = model
         .named_tensors()
         .into_iter()
         .map(|(n, t)| (format!("transformer.{n}"), t))
         .collect();
-    write_dir(dir, &model.config.for_head(HeadKind::LanguageModel), tokenizer, tensors)
+    write_dir(
+        dir,
+        &model.config().for_head(HeadKind::LanguageModel),
+        tokenizer,
+        tensors,
+    )
 }
 
 /// Writes a `GPT2ForSequenceClassification` directory with one label.
@@ -150,7 +160,7 @@ pub fn save_scalar_model(dir: &Path, model: &ScalarModel, tokenizer: &Tokenizer)
     tensors.push(("score.weight".to_string(), model.score.val().into_data()));
     write_dir(
         dir,
-        &model.transformer.config.for_head(HeadKind::Scalar),
+        &model.transformer.config().for_head(HeadKind::Scalar),
         tokenizer,
         tensors,
     )

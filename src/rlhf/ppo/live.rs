@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::PpoConfig;
 use super::kl_control::KlControl;
-use crate::model::{Gpt2, ScalarModel, Tokenizer};
+use crate::model::{CausalLm, ScalarModel, Tokenizer};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LiveParams {
@@ -55,8 +55,8 @@ pub enum StepPoint {
 /// policy while paused part way through an iteration).
 pub struct Models<'a> {
     /// The policy being trained (on the autodiff device: `valid()` for inference).
-    pub policy: &'a Gpt2,
-    pub reference: &'a Gpt2,
+    pub policy: &'a CausalLm,
+    pub reference: &'a CausalLm,
     pub reward: &'a ScalarModel,
     pub tokenizer: Option<&'a Tokenizer>,
 }

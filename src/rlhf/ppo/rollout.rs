@@ -12,7 +12,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 
 use crate::model::batch::PaddedBatch;
 use crate::model::logprobs::{gather_logprobs, target_stats};
-use crate::model::{Gpt2, ScalarModel, Window};
+use crate::model::{CausalLm, ScalarModel, Window};
 
 /// Queries and responses laid out for scoring.
 pub struct QueryResponse {
@@ -53,8 +53,8 @@ impl QueryResponse {
     }
 
     /// Final hidden states at the columns that predict response tokens, `[b, r, d]`.
-    fn response_hidden(&self, body: &Gpt2) -> Tensor<3> {
-        let device = body.wte.val().device();
+    fn response_hidden(&self, body: &CausalLm) -> Tensor<3> {
+        let device = body.device();
         let b = &self.batch;
         body.forward_window(
             b.ids_tensor(&device),
@@ -67,8 +67,8 @@ impl QueryResponse {
 
 /// `logits / T` at the response positions, `[b, r, V]`, and the response
 /// tokens, `[b, r]`.
-fn response_logits(model: &Gpt2, qr: &QueryResponse, temperature: f32) -> (Tensor<3>, Tensor<2, Int>) {
-    let device = model.wte.val().device();
+fn response_logits(model: &CausalLm, qr: &QueryResponse, temperature: f32) -> (Tensor<3>, Tensor<2, Int>) {
+    let device = model.device();
     // (h / T)·Wᵀ = (h·Wᵀ) / T: dividing the d-wide hidden states costs a
     // sixteenth of dividing the vocabulary-wide logits, forward and back.
     let logits = model.lm_logits(qr.response_hidden(model) / temperature.max(1e-6));
@@ -79,14 +79,14 @@ fn response_logits(model: &Gpt2, qr: &QueryResponse, temperature: f32) -> (Tenso
 /// `log softmax(logits / T)` of each response token, `[b, r]`. T is the
 /// sampling temperature, so these equal the sampler's log-probs for the
 /// same weights.
-pub fn response_logprobs(model: &Gpt2, qr: &QueryResponse, temperature: f32) -> Tensor<2> {
+pub fn response_logprobs(model: &CausalLm, qr: &QueryResponse, temperature: f32) -> Tensor<2> {
     let (logits, targets) = response_logits(model, qr, temperature);
     gather_logprobs(logits, targets)
 }
 
 /// `response_logprobs` and (without gradient) the entropy of each
 /// position's distribution: what the policy's update reports.
-pub fn response_logprobs_and_entropy(model: &Gpt2, qr: &QueryResponse, temperature: f32) -> (Tensor<2>, Tensor<2>) {
+pub fn response_logprobs_and_entropy(model: &CausalLm, qr: &QueryResponse, temperature: f32) -> (Tensor<2>, Tensor<2>) {
     let (logits, targets) = response_logits(model, qr, temperature);
     let stats = target_stats(logits, targets);
     (stats.logp, stats.entropy)
@@ -142,7 +142,7 @@ mod tests {
         .iter()
         .map(|t| tokenizer.encode(t))
         .collect();
-        let eos = tokenizer.token_id(crate::world::tokenizer_training::EOS).unwrap();
+        let eos = model.eos_token_id().unwrap();
         let temperature = 0.7;
         let config = GenerateConfig {
             max_new_tokens: 24,

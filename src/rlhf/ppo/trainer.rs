@@ -7,6 +7,7 @@
 //! optimizer steps.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use burn::module::Module;
 use burn::optim::GradientsParams;
@@ -22,16 +23,14 @@ use super::loss::{policy_loss, value_loss};
 use super::rollout::{
     QueryResponse, episode_scores, response_logprobs, response_logprobs_and_entropy, response_values,
 };
+use super::stats::StepStats;
 use crate::model::sampling::SamplingParams;
-use crate::model::{GenerateConfig, Gpt2, ScalarModel, Tokenizer, generate, hf};
+use crate::model::{CausalLm, GenerateConfig, ScalarModel, Tokenizer, generate, hf};
+use crate::rlhf::data::{Evaluator, Sources, Split};
 use crate::rlhf::monitors::distinct_n;
 use crate::rlhf::optim::GuardedAdamW;
 use crate::rlhf::shards;
-use crate::world::corpus::train_prompts;
-use crate::world::eval::{decode_response, evaluate};
-use crate::world::generator::prompt_text;
-use crate::world::inventory::Prompt;
-use crate::world::tokenizer_training::EOS;
+use crate::run::names;
 
 mod resume;
 pub use resume::PpoState;
@@ -48,10 +47,12 @@ struct Batch {
 
 /// Where the trainer's prompts come from.
 pub enum Prompts {
-    /// The built-in world's training prompts, drawn at random; the judge
-    /// scores every response (`judge/score_mean`).
-    World {
-        prompts: Vec<&'static Prompt>,
+    /// The sources' training prompts, drawn at random; the evaluator, when
+    /// there is one, scores every response (`judge/score_mean`).
+    Text {
+        sources: Arc<dyn Sources>,
+        evaluator: Option<Arc<dyn Evaluator>>,
+        prompts: Vec<String>,
         tokenizer: Box<Tokenizer>,
     },
     /// Fixed token prompts taken in turn (the benchmark).
@@ -60,14 +61,14 @@ pub enum Prompts {
 
 pub struct PpoTrainer {
     pub config: PpoConfig,
-    pub policy: Gpt2,
+    pub policy: CausalLm,
     pub value: ScalarModel,
-    reference: Gpt2,
+    reference: CausalLm,
     reward: ScalarModel,
     prompts: Prompts,
     /// The next of `Prompts::Tokens` to take.
     cursor: usize,
-    policy_opt: GuardedAdamW<Gpt2>,
+    policy_opt: GuardedAdamW<CausalLm>,
     value_opt: GuardedAdamW<ScalarModel>,
     pub params: LiveParams,
     rng: ChaCha8Rng,
@@ -80,10 +81,16 @@ pub struct PpoTrainer {
 }
 
 impl PpoTrainer {
-    /// PPO on the built-in world's training prompts from the policy in
+    /// PPO on the sources' training prompts from the policy in
     /// `policy_dir` against the reward model in `reward_dir`.
-    pub fn new(config: &PpoConfig, policy_dir: &Path, reward_dir: &Path, device: &Device) -> anyhow::Result<Self> {
-        Self::continued(config, policy_dir, policy_dir, reward_dir, device)
+    pub fn new(
+        config: &PpoConfig,
+        policy_dir: &Path,
+        reward_dir: &Path,
+        data: (Arc<dyn Sources>, Option<Arc<dyn Evaluator>>),
+        device: &Device,
+    ) -> anyhow::Result<Self> {
+        Self::continued(config, policy_dir, policy_dir, reward_dir, data, device)
     }
 
     /// PPO from `policy_dir` (a later round continues from its last policy)
@@ -93,18 +100,22 @@ impl PpoTrainer {
         policy_dir: &Path,
         reference_dir: &Path,
         reward_dir: &Path,
+        (sources, evaluator): (Arc<dyn Sources>, Option<Arc<dyn Evaluator>>),
         device: &Device,
     ) -> anyhow::Result<Self> {
         config.validate().map_err(|e| anyhow::anyhow!("ppo.{e}"))?;
         let train = device.clone().autodiff();
         let (policy, tokenizer) = hf::load_language_model(policy_dir, &train)?;
         let (value, _) = hf::load_scalar_model(reward_dir, &train, None)?;
+        let eos_text = sources.eos();
         let eos = tokenizer
-            .token_id(EOS)
-            .ok_or_else(|| anyhow::anyhow!("{}: the tokenizer has no {EOS}", policy_dir.display()))?;
-        let prompts = Prompts::World {
-            prompts: train_prompts(),
+            .token_id(eos_text)
+            .ok_or_else(|| anyhow::anyhow!("{}: the tokenizer has no {eos_text}", policy_dir.display()))?;
+        let prompts = Prompts::Text {
+            prompts: sources.prompts(Split::Train),
             tokenizer: Box::new(tokenizer),
+            sources,
+            evaluator,
         };
         let mut trainer = Self::from_models(config, policy, value, prompts, Some(eos), eos);
         if reference_dir != policy_dir {
@@ -119,7 +130,7 @@ impl PpoTrainer {
     /// never these.
     pub fn from_models(
         config: &PpoConfig,
-        policy: Gpt2,
+        policy: CausalLm,
         value: ScalarModel,
         prompts: Prompts,
         eos: Option<u32>,
@@ -147,10 +158,10 @@ impl PpoTrainer {
         }
     }
 
-    /// The world's tokenizer (`None` on token prompts).
+    /// The prompts' tokenizer (`None` on token prompts).
     pub fn tokenizer(&self) -> Option<&Tokenizer> {
         match &self.prompts {
-            Prompts::World { tokenizer, .. } => Some(tokenizer),
+            Prompts::Text { tokenizer, .. } => Some(tokenizer),
             Prompts::Tokens(_) => None,
         }
     }
@@ -160,13 +171,21 @@ impl PpoTrainer {
         self.eos.is_some_and(|eos| response.last() == Some(&eos))
     }
 
-    /// The batch's queries, and on the world the prompts they ask.
-    fn draw_queries(&mut self) -> (Vec<Vec<u32>>, Vec<&'static Prompt>) {
+    /// The batch's queries, and on text prompts the prompts they ask.
+    fn draw_queries(&mut self) -> (Vec<Vec<u32>>, Vec<String>) {
         let n = self.config.batch_size;
         match &self.prompts {
-            Prompts::World { prompts, tokenizer } => {
-                let drawn: Vec<&'static Prompt> = (0..n).map(|_| *prompts.choose(&mut self.rng).unwrap()).collect();
-                let queries = drawn.iter().map(|p| tokenizer.encode(&prompt_text(&p.text))).collect();
+            Prompts::Text {
+                prompts,
+                tokenizer,
+                sources,
+                ..
+            } => {
+                let drawn: Vec<String> = (0..n).map(|_| prompts.choose(&mut self.rng).unwrap().clone()).collect();
+                let queries = drawn
+                    .iter()
+                    .map(|p| tokenizer.encode(&sources.prompt_text(p)))
+                    .collect();
                 (queries, drawn)
             }
             Prompts::Tokens(all) => {
@@ -257,14 +276,14 @@ impl PpoTrainer {
         let non_score: Vec<f32> = kl_sum.iter().map(|k| -beta * k).collect();
         let entropy: Vec<f32> = generated.logprobs.iter().map(|l| -l.iter().sum::<f32>()).collect();
         let mut metrics = vec![
-            ("objective/kl", mean_kl),
-            ("objective/entropy", mean(&entropy)),
-            ("objective/non_score_reward", mean(&non_score)),
-            ("objective/rlhf_reward", mean(&final_scores) + mean(&non_score)),
-            ("objective/scores", mean(&final_scores)),
-            ("objective/kl_coef", kl_coef),
+            (names::KL, mean_kl),
+            (names::SEQUENCE_ENTROPY, mean(&entropy)),
+            (names::NON_SCORE_REWARD, mean(&non_score)),
+            (names::RLHF_REWARD, mean(&final_scores) + mean(&non_score)),
+            (names::SCORES, mean(&final_scores)),
+            (names::KL_COEF, kl_coef),
             (
-                "val/num_eos_tokens",
+                names::NUM_EOS_TOKENS,
                 responses.iter().filter(|r| self.ended(r)).count() as f64,
             ),
         ];
@@ -274,19 +293,29 @@ impl PpoTrainer {
             .map(|r| r.iter().copied().take_while(|&t| Some(t) != self.eos).collect())
             .collect();
         metrics.extend([
-            ("responses/distinct_1", distinct_n(&shown, 1)),
-            ("responses/distinct_2", distinct_n(&shown, 2)),
+            (names::DISTINCT_1, distinct_n(&shown, 1)),
+            (names::DISTINCT_2, distinct_n(&shown, 2)),
             (
-                "responses/length_mean",
+                names::LENGTH_MEAN,
                 mean(&shown.iter().map(|r| r.len() as f32).collect::<Vec<_>>()),
             ),
         ]);
-        if let Some(tokenizer) = self.tokenizer() {
+        if let Prompts::Text {
+            tokenizer,
+            sources,
+            evaluator: Some(evaluator),
+            ..
+        } = &self.prompts
+        {
             let decoded: Vec<String> = responses
                 .iter()
-                .map(|r| decode_response(tokenizer, r, self.eos))
+                .map(|r| {
+                    let end = r.iter().position(|&t| Some(t) == self.eos).unwrap_or(r.len());
+                    sources.answer(&tokenizer.decode(&r[..end])).to_string()
+                })
                 .collect();
-            metrics.push(("judge/score_mean", evaluate(&prompts, &decoded).mean_score as f64));
+            let scores = evaluator.scores(&prompts, &decoded);
+            metrics.push((names::JUDGE_SCORE, mean(&scores)));
         }
         self.params.kl.update(mean_kl, n);
         let batch = Batch {
@@ -313,8 +342,7 @@ impl PpoTrainer {
         let (batch, mut metrics) = self.rollout(temperature);
         let n = batch.queries.len();
         let mut order: Vec<usize> = (0..n).collect();
-        let mut sums = [0.0f64; 8];
-        let mut count = 0.0;
+        let mut steps = Vec::new();
         for _ in 0..self.config.ppo_epochs {
             order.shuffle(&mut self.rng);
             for chunk in order.chunks(self.config.minibatch_size) {
@@ -327,38 +355,26 @@ impl PpoTrainer {
                 let (stats, mut grads) = self.minibatch_gradients(&batch, chunk, temperature);
                 let policy_grads = shards::take(&mut grads, &self.policy);
                 let value_grads = shards::take(&mut grads, &self.value);
-                let loss = stats[2] + stats[3];
+                let loss = stats.policy_loss + stats.value_loss;
                 // The two models' steps are independent; side by side, one
                 // model's small per-parameter passes overlap the other's.
                 let (policy_norm, value_norm) = rayon::join(
                     || self.policy_opt.step(lr, &mut self.policy, loss, policy_grads),
                     || self.value_opt.step(lr, &mut self.value, loss, value_grads),
                 );
-                let norm = policy_norm.hypot(value_norm);
                 self.optimizer_steps += 1;
-
-                for (s, v) in sums.iter_mut().zip(stats.into_iter().chain([norm])) {
-                    *s += v;
-                }
-                count += 1.0;
+                steps.push(StepStats {
+                    grad_norm: policy_norm.hypot(value_norm),
+                    ..stats
+                });
             }
         }
         self.iteration += 1;
         self.episodes += n;
-        let names = [
-            "policy/approxkl_avg",
-            "policy/clipfrac_avg",
-            "loss/policy_avg",
-            "loss/value_avg",
-            "val/clipfrac_avg",
-            "policy/entropy_avg",
-            "val/ratio",
-            "grad_norm",
-        ];
-        metrics.extend(names.iter().zip(sums).map(|(&name, s)| (name, s / count)));
-        metrics.push(("lr", self.params.lr));
-        metrics.push(("temperature", temperature as f64));
-        metrics.push(("eps", self.episodes as f64));
+        metrics.extend(StepStats::averaged(&steps));
+        metrics.push((names::LR, self.params.lr));
+        metrics.push((names::TEMPERATURE, temperature as f64));
+        metrics.push((names::EPISODES, self.episodes as f64));
         Some(metrics)
     }
 
@@ -366,11 +382,9 @@ impl PpoTrainer {
     /// gradient for both models. The episodes are split into shards that
     /// run in parallel on the CPU (see `shards`); each shard's losses and
     /// statistics are means over its response tokens, weighted by its
-    /// share of the minibatch's. Returns the statistics in the order of
-    /// `step`'s names: approx-KL, clip fraction, policy loss, value loss,
-    /// value clip fraction, entropy, ratio.
-    fn minibatch_gradients(&self, batch: &Batch, chunk: &[usize], temperature: f32) -> ([f64; 7], GradientsParams) {
-        let device = self.policy.wte.val().device();
+    /// share of the minibatch's (all but the gradient norm).
+    fn minibatch_gradients(&self, batch: &Batch, chunk: &[usize], temperature: f32) -> (StepStats, GradientsParams) {
+        let device = self.policy.device();
         let n = shards::count(&device, chunk.len());
         let ranges = shards::ranges(chunk.len(), n);
         let tokens: usize = chunk.iter().map(|&i| batch.responses[i].len()).sum();
@@ -402,24 +416,20 @@ impl PpoTrainer {
                 config.cliprange_value,
             );
             let entropy = entropy.detach().into_data().try_to_vec::<f32>().expect("f32");
-            let stats = [
-                pl.approxkl,
-                pl.clipfrac,
-                pl.loss.clone().into_scalar::<f32>(),
-                vl.loss.clone().into_scalar::<f32>(),
-                vl.clipfrac,
-                masked_mean(&entropy, &qr.mask),
-                pl.ratio,
-            ];
+            let stats = StepStats {
+                approx_kl: pl.approxkl.into(),
+                clip_fraction: pl.clipfrac.into(),
+                policy_loss: pl.loss.clone().into_scalar::<f32>().into(),
+                value_loss: vl.loss.clone().into_scalar::<f32>().into(),
+                value_clip_fraction: vl.clipfrac.into(),
+                entropy: masked_mean(&entropy, &qr.mask).into(),
+                ratio: pl.ratio.into(),
+                grad_norm: 0.0,
+            };
             let loss = (pl.loss + vl.loss * config.vf_coef) * share;
-            (loss, stats.map(|x| (x * share) as f64))
+            (loss, stats * f64::from(share))
         });
-        let mut stats = [0.0; 7];
-        for part in parts {
-            for (s, v) in stats.iter_mut().zip(part) {
-                *s += v;
-            }
-        }
+        let stats = parts.into_iter().fold(StepStats::default(), |a, b| a + b);
         (stats, grads)
     }
 
@@ -431,19 +441,19 @@ impl PpoTrainer {
             reference: &self.reference,
             reward: &self.reward,
             tokenizer: match &self.prompts {
-                Prompts::World { tokenizer, .. } => Some(tokenizer),
+                Prompts::Text { tokenizer, .. } => Some(tokenizer),
                 Prompts::Tokens(_) => None,
             },
         };
         steer(&mut self.params, point, &models).continue_value()
     }
 
-    pub fn inference_policy(&self) -> Gpt2 {
+    pub fn inference_policy(&self) -> CausalLm {
         self.policy.valid()
     }
 
     /// The frozen policy the KL penalty is measured against.
-    pub fn reference(&self) -> &Gpt2 {
+    pub fn reference(&self) -> &CausalLm {
         &self.reference
     }
 

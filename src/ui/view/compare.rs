@@ -131,11 +131,10 @@ fn status_line(app: &App, k: usize) -> Line<'static> {
 
 fn draw_response(frame: &mut Frame, area: Rect, app: &App, name: &str, response: &Response) {
     let reward = response.reward.map_or("RM –".into(), |r| format!("RM {r:.2}"));
+    // A run without an evaluator shows no judge rather than a zero.
+    let judge = response.judge.map_or(String::new(), |j| format!(" · judge {j:.2}"));
     // The temperature last: on a narrow screen it is what gets cut.
-    let block = Block::bordered().title(format!(
-        " {name} · {reward} · judge {:.2} · T {:.2} ",
-        response.judge, response.temperature
-    ));
+    let block = Block::bordered().title(format!(" {name} · {reward}{judge} · T {:.2} ", response.temperature));
     let text = token_lines(app, response);
     let paragraph = Paragraph::new(text)
         .block(block)

@@ -58,7 +58,7 @@ impl PpoTrainer {
     /// Continues from a checkpoint `save_state` wrote, this trainer having
     /// been built with the checkpoint's policy, reference and reward model.
     pub fn restore(&mut self, dir: &Path, state: &PpoState) -> anyhow::Result<()> {
-        let device = self.policy.wte.val().device();
+        let device = self.policy.device();
         let (value, _) = hf::load_scalar_model(&dir.join(VALUE_DIR), &device, None)?;
         self.value = self
             .value_opt

@@ -1,0 +1,50 @@
+//! Every metric's name, defined once: the stages produce them, the
+//! monitors and the charts read them, the metrics log and the command line
+//! print them. PPO's and the trainers' follow TRL's, so that a person who
+//! knows TRL's logs recognises them.
+
+// Every stage.
+pub const LOSS: &str = "loss";
+pub const LR: &str = "lr";
+pub const GRAD_NORM: &str = "grad_norm";
+pub const ENTROPY: &str = "entropy";
+
+// SFT.
+pub const MEAN_TOKEN_ACCURACY: &str = "mean_token_accuracy";
+pub const NUM_TOKENS: &str = "num_tokens";
+pub const EVAL_LOSS: &str = "eval/loss";
+
+// The reward model.
+pub const ACCURACY: &str = "accuracy";
+pub const MARGIN: &str = "margin";
+pub const MEAN_REWARD: &str = "mean_reward";
+pub const MIN_REWARD: &str = "min_reward";
+pub const MAX_REWARD: &str = "max_reward";
+pub const EVAL_ACCURACY: &str = "eval/accuracy";
+pub const EVAL_ECE: &str = "eval/ece";
+
+// PPO.
+pub const KL: &str = "objective/kl";
+pub const SEQUENCE_ENTROPY: &str = "objective/entropy";
+pub const NON_SCORE_REWARD: &str = "objective/non_score_reward";
+pub const RLHF_REWARD: &str = "objective/rlhf_reward";
+pub const SCORES: &str = "objective/scores";
+pub const KL_COEF: &str = "objective/kl_coef";
+pub const NUM_EOS_TOKENS: &str = "val/num_eos_tokens";
+pub const APPROX_KL: &str = "policy/approxkl_avg";
+pub const CLIP_FRACTION: &str = "policy/clipfrac_avg";
+pub const POLICY_LOSS: &str = "loss/policy_avg";
+pub const VALUE_LOSS: &str = "loss/value_avg";
+pub const VALUE_CLIP_FRACTION: &str = "val/clipfrac_avg";
+pub const TOKEN_ENTROPY: &str = "policy/entropy_avg";
+pub const RATIO: &str = "val/ratio";
+pub const TEMPERATURE: &str = "temperature";
+pub const EPISODES: &str = "eps";
+pub const DISTINCT_1: &str = "responses/distinct_1";
+pub const DISTINCT_2: &str = "responses/distinct_2";
+pub const LENGTH_MEAN: &str = "responses/length_mean";
+
+// The evaluator (the judge), when the run has one.
+pub const JUDGE_SCORE: &str = "judge/score_mean";
+pub const EVAL_JUDGE_SCORE: &str = "eval/judge_score_mean";
+pub const EVAL_JUDGE_PARSE_RATE: &str = "eval/judge_parse_rate";
