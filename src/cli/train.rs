@@ -8,11 +8,11 @@ use std::time::Instant;
 use serde_json::json;
 
 use crate::device::{self, DeviceChoice};
-use crate::rlhf::monitors::Monitor;
 use crate::run::names;
 use crate::run::{MetricsLog, RunConfig, RunDir, metric};
+use crate::trainer::driver::{self, Flow, Hooks, Stepped};
 use crate::trainer::protocol::Stage;
-use crate::trainer::stage::{StageRun, no_steering};
+use crate::trainer::stage::{Metrics, StageRun};
 
 #[derive(Debug, clap::Args)]
 pub struct TrainArgs {
@@ -90,50 +90,23 @@ pub fn run(args: TrainArgs, choice: DeviceChoice) -> anyhow::Result<()> {
         eprintln!("warning: {warning}");
     }
     // A resumed stage's curves already have their start.
-    let baseline = if args.resume.is_some() {
-        Vec::new()
-    } else {
-        stage.baseline()
+    let baseline = match args.resume {
+        Some(_) => Vec::new(),
+        None => driver::log_baseline(&stage, &mut log)?,
     };
-    if !baseline.is_empty() {
-        log.append(name, 0, &baseline)?;
-    }
     let shown = match args.stage {
         Stage::Ppo => names::SCORES,
         Stage::Sft | Stage::Rm => names::LOSS,
     };
-    let mut progress = Progress::new(name, shown, stage.total);
-    let mut last = Vec::new();
-    let mut monitor = (args.stage == Stage::Ppo).then(|| Monitor::new(&config.monitors));
-    while !stage.is_done() {
-        let metrics = stage.step(&mut no_steering).expect("no steering never stops");
-        log.append(name, stage.step, &metrics)?;
-        if let Some((key, value)) = metrics.iter().find(|(_, v)| !v.is_finite()) {
-            progress.finish();
-            anyhow::bail!(
-                "{name} step {}: {key} is {value}; that update was not applied and no checkpoint was written; lower {name}.lr in the config and run again",
-                stage.step
-            );
-        }
-        for alert in monitor
-            .as_mut()
-            .map(|m| m.observe(stage.step, &metrics).raised)
-            .unwrap_or_default()
-        {
-            progress.finish();
-            eprintln!(
-                "alert: {} at step {}: {}",
-                alert.kind.title(),
-                alert.step,
-                alert.message
-            );
-        }
-        progress.update(stage.step, metric(&metrics, shown).unwrap_or(f64::NAN));
-        last = metrics;
-    }
-    progress.finish();
-    let (path, eval) = stage.finish(&run)?;
-    log.append(name, stage.step, &eval)?;
+    let mut hooks = Terminal {
+        log,
+        progress: Progress::new(name, shown, stage.total),
+        last: Vec::new(),
+    };
+    driver::run_steps(&mut stage, &mut driver::monitor(args.stage, &config), &mut hooks)?;
+    hooks.progress.finish();
+    let (path, eval) = driver::finish(&stage, &run, &mut hooks.log)?;
+    let last = hooks.last;
 
     // One summary line: the last step's metrics, the held-out evaluation,
     // and the baseline it is compared with.
@@ -149,6 +122,45 @@ pub fn run(args: TrainArgs, choice: DeviceChoice) -> anyhow::Result<()> {
     }
     println!("{}", serde_json::Value::Object(summary));
     Ok(())
+}
+
+/// The command line around the shared loop: progress, alerts as lines, and
+/// an error at a step that was not finite.
+struct Terminal {
+    log: MetricsLog,
+    progress: Progress,
+    /// The last step's metrics, for the summary.
+    last: Metrics,
+}
+
+impl Hooks for Terminal {
+    fn log(&mut self) -> &mut MetricsLog {
+        &mut self.log
+    }
+
+    fn after_step(&mut self, active: &mut StageRun, stepped: Stepped) -> anyhow::Result<Flow> {
+        let name = active.stage.name();
+        if let Some((key, value)) = stepped.non_finite {
+            self.progress.finish();
+            anyhow::bail!(
+                "{name} step {}: {key} is {value}; that update was not applied and no checkpoint was written; lower {name}.lr in the config and run again",
+                active.step
+            );
+        }
+        for alert in stepped.alerts.raised {
+            self.progress.finish();
+            eprintln!(
+                "alert: {} at step {}: {}",
+                alert.kind.title(),
+                alert.step,
+                alert.message
+            );
+        }
+        let shown = metric(stepped.metrics, self.progress.metric).unwrap_or(f64::NAN);
+        self.progress.update(active.step, shown);
+        self.last = stepped.metrics.clone();
+        Ok(Flow::Go)
+    }
 }
 
 /// A progress bar on a terminal; a plain line every tenth of the run otherwise.

@@ -2,8 +2,10 @@
 
 pub mod audit;
 pub mod control;
+pub mod driver;
 pub mod protocol;
 pub mod samples;
 pub mod stage;
+pub mod stage_trainer;
 pub mod watch;
 pub mod worker;

@@ -11,7 +11,8 @@ use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
 use super::protocol::Stage;
-use crate::model::{CausalLm, ScalarModel, Tokenizer, hf};
+use super::stage_trainer::{Finished, StageTrainer, StepAt};
+use crate::model::{CausalLm, ScalarModel, Tokenizer};
 use crate::prefs::formats::PreferencePair;
 use crate::prefs::rank::training_pairs;
 use crate::prefs::store;
@@ -22,23 +23,15 @@ use crate::rlhf::reward::RmTrainer;
 use crate::rlhf::sft::SftTrainer;
 use crate::rlhf::state::ModelState;
 use crate::run::dir::CHECKPOINT_STATE;
-use crate::run::names;
 use crate::run::{Rounds, RunConfig, RunDir};
-use crate::world::eval::{HELD_OUT_SAMPLES, held_out_report};
 use crate::world::source::{Judge, World};
 use std::sync::Arc;
 
 pub type Metrics = Vec<(&'static str, f64)>;
 
-enum Trainer {
-    Sft(Box<SftTrainer>),
-    Rm(Box<RmTrainer>),
-    Ppo(Box<PpoTrainer>),
-}
-
 pub struct StageRun {
     pub stage: Stage,
-    trainer: Trainer,
+    trainer: Box<dyn StageTrainer>,
     config: RunConfig,
     /// SFT's and RM's live parameters (PPO's live in its trainer): `lr`
     /// is the schedule's peak, so a change rescales the rest of the schedule.
@@ -132,15 +125,11 @@ impl StageRun {
             _ => 0,
         };
         let (mut run_pairs, mut reference, mut reward) = (0, None, None);
-        let (trainer, steps, init) = match stage {
+        let (trainer, steps, init): (Box<dyn StageTrainer>, _, _) = match stage {
             Stage::Sft => {
                 params.lr = config.sft.lr;
                 let trainer = SftTrainer::new(&config.sft, &World, device)?;
-                (
-                    Trainer::Sft(Box::new(trainer)),
-                    config.sft.steps,
-                    config.sft.init.clone(),
-                )
+                (Box::new(trainer), config.sft.steps, config.sft.init.clone())
             }
             Stage::Rm => {
                 params.lr = config.rm.lr;
@@ -148,7 +137,7 @@ impl StageRun {
                 let judged = run_judged_pairs(run)?;
                 run_pairs = judged.len();
                 let trainer = RmTrainer::new(&config.rm, &init, &judged, &World, device)?;
-                (Trainer::Rm(Box::new(trainer)), config.rm.steps, init)
+                (Box::new(trainer), config.rm.steps, init)
             }
             Stage::Ppo => {
                 let sft = init_path(&config.ppo.policy_init, run, Stage::Sft, "PPO")?;
@@ -159,7 +148,7 @@ impl StageRun {
                 let rm = init_path(&config.ppo.reward_init, run, Stage::Rm, "PPO")?;
                 let trainer = PpoTrainer::continued(&config.ppo, &policy, &sft, &rm, world_data(), device)?;
                 (reference, reward) = (Some(sft), Some(rm));
-                (Trainer::Ppo(Box::new(trainer)), config.ppo.iterations, policy)
+                (Box::new(trainer), config.ppo.iterations, policy)
             }
         };
         Ok(Self {
@@ -190,25 +179,25 @@ impl StageRun {
     ) -> anyhow::Result<Self> {
         let saved = Saved::read(dir)?;
         let missing = |what: &str| anyhow::anyhow!("{}: {CHECKPOINT_STATE} has no {what}", dir.display());
-        let trainer = match saved.stage {
+        let trainer: Box<dyn StageTrainer> = match saved.stage {
             Stage::Sft => {
                 let mut sft = config.sft.clone();
                 sft.init = dir.to_path_buf();
                 let mut t = SftTrainer::new(&sft, &World, device)?;
                 t.restore(dir, saved.model.as_ref().ok_or_else(|| missing("model state"))?)?;
-                Trainer::Sft(Box::new(t))
+                Box::new(t)
             }
             Stage::Rm => {
                 let mut t = RmTrainer::new(&config.rm, dir, &run_judged_pairs(run)?, &World, device)?;
                 t.restore(dir, saved.model.as_ref().ok_or_else(|| missing("model state"))?)?;
-                Trainer::Rm(Box::new(t))
+                Box::new(t)
             }
             Stage::Ppo => {
                 let reference = saved.reference.as_deref().ok_or_else(|| missing("reference"))?;
                 let reward = saved.reward.as_deref().ok_or_else(|| missing("reward model"))?;
                 let mut t = PpoTrainer::continued(&config.ppo, dir, reference, reward, world_data(), device)?;
                 t.restore(dir, saved.ppo.as_ref().ok_or_else(|| missing("PPO state"))?)?;
-                Trainer::Ppo(Box::new(t))
+                Box::new(t)
             }
         };
         let total = total.map_or(saved.total, |steps| saved.offset + steps);
@@ -235,20 +224,13 @@ impl StageRun {
 
     /// What the stage skipped while loading its data, each naming the file and line.
     pub fn warnings(&self) -> &[String] {
-        match &self.trainer {
-            Trainer::Rm(t) => &t.warnings,
-            _ => &[],
-        }
+        self.trainer.warnings()
     }
 
     /// Metrics at step 0, for the curves to start from: SFT's held-out loss,
     /// and the starting policy's held-out judge score before PPO.
     pub fn baseline(&self) -> Metrics {
-        match &self.trainer {
-            Trainer::Sft(t) => vec![(names::EVAL_LOSS, t.eval_loss())],
-            Trainer::Rm(_) => Vec::new(),
-            Trainer::Ppo(t) => judge_metrics(&t.inference_policy(), self.tokenizer()).to_vec(),
-        }
+        self.trainer.baseline()
     }
 
     pub fn is_done(&self) -> bool {
@@ -257,17 +239,11 @@ impl StageRun {
 
     /// The live parameters the next step will use.
     pub fn params(&self) -> &LiveParams {
-        match &self.trainer {
-            Trainer::Ppo(t) => &t.params,
-            _ => &self.params,
-        }
+        self.trainer.live().unwrap_or(&self.params)
     }
 
     pub fn params_mut(&mut self) -> &mut LiveParams {
-        match &mut self.trainer {
-            Trainer::Ppo(t) => &mut t.params,
-            _ => &mut self.params,
-        }
+        self.trainer.live_mut().unwrap_or(&mut self.params)
     }
 
     /// One step at the live parameters. PPO's iteration calls `steer`
@@ -275,22 +251,13 @@ impl StageRun {
     /// may change the parameters or stop the iteration; an SFT or RM step is
     /// one optimizer step, steered from outside between steps.
     pub fn step(&mut self, steer: &mut Steer) -> Option<Metrics> {
-        let metrics = match &mut self.trainer {
-            Trainer::Sft(t) => {
-                let scale = self.params.lr / self.config.sft.lr;
-                let mut metrics = t.step(self.config.sft.lr_at(self.step - self.offset) * scale);
-                let step = self.step + 1;
-                if step.is_multiple_of(self.config.sft.eval_every) || step == self.total {
-                    metrics.push((names::EVAL_LOSS, t.eval_loss()));
-                }
-                metrics
-            }
-            Trainer::Rm(t) => {
-                let scale = self.params.lr / self.config.rm.lr;
-                t.step(self.config.rm.lr_at(self.step - self.offset) * scale)
-            }
-            Trainer::Ppo(t) => t.step(steer)?,
+        let at = StepAt {
+            step: self.step,
+            offset: self.offset,
+            total: self.total,
+            params: &self.params,
         };
+        let metrics = self.trainer.step(at, steer)?;
         self.step += 1;
         Some(metrics)
     }
@@ -300,7 +267,6 @@ impl StageRun {
     /// it (`trainer_state.json`, the optimizers, PPO's value model). Then
     /// only the newest `checkpoints.keep_last` of the stage are kept.
     pub fn checkpoint(&self, run: &RunDir) -> anyhow::Result<PathBuf> {
-        let tokenizer = self.tokenizer();
         let mut saved = Saved {
             stage: self.stage,
             step: self.step,
@@ -314,20 +280,7 @@ impl StageRun {
             ppo: None,
         };
         let mut write = |dir: &Path| -> anyhow::Result<()> {
-            match &self.trainer {
-                Trainer::Sft(t) => {
-                    hf::save_language_model(dir, &t.inference_model(), tokenizer)?;
-                    saved.model = Some(t.save_state(dir)?);
-                }
-                Trainer::Rm(t) => {
-                    hf::save_scalar_model(dir, &t.inference_model(), tokenizer)?;
-                    saved.model = Some(t.save_state(dir)?);
-                }
-                Trainer::Ppo(t) => {
-                    hf::save_language_model(dir, &t.inference_policy(), tokenizer)?;
-                    saved.ppo = Some(t.save_state(dir)?);
-                }
-            }
+            self.trainer.save(dir, &mut saved)?;
             let text = serde_json::to_string_pretty(&saved)?;
             Ok(crate::fsutil::write_atomic(
                 &dir.join(CHECKPOINT_STATE),
@@ -347,63 +300,33 @@ impl StageRun {
     /// and its version recorded in `rounds.json`.
     pub fn finish(&self, run: &RunDir) -> anyhow::Result<(PathBuf, Metrics)> {
         let path = self.checkpoint(run)?;
-        let metrics = match &self.trainer {
-            Trainer::Sft(t) => judge_metrics(&t.inference_model(), self.tokenizer()).to_vec(),
-            Trainer::Ppo(t) => judge_metrics(&t.inference_policy(), self.tokenizer()).to_vec(),
-            Trainer::Rm(t) => {
-                let eval = t.evaluate();
-                crate::fsutil::write_atomic(
-                    &run.rm_calibration_path(),
-                    serde_json::to_string_pretty(&eval.calibration)?.as_bytes(),
-                )?;
-                Rounds::record_rm(run, &path, &self.init, t.train_pairs, self.run_pairs)?;
-                vec![
-                    (names::EVAL_ACCURACY, eval.accuracy as f64),
-                    (names::EVAL_ECE, eval.calibration.ece as f64),
-                ]
-            }
-        };
+        let metrics = self.trainer.evaluate(Finished {
+            run,
+            checkpoint: &path,
+            init: &self.init,
+            run_pairs: self.run_pairs,
+        })?;
         Ok((path, metrics))
     }
 
     pub fn tokenizer(&self) -> &Tokenizer {
-        match &self.trainer {
-            Trainer::Sft(t) => &t.tokenizer,
-            Trainer::Rm(t) => &t.tokenizer,
-            Trainer::Ppo(t) => t.tokenizer().expect("the world's trainer has a tokenizer"),
-        }
+        self.trainer.tokenizer()
     }
 
     /// The policy as it is now, when the stage trains one.
     pub fn policy(&self) -> Option<CausalLm> {
-        match &self.trainer {
-            Trainer::Sft(t) => Some(t.inference_model()),
-            Trainer::Rm(_) => None,
-            Trainer::Ppo(t) => Some(t.inference_policy()),
-        }
+        self.trainer.policy()
     }
 
     /// PPO's frozen reference and reward model.
     pub fn ppo_reference_and_reward(&self) -> Option<(&CausalLm, &ScalarModel)> {
-        match &self.trainer {
-            Trainer::Ppo(t) => Some((t.reference(), t.reward())),
-            _ => None,
-        }
+        self.trainer.reference_and_reward()
     }
 }
 
 /// A steering callback that changes nothing.
 pub fn no_steering(_: &mut LiveParams, _: StepPoint, _: &Models) -> ControlFlow<()> {
     ControlFlow::Continue(())
-}
-
-/// The judge's view of a policy's answers to the held-out prompts.
-fn judge_metrics(model: &CausalLm, tokenizer: &Tokenizer) -> [(&'static str, f64); 2] {
-    let report = held_out_report(model, tokenizer, HELD_OUT_SAMPLES);
-    [
-        (names::EVAL_JUDGE_SCORE, report.mean_score as f64),
-        (names::EVAL_JUDGE_PARSE_RATE, report.parse_rate as f64),
-    ]
 }
 
 /// The built-in world as PPO's prompts and its judge as the evaluator.

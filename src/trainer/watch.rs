@@ -6,15 +6,15 @@ use serde_json::json;
 
 use super::control::Control;
 use super::protocol::{Event, Stage};
-use crate::rlhf::monitors::Monitor;
+use crate::rlhf::monitors::Changes;
 
 /// The NaN guard: a step whose loss or gradient was not finite had its
 /// update withheld by the trainer; the stage is paused so nothing more is
 /// lost, with the step and the metric named, until the person changes the
 /// learning rate and resumes. No checkpoint is written meanwhile, so the
 /// last one is the last good one.
-pub fn guard(control: &mut Control, stage: Stage, step: usize, metrics: &[(&str, f64)]) {
-    let Some((key, value)) = metrics.iter().find(|(_, v)| !v.is_finite()) else {
+pub fn guard(control: &mut Control, stage: Stage, step: usize, non_finite: Option<(&str, f64)>) {
+    let Some((key, value)) = non_finite else {
         return;
     };
     control.audit_record("nonfinite", json!({ "metric": key, "value": value.to_string() }));
@@ -26,8 +26,7 @@ pub fn guard(control: &mut Control, stage: Stage, step: usize, metrics: &[(&str,
 }
 
 /// Passes the monitors' new alerts to the workbench and the audit log.
-pub fn watch(control: &mut Control, monitor: &mut Monitor, step: usize, metrics: &[(&str, f64)]) {
-    let changes = monitor.observe(step, metrics);
+pub fn watch(control: &mut Control, changes: Changes, step: usize) {
     for alert in changes.raised {
         control.audit_record("alert", json!({ "kind": alert.kind, "message": alert.message }));
         control.send(Event::Alert(alert));

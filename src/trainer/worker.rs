@@ -15,14 +15,14 @@ use serde_json::json;
 
 use super::audit::AuditLog;
 use super::control::{Control, Poll, Queued, RunLogs, Serving, StopReason};
+use super::driver::{self, Flow, Hooks, Stepped};
 use super::protocol::{Command, Event, KlMode, Param, Stage, StageState};
 use super::samples::{DiskModels, PairModels, sample_set};
-use super::stage::{Saved, StageRun};
+use super::stage::{Metrics, Saved, StageRun};
 use super::watch::{guard, watch};
 use crate::fsutil::AppendLog;
 use crate::prefs::record::Source;
 use crate::prefs::store::{self, PrefStore};
-use crate::rlhf::monitors::Monitor;
 use crate::rlhf::ppo::live::{LiveParams, Models, StepPoint};
 use crate::rlhf::reward_math::Calibration;
 use crate::run::metrics::read_log;
@@ -223,9 +223,8 @@ impl Worker {
                 Some(dir) => StageRun::resume(control.config(), &self.run, dir, None, &self.device).map(|s| (s, true)),
                 None => {
                     let s = StageRun::start(stage, control.config(), &self.run, &self.device)?;
-                    let baseline = s.baseline();
+                    let baseline = driver::log_baseline(&s, &mut self.log)?;
                     if !baseline.is_empty() {
-                        self.log.append(stage.name(), 0, &baseline)?;
                         send_metrics(control, stage, 0, &baseline);
                     }
                     Ok((s, false))
@@ -248,47 +247,8 @@ impl Worker {
             announce_resumed_params(control, &self.idle, active.params());
         }
         control.send_state(StageState::Running);
-        let mut monitor = (stage == Stage::Ppo).then(|| Monitor::new(&self.control.config().monitors));
-        while !active.is_done() {
-            match self.control.poll(active.params_mut(), Serving::All) {
-                Poll::Stop => break,
-                Poll::Serve => {
-                    self.serve_queued(&active);
-                    continue;
-                }
-                Poll::Go => {}
-            }
-            let (control, next_set) = (&mut self.control, &mut self.next_set);
-            let metrics = active.step(&mut |params, point, models| match point {
-                // The worker polled just before the step.
-                StepPoint::Rollout { .. } => ControlFlow::Continue(()),
-                StepPoint::Optimizer { .. } => loop {
-                    match control.poll(params, Serving::Samples) {
-                        Poll::Stop => break ControlFlow::Break(()),
-                        Poll::Go => break ControlFlow::Continue(()),
-                        // Paused part way through an iteration: pairs come
-                        // from the policy as it stands.
-                        Poll::Serve => serve_mid_iteration(control, next_set, models, params.temperature),
-                    }
-                },
-            });
-            let Some(metrics) = metrics else { break };
-            control.progress(active.step, active.total);
-            if self.panic_at_step == Some(active.step) {
-                panic!("injected at step {} by {PANIC_AT_STEP_VAR}", active.step);
-            }
-            self.log.append(stage.name(), active.step, &metrics)?;
-            send_metrics(control, stage, active.step, &metrics);
-            if let Some(monitor) = &mut monitor {
-                watch(control, monitor, active.step, &metrics);
-            }
-            guard(control, stage, active.step, &metrics);
-            if stage == Stage::Ppo {
-                // Fresh responses from the updated policy stream into the pane.
-                self.serve_samples(Some(&active));
-            }
-            self.serve_queued(&active);
-        }
+        let mut monitor = driver::monitor(stage, self.control.config());
+        driver::run_steps(&mut active, &mut monitor, self)?;
         let stop = self.control.take_stop();
         self.finish(&active, stop)?;
         self.control.keep_shutdown(stop);
@@ -303,8 +263,7 @@ impl Worker {
             Some(StopReason::Shutdown { checkpoint: false }) => None,
             Some(StopReason::Shutdown { checkpoint: true }) => Some(active.checkpoint(&self.run)?),
             Some(StopReason::Stop) | None => {
-                let (path, eval) = active.finish(&self.run)?;
-                self.log.append(stage.name(), active.step, &eval)?;
+                let (path, eval) = driver::finish(active, &self.run, &mut self.log)?;
                 send_metrics(&self.control, stage, active.step, &eval);
                 Some(path)
             }
@@ -447,6 +406,60 @@ impl Worker {
                 temperature,
             ),
         }
+    }
+}
+
+/// The workbench around the shared loop: commands polled and queued work
+/// served between steps and inside PPO's iterations, every step told to
+/// the screen, alerts and the NaN guard, and fresh pairs after each PPO
+/// iteration.
+impl Hooks for Worker {
+    fn log(&mut self) -> &mut MetricsLog {
+        &mut self.log
+    }
+
+    fn before_step(&mut self, active: &mut StageRun) -> Flow {
+        loop {
+            match self.control.poll(active.params_mut(), Serving::All) {
+                Poll::Stop => return Flow::Stop,
+                Poll::Serve => self.serve_queued(active),
+                Poll::Go => return Flow::Go,
+            }
+        }
+    }
+
+    fn step(&mut self, active: &mut StageRun) -> Option<Metrics> {
+        let (control, next_set) = (&mut self.control, &mut self.next_set);
+        active.step(&mut |params, point, models| match point {
+            // The worker polled just before the step.
+            StepPoint::Rollout { .. } => ControlFlow::Continue(()),
+            StepPoint::Optimizer { .. } => loop {
+                match control.poll(params, Serving::Samples) {
+                    Poll::Stop => break ControlFlow::Break(()),
+                    Poll::Go => break ControlFlow::Continue(()),
+                    // Paused part way through an iteration: pairs come
+                    // from the policy as it stands.
+                    Poll::Serve => serve_mid_iteration(control, next_set, models, params.temperature),
+                }
+            },
+        })
+    }
+
+    fn after_step(&mut self, active: &mut StageRun, stepped: Stepped) -> anyhow::Result<Flow> {
+        let (stage, step) = (active.stage, active.step);
+        self.control.progress(step, active.total);
+        if self.panic_at_step == Some(step) {
+            panic!("injected at step {step} by {PANIC_AT_STEP_VAR}");
+        }
+        send_metrics(&self.control, stage, step, stepped.metrics);
+        watch(&mut self.control, stepped.alerts, step);
+        guard(&mut self.control, stage, step, stepped.non_finite);
+        if stage == Stage::Ppo {
+            // Fresh responses from the updated policy stream into the pane.
+            self.serve_samples(Some(active));
+        }
+        self.serve_queued(active);
+        Ok(Flow::Go)
     }
 }
 

@@ -1,0 +1,198 @@
+//! What each stage's trainer does for `StageRun`: one implementation of
+//! `StageTrainer` per stage (SFT, the reward model, PPO), so `StageRun`
+//! dispatches once instead of matching on the stage in every method.
+
+use std::path::Path;
+
+use super::stage::{Metrics, Saved};
+use crate::model::{CausalLm, ScalarModel, Tokenizer, hf};
+use crate::rlhf::ppo::live::{LiveParams, Steer};
+use crate::rlhf::ppo::trainer::PpoTrainer;
+use crate::rlhf::reward::RmTrainer;
+use crate::rlhf::sft::SftTrainer;
+use crate::run::{Rounds, RunDir, names};
+use crate::world::eval::{HELD_OUT_SAMPLES, held_out_report};
+
+/// Where a step stands in its stage, and the live parameters SFT and the
+/// reward model step at (PPO keeps its own).
+pub struct StepAt<'a> {
+    pub step: usize,
+    pub offset: usize,
+    pub total: usize,
+    pub params: &'a LiveParams,
+}
+
+/// What the stage's evaluation records beside its checkpoint.
+pub struct Finished<'a> {
+    pub run: &'a RunDir,
+    pub checkpoint: &'a Path,
+    pub init: &'a Path,
+    pub run_pairs: usize,
+}
+
+pub trait StageTrainer: Send {
+    /// One step: one optimizer step for SFT and the reward model, one
+    /// iteration for PPO, which calls `steer` inside it; `None` when the
+    /// steering stopped it part way.
+    fn step(&mut self, at: StepAt, steer: &mut Steer) -> Option<Metrics>;
+
+    /// Metrics at step 0, for the curves to start from.
+    fn baseline(&self) -> Metrics {
+        Vec::new()
+    }
+
+    /// What the stage skipped while loading its data.
+    fn warnings(&self) -> &[String] {
+        &[]
+    }
+
+    /// The trainer's own live parameters, where it keeps them (PPO).
+    fn live(&self) -> Option<&LiveParams> {
+        None
+    }
+
+    fn live_mut(&mut self) -> Option<&mut LiveParams> {
+        None
+    }
+
+    /// The model as a Hugging Face directory in `dir`, and the trainer's
+    /// state beside it, recorded in `saved`.
+    fn save(&self, dir: &Path, saved: &mut Saved) -> anyhow::Result<()>;
+
+    /// The held-out evaluation after the final checkpoint.
+    fn evaluate(&self, finished: Finished) -> anyhow::Result<Metrics>;
+
+    fn tokenizer(&self) -> &Tokenizer;
+
+    /// The policy as it is now, when the stage trains one.
+    fn policy(&self) -> Option<CausalLm> {
+        None
+    }
+
+    /// PPO's frozen reference and reward model.
+    fn reference_and_reward(&self) -> Option<(&CausalLm, &ScalarModel)> {
+        None
+    }
+}
+
+/// The evaluator's view of a policy's answers to the held-out prompts.
+fn judge_metrics(model: &CausalLm, tokenizer: &Tokenizer) -> Metrics {
+    let report = held_out_report(model, tokenizer, HELD_OUT_SAMPLES);
+    vec![
+        (names::EVAL_JUDGE_SCORE, report.mean_score as f64),
+        (names::EVAL_JUDGE_PARSE_RATE, report.parse_rate as f64),
+    ]
+}
+
+impl StageTrainer for SftTrainer {
+    /// At the schedule's rate, rescaled by a live change to its peak; the
+    /// held-out loss every `eval_every` steps and at the last.
+    fn step(&mut self, at: StepAt, _: &mut Steer) -> Option<Metrics> {
+        let scale = at.params.lr / self.config.lr;
+        let lr = self.config.lr_at(at.step - at.offset) * scale;
+        let mut metrics = SftTrainer::step(self, lr);
+        let step = at.step + 1;
+        if step.is_multiple_of(self.config.eval_every) || step == at.total {
+            metrics.push((names::EVAL_LOSS, self.eval_loss()));
+        }
+        Some(metrics)
+    }
+
+    fn baseline(&self) -> Metrics {
+        vec![(names::EVAL_LOSS, self.eval_loss())]
+    }
+
+    fn save(&self, dir: &Path, saved: &mut Saved) -> anyhow::Result<()> {
+        hf::save_language_model(dir, &self.inference_model(), &self.tokenizer)?;
+        saved.model = Some(self.save_state(dir)?);
+        Ok(())
+    }
+
+    fn evaluate(&self, _: Finished) -> anyhow::Result<Metrics> {
+        Ok(judge_metrics(&self.inference_model(), &self.tokenizer))
+    }
+
+    fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    fn policy(&self) -> Option<CausalLm> {
+        Some(self.inference_model())
+    }
+}
+
+impl StageTrainer for RmTrainer {
+    fn step(&mut self, at: StepAt, _: &mut Steer) -> Option<Metrics> {
+        let scale = at.params.lr / self.config.lr;
+        Some(RmTrainer::step(self, self.config.lr_at(at.step - at.offset) * scale))
+    }
+
+    fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    fn save(&self, dir: &Path, saved: &mut Saved) -> anyhow::Result<()> {
+        hf::save_scalar_model(dir, &self.inference_model(), &self.tokenizer)?;
+        saved.model = Some(self.save_state(dir)?);
+        Ok(())
+    }
+
+    /// Accuracy and calibration on held-out pairs (the reliability table
+    /// saved as `rm_calibration.json`), and the version in `rounds.json`.
+    fn evaluate(&self, f: Finished) -> anyhow::Result<Metrics> {
+        let eval = RmTrainer::evaluate(self);
+        crate::fsutil::write_atomic(
+            &f.run.rm_calibration_path(),
+            serde_json::to_string_pretty(&eval.calibration)?.as_bytes(),
+        )?;
+        Rounds::record_rm(f.run, f.checkpoint, f.init, self.train_pairs, f.run_pairs)?;
+        Ok(vec![
+            (names::EVAL_ACCURACY, eval.accuracy as f64),
+            (names::EVAL_ECE, eval.calibration.ece as f64),
+        ])
+    }
+
+    fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+}
+
+impl StageTrainer for PpoTrainer {
+    fn step(&mut self, _: StepAt, steer: &mut Steer) -> Option<Metrics> {
+        PpoTrainer::step(self, steer)
+    }
+
+    fn baseline(&self) -> Metrics {
+        judge_metrics(&self.inference_policy(), StageTrainer::tokenizer(self))
+    }
+
+    fn live(&self) -> Option<&LiveParams> {
+        Some(&self.params)
+    }
+
+    fn live_mut(&mut self) -> Option<&mut LiveParams> {
+        Some(&mut self.params)
+    }
+
+    fn save(&self, dir: &Path, saved: &mut Saved) -> anyhow::Result<()> {
+        hf::save_language_model(dir, &self.inference_policy(), StageTrainer::tokenizer(self))?;
+        saved.ppo = Some(self.save_state(dir)?);
+        Ok(())
+    }
+
+    fn evaluate(&self, _: Finished) -> anyhow::Result<Metrics> {
+        Ok(judge_metrics(&self.inference_policy(), StageTrainer::tokenizer(self)))
+    }
+
+    fn tokenizer(&self) -> &Tokenizer {
+        PpoTrainer::tokenizer(self).expect("a stage's PPO trains on text prompts")
+    }
+
+    fn policy(&self) -> Option<CausalLm> {
+        Some(self.inference_policy())
+    }
+
+    fn reference_and_reward(&self) -> Option<(&CausalLm, &ScalarModel)> {
+        Some((self.reference(), self.reward()))
+    }
+}
