@@ -355,3 +355,42 @@ fn losing_the_terminal_quits_with_a_checkpoint_from_any_overlay() {
     assert_eq!(app.overlay, Overlay::None);
     assert_eq!(on_event(&mut app, Event::ShutDown, 300.0), [Effect::Quit]);
 }
+
+/// The judge chart is offered once the run's evaluator has scored
+/// something: `]` through every chart of a run without judge scores never
+/// lands on it, and does once a score arrives.
+#[test]
+fn the_judge_chart_waits_for_an_evaluator() {
+    use rlhf_tui::ui::app::{CHARTS, EVALUATOR_CHART};
+    let judge = CHARTS.iter().position(|c| c.title == EVALUATOR_CHART).unwrap();
+    let mut app = App::new(false);
+    press(&mut app, &[KeyCode::Tab]);
+    assert_eq!(app.focus, Pane::Charts);
+    let mut seen = Vec::new();
+    for _ in 0..CHARTS.len() {
+        press(&mut app, &[KeyCode::Char(']')]);
+        seen.push(app.chart);
+    }
+    assert!(!seen.contains(&judge), "{seen:?}");
+    assert_eq!(
+        seen.len() - 1,
+        seen.iter().collect::<std::collections::BTreeSet<_>>().len(),
+        "every other chart once: {seen:?}"
+    );
+    let values = vec![("judge/score_mean".to_string(), 0.8)];
+    on_event(
+        &mut app,
+        Event::Metrics {
+            stage: Stage::Ppo,
+            step: 1,
+            values,
+        },
+        10.0,
+    );
+    let mut seen = Vec::new();
+    for _ in 0..CHARTS.len() {
+        press(&mut app, &[KeyCode::Char(']')]);
+        seen.push(app.chart);
+    }
+    assert!(seen.contains(&judge), "{seen:?}");
+}

@@ -41,6 +41,10 @@ pub struct ChartSpec {
 /// from step series.
 pub const RELIABILITY: &str = "RM reliability";
 
+/// The chart of the run's evaluator, offered once it has scored something:
+/// a run without an evaluator has no judge chart rather than an empty one.
+pub const EVALUATOR_CHART: &str = "judge score";
+
 /// The charts the charts pane cycles through.
 pub const CHARTS: [ChartSpec; 10] = [
     ChartSpec {
@@ -75,7 +79,7 @@ pub const CHARTS: [ChartSpec; 10] = [
         ],
     },
     ChartSpec {
-        title: "judge score",
+        title: EVALUATOR_CHART,
         series: &[(Stage::Ppo, names::JUDGE_SCORE)],
     },
     ChartSpec {
@@ -226,6 +230,16 @@ pub const ALERTS_KEPT: usize = 200;
 pub const QUEUE_LEN: usize = 16;
 
 impl App {
+    /// Whether the charts pane offers chart `i` (see `EVALUATOR_CHART`).
+    pub fn offers_chart(&self, i: usize) -> bool {
+        let spec = &CHARTS[i];
+        spec.title != EVALUATOR_CHART
+            || spec
+                .series
+                .iter()
+                .any(|(stage, key)| self.series.contains_key(&(*stage, key.to_string())))
+    }
+
     pub fn new(no_color: bool) -> Self {
         let row = |stage| StageRow {
             stage,

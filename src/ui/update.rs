@@ -263,11 +263,14 @@ fn step_cursor(app: &mut App, msg: &Msg) {
         }
         Pane::Charts => {
             let n = CHARTS.len();
-            app.chart = if forward {
-                (app.chart + 1) % n
-            } else {
-                (app.chart + n - 1) % n
-            };
+            let mut chart = app.chart;
+            for _ in 0..n {
+                chart = if forward { (chart + 1) % n } else { (chart + n - 1) % n };
+                if app.offers_chart(chart) {
+                    break;
+                }
+            }
+            app.chart = chart;
         }
         Pane::Compare => {
             app.scroll = if forward {
