@@ -252,3 +252,31 @@ fn a_resumed_ppo_stage_tells_the_workbench_the_beta_it_runs_at() {
     until(&handle, &|e| *e == Event::ShutDown);
     handle.thread.join().unwrap();
 }
+
+/// A finished stage trained again counts its steps on from its newest
+/// checkpoint: the first run's checkpoint, which `rounds.json` or a later
+/// stage may name, is never overwritten, and the metrics continue on the
+/// step axis.
+#[test]
+fn a_stage_trained_again_never_overwrites_its_checkpoints() {
+    let tmp = tempfile::tempdir().unwrap();
+    let device = Device::flex();
+    let config =
+        RunConfig::parse("(sft: (steps: 2, batch_size: 4, demonstrations: 24, eval_examples: 4, eval_every: 100))")
+            .unwrap();
+    let run = RunDir::create(tmp.path(), "again").unwrap();
+    let mut first = StageRun::start(Stage::Sft, &config, &run, &device).unwrap();
+    steps(&mut first, 2);
+    let (first_dir, _) = first.finish(&run).unwrap();
+    let written = std::fs::read(first_dir.join("model.safetensors")).unwrap();
+
+    let mut again = StageRun::start(Stage::Sft, &config, &run, &device).unwrap();
+    assert_eq!((again.step, again.total), (2, 4));
+    steps(&mut again, 2);
+    let (again_dir, _) = again.finish(&run).unwrap();
+    assert!(
+        first_dir.ends_with("sft-2") && again_dir.ends_with("sft-4"),
+        "{again_dir:?}"
+    );
+    assert_eq!(std::fs::read(first_dir.join("model.safetensors")).unwrap(), written);
+}

@@ -267,8 +267,15 @@ fn panes_cursor_and_stage_start() {
     assert!(app.message.as_ref().unwrap().0.contains("PPO is running"));
     on_event(&mut app, ppo_stopped_at_40(), 300.0);
     assert_eq!(app.selected, 2);
+    // RM is done: Enter asks before training it again, Esc keeps it, y
+    // trains it again.
+    assert_eq!(press(&mut app, &[KeyCode::Enter]), []);
+    assert_eq!(app.overlay, Overlay::ConfirmRerun(Stage::Rm));
+    assert_eq!(press(&mut app, &[KeyCode::Esc]), []);
+    assert_eq!(app.overlay, Overlay::None);
+    assert!(app.message.as_ref().unwrap().0.contains("RM kept"));
     assert_eq!(
-        press(&mut app, &[KeyCode::Enter]),
+        press(&mut app, &[KeyCode::Enter, KeyCode::Char('y')]),
         [Effect::Send(Command::Start(Stage::Rm))]
     );
     assert_eq!(app.selected, 2);
@@ -393,4 +400,31 @@ fn the_judge_chart_waits_for_an_evaluator() {
         seen.push(app.chart);
     }
     assert!(seen.contains(&judge), "{seen:?}");
+}
+
+/// When the stage under the cursor finishes, the cursor moves on to the
+/// next one, so the next Enter starts it instead of asking to re-run this.
+#[test]
+fn the_cursor_moves_on_when_its_stage_is_done() {
+    let mut app = App::new(false);
+    assert_eq!(app.stages[app.selected].stage, Some(Stage::Sft));
+    let sft = |state| Event::Stage {
+        stage: Stage::Sft,
+        state,
+        step: 300,
+        total: 300,
+    };
+    on_event(&mut app, sft(StageState::Running), 1.0);
+    on_event(
+        &mut app,
+        sft(StageState::Done {
+            checkpoint: "runs/demo/checkpoints/sft-300".into(),
+        }),
+        2.0,
+    );
+    assert_eq!(app.stages[app.selected].stage, Some(Stage::Rm));
+    assert_eq!(
+        press(&mut app, &[KeyCode::Enter]),
+        [Effect::Send(Command::Start(Stage::Rm))]
+    );
 }

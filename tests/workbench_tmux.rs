@@ -194,3 +194,42 @@ fn losing_the_terminal_checkpoints_a_running_stage_and_exits() {
     let audit = std::fs::read_to_string(run.join("audit.jsonl")).unwrap();
     assert!(audit.lines().last().unwrap().contains("\"stop\""), "{audit}");
 }
+
+/// Enter on a finished stage asks before training it again, Esc keeps it,
+/// and training it again writes a new checkpoint beside the first; when
+/// the stage under the cursor finishes, the cursor moves to the next.
+#[test]
+fn enter_on_a_finished_stage_asks_and_never_overwrites() {
+    let tmp = tempfile::tempdir().unwrap();
+    let script = workbench("", tmp.path(), "--run again");
+    let tmux = Tmux::start("again", &script);
+    tmux.wait_for("pair from base", 60);
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("steps/s", 60);
+    tmux.keys(&["S"]);
+    let done = tmux.wait_for("SFT ✓ sft-", 60);
+    let first: String = done
+        .split("SFT ✓ ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    // The cursor moved on to RM: back to SFT, and Enter asks.
+    tmux.keys(&["Left", "Enter"]);
+    tmux.wait_for("train SFT again?", 10);
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("SFT kept as it is", 10);
+    tmux.keys(&["Enter", "y"]);
+    tmux.wait_for("▶ RUNNING", 60);
+    tmux.wait_for("steps/s", 60);
+    tmux.keys(&["S"]);
+    tmux.wait_for("SFT ✓", 60);
+    tmux.keys(&["q"]);
+    tmux.wait_for("EXIT=0", 60);
+    let checkpoints: Vec<String> = std::fs::read_dir(tmp.path().join("again/checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(checkpoints.contains(&first), "{first} gone: {checkpoints:?}");
+    assert_eq!(checkpoints.len(), 2, "{checkpoints:?}");
+}

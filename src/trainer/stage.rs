@@ -117,13 +117,16 @@ impl StageRun {
     /// the run's judgments; PPO from both (or the config's paths). From
     /// round 2 on, the reward model is a new version and PPO continues
     /// from the run's last PPO policy, still penalised by KL to SFT.
+    ///
+    /// A stage that has run before counts its steps on from its newest
+    /// checkpoint (a second SFT run's first checkpoint after `sft-300` is
+    /// past 300), so a re-run never overwrites a checkpoint that
+    /// `rounds.json` or a later stage names, and its curves continue on
+    /// the step axis instead of drawing back over the first run's.
     pub fn start(stage: Stage, config: &RunConfig, run: &RunDir, device: &Device) -> anyhow::Result<Self> {
         let mut params = LiveParams::from_config(&config.ppo);
         let later_round = Rounds::load(run)?.round > 1;
-        let offset = match later_round.then(|| run.latest_step(stage.name())).flatten() {
-            Some((step, _)) if stage != Stage::Sft => step,
-            _ => 0,
-        };
+        let offset = run.latest_step(stage.name()).map_or(0, |(step, _)| step);
         let (mut run_pairs, mut reference, mut reward) = (0, None, None);
         let (trainer, steps, init): (Box<dyn StageTrainer>, _, _) = match stage {
             Stage::Sft => {

@@ -163,6 +163,8 @@ pub enum Overlay {
     Editor(Editor),
     /// Quit asked while a stage runs: checkpoint first or not.
     ConfirmQuit,
+    /// Enter on a stage that is done: train it again, or keep it.
+    ConfirmRerun(Stage),
     /// Every alert raised, with its numbers.
     Alerts,
 }

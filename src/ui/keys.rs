@@ -45,6 +45,8 @@ pub enum Msg {
     QuitConfirmed {
         checkpoint: bool,
     },
+    /// Yes to "train this finished stage again?".
+    Confirm,
     /// The terminal is gone (hang-up, end of input): nobody can steer, so
     /// a running stage is checkpointed and the workbench quits.
     TerminalLost,
@@ -93,6 +95,11 @@ pub fn key_to_msg(overlay: &Overlay, key: KeyEvent) -> Option<Msg> {
             KeyCode::Enter => Some(Msg::Enter),
             KeyCode::Backspace => Some(Msg::Backspace),
             KeyCode::Char(c) => Some(Msg::Char(c)),
+            _ => None,
+        },
+        Overlay::ConfirmRerun(_) => match key.code {
+            KeyCode::Char('y') | KeyCode::Enter => Some(Msg::Confirm),
+            KeyCode::Char('n') | KeyCode::Esc => Some(Msg::Cancel),
             _ => None,
         },
         Overlay::ConfirmQuit => match key.code {

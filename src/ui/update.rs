@@ -34,6 +34,13 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             Vec::new()
         }
         Overlay::Editor(editor) => edit(app, editor, msg),
+        Overlay::ConfirmRerun(stage) => {
+            app.overlay = Overlay::None;
+            match msg {
+                Msg::Confirm => send(Command::Start(stage)),
+                _ => tell(app, &format!("{} kept as it is", stage.name().to_uppercase())),
+            }
+        }
         Overlay::ConfirmQuit => match msg {
             Msg::QuitConfirmed { checkpoint } => {
                 app.overlay = Overlay::None;
@@ -111,6 +118,10 @@ fn main(app: &mut App, msg: Msg) -> Vec<Effect> {
                 if let Some(row) = app.active() {
                     let name = row.stage.map_or("", |s| s.name()).to_uppercase();
                     return tell(app, &format!("{name} is running: S stops it first"));
+                }
+                if matches!(app.stages[app.selected].state, StageState::Done { .. }) {
+                    app.overlay = Overlay::ConfirmRerun(stage);
+                    return Vec::new();
                 }
                 send(Command::Start(stage))
             }
@@ -199,7 +210,7 @@ fn main(app: &mut App, msg: Msg) -> Vec<Effect> {
             app.message = None;
             Vec::new()
         }
-        Msg::Char(_) | Msg::QuitConfirmed { .. } | Msg::TerminalLost => Vec::new(),
+        Msg::Char(_) | Msg::QuitConfirmed { .. } | Msg::Confirm | Msg::TerminalLost => Vec::new(),
     }
 }
 
@@ -367,6 +378,14 @@ pub fn on_event(app: &mut App, event: Event, at: f64) -> Vec<Effect> {
             }
             if let StageState::Failed(why) = &state {
                 app.message = Some((format!("error: {}: {why}", stage.name().to_uppercase()), true));
+            }
+            // A stage just done: the cursor moves on to the next, so the
+            // next Enter starts it rather than re-running this one.
+            let done = matches!(state, StageState::Done { .. })
+                && app.stages.get(app.selected).and_then(|r| r.stage) == Some(stage)
+                && !matches!(app.stages[app.selected].state, StageState::Done { .. });
+            if done && app.selected + 1 < app.stages.len() {
+                app.selected += 1;
             }
             let row = app.row_mut(stage);
             (row.state, row.step, row.total) = (state, step, total);

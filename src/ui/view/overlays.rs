@@ -9,6 +9,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 
 use super::theme;
+use crate::trainer::protocol::{Stage, StageState};
 use crate::ui::app::{App, Editing, Editor};
 use crate::ui::keys::HELP;
 
@@ -56,6 +57,26 @@ pub fn confirm_quit(frame: &mut Frame, area: Rect, app: &App) {
         Line::from("A stage is running."),
         Line::from("y: write a checkpoint and quit"),
         Line::from("n: quit without one · Esc: stay"),
+    ];
+    frame.render_widget(Paragraph::new(lines), inner);
+}
+
+/// Enter on a finished stage: what training it again keeps.
+pub fn confirm_rerun(frame: &mut Frame, area: Rect, app: &App, stage: Stage) {
+    let name = stage.name().to_uppercase();
+    let row = app.stages.iter().find(|r| r.stage == Some(stage));
+    let (checkpoint, step) = match row.map(|r| (&r.state, r.step)) {
+        Some((StageState::Done { checkpoint }, step)) => (checkpoint.as_str(), step),
+        _ => ("", 0),
+    };
+    let inner = popup(frame, area, 72, 7, &format!(" train {name} again? "), app);
+    let lines = vec![
+        Line::from(format!("{name} is done: {checkpoint}")),
+        Line::from(format!(
+            "Training it again starts it over, counting steps on from {step}:"
+        )),
+        Line::from("no checkpoint is overwritten (the newest few per stage are kept)."),
+        Line::from("y / Enter: train it again · n / Esc: keep it"),
     ];
     frame.render_widget(Paragraph::new(lines), inner);
 }

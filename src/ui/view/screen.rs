@@ -29,6 +29,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
         Overlay::Help => overlays::help(frame, area, app),
         Overlay::Editor(editor) => overlays::editor(frame, area, app, editor),
         Overlay::ConfirmQuit => overlays::confirm_quit(frame, area, app),
+        Overlay::ConfirmRerun(stage) => overlays::confirm_rerun(frame, area, app, *stage),
         Overlay::Alerts => overlays::alerts(frame, area, app),
     }
 }
