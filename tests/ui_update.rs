@@ -428,3 +428,44 @@ fn the_cursor_moves_on_when_its_stage_is_done() {
         [Effect::Send(Command::Start(Stage::Rm))]
     );
 }
+
+/// Sets streamed from older policies never come back: a set from a newer
+/// policy drops the older ones waiting (the one on screen stays), so `r`
+/// shows what the policy writes now; and when a stage finishes, the pane
+/// asks for a fresh set from the new models.
+#[test]
+fn r_shows_the_policy_as_it_is_now() {
+    let mut app = App::new(false);
+    let from = |id: u64, policy: &str| {
+        let mut set = pair(id);
+        set.policy = policy.into();
+        Event::Samples(set)
+    };
+    for (id, policy) in [(1, "ppo-1"), (2, "ppo-2"), (3, "ppo-3"), (4, "ppo-16")] {
+        on_event(&mut app, from(id, policy), id as f64);
+    }
+    let shown: Vec<&str> = app.queue.iter().map(|s| s.policy.as_str()).collect();
+    assert_eq!(shown, ["ppo-1", "ppo-16"], "on screen, then the newest");
+    assert_eq!(
+        press(&mut app, &[KeyCode::Char('r')]),
+        [Effect::Send(Command::RequestSamples { k: 2 })]
+    );
+    assert_eq!(app.queue.front().unwrap().policy, "ppo-16");
+
+    let ppo = |state| Event::Stage {
+        stage: Stage::Ppo,
+        state,
+        step: 40,
+        total: 40,
+    };
+    on_event(&mut app, ppo(StageState::Running), 20.0);
+    let effects = on_event(
+        &mut app,
+        ppo(StageState::Done {
+            checkpoint: "runs/demo/checkpoints/ppo-40".into(),
+        }),
+        21.0,
+    );
+    assert_eq!(effects, [Effect::Send(Command::RequestSamples { k: 2 })]);
+    assert!(app.queue.is_empty(), "the old sets are gone; the new one is coming");
+}

@@ -233,3 +233,57 @@ fn enter_on_a_finished_stage_asks_and_never_overwrites() {
     assert!(checkpoints.contains(&first), "{first} gone: {checkpoints:?}");
     assert_eq!(checkpoints.len(), 2, "{checkpoints:?}");
 }
+
+/// The pair pane shows the policy as it is now: after SFT ends it shows
+/// SFT's answers, and `r` while PPO runs brings a set from the newest
+/// iteration, never one from iterations ago.
+#[test]
+fn the_pair_pane_follows_the_policy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let script = workbench("", tmp.path(), "--run follow");
+    let tmux = Tmux::start("follow", &script);
+    tmux.wait_for("pair from base", 60);
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("steps/s", 60);
+    tmux.keys(&["S"]);
+    tmux.wait_for("pair from sft-", 60);
+    // The cursor is on RM now, then on PPO once RM is done.
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("RM ✓", 120);
+    tmux.keys(&["Enter"]);
+    let iteration = |screen: &str| -> usize {
+        let status = screen.lines().find(|l| l.contains("│ PPO ")).unwrap_or("");
+        let field = status.split("PPO ").nth(1).unwrap_or("");
+        field.split('/').next().unwrap_or("0").trim().parse().unwrap_or(0)
+    };
+    let from = |screen: &str| -> usize {
+        let rest = screen.split("pair from ppo-").nth(1).unwrap_or("");
+        rest.chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+            .parse()
+            .unwrap_or(0)
+    };
+    // Let PPO stream several sets into the queue while the set on screen
+    // waits to be judged, then ask for new ones.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while iteration(&tmux.screen()) < 8 {
+        assert!(std::time::Instant::now() < deadline, "{}", tmux.screen());
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // The set `r` brings is the newest when the key is pressed (it then
+    // stays on screen while PPO goes on).
+    for _ in 0..3 {
+        let pressed = iteration(&tmux.screen());
+        tmux.keys(&["r"]);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let screen = tmux.screen();
+        let shown = from(&screen);
+        assert!(
+            shown + 1 >= pressed,
+            "a set from ppo-{shown} after r at iteration {pressed}:\n{screen}"
+        );
+    }
+    tmux.keys(&["q", "n"]);
+    tmux.wait_for("EXIT=0", 60);
+}

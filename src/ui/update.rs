@@ -379,16 +379,24 @@ pub fn on_event(app: &mut App, event: Event, at: f64) -> Vec<Effect> {
             if let StageState::Failed(why) = &state {
                 app.message = Some((format!("error: {}: {why}", stage.name().to_uppercase()), true));
             }
-            // A stage just done: the cursor moves on to the next, so the
-            // next Enter starts it rather than re-running this one.
-            let done = matches!(state, StageState::Done { .. })
-                && app.stages.get(app.selected).and_then(|r| r.stage) == Some(stage)
-                && !matches!(app.stages[app.selected].state, StageState::Done { .. });
-            if done && app.selected + 1 < app.stages.len() {
+            let was_running = app.stages.iter().any(|r| {
+                r.stage == Some(stage)
+                    && matches!(r.state, StageState::Starting | StageState::Running | StageState::Paused)
+            });
+            let finished = was_running && matches!(state, StageState::Done { .. });
+            // The cursor moves on to the next stage, so the next Enter
+            // starts it rather than asking to re-run this one.
+            let on_it = app.stages.get(app.selected).and_then(|r| r.stage) == Some(stage);
+            if finished && on_it && app.selected + 1 < app.stages.len() {
                 app.selected += 1;
             }
             let row = app.row_mut(stage);
             (row.state, row.step, row.total) = (state, step, total);
+            // The pair pane shows what the models write now.
+            if finished && app.pending.is_none() {
+                app.queue.clear();
+                return fresh_set(app);
+            }
         }
         Event::Metrics { stage, step, values } => {
             let row = app.row_mut(stage);
@@ -405,6 +413,14 @@ pub fn on_event(app: &mut App, event: Event, at: f64) -> Vec<Effect> {
             app.timings.push_back((at, step));
         }
         Event::Samples(set) => {
+            // Sets waiting from an older policy make way for this one, so
+            // `r` never brings back what the policy wrote iterations ago;
+            // the one on screen stays until it is judged or skipped.
+            let mut position = 0;
+            app.queue.retain(|waiting| {
+                position += 1;
+                position == 1 || waiting.policy == set.policy
+            });
             if app.queue.len() == QUEUE_LEN {
                 // Keep the one on screen; the oldest waiting makes way.
                 app.queue.remove(1);
