@@ -469,3 +469,30 @@ fn r_shows_the_policy_as_it_is_now() {
     assert_eq!(effects, [Effect::Send(Command::RequestSamples { k: 2 })]);
     assert!(app.queue.is_empty(), "the old sets are gone; the new one is coming");
 }
+
+/// `[` and `]` change the chart from any pane; pause, resume and the
+/// criterion say what happened.
+#[test]
+fn chart_keys_are_global_and_changes_are_said() {
+    let mut app = App::new(false);
+    assert_eq!(app.focus, Pane::Stages);
+    let chart = app.chart;
+    press(&mut app, &[KeyCode::Char(']')]);
+    assert_ne!(app.chart, chart);
+    press(&mut app, &[KeyCode::Char('[')]);
+    assert_eq!((app.chart, app.focus), (chart, Pane::Stages));
+
+    let sft = |state| Event::Stage {
+        stage: Stage::Sft,
+        state,
+        step: 12,
+        total: 300,
+    };
+    on_event(&mut app, sft(StageState::Running), 1.0);
+    on_event(&mut app, sft(StageState::Paused), 2.0);
+    assert!(app.message.as_ref().unwrap().0.contains("SFT paused at step 12"));
+    on_event(&mut app, sft(StageState::Running), 3.0);
+    assert_eq!(app.message.as_ref().unwrap().0, "SFT resumed");
+    press(&mut app, &[KeyCode::Char('C')]);
+    assert!(app.message.as_ref().unwrap().0.starts_with("judging by: helpful"));
+}

@@ -34,7 +34,7 @@ fn a_person_judges_pauses_steers_and_quits_in_a_real_terminal() {
     tmux.keys(&[
         "b", "BSpace", "BSpace", "BSpace", "BSpace", "BSpace", "0", ".", "1", "Enter",
     ]);
-    tmux.wait_for("beta 0.05 → 0.1", 30);
+    tmux.wait_for("β 0.05 → 0.1", 30);
     tmux.wait_for("β 0.1 (fixed)", 5);
 
     tmux.keys(&["?"]);
@@ -286,4 +286,20 @@ fn the_pair_pane_follows_the_policy() {
     }
     tmux.keys(&["q", "n"]);
     tmux.wait_for("EXIT=0", 60);
+}
+
+/// `]` and `[` change the chart while the stage selector has the focus.
+#[test]
+fn chart_keys_work_from_any_pane() {
+    let tmp = tempfile::tempdir().unwrap();
+    let script = workbench("", tmp.path(), "--run charts");
+    let tmux = Tmux::start("charts", &script);
+    tmux.wait_for("pair from base", 60);
+    tmux.wait_for("reward (1/10)", 10);
+    tmux.keys(&["]"]);
+    tmux.wait_for("KL (2/10)", 10);
+    tmux.keys(&["[", "["]); // back to the first, then round to the last
+    tmux.wait_for("RM reliability (10/10)", 10);
+    tmux.keys(&["q"]);
+    tmux.wait_for("EXIT=0", 30);
 }

@@ -47,6 +47,10 @@ pub enum Msg {
     },
     /// Yes to "train this finished stage again?".
     Confirm,
+    /// The next or previous chart, whichever pane has the focus.
+    Chart {
+        forward: bool,
+    },
     /// The terminal is gone (hang-up, end of input): nobody can steer, so
     /// a running stage is checkpointed and the workbench quits.
     TerminalLost,
@@ -133,8 +137,8 @@ fn main_key(code: KeyCode) -> Option<Msg> {
         KeyCode::Char('c') => Msg::Checkpoint,
         KeyCode::Char('r') => Msg::NewPair,
         KeyCode::Char('v') => Msg::ToggleColouring,
-        KeyCode::Char('[') => Msg::Left,
-        KeyCode::Char(']') => Msg::Right,
+        KeyCode::Char('[') => Msg::Chart { forward: false },
+        KeyCode::Char(']') => Msg::Chart { forward: true },
         KeyCode::Char(c @ '1'..='9') => Msg::Digit(c as usize - '0' as usize),
         KeyCode::Backspace => Msg::Backspace,
         KeyCode::Char('R') => Msg::ToggleRankMode,

@@ -7,7 +7,7 @@ use super::app::{
     ALERTS_KEPT, App, CHARTS, Colouring, Editing, Editor, Judged, LabelMode, Marker, Overlay, Pane, Params, QUEUE_LEN,
 };
 use super::keys::Msg;
-use super::words::verdict_words;
+use super::words::{param_change, verdict_words};
 use crate::run::names;
 use crate::trainer::protocol::{Choice, Command, Criterion, Event, KlMode, Param, Stage, StageState, Verdict};
 
@@ -158,6 +158,11 @@ fn main(app: &mut App, msg: Msg) -> Vec<Effect> {
         Msg::NextCriterion => {
             let i = Criterion::ALL.iter().position(|c| *c == app.criterion).unwrap_or(0);
             app.criterion = Criterion::ALL[(i + 1) % Criterion::ALL.len()];
+            let text = format!("judging by: {} (C changes it)", app.criterion.name());
+            tell(app, &text)
+        }
+        Msg::Chart { forward } => {
+            cycle_chart(app, forward);
             Vec::new()
         }
         Msg::NewRound if app.active().is_some() => tell(app, "stop the running stage (S) before a new round"),
@@ -261,6 +266,19 @@ fn quit(app: &mut App, checkpoint: bool) -> Vec<Effect> {
     send(Command::Shutdown { checkpoint })
 }
 
+/// The next or previous chart the pane offers.
+fn cycle_chart(app: &mut App, forward: bool) {
+    let n = CHARTS.len();
+    let mut chart = app.chart;
+    for _ in 0..n {
+        chart = if forward { (chart + 1) % n } else { (chart + n - 1) % n };
+        if app.offers_chart(chart) {
+            break;
+        }
+    }
+    app.chart = chart;
+}
+
 fn step_cursor(app: &mut App, msg: &Msg) {
     let forward = matches!(msg, Msg::Down | Msg::Right);
     match app.focus {
@@ -272,17 +290,7 @@ fn step_cursor(app: &mut App, msg: &Msg) {
                 app.selected.saturating_sub(1)
             };
         }
-        Pane::Charts => {
-            let n = CHARTS.len();
-            let mut chart = app.chart;
-            for _ in 0..n {
-                chart = if forward { (chart + 1) % n } else { (chart + n - 1) % n };
-                if app.offers_chart(chart) {
-                    break;
-                }
-            }
-            app.chart = chart;
-        }
+        Pane::Charts => cycle_chart(app, forward),
         Pane::Compare => {
             app.scroll = if forward {
                 app.scroll.saturating_add(1)
@@ -390,6 +398,26 @@ pub fn on_event(app: &mut App, event: Event, at: f64) -> Vec<Effect> {
             if finished && on_it && app.selected + 1 < app.stages.len() {
                 app.selected += 1;
             }
+            let was_paused = app
+                .stages
+                .iter()
+                .any(|r| r.stage == Some(stage) && r.state == StageState::Paused);
+            // An error (the NaN guard's, which pauses) stays on the status bar.
+            let quiet = app.message.as_ref().is_some_and(|(_, error)| *error);
+            match &state {
+                _ if quiet => {}
+                StageState::Paused if was_running && !was_paused => {
+                    let text = format!(
+                        "{} paused at step {step}: space resumes, . takes one step",
+                        stage.name().to_uppercase()
+                    );
+                    app.message = Some((text, false));
+                }
+                StageState::Running if was_paused => {
+                    app.message = Some((format!("{} resumed", stage.name().to_uppercase()), false));
+                }
+                _ => {}
+            }
             let row = app.row_mut(stage);
             (row.state, row.step, row.total) = (state, step, total);
             // The pair pane shows what the models write now.
@@ -474,7 +502,7 @@ pub fn on_event(app: &mut App, event: Event, at: f64) -> Vec<Effect> {
                 Param::KlMode(mode) => app.params.kl_mode = mode,
             }
             let stage = app.active().and_then(|r| r.stage);
-            let label = format!("{} {old} → {}", param.name(), param.value());
+            let label = param_change(&param, old);
             app.message = Some((format!("{label} at step {step}"), false));
             app.markers.push(Marker { stage, step, label });
         }
