@@ -303,3 +303,41 @@ fn chart_keys_work_from_any_pane() {
     tmux.keys(&["q"]);
     tmux.wait_for("EXIT=0", 30);
 }
+
+/// While PPO is paused, `.` says which step it took, and `c` either
+/// writes the checkpoint or says that it waits for the iteration's end.
+#[test]
+fn step_and_checkpoint_keys_answer_while_ppo_is_paused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let script = workbench("", tmp.path(), "--run paused");
+    let tmux = Tmux::start("paused", &script);
+    tmux.wait_for("pair from base", 60);
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("steps/s", 60);
+    tmux.keys(&["S"]);
+    tmux.wait_for("SFT ✓", 60);
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("RM ✓", 120);
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("PPO ▶", 60);
+    tmux.keys(&["Space"]);
+    tmux.wait_for("PPO paused at step", 30);
+    tmux.keys(&["."]);
+    let screen = tmux.wait_for("one ", 10);
+    assert!(
+        screen.contains("one optimizer step: ") || screen.contains("one step: the rollout of iteration"),
+        "{screen}"
+    );
+    tmux.keys(&["c"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let screen = tmux.screen();
+        if screen.contains("the checkpoint is written when it ends") || screen.contains("checkpoint /") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no answer to c:\n{screen}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    tmux.keys(&["q", "n"]);
+    tmux.wait_for("EXIT=0", 60);
+}

@@ -36,6 +36,8 @@ pub enum Serving {
 pub enum Poll {
     /// Take the next step.
     Go,
+    /// Take one step and pause again (`.` while paused).
+    Once,
     /// Serve the queued commands (the stage is paused), then poll again.
     Serve,
     /// End the stage (or the thread): see `Control::stop`.
@@ -67,6 +69,9 @@ pub struct Control {
     config: RunConfig,
     paused: bool,
     step_once: bool,
+    /// Whether the person was told that queued work waits for the
+    /// iteration's end.
+    told_waiting: bool,
     stop: Option<StopReason>,
     /// Work that needs the models, in arrival order.
     queued: Vec<Queued>,
@@ -112,6 +117,7 @@ impl Control {
             config,
             paused: false,
             step_once: false,
+            told_waiting: false,
             stop: None,
             queued: Vec::new(),
             stage: None,
@@ -188,6 +194,7 @@ impl Control {
 
     /// The queued work, in arrival order, taken off the queue.
     pub fn take_queued(&mut self) -> Vec<Queued> {
+        self.told_waiting = false;
         std::mem::take(&mut self.queued)
     }
 
@@ -245,11 +252,19 @@ impl Control {
             }
             if self.step_once {
                 self.step_once = false;
-                return Poll::Go;
+                return Poll::Once;
             }
             let servable = |q: &Queued| serving == Serving::All || *q == Queued::Samples;
             if self.queued.iter().any(servable) {
                 return Poll::Serve;
+            }
+            if !self.told_waiting && self.queued.iter().any(|q| !servable(q)) {
+                // Paused inside an iteration: say when the rest is done.
+                self.told_waiting = true;
+                self.send(Event::Note(
+                    "paused inside a PPO iteration: the checkpoint is written when it ends (space resumes, . steps)"
+                        .into(),
+                ));
             }
             match self.commands.recv() {
                 Ok(command) => self.handle(command, params),

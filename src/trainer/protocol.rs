@@ -262,6 +262,9 @@ pub enum Event {
     Calibration(Vec<ReliabilityBin>),
     /// Something was skipped or assumed; work goes on.
     Warning(String),
+    /// What the trainer did with a request, in words: the one step `.`
+    /// took, or why a checkpoint waits.
+    Note(String),
     Error(String),
     /// The thread has ended; nothing follows.
     ShutDown,

@@ -424,19 +424,39 @@ impl Hooks for Worker {
                 Poll::Stop => return Flow::Stop,
                 Poll::Serve => self.serve_queued(active),
                 Poll::Go => return Flow::Go,
+                Poll::Once => {
+                    let next = active.step + 1;
+                    self.control.send(Event::Note(match active.stage {
+                        Stage::Ppo => {
+                            format!("one step: the rollout of iteration {next}, paused before its first optimizer step")
+                        }
+                        stage => format!("one step: {} step {next}", stage.name().to_uppercase()),
+                    }));
+                    return Flow::Go;
+                }
             }
         }
     }
 
     fn step(&mut self, active: &mut StageRun) -> Option<Metrics> {
         let (control, next_set) = (&mut self.control, &mut self.next_set);
+        let ppo = &control.config().ppo;
+        let per_iteration = ppo.ppo_epochs * ppo.batch_size.div_ceil(ppo.minibatch_size);
         active.step(&mut |params, point, models| match point {
             // The worker polled just before the step.
             StepPoint::Rollout { .. } => ControlFlow::Continue(()),
-            StepPoint::Optimizer { .. } => loop {
+            StepPoint::Optimizer { iteration, step } => loop {
                 match control.poll(params, Serving::Samples) {
                     Poll::Stop => break ControlFlow::Break(()),
                     Poll::Go => break ControlFlow::Continue(()),
+                    Poll::Once => {
+                        control.send(Event::Note(format!(
+                            "one optimizer step: {} of {per_iteration} in iteration {}",
+                            step % per_iteration.max(1) + 1,
+                            iteration + 1
+                        )));
+                        break ControlFlow::Continue(());
+                    }
                     // Paused part way through an iteration: pairs come
                     // from the policy as it stands.
                     Poll::Serve => serve_mid_iteration(control, next_set, models, params.temperature),

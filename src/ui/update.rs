@@ -494,6 +494,7 @@ pub fn on_event(app: &mut App, event: Event, at: f64) -> Vec<Effect> {
         Event::AlertCleared { kind, .. } => app.alerts.retain(|a| a.kind != kind),
         Event::Calibration(bins) => app.calibration = bins,
         Event::Warning(text) => app.message = Some((format!("warning: {text}"), true)),
+        Event::Note(text) => app.message = Some((text, false)),
         Event::ParamChanged { param, old, step } => {
             match param {
                 Param::Beta(v) => app.params.beta = v,
