@@ -197,6 +197,7 @@ fn whole_screen_and_overlays() {
         editing: Editing::Beta,
         input: "-1".into(),
         error: Some("β must be a number ≥ 0".into()),
+        selected: false,
     });
     check("editor", &app, "screen");
     app.overlay = Overlay::ConfirmQuit;

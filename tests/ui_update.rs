@@ -496,3 +496,28 @@ fn chart_keys_are_global_and_changes_are_said() {
     press(&mut app, &[KeyCode::Char('C')]);
     assert!(app.message.as_ref().unwrap().0.starts_with("judging by: helpful"));
 }
+
+/// The editor opens on the current value, rounded and selected: Enter
+/// keeps it, typing replaces it, Ctrl-U empties the input.
+#[test]
+fn the_editor_opens_on_the_value_selected() {
+    let mut app = demo_app(false);
+    app.params.lr = 0.000_977_975_432_332_819_1;
+    press(&mut app, &[KeyCode::Char('l')]);
+    let Overlay::Editor(editor) = &app.overlay else {
+        panic!("no editor")
+    };
+    assert_eq!((editor.input.as_str(), editor.selected), ("0.000978", true));
+    assert_eq!(press(&mut app, &[KeyCode::Enter]), [], "kept as it is");
+    assert_eq!(app.overlay, Overlay::None);
+    press(&mut app, &[KeyCode::Char('l'), KeyCode::Char('5'), KeyCode::Char('e')]);
+    let ctrl_u = KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL);
+    let msg = key_to_msg(&app.overlay, ctrl_u).unwrap();
+    update(&mut app, msg);
+    let effects = press(&mut app, &chars("0.0005"));
+    assert_eq!(effects, []);
+    assert_eq!(
+        press(&mut app, &[KeyCode::Enter]),
+        [Effect::Send(Command::Set(Param::LearningRate(0.0005)))]
+    );
+}

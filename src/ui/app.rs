@@ -130,6 +130,9 @@ pub struct Editor {
     pub editing: Editing,
     pub input: String,
     pub error: Option<String>,
+    /// The current value, shown selected when the editor opens: typing
+    /// replaces it, Enter keeps it.
+    pub selected: bool,
 }
 
 /// The live parameters as the trainer last reported them.

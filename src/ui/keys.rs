@@ -47,6 +47,8 @@ pub enum Msg {
     },
     /// Yes to "train this finished stage again?".
     Confirm,
+    /// Empties the editor's input (Ctrl-U, as in a shell).
+    ClearInput,
     /// The next or previous chart, whichever pane has the focus.
     Chart {
         forward: bool,
@@ -94,6 +96,9 @@ pub fn key_to_msg(overlay: &Overlay, key: KeyEvent) -> Option<Msg> {
             KeyCode::Esc | KeyCode::Char('?') | KeyCode::Char('q') | KeyCode::Enter => Some(Msg::Cancel),
             _ => None,
         },
+        Overlay::Editor(_) if key.modifiers.contains(KeyModifiers::CONTROL) => {
+            (key.code == KeyCode::Char('u')).then_some(Msg::ClearInput)
+        }
         Overlay::Editor(_) => match key.code {
             KeyCode::Esc => Some(Msg::Cancel),
             KeyCode::Enter => Some(Msg::Enter),
@@ -190,6 +195,7 @@ mod tests {
             editing: Editing::Beta,
             input: String::new(),
             error: None,
+            selected: false,
         });
         // In the editor, `q` and `1` are text, not quit and a label.
         assert_eq!(press(&editor, KeyCode::Char('q')), Some(Msg::Char('q')));

@@ -75,8 +75,9 @@ fn main(app: &mut App, msg: Msg) -> Vec<Effect> {
             };
             app.overlay = Overlay::Editor(Editor {
                 editing,
-                input: format!("{current}"),
+                input: shown(current),
                 error: None,
+                selected: true,
             });
             Vec::new()
         }
@@ -215,7 +216,7 @@ fn main(app: &mut App, msg: Msg) -> Vec<Effect> {
             app.message = None;
             Vec::new()
         }
-        Msg::Char(_) | Msg::QuitConfirmed { .. } | Msg::Confirm | Msg::TerminalLost => Vec::new(),
+        Msg::Char(_) | Msg::ClearInput | Msg::QuitConfirmed { .. } | Msg::Confirm | Msg::TerminalLost => Vec::new(),
     }
 }
 
@@ -307,9 +308,26 @@ fn edit(app: &mut App, mut editor: Editor, msg: Msg) -> Vec<Effect> {
             app.overlay = Overlay::None;
             return Vec::new();
         }
-        Msg::Char(c) => editor.input.push(c),
+        Msg::Char(c) => {
+            if std::mem::take(&mut editor.selected) {
+                editor.input.clear();
+            }
+            editor.input.push(c);
+        }
         Msg::Backspace => {
+            if std::mem::take(&mut editor.selected) {
+                editor.input.clear();
+            }
             editor.input.pop();
+        }
+        Msg::ClearInput => {
+            editor.input.clear();
+            editor.selected = false;
+        }
+        Msg::Enter if editor.selected => {
+            // Untouched: the value stays as it is.
+            app.overlay = Overlay::None;
+            return Vec::new();
         }
         Msg::Enter => {
             let param = editor.input.trim().parse::<f64>().map(|v| match editor.editing {
@@ -332,6 +350,13 @@ fn edit(app: &mut App, mut editor: Editor, msg: Msg) -> Vec<Effect> {
     }
     app.overlay = Overlay::Editor(editor);
     Vec::new()
+}
+
+/// A value as the editor shows it: four significant digits, not the
+/// schedule's `0.0009779754323328191`.
+fn shown(value: f64) -> String {
+    let rounded: f64 = format!("{value:.3e}").parse().unwrap_or(value);
+    format!("{rounded}")
 }
 
 /// A trainer event, arrived at `at` seconds (for steps per second).

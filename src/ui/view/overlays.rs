@@ -34,12 +34,20 @@ pub fn editor(frame: &mut Frame, area: Rect, app: &App, editor: &Editor) {
         Editing::LearningRate => "learning rate (used from the next optimizer step)",
         Editing::Temperature => "sampling temperature (used from the next rollout)",
     };
-    let inner = popup(frame, area, 60, 6, " set a parameter ", app);
+    let inner = popup(frame, area, 66, 6, " set a parameter ", app);
     let mut lines = vec![
         Line::from(what),
         Line::from(vec![
             Span::raw("> "),
-            Span::styled(editor.input.as_str(), theme::bold(app, Color::White)),
+            Span::styled(
+                editor.input.as_str(),
+                // Selected: what is typed replaces it.
+                if editor.selected {
+                    theme::bold(app, Color::White).add_modifier(ratatui::style::Modifier::REVERSED)
+                } else {
+                    theme::bold(app, Color::White)
+                },
+            ),
             Span::raw("▏"),
         ]),
     ];
@@ -47,7 +55,9 @@ pub fn editor(frame: &mut Frame, area: Rect, app: &App, editor: &Editor) {
         Some(why) => lines.push(Line::styled(why.as_str(), theme::error(app))),
         None => lines.push(Line::default()),
     }
-    lines.push(Line::from("Enter apply · Esc cancel"));
+    lines.push(Line::from(
+        "Enter apply · Esc cancel · Ctrl-U clear · typing replaces it",
+    ));
     frame.render_widget(Paragraph::new(lines), inner);
 }
 
