@@ -212,6 +212,13 @@ fn rank_mode_orders_k_responses_with_the_digits_under_the_chosen_criterion() {
     assert_eq!(effects, [Effect::Send(Command::RequestSamples { k: 4 })]);
     assert_eq!(app.message.as_ref().unwrap().0, "saved: 3 > 2 > 4 > 1");
     assert!(app.ranking.is_empty());
+    // Typing the fourth place too (1, placed last already) is not the
+    // next set's first place.
+    on_event(&mut app, Event::Samples(rank_set(10)), 202.0);
+    assert_eq!(press(&mut app, &[KeyCode::Char('1')]), []);
+    assert!(app.ranking.is_empty(), "{:?}", app.ranking);
+    press(&mut app, &[KeyCode::Char('1')]);
+    assert_eq!(app.ranking, [0], "a second press places it");
 }
 
 #[test]

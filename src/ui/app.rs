@@ -196,6 +196,10 @@ pub struct App {
     pub rank_k: usize,
     /// The ranking being typed, best first (response indices).
     pub ranking: Vec<usize>,
+    /// The response the last ranking placed last by itself: a person who
+    /// types all K digits presses it next, and that press is not the next
+    /// set's first place.
+    pub placed_last: Option<usize>,
     /// What the next judgment is about.
     pub criterion: Criterion,
     /// Agreement over the run's judgments, as the trainer last computed it.
@@ -279,6 +283,7 @@ impl App {
             mode: LabelMode::Pair,
             rank_k: 4,
             ranking: Vec::new(),
+            placed_last: None,
             criterion: Criterion::Overall,
             agreement: Vec::new(),
             round: 0,

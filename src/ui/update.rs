@@ -61,6 +61,7 @@ fn send(command: Command) -> Vec<Effect> {
 }
 
 fn main(app: &mut App, msg: Msg) -> Vec<Effect> {
+    let placed_last = app.placed_last.take();
     match msg {
         Msg::TogglePause => match app.active().map(|r| r.state.clone()) {
             Some(StageState::Paused) => send(Command::Resume),
@@ -181,6 +182,8 @@ fn main(app: &mut App, msg: Msg) -> Vec<Effect> {
             }
             _ => judge(app, Verdict::Choice(choice)),
         },
+        // The digit of the response a ranking placed last by itself.
+        Msg::Digit(n) if placed_last == Some(n - 1) => Vec::new(),
         Msg::Digit(n) => match app.shown().map(|s| s.responses.len()) {
             Some(2) if n <= 2 => judge(app, Verdict::Choice([Choice::Left, Choice::Right][n - 1])),
             Some(k) if k > 2 && n <= k && app.pending.is_none() => {
@@ -191,6 +194,7 @@ fn main(app: &mut App, msg: Msg) -> Vec<Effect> {
                     // The one left is last.
                     let last = (0..k).find(|i| !app.ranking.contains(i)).expect("one left");
                     app.ranking.push(last);
+                    app.placed_last = Some(last);
                     return judge(app, Verdict::Ranking(app.ranking.clone()));
                 }
                 Vec::new()
