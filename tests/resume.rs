@@ -203,7 +203,7 @@ fn the_workbench_reopens_a_run_with_its_history_and_continues_a_stopped_stage() 
 }
 
 #[test]
-fn a_resumed_ppo_stage_tells_the_workbench_the_beta_it_runs_at() {
+fn a_reopened_run_shows_the_beta_it_ended_at_and_its_changes() {
     use rlhf_tui::trainer::protocol::{Command, Event, Param, StageState};
     use std::time::Duration;
 
@@ -231,10 +231,19 @@ fn a_resumed_ppo_stage_tells_the_workbench_the_beta_it_runs_at() {
     until(&handle, &|e| *e == Event::ShutDown);
     handle.thread.join().unwrap();
 
-    // Reopened with the config's β 0.05; the stage resumes at 0.2 and says so.
+    // Reopened, the workbench is told the β the run ended at (not the
+    // config's 0.05) and the change that brought it there, as a marker;
+    // the stage then resumes at 0.2 with nothing to announce.
     let handle = open();
+    let ready = until(&handle, &|e| matches!(e, Event::Ready { .. }));
+    assert!(matches!(ready, Event::Ready { beta, .. } if beta == 0.2), "{ready:?}");
+    let past = until(&handle, &|e| matches!(e, Event::PastChange { .. }));
+    assert!(
+        matches!(past, Event::PastChange { param: Param::Beta(b), old, .. } if b == 0.2 && old == 0.05),
+        "{past:?}"
+    );
     handle.commands.send(Command::Start(Stage::Ppo)).unwrap();
-    let changed = until(&handle, &|e| {
+    let next = until(&handle, &|e| {
         matches!(
             e,
             Event::ParamChanged { .. }
@@ -244,10 +253,7 @@ fn a_resumed_ppo_stage_tells_the_workbench_the_beta_it_runs_at() {
                 }
         )
     });
-    assert!(
-        matches!(changed, Event::ParamChanged { param: Param::Beta(b), old, .. } if b == 0.2 && old == 0.05),
-        "{changed:?}"
-    );
+    assert!(matches!(next, Event::Stage { .. }), "{next:?}");
     handle.commands.send(Command::Shutdown { checkpoint: false }).unwrap();
     until(&handle, &|e| *e == Event::ShutDown);
     handle.thread.join().unwrap();

@@ -528,3 +528,24 @@ fn the_editor_opens_on_the_value_selected() {
         [Effect::Send(Command::Set(Param::LearningRate(0.0005)))]
     );
 }
+
+/// A reopened run's past changes become markers without touching the
+/// parameters `Ready` gave.
+#[test]
+fn past_changes_are_markers_only() {
+    let mut app = demo_app(false);
+    let (markers, beta) = (app.markers.len(), app.params.beta);
+    on_event(
+        &mut app,
+        Event::PastChange {
+            stage: Some(Stage::Ppo),
+            param: Param::Beta(0.3),
+            old: 0.1,
+            step: 12,
+        },
+        1.0,
+    );
+    assert_eq!(app.markers.len(), markers + 1);
+    assert_eq!(app.markers.last().unwrap().label, "β 0.1 → 0.3");
+    assert_eq!(app.params.beta, beta);
+}

@@ -65,6 +65,19 @@ pub enum Param {
 }
 
 impl Param {
+    /// The parameter `name` (as `name` gives it) set to `value` (as
+    /// `value` gives it); `None` for a name this build does not know.
+    pub fn from_name(name: &str, value: f64) -> Option<Self> {
+        Some(match name {
+            "beta" => Param::Beta(value),
+            "lr" => Param::LearningRate(value),
+            "temperature" => Param::Temperature(value),
+            "kl_mode" if value >= 0.5 => Param::KlMode(KlMode::Adaptive),
+            "kl_mode" => Param::KlMode(KlMode::Fixed),
+            _ => return None,
+        })
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Param::Beta(_) => "beta",
@@ -229,6 +242,14 @@ pub enum Event {
         values: Vec<(String, f64)>,
     },
     Samples(SampleSet),
+    /// A change from the run's audit log, for a reopened run's charts: a
+    /// marker only (the parameters are the ones `Ready` gave).
+    PastChange {
+        stage: Option<Stage>,
+        param: Param,
+        old: f64,
+        step: usize,
+    },
     ParamChanged {
         param: Param,
         old: f64,

@@ -13,7 +13,7 @@ use burn::tensor::Device;
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use serde_json::json;
 
-use super::audit::AuditLog;
+use super::audit::{AuditLog, past_changes};
 use super::control::{Control, Poll, Queued, RunLogs, Serving, StopReason};
 use super::driver::{self, Flow, Hooks, Stepped};
 use super::protocol::{Command, Event, KlMode, Param, Stage, StageState};
@@ -136,7 +136,7 @@ fn run(setup: WorkerSetup, commands: Receiver<Command>, events: Sender<Event>) -
             (s, state)
         })
         .collect();
-    let idle = LiveParams::from_config(&config.ppo);
+    let idle = last_ppo_params(&run).unwrap_or_else(|| LiveParams::from_config(&config.ppo));
     let _ = events.send(Event::Ready {
         device: setup.device_label,
         run: run.root.display().to_string(),
@@ -159,6 +159,10 @@ fn run(setup: WorkerSetup, commands: Receiver<Command>, events: Sender<Event>) -
         if let Some(&stage) = Stage::ALL.iter().find(|s| s.name() == name) {
             let _ = events.send(Event::Metrics { stage, step, values });
         }
+    }
+    // ... and their markers from the audit log.
+    for change in past_changes(&run.audit_path()) {
+        let _ = events.send(change);
     }
     if skipped > 0 {
         let warning = format!(
@@ -481,6 +485,13 @@ impl Hooks for Worker {
         self.serve_queued(active);
         Ok(Flow::Go)
     }
+}
+
+/// The live parameters the run's newest PPO checkpoint ended at (an
+/// adaptive β has moved from the config's), if it has one.
+fn last_ppo_params(run: &RunDir) -> Option<LiveParams> {
+    let dir = run.latest_checkpoint(Stage::Ppo.name())?;
+    Saved::read(&dir).ok()?.ppo.map(|ppo| ppo.params)
 }
 
 /// A resumed PPO stage runs at the β, temperature and KL mode it stopped

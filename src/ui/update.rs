@@ -524,6 +524,15 @@ pub fn on_event(app: &mut App, event: Event, at: f64) -> Vec<Effect> {
         Event::Calibration(bins) => app.calibration = bins,
         Event::Warning(text) => app.message = Some((format!("warning: {text}"), true)),
         Event::Note(text) => app.message = Some((text, false)),
+        Event::PastChange {
+            stage,
+            param,
+            old,
+            step,
+        } => {
+            let label = param_change(&param, old);
+            app.markers.push(Marker { stage, step, label });
+        }
         Event::ParamChanged { param, old, step } => {
             match param {
                 Param::Beta(v) => app.params.beta = v,
