@@ -53,6 +53,10 @@ fn reward_model_learns_the_judges_preferences_and_ppo_improves_on_sft() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("train --stage sft --run empty"));
+    assert!(
+        !runs.join("empty").exists(),
+        "a run that could not start is not left behind"
+    );
 
     train(root, runs, &["--stage", "sft", "--steps", "60"]);
     // The default config: 600 steps of 32 pairs.

@@ -56,29 +56,28 @@ pub fn run(args: TrainArgs, choice: DeviceChoice) -> anyhow::Result<()> {
             Stage::Ppo => config.ppo.iterations = steps,
         }
     }
-    if let Some(data) = args.data {
+    if let Some(data) = args.data.clone() {
         anyhow::ensure!(matches!(args.stage, Stage::Rm), "--data is for --stage rm");
         config.rm.data = Some(data);
     }
     config.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
     let selected = device::select(choice)?;
+    // A run this command creates and then cannot start is not left behind.
+    let fresh = !args.runs_dir.join(name).exists();
     let run = RunDir::create(&args.runs_dir, name)?;
+    let started = start(&args, &config, &run, &selected.device);
+    let mut stage = match started {
+        Ok(stage) => stage,
+        Err(e) => {
+            if fresh {
+                let _ = std::fs::remove_dir_all(&run.root);
+            }
+            return Err(e);
+        }
+    };
     run.save_config(&config.to_ron())?;
     let mut log = MetricsLog::open(&run.metrics_path())?;
-
     let name = args.stage.name();
-    let mut stage = match &args.resume {
-        Some(run_name) => {
-            let dir = run.latest_checkpoint(name).ok_or_else(|| {
-                anyhow::anyhow!(
-                    "{}: no {name} checkpoint to resume; start it with `train --stage {name} --run {run_name}`",
-                    run.root.display()
-                )
-            })?;
-            StageRun::resume(&config, &run, &dir, args.steps, &selected.device)?
-        }
-        None => StageRun::start(args.stage, &config, &run, &selected.device)?,
-    };
     eprintln!(
         "{name} on {} from {}: {} steps → {}",
         selected.label,
@@ -122,6 +121,29 @@ pub fn run(args: TrainArgs, choice: DeviceChoice) -> anyhow::Result<()> {
     }
     println!("{}", serde_json::Value::Object(summary));
     Ok(())
+}
+
+/// The stage started afresh, or continued from the run's newest
+/// checkpoint with `--resume`.
+fn start(
+    args: &TrainArgs,
+    config: &RunConfig,
+    run: &RunDir,
+    device: &burn::tensor::Device,
+) -> anyhow::Result<StageRun> {
+    let name = args.stage.name();
+    match &args.resume {
+        Some(run_name) => {
+            let dir = run.latest_checkpoint(name).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{}: no {name} checkpoint to resume; start it with `train --stage {name} --run {run_name}`",
+                    run.root.display()
+                )
+            })?;
+            StageRun::resume(config, run, &dir, args.steps, device)
+        }
+        None => StageRun::start(args.stage, config, run, device),
+    }
 }
 
 /// The command line around the shared loop: progress, alerts as lines, and
