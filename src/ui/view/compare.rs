@@ -133,9 +133,12 @@ fn draw_response(frame: &mut Frame, area: Rect, app: &App, name: &str, response:
     let reward = response.reward.map_or("RM –".into(), |r| format!("RM {r:.2}"));
     // A run without an evaluator shows no judge rather than a zero.
     let judge = response.judge.map_or(String::new(), |j| format!(" · judge {j:.2}"));
-    // The temperature last: on a narrow screen it is what gets cut.
-    let block = Block::bordered().title(format!(" {name} · {reward}{judge} · T {:.2} ", response.temperature));
-    let text = token_lines(app, response);
+    // The scores on a line of their own, which wraps in a narrow box
+    // where a title would be cut.
+    let block = Block::bordered().title(format!(" {name} "));
+    let scores = format!("{reward}{judge} · T {}", response.temperature);
+    let mut text = vec![Line::styled(scores, theme::fg(app, Color::DarkGray))];
+    text.extend(token_lines(app, response));
     let paragraph = Paragraph::new(text)
         .block(block)
         .wrap(Wrap { trim: false })
