@@ -549,3 +549,32 @@ fn past_changes_are_markers_only() {
     assert_eq!(app.markers.last().unwrap().label, "β 0.1 → 0.3");
     assert_eq!(app.params.beta, beta);
 }
+
+/// Steps per second count running time only: after a pause the pace
+/// starts over instead of averaging the pause in.
+#[test]
+fn the_pace_starts_over_after_a_pause() {
+    let mut app = App::new(false);
+    let sft = |state, step| Event::Stage {
+        stage: Stage::Sft,
+        state,
+        step,
+        total: 300,
+    };
+    let metrics = |step| Event::Metrics {
+        stage: Stage::Sft,
+        step,
+        values: vec![("loss".to_string(), 1.0)],
+    };
+    on_event(&mut app, sft(StageState::Running, 0), 0.0);
+    for step in 1..=10 {
+        on_event(&mut app, metrics(step), step as f64 * 0.1);
+    }
+    on_event(&mut app, sft(StageState::Paused, 10), 1.0);
+    on_event(&mut app, sft(StageState::Running, 10), 61.0);
+    for step in 11..=20 {
+        on_event(&mut app, metrics(step), 61.0 + (step - 10) as f64 * 0.1);
+    }
+    let pace = app.steps_per_second().unwrap();
+    assert!((pace - 10.0).abs() < 0.5, "{pace} steps/s");
+}

@@ -447,6 +447,11 @@ pub fn on_event(app: &mut App, event: Event, at: f64) -> Vec<Effect> {
                 }
                 _ => {}
             }
+            // Steps per second and the ETA count running time only: the
+            // pace starts over after a pause.
+            if was_paused && state == StageState::Running {
+                app.timings.clear();
+            }
             let row = app.row_mut(stage);
             (row.state, row.step, row.total) = (state, step, total);
             // The pair pane shows what the models write now.
