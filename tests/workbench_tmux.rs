@@ -234,6 +234,19 @@ fn enter_on_a_finished_stage_asks_and_never_overwrites() {
     assert_eq!(checkpoints.len(), 2, "{checkpoints:?}");
 }
 
+/// SFT started and stopped (the pane then shows SFT's answers), the reward
+/// model trained, PPO started: each with Enter, as the cursor moves on.
+fn start_ppo(tmux: &Tmux) {
+    tmux.wait_for("pair from base", 60);
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("steps/s", 60);
+    tmux.keys(&["S"]);
+    tmux.wait_for("pair from sft-", 60);
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("RM ✓", 120);
+    tmux.keys(&["Enter"]);
+}
+
 /// The pair pane shows the policy as it is now: after SFT ends it shows
 /// SFT's answers, and `r` while PPO runs brings a set from the newest
 /// iteration, never one from iterations ago.
@@ -242,15 +255,7 @@ fn the_pair_pane_follows_the_policy() {
     let tmp = tempfile::tempdir().unwrap();
     let script = workbench("", tmp.path(), "--run follow");
     let tmux = Tmux::start("follow", &script);
-    tmux.wait_for("pair from base", 60);
-    tmux.keys(&["Enter"]);
-    tmux.wait_for("steps/s", 60);
-    tmux.keys(&["S"]);
-    tmux.wait_for("pair from sft-", 60);
-    // The cursor is on RM now, then on PPO once RM is done.
-    tmux.keys(&["Enter"]);
-    tmux.wait_for("RM ✓", 120);
-    tmux.keys(&["Enter"]);
+    start_ppo(&tmux);
     let iteration = |screen: &str| -> usize {
         let status = screen.lines().find(|l| l.contains("│ PPO ")).unwrap_or("");
         let field = status.split("PPO ").nth(1).unwrap_or("");
@@ -311,14 +316,7 @@ fn step_and_checkpoint_keys_answer_while_ppo_is_paused() {
     let tmp = tempfile::tempdir().unwrap();
     let script = workbench("", tmp.path(), "--run paused");
     let tmux = Tmux::start("paused", &script);
-    tmux.wait_for("pair from base", 60);
-    tmux.keys(&["Enter"]);
-    tmux.wait_for("steps/s", 60);
-    tmux.keys(&["S"]);
-    tmux.wait_for("SFT ✓", 60);
-    tmux.keys(&["Enter"]);
-    tmux.wait_for("RM ✓", 120);
-    tmux.keys(&["Enter"]);
+    start_ppo(&tmux);
     tmux.wait_for("PPO ▶", 60);
     tmux.keys(&["Space"]);
     tmux.wait_for("PPO paused at step", 30);
