@@ -257,3 +257,39 @@ fn a_run_without_an_evaluator_shows_no_judge() {
     assert!(screen.contains("RM "), "{screen}");
     assert!(!screen.contains("judge 0"), "{screen}");
 }
+
+/// The status bar says whose learning rate it shows where no running
+/// stage says it: after SFT has ended, SFT's last one.
+#[test]
+fn the_status_bar_says_whose_learning_rate_it_is() {
+    use rlhf_tui::trainer::protocol::{Stage, StageState};
+    let mut app = App::new(false);
+    let sft = |state| Event::Stage {
+        stage: Stage::Sft,
+        state,
+        step: 300,
+        total: 300,
+    };
+    on_event(&mut app, sft(StageState::Running), 1.0);
+    let values = vec![("lr".to_string(), 0.0001)];
+    on_event(
+        &mut app,
+        Event::Metrics {
+            stage: Stage::Sft,
+            step: 300,
+            values,
+        },
+        2.0,
+    );
+    let running = text(&render(&app, (160, 48), "status"));
+    assert!(running.contains("│ lr 1.00e-4"), "{running}");
+    on_event(
+        &mut app,
+        sft(StageState::Done {
+            checkpoint: "sft-300".into(),
+        }),
+        3.0,
+    );
+    let idle = text(&render(&app, (160, 48), "status"));
+    assert!(idle.contains("SFT lr 1.00e-4"), "{idle}");
+}

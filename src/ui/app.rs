@@ -140,6 +140,9 @@ pub struct Editor {
 pub struct Params {
     pub beta: f64,
     pub lr: f64,
+    /// Whose learning rate `lr` is: the stage that reported it last, PPO's
+    /// (the config's) before any has.
+    pub lr_of: Stage,
     pub temperature: f64,
     pub kl_mode: KlMode,
 }
@@ -272,6 +275,7 @@ impl App {
             params: Params {
                 beta: 0.0,
                 lr: 0.0,
+                lr_of: Stage::Ppo,
                 temperature: 1.0,
                 kl_mode: KlMode::Fixed,
             },

@@ -392,6 +392,7 @@ pub fn on_event(app: &mut App, event: Event, at: f64) -> Vec<Effect> {
             app.params = Params {
                 beta,
                 lr,
+                lr_of: Stage::Ppo,
                 temperature,
                 kl_mode,
             };
@@ -465,7 +466,7 @@ pub fn on_event(app: &mut App, event: Event, at: f64) -> Vec<Effect> {
             row.step = step;
             for (key, value) in values {
                 if key == names::LR {
-                    app.params.lr = value;
+                    (app.params.lr, app.params.lr_of) = (value, stage);
                 }
                 app.series.entry((stage, key)).or_default().push(step as f64, value);
             }

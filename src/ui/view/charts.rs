@@ -31,7 +31,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     }
     let whole: Vec<(String, Vec<(f64, f64)>)> = series(app, spec, |h| h.whole());
     if whole.iter().all(|(_, points)| points.is_empty()) {
-        let hint = "no data for this chart yet: [ and ] show the others; Enter on the stage selector starts a stage";
+        let hint = "no data yet · [ ] other charts · Enter starts a stage";
         frame.render_widget(Paragraph::new(hint).style(theme::fg(app, Color::Gray)), inner);
         return;
     }

@@ -44,6 +44,11 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         None => spans.extend([sep(), Span::raw("idle")]),
     }
     let p = &app.params;
+    // Whose learning rate, where the running stage does not say it.
+    let whose = match app.active().and_then(|r| r.stage) {
+        Some(stage) if stage == p.lr_of => String::new(),
+        _ => format!("{} ", p.lr_of.name().to_uppercase()),
+    };
     let kl = match p.kl_mode {
         KlMode::Fixed => "fixed",
         KlMode::Adaptive => "adaptive",
@@ -52,7 +57,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         sep(),
         Span::raw(format!("β {} ({kl})", p.beta)),
         sep(),
-        Span::raw(format!("lr {:.2e}", p.lr)),
+        Span::raw(format!("{whose}lr {:.2e}", p.lr)),
         sep(),
         Span::raw(format!("T {}", p.temperature)),
     ]);
