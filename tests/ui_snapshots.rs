@@ -77,7 +77,7 @@ fn charts_whole_run_and_recent_window_with_a_marker() {
     app.chart = 1;
     check("charts-kl", &app, "charts");
     let chart = |title| CHARTS.iter().position(|c| c.title == title).unwrap();
-    app.chart = chart("SFT and RM loss");
+    app.chart = chart("SFT loss");
     check("charts-sft-loss", &app, "charts");
     // A chart with no data says how to find one that has.
     app.chart = chart("RM accuracy");

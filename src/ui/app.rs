@@ -46,7 +46,7 @@ pub const RELIABILITY: &str = "RM reliability";
 pub const EVALUATOR_CHART: &str = "judge score";
 
 /// The charts the charts pane cycles through.
-pub const CHARTS: [ChartSpec; 10] = [
+pub const CHARTS: [ChartSpec; 11] = [
     ChartSpec {
         title: "reward",
         series: &[(Stage::Ppo, names::SCORES), (Stage::Ppo, names::RLHF_REWARD)],
@@ -82,13 +82,15 @@ pub const CHARTS: [ChartSpec; 10] = [
         title: EVALUATOR_CHART,
         series: &[(Stage::Ppo, names::JUDGE_SCORE)],
     },
+    // SFT's and the reward model's losses apart: on one step axis SFT's
+    // few hundred steps were flattened under the reward model's.
     ChartSpec {
-        title: "SFT and RM loss",
-        series: &[
-            (Stage::Sft, names::LOSS),
-            (Stage::Sft, names::EVAL_LOSS),
-            (Stage::Rm, names::LOSS),
-        ],
+        title: "SFT loss",
+        series: &[(Stage::Sft, names::LOSS), (Stage::Sft, names::EVAL_LOSS)],
+    },
+    ChartSpec {
+        title: "RM loss",
+        series: &[(Stage::Rm, names::LOSS)],
     },
     ChartSpec {
         title: "RM accuracy",

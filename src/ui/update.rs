@@ -410,7 +410,8 @@ pub fn on_event(app: &mut App, event: Event, at: f64) -> Vec<Effect> {
                 // Show the chart the new stage draws on.
                 let first = |title| CHARTS.iter().position(|c| c.title == title).unwrap_or(0);
                 app.chart = match stage {
-                    Stage::Sft | Stage::Rm => first("SFT and RM loss"),
+                    Stage::Sft => first("SFT loss"),
+                    Stage::Rm => first("RM loss"),
                     Stage::Ppo => first("reward"),
                 };
             }
