@@ -172,6 +172,10 @@ fn sft_steps_once_while_paused_and_judgments_reach_the_store() {
         unreachable!()
     };
     assert!(why.contains("train --stage sft --run protocol"), "{why}");
+    assert!(
+        why.contains("Enter on SFT in the workbench") && why.contains("--runs-dir"),
+        "{why}"
+    );
 
     // A pair from the base model while nothing runs.
     handle.commands.send(Command::RequestSamples { k: 2 }).unwrap();

@@ -578,3 +578,24 @@ fn the_pace_starts_over_after_a_pause() {
     let pace = app.steps_per_second().unwrap();
     assert!((pace - 10.0).abs() < 0.5, "{pace} steps/s");
 }
+
+/// A stage that failed to start leaves its error on the status bar until
+/// another stage starts, not through the whole of it.
+#[test]
+fn a_failed_start_stops_being_the_news_when_another_stage_starts() {
+    let mut app = App::new(false);
+    let event = |stage, state| Event::Stage {
+        stage,
+        state,
+        step: 0,
+        total: 600,
+    };
+    on_event(
+        &mut app,
+        event(Stage::Ppo, StageState::Failed("no RM checkpoint".into())),
+        1.0,
+    );
+    assert!(app.message.as_ref().unwrap().1, "shown as an error");
+    on_event(&mut app, event(Stage::Rm, StageState::Starting), 2.0);
+    assert_eq!(app.message, None);
+}

@@ -99,13 +99,17 @@ fn run_judged_pairs(run: &RunDir) -> anyhow::Result<Vec<PreferencePair>> {
 fn init_path(configured: &Option<PathBuf>, run: &RunDir, stage: Stage, for_stage: &str) -> anyhow::Result<PathBuf> {
     match configured {
         Some(path) => Ok(path.clone()),
+        // The advice fits both front ends: the workbench's key and the
+        // command line with this run's own directory.
         None => run.latest_checkpoint(stage.name()).ok_or_else(|| {
+            let runs_dir = run.root.parent().unwrap_or(Path::new("."));
             anyhow::anyhow!(
-                "{}: no {} checkpoint to start {for_stage} from; run `rlhf-tui train --stage {} --run {}` first, or set the path in the config",
+                "{}: no {upper} checkpoint to start {for_stage} from; train {upper} first (Enter on {upper} in the workbench, `rlhf-tui train --stage {} --run {} --runs-dir {}` on the command line), or set the path in the config",
                 run.root.display(),
-                stage.name().to_uppercase(),
                 stage.name(),
-                run.root.file_name().unwrap_or_default().to_string_lossy()
+                run.root.file_name().unwrap_or_default().to_string_lossy(),
+                runs_dir.display(),
+                upper = stage.name().to_uppercase(),
             )
         }),
     }

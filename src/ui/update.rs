@@ -407,6 +407,10 @@ pub fn on_event(app: &mut App, event: Event, at: f64) -> Vec<Effect> {
         } => {
             if state == StageState::Starting {
                 app.timings.clear();
+                // An earlier stage's error is no longer the news.
+                if app.message.as_ref().is_some_and(|(_, error)| *error) {
+                    app.message = None;
+                }
                 // Show the chart the new stage draws on.
                 let first = |title| CHARTS.iter().position(|c| c.title == title).unwrap_or(0);
                 app.chart = match stage {
