@@ -240,3 +240,26 @@ fn the_workbench_without_a_terminal_says_what_to_run_instead() {
         "{err}"
     );
 }
+
+/// The binary carries the built-in world's base model: run from a
+/// directory with no `assets/` (as after `cargo install`), SFT starts from
+/// it and writes its checkpoint, and the run's config still names the
+/// default path.
+#[test]
+fn sft_runs_from_any_directory() {
+    let (work, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let out = Command::new(env!("CARGO_BIN_EXE_rlhf-tui"))
+        .current_dir(work.path())
+        .env("XDG_CACHE_HOME", cache.path())
+        .env_remove("BURN_DEVICE")
+        .args([
+            "train", "--stage", "sft", "--run", "anywhere", "--steps", "2", "--device", "cpu",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let run = work.path().join("runs/anywhere");
+    assert!(run.join("checkpoints/sft-2/model.safetensors").exists());
+    let config = std::fs::read_to_string(run.join("config.ron")).unwrap();
+    assert!(config.contains("\"assets/base\""), "{config}");
+}

@@ -61,6 +61,8 @@ pub fn run(args: TrainArgs, choice: DeviceChoice) -> anyhow::Result<()> {
         config.rm.data = Some(data);
     }
     config.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let saved_config = config.to_ron();
+    crate::world::assets::locate_base(&mut config)?;
     let selected = device::select(choice)?;
     // A run this command creates and then cannot start is not left behind.
     let fresh = !args.runs_dir.join(name).exists();
@@ -75,7 +77,7 @@ pub fn run(args: TrainArgs, choice: DeviceChoice) -> anyhow::Result<()> {
             return Err(e);
         }
     };
-    run.save_config(&config.to_ron())?;
+    run.save_config(&saved_config)?;
     let mut log = MetricsLog::open(&run.metrics_path())?;
     let name = args.stage.name();
     eprintln!(

@@ -47,6 +47,7 @@ pub fn run(args: WorkbenchArgs, choice: DeviceChoice) -> anyhow::Result<()> {
     let selected = device::select(choice)?;
     let run = RunDir::create(&args.runs_dir, &name)?;
     run.save_config(&config.to_ron())?;
+    crate::world::assets::locate_base(&mut config)?;
     // https://no-color.org: any non-empty value turns colour off.
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let setup = WorkerSetup {

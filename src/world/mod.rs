@@ -2,6 +2,7 @@
 //! small model becomes fluent in minutes, preferences mean something a
 //! person can see, and a rule-based judge knows the truth.
 
+pub mod assets;
 pub mod corpus;
 pub mod eval;
 pub mod generator;
