@@ -599,3 +599,31 @@ fn a_failed_start_stops_being_the_news_when_another_stage_starts() {
     on_event(&mut app, event(Stage::Rm, StageState::Starting), 2.0);
     assert_eq!(app.message, None);
 }
+
+/// A skip is stored but not counted as a judgment.
+#[test]
+fn a_skip_is_not_counted_as_judged() {
+    let mut app = App::new(false);
+    on_event(&mut app, Event::Samples(pair(3)), 1.0);
+    press(&mut app, &[KeyCode::Char('s')]);
+    on_event(
+        &mut app,
+        Event::LabelSaved {
+            set: 3,
+            verdict: Verdict::Choice(Choice::Skip),
+        },
+        2.0,
+    );
+    assert_eq!(app.labels_saved, 0);
+    on_event(&mut app, Event::Samples(pair(4)), 3.0);
+    press(&mut app, &[KeyCode::Char('1')]);
+    on_event(
+        &mut app,
+        Event::LabelSaved {
+            set: 4,
+            verdict: Verdict::Choice(Choice::Left),
+        },
+        4.0,
+    );
+    assert_eq!(app.labels_saved, 1);
+}

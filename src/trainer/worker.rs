@@ -16,7 +16,7 @@ use serde_json::json;
 use super::audit::{AuditLog, past_changes};
 use super::control::{Control, Poll, Queued, RunLogs, Serving, StopReason};
 use super::driver::{self, Flow, Hooks, Stepped};
-use super::protocol::{Command, Event, KlMode, Param, Stage, StageState};
+use super::protocol::{Choice, Command, Event, KlMode, Param, Stage, StageState, Verdict};
 use super::samples::{DiskModels, PairModels, sample_set};
 use super::stage::{Metrics, Saved, StageRun};
 use super::watch::{guard, watch};
@@ -151,6 +151,7 @@ fn run(setup: WorkerSetup, commands: Receiver<Command>, events: Sender<Event>) -
             .judgments
             .iter()
             .filter(|j| j.annotator == setup.annotator && j.source == Source::Human)
+            .filter(|j| j.verdict != Verdict::Choice(Choice::Skip))
             .count(),
     });
     // A reopened run's charts start from its history.

@@ -564,12 +564,13 @@ pub fn on_event(app: &mut App, event: Event, at: f64) -> Vec<Effect> {
             if let Some(i) = app.queue.iter().position(|p| p.id == set) {
                 let set = app.queue.remove(i).expect("found");
                 app.message = Some((format!("saved: {}", verdict_words(&verdict)), false));
+                // A skip is stored, but it is no judgment to count.
+                app.labels_saved += usize::from(verdict != Verdict::Choice(Choice::Skip));
                 app.judged.push(Judged {
                     set,
                     verdict,
                     criterion: app.criterion,
                 });
-                app.labels_saved += 1;
                 app.scroll = 0;
                 app.ranking.clear();
             }
@@ -579,7 +580,8 @@ pub fn on_event(app: &mut App, event: Event, at: f64) -> Vec<Effect> {
         }
         Event::Retracted { set } => {
             if let Some(judged) = app.retracting.take().filter(|j| j.set.id == set) {
-                app.labels_saved = app.labels_saved.saturating_sub(1);
+                let counted = usize::from(judged.verdict != Verdict::Choice(Choice::Skip));
+                app.labels_saved = app.labels_saved.saturating_sub(counted);
                 app.message = Some((format!("undone: {}", verdict_words(&judged.verdict)), false));
                 // Back on screen to judge again.
                 app.queue.push_front(judged.set);

@@ -12,7 +12,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Wrap};
 
 use super::theme;
-use crate::trainer::protocol::Response;
+use crate::trainer::protocol::{Choice, Response, Verdict};
 use crate::ui::app::{App, Colouring, Pane};
 use crate::ui::words::{ranking_words, verdict_words};
 
@@ -70,10 +70,11 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     frame.render_widget(Paragraph::new(status_line(app, k)), status);
 }
 
-/// Judged so far, waiting, and the criterion being labelled.
+/// Judged so far (skips not counted), sets waiting to be judged, and the
+/// criterion being labelled.
 fn counts(app: &App) -> String {
     format!(
-        " judged {} · waiting {} · {} ",
+        " judged {} · {} to judge · {} ",
         app.labels_saved,
         app.queue.len(),
         app.criterion.name()
@@ -87,10 +88,10 @@ fn agreement(app: &App) -> String {
     let Some(agreement) = app.current_agreement().filter(|a| a.shared > 0) else {
         return String::new();
     };
-    let kappa = agreement
-        .human_judge()
-        .map_or(String::new(), |k| format!("κ {} ({}) ", number(k.kappa), k.units));
-    format!(" {kappa}α {} ", number(agreement.alpha))
+    let kappa = agreement.human_judge().map_or(String::new(), |k| {
+        format!("κ you–judge {} ({} sets) · ", number(k.kappa), k.units)
+    });
+    format!(" {kappa}α all {} ", number(agreement.alpha))
 }
 
 /// Where the judgment stands, the judge's view of the last one, and the keys.
@@ -111,11 +112,13 @@ fn status_line(app: &App, k: usize) -> Line<'static> {
     }
     match app.judged.last() {
         Some(last) => {
+            // A skip is no judgment to agree with.
             let judge = last
                 .set
                 .judge
                 .iter()
                 .find(|(c, _)| *c == last.criterion)
+                .filter(|_| last.verdict != Verdict::Choice(Choice::Skip))
                 .map_or(String::new(), |(_, v)| {
                     let agrees = if *v == last.verdict { "agrees" } else { "differs" };
                     format!(" · judge: {} ({agrees})", verdict_words(v))
