@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::ui::{demo_app, pair, rank_set};
+use common::ui::{demo_app, pair, rank_set, stage_event};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
@@ -264,12 +264,7 @@ fn a_run_without_an_evaluator_shows_no_judge() {
 fn the_status_bar_says_whose_learning_rate_it_is() {
     use rlhf_tui::trainer::protocol::{Stage, StageState};
     let mut app = App::new(false);
-    let sft = |state| Event::Stage {
-        stage: Stage::Sft,
-        state,
-        step: 300,
-        total: 300,
-    };
+    let sft = |state| stage_event(Stage::Sft, state, 300, 300);
     on_event(&mut app, sft(StageState::Running), 1.0);
     let values = vec![("lr".to_string(), 0.0001)];
     on_event(

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::ui::{demo_app, pair, rank_set};
+use common::ui::{demo_app, pair, rank_set, stage_event};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use rlhf_tui::trainer::protocol::{Choice, Command, Criterion, Event, Param, Stage, StageState, Verdict};
 use rlhf_tui::ui::app::{App, Overlay, Pane};
@@ -415,12 +415,7 @@ fn the_judge_chart_waits_for_an_evaluator() {
 fn the_cursor_moves_on_when_its_stage_is_done() {
     let mut app = App::new(false);
     assert_eq!(app.stages[app.selected].stage, Some(Stage::Sft));
-    let sft = |state| Event::Stage {
-        stage: Stage::Sft,
-        state,
-        step: 300,
-        total: 300,
-    };
+    let sft = |state| stage_event(Stage::Sft, state, 300, 300);
     on_event(&mut app, sft(StageState::Running), 1.0);
     on_event(
         &mut app,
@@ -459,12 +454,7 @@ fn r_shows_the_policy_as_it_is_now() {
     );
     assert_eq!(app.queue.front().unwrap().policy, "ppo-16");
 
-    let ppo = |state| Event::Stage {
-        stage: Stage::Ppo,
-        state,
-        step: 40,
-        total: 40,
-    };
+    let ppo = |state| stage_event(Stage::Ppo, state, 40, 40);
     on_event(&mut app, ppo(StageState::Running), 20.0);
     let effects = on_event(
         &mut app,
@@ -489,12 +479,7 @@ fn chart_keys_are_global_and_changes_are_said() {
     press(&mut app, &[KeyCode::Char('[')]);
     assert_eq!((app.chart, app.focus), (chart, Pane::Stages));
 
-    let sft = |state| Event::Stage {
-        stage: Stage::Sft,
-        state,
-        step: 12,
-        total: 300,
-    };
+    let sft = |state| stage_event(Stage::Sft, state, 12, 300);
     on_event(&mut app, sft(StageState::Running), 1.0);
     on_event(&mut app, sft(StageState::Paused), 2.0);
     assert!(app.message.as_ref().unwrap().0.contains("SFT paused at step 12"));
@@ -555,12 +540,7 @@ fn past_changes_are_markers_only() {
 #[test]
 fn the_pace_starts_over_after_a_pause() {
     let mut app = App::new(false);
-    let sft = |state, step| Event::Stage {
-        stage: Stage::Sft,
-        state,
-        step,
-        total: 300,
-    };
+    let sft = |state, step| stage_event(Stage::Sft, state, step, 300);
     let metrics = |step| Event::Metrics {
         stage: Stage::Sft,
         step,
@@ -584,12 +564,7 @@ fn the_pace_starts_over_after_a_pause() {
 #[test]
 fn a_failed_start_stops_being_the_news_when_another_stage_starts() {
     let mut app = App::new(false);
-    let event = |stage, state| Event::Stage {
-        stage,
-        state,
-        step: 0,
-        total: 600,
-    };
+    let event = |stage, state| stage_event(stage, state, 0, 600);
     on_event(
         &mut app,
         event(Stage::Ppo, StageState::Failed("no RM checkpoint".into())),

@@ -96,6 +96,7 @@ mod cpu {
     use super::{FusedLinear, FusedLinearT, composed, composed_t};
     use crate::kernels::cpu_tensor::{Matrix, Threads, f32s, product, product_tensor};
     use crate::kernels::path;
+
     impl FusedLinear for Flex {
         fn fused_linear(x: FlexTensor, weight: FlexTensor, bias: FlexTensor) -> FlexTensor {
             if path::composed() {

@@ -9,7 +9,7 @@ use super::causal_lm::CausalLm;
 use super::hf::ImportError;
 use super::weights::{Init, WeightSource};
 use super::window::Window;
-use crate::kernels::linear::linear;
+use crate::kernels::linear::linear_transposed;
 
 #[derive(Module, Debug)]
 pub struct ScalarModel {
@@ -35,10 +35,11 @@ impl ScalarModel {
         })
     }
 
-    /// The head applied at every position: `[b, q, d]` → `[b, q]`.
+    /// The head applied at every position: `[b, q, d]` → `[b, q]`. The
+    /// weight is stored `[out, in]`, as the tied LM head's is.
     pub fn values(&self, hidden: Tensor<3>) -> Tensor<2> {
         let [b, q, d] = hidden.dims();
-        linear(hidden.reshape([b * q, d]), self.score.val().transpose(), None).reshape([b, q])
+        linear_transposed(hidden.reshape([b * q, d]), self.score.val()).reshape([b, q])
     }
 
     /// The scalar at each row's last real token (column `last[i]` of row

@@ -24,6 +24,14 @@ pub enum Verdict {
     Ranking(Vec<usize>),
 }
 
+impl Verdict {
+    /// A skip is stored (the set was seen) but says nothing about the
+    /// responses: it is no label to count or to agree with.
+    pub fn is_skip(&self) -> bool {
+        *self == Verdict::Choice(Choice::Skip)
+    }
+}
+
 /// What a judgment was about. A record without criteria judged the
 /// responses overall.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

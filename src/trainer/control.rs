@@ -69,7 +69,7 @@ pub struct Control {
     config: RunConfig,
     paused: bool,
     step_once: bool,
-    /// Whether the person was told that queued work waits for the
+    /// Whether the person was told that a queued checkpoint waits for the
     /// iteration's end.
     told_waiting: bool,
     stop: Option<StopReason>,
@@ -258,8 +258,8 @@ impl Control {
             if self.queued.iter().any(servable) {
                 return Poll::Serve;
             }
-            if !self.told_waiting && self.queued.iter().any(|q| !servable(q)) {
-                // Paused inside an iteration: say when the rest is done.
+            if !self.told_waiting && self.queued.contains(&Queued::Checkpoint) {
+                // Paused inside an iteration: say when the checkpoint comes.
                 self.told_waiting = true;
                 self.send(Event::Note(
                     "paused inside a PPO iteration: the checkpoint is written when it ends (space resumes, . steps)"

@@ -16,7 +16,7 @@ use serde_json::json;
 use super::audit::{AuditLog, past_changes};
 use super::control::{Control, Poll, Queued, RunLogs, Serving, StopReason};
 use super::driver::{self, Flow, Hooks, Stepped};
-use super::protocol::{Choice, Command, Event, KlMode, Param, Stage, StageState, Verdict};
+use super::protocol::{Command, Event, KlMode, Param, Stage, StageState};
 use super::samples::{DiskModels, PairModels, sample_set};
 use super::stage::{Metrics, Saved, StageRun};
 use super::watch::{guard, watch};
@@ -151,7 +151,7 @@ fn run(setup: WorkerSetup, commands: Receiver<Command>, events: Sender<Event>) -
             .judgments
             .iter()
             .filter(|j| j.annotator == setup.annotator && j.source == Source::Human)
-            .filter(|j| j.verdict != Verdict::Choice(Choice::Skip))
+            .filter(|j| !j.verdict.is_skip())
             .count(),
     });
     // A reopened run's charts start from its history.
@@ -445,8 +445,6 @@ impl Hooks for Worker {
 
     fn step(&mut self, active: &mut StageRun) -> Option<Metrics> {
         let (control, next_set) = (&mut self.control, &mut self.next_set);
-        let ppo = &control.config().ppo;
-        let per_iteration = ppo.ppo_epochs * ppo.batch_size.div_ceil(ppo.minibatch_size);
         active.step(&mut |params, point, models| match point {
             // The worker polled just before the step.
             StepPoint::Rollout { .. } => ControlFlow::Continue(()),
@@ -455,9 +453,10 @@ impl Hooks for Worker {
                     Poll::Stop => break ControlFlow::Break(()),
                     Poll::Go => break ControlFlow::Continue(()),
                     Poll::Once => {
+                        let per_iteration = models.steps_per_iteration;
                         control.send(Event::Note(format!(
                             "one optimizer step: {} of {per_iteration} in iteration {}",
-                            step % per_iteration.max(1) + 1,
+                            step % per_iteration + 1,
                             iteration + 1
                         )));
                         break ControlFlow::Continue(());

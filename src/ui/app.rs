@@ -321,6 +321,11 @@ impl App {
         self.active().is_some_and(|r| r.state == StageState::Paused)
     }
 
+    /// Whether the status bar shows an error, which other news must not hide.
+    pub fn showing_error(&self) -> bool {
+        self.message.as_ref().is_some_and(|(_, error)| *error)
+    }
+
     pub fn row_mut(&mut self, stage: Stage) -> &mut StageRow {
         self.stages
             .iter_mut()

@@ -363,6 +363,57 @@ fn shown(value: f64) -> String {
     format!("{rounded}")
 }
 
+/// A stage's new state: its chart and a fresh pace when it starts or
+/// resumes, a word on pause and resume (an error on the status bar stays),
+/// and when it finishes the cursor on the next stage and a fresh set from
+/// the new models in the pair pane.
+fn stage_changed(app: &mut App, stage: Stage, state: StageState, step: usize, total: usize) -> Vec<Effect> {
+    let before = app.row_mut(stage).state.clone();
+    let was_paused = before == StageState::Paused;
+    let was_running = was_paused || matches!(before, StageState::Starting | StageState::Running);
+    let name = stage.name().to_uppercase();
+    if state == StageState::Starting {
+        // An earlier stage's error is no longer the news.
+        if app.showing_error() {
+            app.message = None;
+        }
+        let first = |title| CHARTS.iter().position(|c| c.title == title).unwrap_or(0);
+        app.chart = match stage {
+            Stage::Sft => first("SFT loss"),
+            Stage::Rm => first("RM loss"),
+            Stage::Ppo => first("reward"),
+        };
+    }
+    // Steps per second and the ETA count running time only.
+    if state == StageState::Starting || (was_paused && state == StageState::Running) {
+        app.timings.clear();
+    }
+    match &state {
+        StageState::Failed(why) => app.message = Some((format!("error: {name}: {why}"), true)),
+        _ if app.showing_error() => {}
+        StageState::Paused if was_running && !was_paused => {
+            let text = format!("{name} paused at step {step}: space resumes, . takes one step");
+            app.message = Some((text, false));
+        }
+        StageState::Running if was_paused => app.message = Some((format!("{name} resumed"), false)),
+        _ => {}
+    }
+    let finished = was_running && matches!(state, StageState::Done { .. });
+    // The cursor moves on, so the next Enter starts the next stage rather
+    // than asking to re-run this one.
+    let on_it = app.stages.get(app.selected).and_then(|r| r.stage) == Some(stage);
+    if finished && on_it && app.selected + 1 < app.stages.len() {
+        app.selected += 1;
+    }
+    let row = app.row_mut(stage);
+    (row.state, row.step, row.total) = (state, step, total);
+    if finished && app.pending.is_none() {
+        app.queue.clear();
+        return fresh_set(app);
+    }
+    Vec::new()
+}
+
 /// A trainer event, arrived at `at` seconds (for steps per second).
 pub fn on_event(app: &mut App, event: Event, at: f64) -> Vec<Effect> {
     match event {
@@ -404,68 +455,7 @@ pub fn on_event(app: &mut App, event: Event, at: f64) -> Vec<Effect> {
             state,
             step,
             total,
-        } => {
-            if state == StageState::Starting {
-                app.timings.clear();
-                // An earlier stage's error is no longer the news.
-                if app.message.as_ref().is_some_and(|(_, error)| *error) {
-                    app.message = None;
-                }
-                // Show the chart the new stage draws on.
-                let first = |title| CHARTS.iter().position(|c| c.title == title).unwrap_or(0);
-                app.chart = match stage {
-                    Stage::Sft => first("SFT loss"),
-                    Stage::Rm => first("RM loss"),
-                    Stage::Ppo => first("reward"),
-                };
-            }
-            if let StageState::Failed(why) = &state {
-                app.message = Some((format!("error: {}: {why}", stage.name().to_uppercase()), true));
-            }
-            let was_running = app.stages.iter().any(|r| {
-                r.stage == Some(stage)
-                    && matches!(r.state, StageState::Starting | StageState::Running | StageState::Paused)
-            });
-            let finished = was_running && matches!(state, StageState::Done { .. });
-            // The cursor moves on to the next stage, so the next Enter
-            // starts it rather than asking to re-run this one.
-            let on_it = app.stages.get(app.selected).and_then(|r| r.stage) == Some(stage);
-            if finished && on_it && app.selected + 1 < app.stages.len() {
-                app.selected += 1;
-            }
-            let was_paused = app
-                .stages
-                .iter()
-                .any(|r| r.stage == Some(stage) && r.state == StageState::Paused);
-            // An error (the NaN guard's, which pauses) stays on the status bar.
-            let quiet = app.message.as_ref().is_some_and(|(_, error)| *error);
-            match &state {
-                _ if quiet => {}
-                StageState::Paused if was_running && !was_paused => {
-                    let text = format!(
-                        "{} paused at step {step}: space resumes, . takes one step",
-                        stage.name().to_uppercase()
-                    );
-                    app.message = Some((text, false));
-                }
-                StageState::Running if was_paused => {
-                    app.message = Some((format!("{} resumed", stage.name().to_uppercase()), false));
-                }
-                _ => {}
-            }
-            // Steps per second and the ETA count running time only: the
-            // pace starts over after a pause.
-            if was_paused && state == StageState::Running {
-                app.timings.clear();
-            }
-            let row = app.row_mut(stage);
-            (row.state, row.step, row.total) = (state, step, total);
-            // The pair pane shows what the models write now.
-            if finished && app.pending.is_none() {
-                app.queue.clear();
-                return fresh_set(app);
-            }
-        }
+        } => return stage_changed(app, stage, state, step, total),
         Event::Metrics { stage, step, values } => {
             let row = app.row_mut(stage);
             row.step = step;
@@ -565,7 +555,7 @@ pub fn on_event(app: &mut App, event: Event, at: f64) -> Vec<Effect> {
                 let set = app.queue.remove(i).expect("found");
                 app.message = Some((format!("saved: {}", verdict_words(&verdict)), false));
                 // A skip is stored, but it is no judgment to count.
-                app.labels_saved += usize::from(verdict != Verdict::Choice(Choice::Skip));
+                app.labels_saved += usize::from(!verdict.is_skip());
                 app.judged.push(Judged {
                     set,
                     verdict,
@@ -580,8 +570,7 @@ pub fn on_event(app: &mut App, event: Event, at: f64) -> Vec<Effect> {
         }
         Event::Retracted { set } => {
             if let Some(judged) = app.retracting.take().filter(|j| j.set.id == set) {
-                let counted = usize::from(judged.verdict != Verdict::Choice(Choice::Skip));
-                app.labels_saved = app.labels_saved.saturating_sub(counted);
+                app.labels_saved = app.labels_saved.saturating_sub(usize::from(!judged.verdict.is_skip()));
                 app.message = Some((format!("undone: {}", verdict_words(&judged.verdict)), false));
                 // Back on screen to judge again.
                 app.queue.push_front(judged.set);

@@ -188,3 +188,13 @@ pub fn demo_app(no_color: bool) -> App {
     feed(Event::Samples(pair(7)), 190.0);
     app
 }
+
+/// The trainer's word that `stage` is in `state` at `step` of `total`.
+pub fn stage_event(stage: Stage, state: StageState, step: usize, total: usize) -> Event {
+    Event::Stage {
+        stage,
+        state,
+        step,
+        total,
+    }
+}

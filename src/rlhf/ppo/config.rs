@@ -90,6 +90,12 @@ impl Default for PpoConfig {
 }
 
 impl PpoConfig {
+    /// Optimizer steps an iteration takes: `ppo_epochs` passes over the
+    /// batch's minibatches.
+    pub fn steps_per_iteration(&self) -> usize {
+        self.ppo_epochs * self.batch_size.div_ceil(self.minibatch_size)
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         at_least_one(&[
             ("iterations", self.iterations),
@@ -115,5 +121,24 @@ impl PpoConfig {
             false,
         )?;
         positive(&[("beta", self.beta), ("vf_coef", self.vf_coef)], true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PpoConfig;
+
+    /// 4 epochs over 32 episodes in minibatches of 8: 16 steps; 2 epochs
+    /// over 5 in minibatches of 2 (the last of one): 6.
+    #[test]
+    fn steps_per_iteration_by_hand() {
+        let config = |batch_size, minibatch_size, ppo_epochs| PpoConfig {
+            batch_size,
+            minibatch_size,
+            ppo_epochs,
+            ..PpoConfig::default()
+        };
+        assert_eq!(config(32, 8, 4).steps_per_iteration(), 16);
+        assert_eq!(config(5, 2, 2).steps_per_iteration(), 6);
     }
 }

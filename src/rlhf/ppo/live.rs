@@ -59,6 +59,8 @@ pub struct Models<'a> {
     pub reference: &'a CausalLm,
     pub reward: &'a ScalarModel,
     pub tokenizer: Option<&'a Tokenizer>,
+    /// Optimizer steps in each iteration, to say where a step falls in it.
+    pub steps_per_iteration: usize,
 }
 
 /// Called with the live parameters at every [`StepPoint`]; may change them,

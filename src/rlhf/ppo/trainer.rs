@@ -307,12 +307,9 @@ impl PpoTrainer {
             ..
         } = &self.prompts
         {
-            let decoded: Vec<String> = responses
+            let decoded: Vec<String> = shown
                 .iter()
-                .map(|r| {
-                    let end = r.iter().position(|&t| Some(t) == self.eos).unwrap_or(r.len());
-                    sources.answer(&tokenizer.decode(&r[..end])).to_string()
-                })
+                .map(|r| sources.answer(&tokenizer.decode(r)).to_string())
                 .collect();
             let scores = evaluator.scores(&prompts, &decoded);
             metrics.push((names::JUDGE_SCORE, mean(&scores)));
@@ -444,6 +441,7 @@ impl PpoTrainer {
                 Prompts::Text { tokenizer, .. } => Some(tokenizer),
                 Prompts::Tokens(_) => None,
             },
+            steps_per_iteration: self.config.steps_per_iteration(),
         };
         steer(&mut self.params, point, &models).continue_value()
     }

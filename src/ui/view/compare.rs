@@ -12,7 +12,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Wrap};
 
 use super::theme;
-use crate::trainer::protocol::{Choice, Response, Verdict};
+use crate::trainer::protocol::Response;
 use crate::ui::app::{App, Colouring, Pane};
 use crate::ui::words::{ranking_words, verdict_words};
 
@@ -118,7 +118,7 @@ fn status_line(app: &App, k: usize) -> Line<'static> {
                 .judge
                 .iter()
                 .find(|(c, _)| *c == last.criterion)
-                .filter(|_| last.verdict != Verdict::Choice(Choice::Skip))
+                .filter(|_| !last.verdict.is_skip())
                 .map_or(String::new(), |(_, v)| {
                     let agrees = if *v == last.verdict { "agrees" } else { "differs" };
                     format!(" · judge: {} ({agrees})", verdict_words(v))
