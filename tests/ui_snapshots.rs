@@ -191,8 +191,11 @@ fn status_bar() {
 fn whole_screen_and_overlays() {
     let mut app = demo_app(false);
     check("screen", &app, "screen");
-    app.overlay = Overlay::Help;
+    app.overlay = Overlay::Help(0);
     check("help", &app, "screen");
+    // Scrolled to the end where the terminal is short (more than fits).
+    app.overlay = Overlay::Help(u16::MAX);
+    check("help-end", &app, "screen");
     app.overlay = Overlay::Editor(Editor {
         editing: Editing::Beta,
         input: "-1".into(),
@@ -287,4 +290,132 @@ fn the_status_bar_says_whose_learning_rate_it_is() {
     );
     let idle = text(&render(&app, (160, 48), "status"));
     assert!(idle.contains("SFT lr 1.00e-4"), "{idle}");
+}
+
+/// A chart draws the whole run alone while the recent window still holds
+/// all of it, and the two once the run outgrows the window; its legend
+/// and unit sit on a line of their own, over no curve.
+#[test]
+fn one_chart_until_whole_run_and_recent_differ() {
+    use rlhf_tui::trainer::protocol::Stage;
+    use rlhf_tui::ui::history::RECENT_POINTS;
+    let mut app = demo_app(false);
+    app.chart = 1;
+    let short = text(&render(&app, (160, 48), "charts"));
+    assert!(short.contains("step · whole run"), "{short}");
+    assert!(!short.contains("step · recent"), "{short}");
+    assert!(short.contains("━ PPO objective/kl"), "{short}");
+    assert!(short.contains("│ you changed a parameter"), "{short}");
+    assert!(short.contains("KL (2/11) · y: nats per response"), "{short}");
+    for step in 41..=(RECENT_POINTS + 60) {
+        let values = vec![("objective/kl".to_string(), 3.0 + (step % 7) as f64 / 10.0)];
+        on_event(
+            &mut app,
+            Event::Metrics {
+                stage: Stage::Ppo,
+                step,
+                values,
+            },
+            200.0,
+        );
+    }
+    check("charts-kl-long", &app, "charts");
+    let long = text(&render(&app, (160, 48), "charts"));
+    assert!(
+        long.contains("step · whole run") && long.contains("step · recent"),
+        "{long}"
+    );
+}
+
+/// The judge chart draws SFT's held-out score across it as the level PPO
+/// has to beat, named in the legend with its value.
+#[test]
+fn the_judge_chart_has_the_sft_baseline() {
+    use rlhf_tui::trainer::protocol::Stage;
+    let mut app = demo_app(false);
+    for step in 1..=40 {
+        let values = vec![("judge/score_mean".to_string(), 0.8 + step as f64 / 400.0)];
+        on_event(
+            &mut app,
+            Event::Metrics {
+                stage: Stage::Ppo,
+                step,
+                values,
+            },
+            200.0,
+        );
+    }
+    app.chart = CHARTS.iter().position(|c| c.title == "judge score").unwrap();
+    check("charts-judge", &app, "charts");
+    let screen = text(&render(&app, (160, 48), "charts"));
+    assert!(screen.contains("┄ SFT held-out 0.87"), "{screen}");
+    // The level is drawn below every point of the series (0.80 to 0.90),
+    // so the y axis reaches down to it.
+    assert!(screen.contains("0.80"), "{screen}");
+}
+
+/// A finished stage shows its held-out results beneath its name; a stage
+/// not yet run says so in words.
+#[test]
+fn finished_stages_show_their_held_out_results() {
+    use rlhf_tui::trainer::protocol::{Stage, StageState};
+    let app = demo_app(false);
+    let screen = text(&render(&app, (160, 48), "stages"));
+    assert!(screen.contains("held-out judge 0.874 · loss 0.920"), "{screen}");
+    assert!(screen.contains("held-out accuracy 0.908 · ECE 0.031"), "{screen}");
+    // PPO is paused: no results yet.
+    assert_eq!(screen.matches("held-out").count(), 2, "{screen}");
+    let mut app = App::new(false);
+    let ready = text(&render(&app, (160, 48), "stages"));
+    assert!(ready.contains("SFT not started"), "{ready}");
+    on_event(&mut app, stage_event(Stage::Ppo, StageState::Running, 0, 2), 1.0);
+    let sft = vec![("eval/judge_score_mean".to_string(), 0.874)];
+    on_event(
+        &mut app,
+        Event::Metrics {
+            stage: Stage::Sft,
+            step: 300,
+            values: sft,
+        },
+        1.0,
+    );
+    let ppo = vec![("eval/judge_score_mean".to_string(), 0.967)];
+    on_event(
+        &mut app,
+        Event::Metrics {
+            stage: Stage::Ppo,
+            step: 2,
+            values: ppo,
+        },
+        2.0,
+    );
+    let done = StageState::Done {
+        checkpoint: "ppo-2".into(),
+    };
+    on_event(&mut app, stage_event(Stage::Ppo, done, 2, 2), 3.0);
+    let screen = text(&render(&app, (160, 48), "stages"));
+    assert!(screen.contains("held-out judge 0.967 · SFT's 0.874"), "{screen}");
+}
+
+/// The pair pane says what its token colours mean, each sample in the
+/// colour it names, and the reward model's unbounded score reads unlike
+/// the judge's 0-to-1 one.
+#[test]
+fn the_pair_pane_has_a_colour_legend_and_scores_that_read_apart() {
+    let mut app = demo_app(false);
+    let buffer = render(&app, (160, 48), "compare");
+    let screen = text(&buffer);
+    assert!(
+        screen.contains("colour = log π − log π_ref: > 1 > 0.25 < −1 nats · v log-prob colours"),
+        "{screen}"
+    );
+    assert_eq!(colour_of(&buffer, "> 1 "), Color::Red);
+    assert_eq!(colour_of(&buffer, "> 0.25"), Color::Yellow);
+    assert_eq!(colour_of(&buffer, "< −1"), Color::Blue);
+    assert!(screen.contains("RM +2.25 · judge 1.00/1"), "{screen}");
+    assert!(screen.contains("RM -0.50 · judge 0.40/1"), "{screen}");
+    app.colouring = Colouring::Logprob;
+    let buffer = render(&app, (160, 48), "compare");
+    assert_eq!(colour_of(&buffer, "> −0.1 sure"), Color::Green);
+    assert_eq!(colour_of(&buffer, "< −2.3 unsure"), Color::Red);
 }

@@ -299,7 +299,7 @@ fn panes_cursor_and_stage_start() {
     press(&mut app, &[KeyCode::BackTab, KeyCode::BackTab]);
     assert_eq!(app.focus, Pane::Stages);
     press(&mut app, &[KeyCode::Char('?')]);
-    assert_eq!(app.overlay, Overlay::Help);
+    assert_eq!(app.overlay, Overlay::Help(0));
     assert_eq!(
         press(&mut app, &[KeyCode::Char('q')]),
         [],
@@ -601,4 +601,22 @@ fn a_skip_is_not_counted_as_judged() {
         4.0,
     );
     assert_eq!(app.labels_saved, 1);
+}
+
+/// On a short terminal the help window scrolls: ↓ and j move down, no
+/// further than the shortest terminal needs, and ↑ answers at once.
+#[test]
+fn the_help_window_scrolls() {
+    let mut app = App::new(false);
+    press(&mut app, &[KeyCode::Char('?'), KeyCode::Down, KeyCode::Char('j')]);
+    assert_eq!(app.overlay, Overlay::Help(2));
+    press(&mut app, &[KeyCode::Down; 100]);
+    let Overlay::Help(bottom) = app.overlay else {
+        panic!("{:?}", app.overlay)
+    };
+    assert!(bottom > 2 && bottom < 20, "{bottom}");
+    press(&mut app, &[KeyCode::Up]);
+    assert_eq!(app.overlay, Overlay::Help(bottom - 1));
+    press(&mut app, &[KeyCode::Esc]);
+    assert_eq!(app.overlay, Overlay::None);
 }

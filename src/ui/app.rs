@@ -31,10 +31,15 @@ pub struct StageRow {
     pub total: usize,
 }
 
-/// One chart: a title and the series it draws, as (stage, metric) keys.
+/// One chart: a title, what its y axis counts, and the series it draws,
+/// as (stage, metric) keys.
 pub struct ChartSpec {
     pub title: &'static str,
+    pub unit: &'static str,
     pub series: &'static [(Stage, &'static str)],
+    /// A held-out figure drawn across the chart as the level to beat:
+    /// (legend, stage, metric), its newest value.
+    pub level: Option<(&'static str, Stage, &'static str)>,
 }
 
 /// The chart drawn from the reward model's reliability table rather than
@@ -49,56 +54,78 @@ pub const EVALUATOR_CHART: &str = "judge score";
 pub const CHARTS: [ChartSpec; 11] = [
     ChartSpec {
         title: "reward",
+        unit: "reward model score (unbounded)",
         series: &[(Stage::Ppo, names::SCORES), (Stage::Ppo, names::RLHF_REWARD)],
+        level: None,
     },
     ChartSpec {
         title: "KL",
+        unit: "nats per response",
         series: &[(Stage::Ppo, names::KL)],
+        level: None,
     },
     ChartSpec {
         title: "policy and value loss",
+        unit: "loss",
         series: &[(Stage::Ppo, names::POLICY_LOSS), (Stage::Ppo, names::VALUE_LOSS)],
+        level: None,
     },
     ChartSpec {
         title: "entropy",
+        unit: "nats per token",
         series: &[(Stage::Ppo, names::TOKEN_ENTROPY), (Stage::Sft, names::ENTROPY)],
+        level: None,
     },
     ChartSpec {
         title: "diversity and length",
+        unit: "distinct share · length in tokens",
         series: &[
             (Stage::Ppo, names::DISTINCT_1),
             (Stage::Ppo, names::DISTINCT_2),
             (Stage::Ppo, names::LENGTH_MEAN),
         ],
+        level: None,
     },
     ChartSpec {
         title: "clip fraction",
+        unit: "share of tokens",
         series: &[
             (Stage::Ppo, names::CLIP_FRACTION),
             (Stage::Ppo, names::VALUE_CLIP_FRACTION),
         ],
+        level: None,
     },
     ChartSpec {
         title: EVALUATOR_CHART,
+        unit: "judge score, 0 to 1",
         series: &[(Stage::Ppo, names::JUDGE_SCORE)],
+        level: Some(("SFT held-out", Stage::Sft, names::EVAL_JUDGE_SCORE)),
     },
     // SFT's and the reward model's losses apart: on one step axis SFT's
     // few hundred steps were flattened under the reward model's.
     ChartSpec {
         title: "SFT loss",
+        unit: "nats per token",
         series: &[(Stage::Sft, names::LOSS), (Stage::Sft, names::EVAL_LOSS)],
+        level: None,
     },
     ChartSpec {
         title: "RM loss",
+        unit: "nats per pair",
         series: &[(Stage::Rm, names::LOSS)],
+        level: None,
     },
     ChartSpec {
         title: "RM accuracy",
+        unit: "share of pairs ordered right",
         series: &[(Stage::Rm, names::ACCURACY)],
+        level: None,
     },
     ChartSpec {
         title: RELIABILITY,
+        unit: "share ordered right",
         series: &[],
+        level: None,
     },
 ];
 
@@ -167,7 +194,8 @@ pub enum LabelMode {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Overlay {
     None,
-    Help,
+    /// The keys and how to read the screen, from this line down.
+    Help(u16),
     Editor(Editor),
     /// Quit asked while a stage runs: checkpoint first or not.
     ConfirmQuit,
@@ -235,6 +263,12 @@ pub struct App {
     pub trainer_gone: bool,
     pub quitting: bool,
     pub no_color: bool,
+}
+
+/// Lines in the help window: the keys, a heading, how to read the
+/// screen, and the note on colours, with the blank lines between.
+pub fn help_lines() -> u16 {
+    (crate::ui::keys::HELP.len() + crate::ui::keys::READING.len() + 5) as u16
 }
 
 /// Alerts the alerts window lists.
@@ -308,6 +342,11 @@ impl App {
             quitting: false,
             no_color,
         }
+    }
+
+    /// A metric's newest value.
+    pub fn last(&self, stage: Stage, key: &str) -> Option<f64> {
+        self.series.get(&(stage, key.to_string()))?.last.map(|(_, v)| v)
     }
 
     /// The stage that is starting, running or paused, if any.

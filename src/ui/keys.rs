@@ -84,6 +84,23 @@ pub const HELP: &[(&str, &str)] = &[
     ("q", "quit (asks when a stage runs)"),
 ];
 
+/// What the screen's marks and numbers mean, for the help window.
+pub const READING: &[(&str, &str)] = &[
+    ("▶ ⏸ ✓ ✗", "running, paused, done, failed; step/total (PPO: iterations)"),
+    (
+        "held-out",
+        "under done stages: judge 0–1, SFT loss nats/token, RM acc, ECE",
+    ),
+    ("RM +1.23", "reward model score, unbounded: σ(a − b) = P(a is better)"),
+    (
+        "judge 0.87/1",
+        "the evaluator's score, 0 to 1 · T: sampling temperature",
+    ),
+    ("κ  α", "Cohen's κ you–judge (sets both labelled) · Krippendorff's α"),
+    ("colours", "token colour: log π − log π_ref (v: log π); legend below"),
+    ("│ │", "chart marks: a parameter you changed (yellow), alert (red)"),
+];
+
 pub fn key_to_msg(overlay: &Overlay, key: KeyEvent) -> Option<Msg> {
     if key.kind == KeyEventKind::Release {
         return None;
@@ -92,8 +109,10 @@ pub fn key_to_msg(overlay: &Overlay, key: KeyEvent) -> Option<Msg> {
         return Some(Msg::Quit);
     }
     match overlay {
-        Overlay::Help | Overlay::Alerts => match key.code {
+        Overlay::Help(_) | Overlay::Alerts => match key.code {
             KeyCode::Esc | KeyCode::Char('?') | KeyCode::Char('q') | KeyCode::Enter => Some(Msg::Cancel),
+            KeyCode::Down | KeyCode::Char('j') => Some(Msg::Down),
+            KeyCode::Up | KeyCode::Char('k') => Some(Msg::Up),
             _ => None,
         },
         Overlay::Editor(_) if key.modifiers.contains(KeyModifiers::CONTROL) => {
@@ -205,7 +224,7 @@ mod tests {
             press(&Overlay::ConfirmQuit, KeyCode::Char('n')),
             Some(Msg::QuitConfirmed { checkpoint: false })
         );
-        assert_eq!(press(&Overlay::Help, KeyCode::Char('1')), None);
+        assert_eq!(press(&Overlay::Help(0), KeyCode::Char('1')), None);
         let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
         assert_eq!(key_to_msg(&editor, ctrl_c), Some(Msg::Quit));
     }

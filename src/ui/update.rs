@@ -5,6 +5,7 @@
 
 use super::app::{
     ALERTS_KEPT, App, CHARTS, Colouring, Editing, Editor, Judged, LabelMode, Marker, Overlay, Pane, Params, QUEUE_LEN,
+    help_lines,
 };
 use super::keys::Msg;
 use super::words::{param_change, verdict_words};
@@ -17,6 +18,10 @@ pub enum Effect {
     Quit,
 }
 
+/// Lines the help window shows on the shortest terminal (24 rows, less
+/// its border).
+const SHORTEST_HELP: u16 = 22;
+
 /// Steps kept for the steps-per-second estimate.
 const TIMING_WINDOW: usize = 20;
 
@@ -27,7 +32,20 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
         return quit(app, true);
     }
     match app.overlay.clone() {
-        Overlay::Help | Overlay::Alerts => {
+        Overlay::Help(first) => {
+            // Scrolled where the terminal is too short for all of it, no
+            // further than a 24-line terminal needs (the view also keeps
+            // the last line in sight), so Up answers at once.
+            let last_first = help_lines().saturating_sub(SHORTEST_HELP);
+            app.overlay = match msg {
+                Msg::Cancel => Overlay::None,
+                Msg::Down => Overlay::Help((first + 1).min(last_first)),
+                Msg::Up => Overlay::Help(first.saturating_sub(1)),
+                _ => Overlay::Help(first),
+            };
+            Vec::new()
+        }
+        Overlay::Alerts => {
             if msg == Msg::Cancel {
                 app.overlay = Overlay::None;
             }
@@ -90,7 +108,7 @@ fn main(app: &mut App, msg: Msg) -> Vec<Effect> {
             send(Command::Set(Param::KlMode(mode)))
         }
         Msg::Help => {
-            app.overlay = Overlay::Help;
+            app.overlay = Overlay::Help(0);
             Vec::new()
         }
         Msg::ShowAlerts => {

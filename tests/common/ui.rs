@@ -1,6 +1,7 @@
 //! A workbench state built from a fixed sequence of trainer events, as
-//! the UI tests and snapshots need it: SFT done, PPO paused at iteration
-//! 40 after a β change at 25, and a pair on screen.
+//! the UI tests and snapshots need it: SFT and RM done with their held-out
+//! figures, PPO paused at iteration 40 after a β change at 25, and a pair
+//! on screen.
 
 use rlhf_tui::trainer::protocol::{Event, KlMode, Param, Response, SampleSet, Stage, StageState};
 use rlhf_tui::ui::app::App;
@@ -128,6 +129,23 @@ pub fn demo_app(no_color: bool) -> App {
             step as f64 * 0.2,
         );
     }
+    // The finished stages' held-out evaluations.
+    feed(
+        Event::Metrics {
+            stage: Stage::Sft,
+            step: 60,
+            values: vec![("eval/loss".into(), 0.92), ("eval/judge_score_mean".into(), 0.874)],
+        },
+        12.0,
+    );
+    feed(
+        Event::Metrics {
+            stage: Stage::Rm,
+            step: 600,
+            values: vec![("eval/accuracy".into(), 0.908), ("eval/ece".into(), 0.031)],
+        },
+        12.0,
+    );
     feed(
         Event::Stage {
             stage: Stage::Ppo,

@@ -1,27 +1,39 @@
 //! The charts pane: the chosen chart over the whole run (downsampled) above
-//! the same series over the recent window at full resolution, with a
-//! vertical marker wherever a parameter was changed by hand (yellow) or a
-//! monitor raised an alert (red); and the reward model's reliability
-//! diagram.
+//! the same series over the recent window at full resolution once the two
+//! differ, with a vertical marker wherever a parameter was changed by hand
+//! (yellow) or a monitor raised an alert (red), a held-out level where the
+//! chart has one, a legend line naming all of it, and the y axis's
+//! unit in the title; and the reward model's reliability diagram with its
+//! numbers.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Color;
 use ratatui::symbols::Marker as Dots;
-use ratatui::text::Line;
+use ratatui::text::{Line, Span};
 use ratatui::widgets::{Axis, Block, Chart, Dataset, GraphType, Paragraph};
 
 use super::theme;
-use crate::trainer::protocol::Stage;
+use crate::run::names;
+use crate::trainer::protocol::{ReliabilityBin, Stage};
 use crate::ui::app::{App, CHARTS, ChartSpec, Pane, RELIABILITY};
+use crate::ui::history::History;
 
 const COLOURS: [Color; 3] = [Color::Cyan, Color::Magenta, Color::Green];
+/// The held-out level a chart's series are measured against.
+const LEVEL: Color = Color::Gray;
 const MIN_HEIGHT_FOR_TWO: u16 = 12;
 
 pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let spec = &CHARTS[app.chart];
     let block = Block::bordered()
-        .title(format!(" {} ({}/{}) ", spec.title, app.chart + 1, CHARTS.len()))
+        .title(format!(
+            " {} ({}/{}) · y: {} ",
+            spec.title,
+            app.chart + 1,
+            CHARTS.len(),
+            spec.unit
+        ))
         .title(Line::from(" [ ] other charts ").right_aligned())
         .border_style(theme::border(app, app.focus == Pane::Charts));
     let inner = block.inner(area);
@@ -29,33 +41,39 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     if spec.title == RELIABILITY {
         return draw_reliability(frame, inner, app);
     }
-    let whole: Vec<(String, Vec<(f64, f64)>)> = series(app, spec, |h| h.whole());
+    let whole = series(app, spec, |h| h.whole());
     if whole.iter().all(|(_, points)| points.is_empty()) {
         let hint = "no data yet · [ ] other charts · Enter starts a stage";
         frame.render_widget(Paragraph::new(hint).style(theme::fg(app, Color::Gray)), inner);
         return;
     }
-    // Too short for two readable charts: the whole run only.
-    if inner.height < MIN_HEIGHT_FOR_TWO {
-        draw_chart(frame, inner, app, spec, &whole, "whole run");
-        return;
-    }
+    let level = spec
+        .level
+        .and_then(|(name, stage, key)| Some((name, app.last(stage, key)?)));
+    let marks = marks(app, spec);
+    // The legend on a line of its own: inside the chart its box covered
+    // the newest points.
+    let [legend, charts] = Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(inner);
+    frame.render_widget(Paragraph::new(legend_line(app, &whole, level, &marks)), legend);
     let recent = series(app, spec, |h| h.recent());
-    let [top, bottom] = Layout::vertical([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(inner);
-    draw_chart(frame, top, app, spec, &whole, "whole run");
-    draw_chart(frame, bottom, app, spec, &recent, "recent");
+    // One chart while the recent window still holds the whole run (they
+    // would draw the same picture), or when two would be unreadable.
+    if whole == recent || charts.height < MIN_HEIGHT_FOR_TWO {
+        return draw_chart(frame, charts, app, &whole, level, &marks, "whole run");
+    }
+    let [top, bottom] = Layout::vertical([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(charts);
+    draw_chart(frame, top, app, &whole, level, &marks, "whole run");
+    draw_chart(frame, bottom, app, &recent, level, &marks, "recent");
 }
 
+type Series = Vec<(String, Vec<(f64, f64)>)>;
+
 /// (legend name, points) of each of the chart's series.
-fn series(
-    app: &App,
-    spec: &ChartSpec,
-    points: impl Fn(&crate::ui::history::History) -> Vec<(f64, f64)>,
-) -> Vec<(String, Vec<(f64, f64)>)> {
+fn series(app: &App, spec: &ChartSpec, points: impl Fn(&History) -> Vec<(f64, f64)>) -> Series {
     spec.series
         .iter()
         .map(|(stage, key)| {
-            let name = format!("{} {key}", stage.name());
+            let name = format!("{} {key}", stage.name().to_uppercase());
             let points = app
                 .series
                 .get(&(*stage, key.to_string()))
@@ -66,12 +84,55 @@ fn series(
         .collect()
 }
 
+/// Steps where a parameter was changed by hand during this chart's stages
+/// (false) or a monitor raised an alert on PPO's (true).
+fn marks(app: &App, spec: &ChartSpec) -> Vec<(f64, bool)> {
+    let on_chart = |stage: Option<Stage>| stage.is_none_or(|s| spec.series.iter().any(|(st, _)| *st == s));
+    let changes = app
+        .markers
+        .iter()
+        .filter(|m| on_chart(m.stage))
+        .map(|m| (m.step as f64, false));
+    let alerts = app
+        .alert_log
+        .iter()
+        .filter(|_| on_chart(Some(Stage::Ppo)))
+        .map(|a| (a.step as f64, true));
+    changes.chain(alerts).collect()
+}
+
+/// Each series' colour and name, the level line and the kinds of marks drawn.
+fn legend_line(app: &App, series: &Series, level: Option<(&str, f64)>, marks: &[(f64, bool)]) -> Line<'static> {
+    let mut spans = Vec::new();
+    for (i, (name, points)) in series.iter().enumerate() {
+        if !points.is_empty() {
+            spans.push(Span::styled("━ ", theme::fg(app, COLOURS[i % COLOURS.len()])));
+            spans.push(Span::raw(format!("{name}  ")));
+        }
+    }
+    if let Some((name, value)) = level {
+        spans.push(Span::styled("┄ ", theme::fg(app, LEVEL)));
+        spans.push(Span::raw(format!("{name} {value:.2}  ")));
+    }
+    for (alert, colour, words) in [
+        (false, Color::Yellow, "you changed a parameter  "),
+        (true, Color::Red, "alert  "),
+    ] {
+        if marks.iter().any(|&(_, a)| a == alert) {
+            spans.push(Span::styled("│ ", theme::fg(app, colour)));
+            spans.push(Span::raw(words));
+        }
+    }
+    Line::from(spans)
+}
+
 fn draw_chart(
     frame: &mut Frame,
     area: Rect,
     app: &App,
-    spec: &ChartSpec,
-    series: &[(String, Vec<(f64, f64)>)],
+    series: &Series,
+    level: Option<(&str, f64)>,
+    marks: &[(f64, bool)],
     label: &str,
 ) {
     let points = series.iter().flat_map(|(_, p)| p.iter());
@@ -82,53 +143,36 @@ fn draw_chart(
     if x0 > x1 {
         return;
     }
+    if let Some((_, v)) = level {
+        (y0, y1) = (y0.min(v), y1.max(v));
+    }
     if x1 - x0 < 1.0 {
         x1 = x0 + 1.0;
     }
     if y1 - y0 < 1e-9 {
         (y0, y1) = (y0 - 0.5, y1 + 0.5);
     }
-    // Changes made (yellow) during this chart's stages and alerts raised
-    // (red, PPO's) on it, inside the window.
-    let on_chart = |stage: Option<Stage>| stage.is_none_or(|s| spec.series.iter().any(|(st, _)| *st == s));
-    let changes = app
-        .markers
+    let level_line = level.map(|(_, v)| [(x0, v), (x1, v)]);
+    let marks: Vec<([(f64, f64); 2], bool)> = marks
         .iter()
-        .filter(|m| on_chart(m.stage))
-        .map(|m| (m.step, false));
-    let alerts = app
-        .alert_log
-        .iter()
-        .filter(|_| on_chart(Some(Stage::Ppo)))
-        .map(|a| (a.step, true));
-    let marks: Vec<([(f64, f64); 2], bool)> = changes
-        .chain(alerts)
-        .map(|(step, alert)| (step as f64, alert))
-        .filter(|&(x, _)| x >= x0 && x <= x1)
-        .map(|(x, alert)| ([(x, y0), (x, y1)], alert))
+        .filter(|&&(x, _)| x >= x0 && x <= x1)
+        .map(|&(x, alert)| ([(x, y0), (x, y1)], alert))
         .collect();
-    let mut datasets: Vec<Dataset> = series
-        .iter()
-        .enumerate()
-        .filter(|(_, (_, p))| !p.is_empty())
-        .map(|(i, (name, points))| {
-            Dataset::default()
-                .name(name.as_str())
-                .marker(Dots::Braille)
-                .graph_type(GraphType::Line)
-                .style(theme::fg(app, COLOURS[i % COLOURS.len()]))
-                .data(points)
-        })
-        .collect();
+    let mut datasets: Vec<Dataset> = Vec::new();
+    if let Some(line) = &level_line {
+        datasets.push(line_of(app, line, LEVEL, Dots::Dot));
+    }
     for (mark, alert) in &marks {
-        let colour = if *alert { Color::Red } else { Color::Yellow };
-        datasets.push(
-            Dataset::default()
-                .marker(Dots::Dot)
-                .graph_type(GraphType::Line)
-                .style(theme::fg(app, colour))
-                .data(mark),
-        );
+        datasets.push(line_of(
+            app,
+            mark,
+            if *alert { Color::Red } else { Color::Yellow },
+            Dots::Dot,
+        ));
+    }
+    // The series last, so they are drawn over the lines behind them.
+    for (i, (_, points)) in series.iter().enumerate() {
+        datasets.push(line_of(app, points, COLOURS[i % COLOURS.len()], Dots::Braille));
     }
     let fmt = |v: f64| {
         if v.abs() >= 1000.0 || (v != 0.0 && v.abs() < 0.01) {
@@ -138,55 +182,67 @@ fn draw_chart(
         }
     };
     let chart = Chart::new(datasets)
-        .x_axis(
-            Axis::default()
-                .title(format!("step ({label})"))
-                .bounds([x0, x1])
-                .labels([format!("{x0:.0}"), format!("{x1:.0}")]),
-        )
+        .x_axis(Axis::default().bounds([x0, x1]).labels([
+            format!("{x0:.0}"),
+            format!("step · {label}"),
+            format!("{x1:.0}"),
+        ]))
         .y_axis(Axis::default().bounds([y0, y1]).labels([fmt(y0), fmt(y1)]))
-        .hidden_legend_constraints((Constraint::Ratio(1, 1), Constraint::Ratio(1, 1)));
+        .legend_position(None);
     frame.render_widget(chart, area);
+}
+
+fn line_of<'a>(app: &App, points: &'a [(f64, f64)], colour: Color, marker: Dots) -> Dataset<'a> {
+    Dataset::default()
+        .marker(marker)
+        .graph_type(GraphType::Line)
+        .style(theme::fg(app, colour))
+        .data(points)
 }
 
 /// The reward model's reliability diagram: for each confidence bin with
 /// pairs in it, the share it ordered correctly against its mean
-/// confidence; a calibrated model sits on the diagonal.
+/// confidence (a calibrated model sits on the diagonal), and beside it the
+/// same bins as numbers with the held-out accuracy and ECE.
 fn draw_reliability(frame: &mut Frame, area: Rect, app: &App) {
-    let points: Vec<(f64, f64)> = app
-        .calibration
-        .iter()
-        .filter(|b| b.count > 0)
-        .map(|b| (b.confidence as f64, b.accuracy as f64))
-        .collect();
-    if points.is_empty() {
+    let bins: Vec<&ReliabilityBin> = app.calibration.iter().filter(|b| b.count > 0).collect();
+    if bins.is_empty() {
         let hint = "no reward model yet: its reliability shows here when RM finishes";
         frame.render_widget(Paragraph::new(hint).style(theme::fg(app, Color::Gray)), area);
         return;
     }
+    let points: Vec<(f64, f64)> = bins.iter().map(|b| (b.confidence as f64, b.accuracy as f64)).collect();
+    let [chart_area, table_area] = Layout::horizontal([Constraint::Min(20), Constraint::Length(28)]).areas(area);
     let diagonal = [(0.5, 0.5), (1.0, 1.0)];
     let datasets = vec![
-        Dataset::default()
-            .name("calibrated")
-            .marker(Dots::Dot)
-            .graph_type(GraphType::Line)
-            .style(theme::fg(app, Color::DarkGray))
-            .data(&diagonal),
-        Dataset::default()
-            .name("accuracy by confidence")
-            .marker(Dots::Braille)
-            .graph_type(GraphType::Line)
-            .style(theme::fg(app, COLOURS[0]))
-            .data(&points),
+        line_of(app, &diagonal, LEVEL, Dots::Dot),
+        line_of(app, &points, COLOURS[0], Dots::Braille),
     ];
     let chart = Chart::new(datasets)
-        .x_axis(
-            Axis::default()
-                .title("confidence")
-                .bounds([0.5, 1.0])
-                .labels(["0.5", "1.0"]),
-        )
-        .y_axis(Axis::default().title("accuracy").bounds([0.0, 1.0]).labels(["0", "1"]))
-        .hidden_legend_constraints((Constraint::Ratio(1, 1), Constraint::Ratio(1, 1)));
-    frame.render_widget(chart, area);
+        .x_axis(Axis::default().bounds([0.5, 1.0]).labels(["0.5", "confidence", "1.0"]))
+        .y_axis(Axis::default().bounds([0.0, 1.0]).labels(["0", "1"]))
+        .legend_position(None);
+    frame.render_widget(chart, chart_area);
+    let figure = |key, words: &str| {
+        app.last(Stage::Rm, key)
+            .map_or(String::new(), |v| format!(" {words} {v:.3}"))
+    };
+    let mut lines = vec![
+        Line::from(vec![
+            Span::styled(" ━ ", theme::fg(app, COLOURS[0])),
+            Span::raw("the model "),
+            Span::styled("┄ ", theme::fg(app, LEVEL)),
+            Span::raw("calibrated"),
+        ]),
+        Line::from(figure(names::EVAL_ACCURACY, "held-out accuracy")),
+        Line::from(figure(names::EVAL_ECE, "ECE")),
+        Line::styled(" confidence  right  pairs", theme::fg(app, Color::Gray)),
+    ];
+    lines.extend(bins.iter().map(|b| {
+        Line::from(format!(
+            " {:.2}–{:.2}   {:.2}  {:>5}",
+            b.low, b.high, b.accuracy, b.count
+        ))
+    }));
+    frame.render_widget(Paragraph::new(lines), table_area);
 }

@@ -17,13 +17,9 @@ use crate::ui::app::{App, Colouring, Pane};
 use crate::ui::words::{ranking_words, verdict_words};
 
 pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
-    let colouring = match app.colouring {
-        Colouring::Kl => "KL colours",
-        Colouring::Logprob => "log-prob colours",
-    };
     let title = match app.shown() {
-        Some(set) if set.responses.len() == 2 => format!(" pair from {} · {} ", set.policy, colouring),
-        Some(set) => format!(" rank {} from {} · {} ", set.responses.len(), set.policy, colouring),
+        Some(set) if set.responses.len() == 2 => format!(" pair from {} ", set.policy),
+        Some(set) => format!(" rank {} from {} ", set.responses.len(), set.policy),
         None => " pair ".into(),
     };
     let block = Block::bordered()
@@ -40,9 +36,10 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     };
     let prompt = set.prompt.trim().replace("\n\n", " ");
     let prompt_lines = (prompt.chars().count() as u16 / inner.width.max(1)) + 1;
-    let [prompt_area, sides, status] = Layout::vertical([
+    let [prompt_area, sides, legend, status] = Layout::vertical([
         Constraint::Length(prompt_lines.min(4)),
         Constraint::Min(1),
+        Constraint::Length(1),
         Constraint::Length(1),
     ])
     .areas(inner);
@@ -67,7 +64,39 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             draw_response(frame, *row, app, &name, response);
         }
     }
+    frame.render_widget(Paragraph::new(colour_legend(app)), legend);
     frame.render_widget(Paragraph::new(status_line(app, k)), status);
+}
+
+/// What the token colours mean, each sample in its own colour.
+fn colour_legend(app: &App) -> Line<'static> {
+    let (what, samples, other): (_, [(&str, f32); 3], _) = match app.colouring {
+        Colouring::Kl => (
+            "colour = log π − log π_ref: ",
+            [("> 1", 1.5), ("> 0.25", 0.5), ("< −1", -1.5)],
+            "log-prob",
+        ),
+        Colouring::Logprob => (
+            "colour = log π: ",
+            [("> −0.1 sure", 0.0), ("< −0.7", -1.0), ("< −2.3 unsure", -3.0)],
+            "KL",
+        ),
+    };
+    let mut spans = vec![Span::styled(what, theme::fg(app, Color::Gray))];
+    for (words, value) in samples {
+        // The sample is coloured as a token with that value would be.
+        let (logp, ref_logp) = match app.colouring {
+            Colouring::Kl => (value, 0.0),
+            Colouring::Logprob => (value, value),
+        };
+        spans.push(Span::styled(words, token_style(app, logp, ref_logp)));
+        spans.push(Span::raw(" "));
+    }
+    spans.push(Span::styled(
+        format!("nats · v {other} colours"),
+        theme::fg(app, Color::Gray),
+    ));
+    Line::from(spans)
 }
 
 /// Judged so far (skips not counted), sets waiting to be judged, and the
@@ -133,9 +162,12 @@ fn status_line(app: &App, k: usize) -> Line<'static> {
 }
 
 fn draw_response(frame: &mut Frame, area: Rect, app: &App, name: &str, response: &Response) {
-    let reward = response.reward.map_or("RM –".into(), |r| format!("RM {r:.2}"));
+    // The reward model's score is unbounded (only differences mean
+    // something), the judge's runs from 0 to 1: written so they do not
+    // read alike.
+    let reward = response.reward.map_or("RM –".into(), |r| format!("RM {r:+.2}"));
     // A run without an evaluator shows no judge rather than a zero.
-    let judge = response.judge.map_or(String::new(), |j| format!(" · judge {j:.2}"));
+    let judge = response.judge.map_or(String::new(), |j| format!(" · judge {j:.2}/1"));
     // The scores on a line of their own, which wraps in a narrow box
     // where a title would be cut.
     let block = Block::bordered().title(format!(" {name} "));

@@ -10,8 +10,8 @@ use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 
 use super::theme;
 use crate::trainer::protocol::{Stage, StageState};
-use crate::ui::app::{App, Editing, Editor};
-use crate::ui::keys::HELP;
+use crate::ui::app::{App, Editing, Editor, help_lines};
+use crate::ui::keys::{HELP, READING};
 
 /// A box `width`×`height` in the middle of `area`, cleared.
 fn popup(frame: &mut Frame, area: Rect, width: u16, height: u16, title: &str, app: &App) -> Rect {
@@ -91,20 +91,28 @@ pub fn confirm_rerun(frame: &mut Frame, area: Rect, app: &App, stage: Stage) {
     frame.render_widget(Paragraph::new(lines), inner);
 }
 
-pub fn help(frame: &mut Frame, area: Rect, app: &App) {
-    let inner = popup(frame, area, 72, HELP.len() as u16 + 4, " keys (Esc closes) ", app);
-    let mut lines: Vec<Line> = HELP
-        .iter()
-        .map(|(keys, what)| {
-            Line::from(vec![
-                Span::styled(format!("{keys:>12}  "), theme::bold(app, Color::Cyan)),
-                Span::raw(*what),
-            ])
-        })
-        .collect();
+/// The help window from line `first` (as far down as the end allows).
+pub fn help(frame: &mut Frame, area: Rect, app: &App, first: u16) {
+    let height = help_lines() + 2;
+    let title = match height > area.height {
+        true => " keys (Esc closes · ↓↑ scroll) ",
+        false => " keys (Esc closes) ",
+    };
+    let inner = popup(frame, area, 100, height, title, app);
+    let row = |(keys, what): &(&str, &'static str)| {
+        Line::from(vec![
+            Span::styled(format!("{keys:>12}  "), theme::bold(app, Color::Cyan)),
+            Span::raw(*what),
+        ])
+    };
+    let mut lines: Vec<Line> = HELP.iter().map(row).collect();
+    lines.push(Line::default());
+    lines.push(Line::styled("  reading the screen", theme::bold(app, Color::White)));
+    lines.extend(READING.iter().map(row));
     lines.push(Line::default());
     lines.push(Line::from("  NO_COLOR=1 turns colours off"));
-    frame.render_widget(Paragraph::new(lines), inner);
+    let last_first = (lines.len() as u16).saturating_sub(inner.height);
+    frame.render_widget(Paragraph::new(lines).scroll((first.min(last_first), 0)), inner);
 }
 
 pub fn alerts(frame: &mut Frame, area: Rect, app: &App) {

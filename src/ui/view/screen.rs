@@ -14,7 +14,7 @@ const SIDE_BY_SIDE_WIDTH: u16 = 120;
 pub fn draw(frame: &mut Frame, app: &App) {
     let area = frame.area();
     let [top, body, bottom] =
-        Layout::vertical([Constraint::Length(3), Constraint::Min(4), Constraint::Length(2)]).areas(area);
+        Layout::vertical([Constraint::Length(4), Constraint::Min(4), Constraint::Length(2)]).areas(area);
     let [left, right] = if area.width >= SIDE_BY_SIDE_WIDTH {
         Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(body)
     } else {
@@ -26,7 +26,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
     status::draw(frame, bottom, app);
     match &app.overlay {
         Overlay::None => {}
-        Overlay::Help => overlays::help(frame, area, app),
+        Overlay::Help(first) => overlays::help(frame, area, app, *first),
         Overlay::Editor(editor) => overlays::editor(frame, area, app, editor),
         Overlay::ConfirmQuit => overlays::confirm_quit(frame, area, app),
         Overlay::ConfirmRerun(stage) => overlays::confirm_rerun(frame, area, app, *stage),

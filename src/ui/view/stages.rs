@@ -1,6 +1,7 @@
-//! The stage selector: Base → SFT → RM → PPO, each with its state, the
-//! one under the cursor highlighted and its checkpoint in the title, with
-//! the iterative loop's round and the reward model's version.
+//! The stage selector: Base → SFT → RM → PPO, each with its state and,
+//! once done, its held-out results beneath; the one under the cursor
+//! highlighted and its checkpoint in the title, with the iterative loop's
+//! round and the reward model's version.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -9,7 +10,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph};
 
 use super::theme;
-use crate::trainer::protocol::StageState;
+use crate::run::names;
+use crate::trainer::protocol::{Stage, StageState};
 use crate::ui::app::{App, Pane, StageRow};
 
 pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
@@ -39,8 +41,45 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             Span::styled(format!("{} {}", name(row), state_words(row)), style),
             Span::raw(arrow),
         ]);
-        frame.render_widget(Paragraph::new(line), *cell);
+        let results = Line::styled(results(app, row, cell.width), theme::fg(app, Color::Gray));
+        frame.render_widget(Paragraph::new(vec![line, results]), *cell);
     }
+}
+
+/// A finished stage's held-out figures, as its evaluation last logged
+/// them, in as many words as fit `width` (a column stays between cells).
+fn results(app: &App, row: &StageRow, width: u16) -> String {
+    let (Some(stage), StageState::Done { .. }) = (row.stage, &row.state) else {
+        return String::new();
+    };
+    let figure = |stage, key, words: &str| app.last(stage, key).map(|v| format!("{words} {v:.3}"));
+    let figures: Vec<String> = match stage {
+        Stage::Sft => vec![
+            figure(Stage::Sft, names::EVAL_JUDGE_SCORE, "judge"),
+            figure(Stage::Sft, names::EVAL_LOSS, "loss"),
+        ],
+        Stage::Rm => vec![
+            figure(Stage::Rm, names::EVAL_ACCURACY, "accuracy"),
+            figure(Stage::Rm, names::EVAL_ECE, "ECE"),
+        ],
+        Stage::Ppo => vec![
+            figure(Stage::Ppo, names::EVAL_JUDGE_SCORE, "judge"),
+            figure(Stage::Sft, names::EVAL_JUDGE_SCORE, "SFT's"),
+        ],
+    }
+    .into_iter()
+    .flatten()
+    .collect();
+    let fits = |text: &String| text.chars().count() < width as usize;
+    let all = figures.join(" · ");
+    [
+        format!("held-out {all}"),
+        all,
+        figures.first().cloned().unwrap_or_default(),
+    ]
+    .into_iter()
+    .find(fits)
+    .unwrap_or_default()
 }
 
 fn name(row: &StageRow) -> String {
@@ -49,7 +88,7 @@ fn name(row: &StageRow) -> String {
 
 fn state_words(row: &StageRow) -> String {
     match &row.state {
-        StageState::NotStarted => "·".into(),
+        StageState::NotStarted => "not started".into(),
         StageState::Starting => "starting".into(),
         StageState::Running => format!("▶ {}/{}", row.step, row.total),
         StageState::Paused => format!("⏸ {}/{}", row.step, row.total),
