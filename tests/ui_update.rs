@@ -222,7 +222,7 @@ fn rank_mode_orders_k_responses_with_the_digits_under_the_chosen_criterion() {
 }
 
 #[test]
-fn a_new_round_asks_for_fresh_sets_and_is_refused_while_a_stage_runs() {
+fn a_new_round_asks_for_fresh_sets_moves_to_the_rm_and_is_refused_while_a_stage_runs() {
     let mut app = demo_app(false);
     assert_eq!(press(&mut app, &[KeyCode::Char('N')]), [], "PPO is paused, not stopped");
     on_event(&mut app, ppo_stopped_at_40(), 200.0);
@@ -241,6 +241,11 @@ fn a_new_round_asks_for_fresh_sets_and_is_refused_while_a_stage_runs() {
     assert_eq!(effects, [Effect::Send(Command::RequestSamples { k: 2 })]);
     assert!(app.shown().is_none(), "sets from the last round's policy make way");
     assert_eq!((app.round, app.rm_version), (2, 1));
+    assert_eq!(
+        app.stages[app.selected].stage,
+        Some(Stage::Rm),
+        "Enter trains the next RM"
+    );
 }
 
 #[test]

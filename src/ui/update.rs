@@ -515,6 +515,12 @@ pub fn on_event(app: &mut App, event: Event, at: f64) -> Vec<Effect> {
                     false,
                 ));
                 app.queue.clear();
+                // The round's next stage is the reward model's.
+                app.selected = app
+                    .stages
+                    .iter()
+                    .position(|r| r.stage == Some(Stage::Rm))
+                    .unwrap_or(app.selected);
                 return fresh_set(app);
             }
         }

@@ -17,10 +17,13 @@ use crate::ui::app::{App, Colouring, Pane};
 use crate::ui::words::{ranking_words, verdict_words};
 
 pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
+    // The criterion up here: on the bottom edge it crowded the counts and
+    // the agreement of a narrow pane.
+    let criterion = app.criterion.name();
     let title = match app.shown() {
-        Some(set) if set.responses.len() == 2 => format!(" pair from {} ", set.policy),
-        Some(set) => format!(" rank {} from {} ", set.responses.len(), set.policy),
-        None => " pair ".into(),
+        Some(set) if set.responses.len() == 2 => format!(" pair from {} · {criterion} ", set.policy),
+        Some(set) => format!(" rank {} from {} · {criterion} ", set.responses.len(), set.policy),
+        None => format!(" pair · {criterion} "),
     };
     let block = Block::bordered()
         .title(title)
@@ -99,15 +102,9 @@ fn colour_legend(app: &App) -> Line<'static> {
     Line::from(spans)
 }
 
-/// Judged so far (skips not counted), sets waiting to be judged, and the
-/// criterion being labelled.
+/// Judged so far (skips not counted) and sets waiting to be judged.
 fn counts(app: &App) -> String {
-    format!(
-        " judged {} · {} to judge · {} ",
-        app.labels_saved,
-        app.queue.len(),
-        app.criterion.name()
-    )
+    format!(" judged {} · {} to judge ", app.labels_saved, app.queue.len())
 }
 
 /// Agreement on the criterion: Cohen's κ between the person and the judge
@@ -165,7 +162,7 @@ fn draw_response(frame: &mut Frame, area: Rect, app: &App, name: &str, response:
     // The reward model's score is unbounded (only differences mean
     // something), the judge's runs from 0 to 1: written so they do not
     // read alike.
-    let reward = response.reward.map_or("RM –".into(), |r| format!("RM {r:+.2}"));
+    let reward = response.reward.map_or("no RM yet".into(), |r| format!("RM {r:+.2}"));
     // A run without an evaluator shows no judge rather than a zero.
     let judge = response.judge.map_or(String::new(), |j| format!(" · judge {j:.2}/1"));
     // The scores on a line of their own, which wraps in a narrow box
