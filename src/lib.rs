@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod cli;
+pub mod data;
 pub mod device;
 pub mod fsutil;
 pub mod kernels;

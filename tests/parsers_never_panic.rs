@@ -4,6 +4,7 @@
 //! its format uses, so the cases reach past the first token.
 
 use proptest::prelude::*;
+use rlhf_tui::data::chat::ChatFormat;
 use rlhf_tui::model::hf::safetensors_io;
 use rlhf_tui::model::{Gpt2Config, Tokenizer};
 use rlhf_tui::prefs::{formats, store};
@@ -41,8 +42,8 @@ proptest! {
 
     #[test]
     fn preference_files(raw in bytes(), shaped in shaped(JSONISH)) {
-        let _ = formats::read_pairs(raw.as_slice());
-        let file = formats::read_pairs(shaped.as_bytes()).unwrap();
+        let _ = formats::read_pairs(raw.as_slice(), &ChatFormat::dialogue("<|endoftext|>"));
+        let file = formats::read_pairs(shaped.as_bytes(), &ChatFormat::dialogue("<|endoftext|>")).unwrap();
         prop_assert!(file.errors.iter().all(|e| e.line >= 1));
     }
 

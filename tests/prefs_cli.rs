@@ -43,8 +43,8 @@ fn hh_rlhf_imports_whole_and_round_trips_through_both_formats() {
         tmp.path(),
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let original = read_file(&hh).unwrap();
-    let exported = read_file(&as_hh).unwrap();
+    let original = read_file(&hh, &hh_format()).unwrap();
+    let exported = read_file(&as_hh, &hh_format()).unwrap();
     assert_eq!(exported.errors, []);
     assert_eq!(
         exported.pairs, original.pairs,
@@ -56,7 +56,7 @@ fn hh_rlhf_imports_whole_and_round_trips_through_both_formats() {
     let again = tmp.path().join("trl-again.jsonl");
     let out = prefs(&["export", "--run", "hh", "-o", as_trl.to_str().unwrap()], tmp.path());
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(read_file(&as_trl).unwrap().pairs, original.pairs);
+    assert_eq!(read_file(&as_trl, &hh_format()).unwrap().pairs, original.pairs);
     assert!(
         prefs(&["import", as_trl.to_str().unwrap(), "--run", "trl"], tmp.path())
             .status
@@ -155,4 +155,9 @@ fn stats_give_kappa_and_alpha_per_criterion() {
         stdout.contains("Cohen's κ ann vs judge: 0.400 over 3 units"),
         "{stdout}"
     );
+}
+
+/// The HH dialogue, as `prefs import` lays out conversational lines.
+fn hh_format() -> rlhf_tui::data::chat::ChatFormat {
+    rlhf_tui::data::chat::ChatFormat::dialogue("<|endoftext|>")
 }

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::PathBuf;
 
+use crate::data::chat::ChatFormat;
 use crate::prefs::formats::{Format, read_file, to_line};
 use crate::prefs::rank::{ranking_pairs, training_pairs};
 use crate::prefs::record::{Choice, Judgment, Source, Verdict};
@@ -86,7 +87,10 @@ fn load(run: &RunDir) -> anyhow::Result<Contents> {
 }
 
 fn import(path: &std::path::Path, run: &RunDir) -> anyhow::Result<()> {
-    let file = read_file(path)?;
+    // Judgments are stored as the text the models read; conversational
+    // lines are laid out in the built-in world's dialogue.
+    let format = ChatFormat::dialogue(crate::world::tokenizer_training::EOS);
+    let file = read_file(path, &format)?;
     for e in &file.errors {
         eprintln!("warning: {}:{}: skipped: {}", path.display(), e.line, e.message);
     }

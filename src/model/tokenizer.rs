@@ -1,7 +1,10 @@
 //! The tokenizer, read from a Hugging Face `tokenizer.json` through the
 //! `tokenizers` crate; the file's text is kept so export writes it back
-//! byte for byte.
+//! byte for byte, and so are the files beside it that say how the model
+//! reads a conversation (the chat template, the special tokens, the
+//! generation defaults), which travel with it into every checkpoint.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::hf::ImportError;
@@ -10,7 +13,17 @@ use super::hf::ImportError;
 pub struct Tokenizer {
     inner: tokenizers::Tokenizer,
     json: String,
+    /// `COMPANIONS` found beside `tokenizer.json`, by name, verbatim.
+    companions: BTreeMap<String, String>,
 }
+
+/// The files beside `tokenizer.json` that a model directory carries along.
+pub const COMPANIONS: [&str; 4] = [
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "chat_template.jinja",
+    "generation_config.json",
+];
 
 impl std::fmt::Debug for Tokenizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -35,7 +48,33 @@ impl Tokenizer {
         Ok(Self {
             inner,
             json: json.to_string(),
+            companions: BTreeMap::new(),
         })
+    }
+
+    /// Reads the `COMPANIONS` that `dir` has.
+    pub fn read_companions(&mut self, dir: &Path) -> Result<(), ImportError> {
+        for name in COMPANIONS {
+            let path = dir.join(name);
+            match std::fs::read_to_string(&path) {
+                Ok(text) => {
+                    self.companions.insert(name.to_string(), text);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(ImportError::io(&path, e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// A companion file's text, if the model directory had it.
+    pub fn companion(&self, name: &str) -> Option<&str> {
+        self.companions.get(name).map(String::as_str)
+    }
+
+    /// The companion files, to write beside `tokenizer.json`.
+    pub fn companions(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.companions.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
     /// The `tokenizer.json` text this tokenizer was read from.
@@ -80,5 +119,10 @@ impl Tokenizer {
 
     pub fn token_id(&self, token: &str) -> Option<u32> {
         self.inner.token_to_id(token)
+    }
+
+    /// The token an id stands for, as the vocabulary spells it.
+    pub fn id_token(&self, id: u32) -> Option<String> {
+        self.inner.id_to_token(id)
     }
 }

@@ -21,6 +21,8 @@ use super::reward_math::{Calibration, bradley_terry_loss, calibration, pairwise_
 use super::schedule::warmup_cosine;
 use super::shards;
 use super::state::{ModelState, OPTIMIZER};
+use crate::data::chat::ChatFormat;
+use crate::data::turns::{ConfigIds, turns};
 use crate::model::batch::PaddedBatch;
 use crate::model::{ScalarModel, Tokenizer, hf};
 use crate::prefs::formats::{PreferencePair, read_file};
@@ -164,9 +166,10 @@ fn file_pairs(
     path: &std::path::Path,
     config: &RmConfig,
     tokenizer: &Tokenizer,
+    format: &ChatFormat,
     context: usize,
 ) -> anyhow::Result<FilePairs> {
-    let file = read_file(path)?;
+    let file = read_file(path, format)?;
     let warnings = file
         .errors
         .iter()
@@ -297,7 +300,15 @@ impl RmTrainer {
             .unwrap_or(0);
         let context = model.transformer.context();
         let (mut train, eval, warnings) = match &config.data {
-            Some(path) => file_pairs(path, config, &tokenizer, context)?,
+            Some(path) => {
+                // Conversational lines are laid out as the model reads them.
+                let ids = ConfigIds {
+                    eos: model.transformer.eos_token_id(),
+                    pad: model.transformer.pad_token_id(),
+                };
+                let turns = turns(init, &tokenizer, ids).map_err(anyhow::Error::msg)?;
+                file_pairs(path, config, &tokenizer, &turns.format, context)?
+            }
             None => {
                 let pairs = |split, n, seed| source_pairs(sources, split, n, seed, &tokenizer, context);
                 (

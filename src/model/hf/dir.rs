@@ -39,7 +39,8 @@ fn open(dir: &Path) -> Result<(Gpt2Config, Tokenizer, FileWeights), ImportError>
             "is false; GPT-2's LM head is the token embedding",
         ));
     }
-    let tokenizer = Tokenizer::from_file(&dir.join(TOKENIZER))?;
+    let mut tokenizer = Tokenizer::from_file(&dir.join(TOKENIZER))?;
+    tokenizer.read_companions(dir)?;
     if tokenizer.vocab_size() != config.vocab_size {
         return Err(ImportError::refused(
             &config_path,
@@ -131,6 +132,9 @@ fn write_dir(
             .as_bytes(),
     )?;
     write_atomic(&dir.join(TOKENIZER), tokenizer.json().as_bytes())?;
+    for (name, text) in tokenizer.companions() {
+        write_atomic(&dir.join(name), text.as_bytes())?;
+    }
     Ok(())
 }
 
@@ -164,4 +168,27 @@ pub fn save_scalar_model(dir: &Path, model: &ScalarModel, tokenizer: &Tokenizer)
         tokenizer,
         tensors,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The files that say how the model takes turns are written into every
+    /// directory saved from it, as they were, so a checkpoint reads
+    /// conversations as its base model did.
+    #[test]
+    fn the_tokenizer_s_companion_files_travel_with_the_model() {
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-gpt2");
+        let device = Device::flex();
+        let (model, tokenizer) = load_language_model(&fixture, &device).unwrap();
+        assert!(tokenizer.companion("tokenizer_config.json").is_some());
+        let out = tempfile::tempdir().unwrap();
+        save_language_model(out.path(), &model, &tokenizer).unwrap();
+        for name in ["tokenizer_config.json", "generation_config.json"] {
+            let read = |dir: &Path| std::fs::read_to_string(dir.join(name)).unwrap();
+            assert_eq!(read(out.path()), read(&fixture), "{name}");
+        }
+        assert!(!out.path().join("chat_template.jinja").exists());
+    }
 }
