@@ -8,10 +8,12 @@ use std::process::Command;
 fn train_rm(runs: &std::path::Path, run: &str, data: &std::path::Path, steps: &str) -> std::process::Output {
     let root = env!("CARGO_MANIFEST_DIR");
     let config = runs.join(format!("{run}.ron"));
-    // The base model stands in for an SFT checkpoint.
+    // The base model stands in for an SFT checkpoint (a config's paths
+    // are relative to it, so this one is absolute).
+    let base = std::path::Path::new(root).join("assets/base");
     std::fs::write(
         &config,
-        "(rm: (init: Some(\"assets/base\"), batch_size: 8, warmup_steps: 1))",
+        format!("(rm: (init: Some({base:?}), batch_size: 8, warmup_steps: 1))"),
     )
     .unwrap();
     Command::new(env!("CARGO_BIN_EXE_rlhf-tui"))

@@ -17,9 +17,11 @@ use serde_json::{Value, json};
 use crate::device::Selected;
 use crate::model::weights::SeededInit;
 use crate::model::{ScalarModel, hf};
+use crate::rlhf::data::Prompt;
 use crate::run::names;
 use crate::run::{RunConfig, RunDir};
 use crate::trainer::protocol::{Command, Event, Response, SampleSet, Stage, StageState};
+use crate::trainer::stage::RunData;
 use crate::trainer::worker::{WorkerSetup, spawn};
 use crate::ui::app::App;
 use crate::ui::driver::{Input, event_loop};
@@ -101,6 +103,7 @@ pub fn draw(repeats: usize) -> Value {
     app.queue.push_back(SampleSet {
         id: 1,
         prompt: "\n\nHuman: What is a cat?\n\nAssistant:".into(),
+        asked: Prompt::question("What is a cat?"),
         policy: "ppo-1".into(),
         responses: vec![sample_response(48), sample_response(48)],
         judge: Vec::new(),
@@ -199,6 +202,7 @@ pub fn latency(selected: &Selected, presses: usize) -> anyhow::Result<Value> {
     config.ppo.reward_init = Some(dir.join("rm"));
     config.ppo.iterations = 1_000_000;
     let handle = spawn(WorkerSetup {
+        data: RunData::of(&config)?,
         config,
         run: RunDir::create(&dir, "bench")?,
         device: selected.device.clone(),

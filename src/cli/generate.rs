@@ -7,8 +7,7 @@ use anyhow::Context;
 use crate::device::{self, DeviceChoice};
 use crate::model::sampling::SamplingParams;
 use crate::model::{GenerateConfig, generate, hf};
-use crate::world::eval::decode_response;
-use crate::world::generator::prompt_text;
+use crate::rlhf::data::Prompt;
 
 #[derive(Debug, clap::Args)]
 pub struct GenerateArgs {
@@ -34,9 +33,9 @@ pub struct GenerateArgs {
     /// How many continuations to sample (one batch).
     #[arg(long, default_value_t = 1)]
     pub num: usize,
-    /// Treat the prompt as a question in a dialogue: send it as
-    /// `\n\nHuman: PROMPT\n\nAssistant:` and print only the answer, up to
-    /// the end of the turn.
+    /// Treat the prompt as a user's turn: lay it out as the model reads a
+    /// conversation (its chat template, else `\n\nHuman: PROMPT\n\nAssistant:`)
+    /// and print the answer, up to the end of the turn.
     #[arg(long)]
     pub chat: bool,
 }
@@ -56,8 +55,10 @@ pub fn run(args: GenerateArgs, choice: DeviceChoice) -> anyhow::Result<()> {
     let selected = device::select(choice)?;
     let (model, tokenizer) = hf::load_language_model(&args.model, &selected.device)
         .with_context(|| format!("cannot open model {}", args.model.display()))?;
+    let chat = tokenizer.chat();
     let text = if args.chat {
-        prompt_text(&args.prompt)
+        chat.prompt_text(&Prompt::question(&args.prompt))
+            .map_err(|e| anyhow::anyhow!("--chat: {e}"))?
     } else {
         args.prompt.clone()
     };
@@ -74,7 +75,7 @@ pub fn run(args: GenerateArgs, choice: DeviceChoice) -> anyhow::Result<()> {
         prompt.len(),
         model.context()
     );
-    let eos = model.eos_token_id().or_else(|| tokenizer.token_id("<|endoftext|>"));
+    let eos = tokenizer.eos_id();
     let config = GenerateConfig {
         max_new_tokens: args.max_new_tokens,
         sampling: SamplingParams {
@@ -83,7 +84,7 @@ pub fn run(args: GenerateArgs, choice: DeviceChoice) -> anyhow::Result<()> {
             top_p: args.top_p,
         },
         eos_token_id: eos,
-        pad_token_id: model.pad_token_id().or(eos).unwrap_or(0),
+        pad_token_id: tokenizer.pad_id().unwrap_or(0),
         seed: args.seed,
     };
     let out = generate(&model, &vec![prompt; args.num], &config);
@@ -91,16 +92,13 @@ pub fn run(args: GenerateArgs, choice: DeviceChoice) -> anyhow::Result<()> {
         if args.num > 1 {
             println!("--- sample {} ---", i + 1);
         }
+        // EOS ends a row's tokens; it is not text.
+        let end = tokens.iter().position(|&t| Some(t) == eos).unwrap_or(tokens.len());
+        let continuation = tokenizer.decode(&tokens[..end]);
         if args.chat {
-            println!(
-                "Human: {}\nAssistant: {}",
-                args.prompt,
-                decode_response(&tokenizer, tokens, eos)
-            );
+            println!("Human: {}\nAssistant: {}", args.prompt, chat.answer(&continuation));
         } else {
-            // EOS ends a row's tokens; it is not text.
-            let end = tokens.iter().position(|&t| Some(t) == eos).unwrap_or(tokens.len());
-            println!("{}{}", args.prompt, tokenizer.decode(&tokens[..end]));
+            println!("{}{continuation}", args.prompt);
         }
     }
     Ok(())

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use crate::device::{self, DeviceChoice};
 use crate::run::{RunConfig, RunDir};
+use crate::trainer::stage::RunData;
 use crate::trainer::worker::{PANIC_AT_STEP_VAR, WorkerSetup};
 
 #[derive(Debug, Default, clap::Args)]
@@ -44,6 +45,8 @@ pub fn run(args: WorkbenchArgs, choice: DeviceChoice) -> anyhow::Result<()> {
         config.sft.init = model;
     }
     config.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+    // A data file that cannot be used is refused before a run is made.
+    let data = RunData::of(&config)?;
     let selected = device::select(choice)?;
     let run = RunDir::create(&args.runs_dir, &name)?;
     run.save_config(&config.to_ron())?;
@@ -51,6 +54,7 @@ pub fn run(args: WorkbenchArgs, choice: DeviceChoice) -> anyhow::Result<()> {
     // https://no-color.org: any non-empty value turns colour off.
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let setup = WorkerSetup {
+        data,
         config,
         run,
         device: selected.device,

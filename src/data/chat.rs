@@ -84,7 +84,7 @@ const HUMAN: &str = "\n\nHuman:";
 const ASSISTANT: &str = "\n\nAssistant:";
 
 /// How a model reads a conversation.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum ChatFormat {
     /// `\n\nHuman: …\n\nAssistant: …`; a system turn comes first as plain text.
     Dialogue {
@@ -153,6 +153,7 @@ fn dialogue(turns: &[Message]) -> String {
 }
 
 /// A compiled chat template with the special tokens it is rendered with.
+#[derive(Clone)]
 pub struct ChatTemplate {
     env: Environment<'static>,
     pub bos: String,

@@ -4,4 +4,5 @@
 
 pub mod chat;
 pub mod files;
+pub mod sources;
 pub mod turns;

@@ -12,7 +12,7 @@ use super::chat::{ChatFormat, ChatTemplate};
 use crate::model::Tokenizer;
 
 /// A model's chat format and the ids that end a response and pad a batch.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Turns {
     pub format: ChatFormat,
     pub eos_id: u32,

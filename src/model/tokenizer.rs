@@ -6,6 +6,10 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::{Arc, LazyLock};
+
+use crate::data::chat::ChatFormat;
+use crate::data::turns::Turns;
 
 use super::hf::ImportError;
 
@@ -15,6 +19,8 @@ pub struct Tokenizer {
     json: String,
     /// `COMPANIONS` found beside `tokenizer.json`, by name, verbatim.
     companions: BTreeMap<String, String>,
+    /// How the model takes turns, once its directory has said.
+    turns: Option<Arc<Turns>>,
 }
 
 /// The files beside `tokenizer.json` that a model directory carries along.
@@ -49,7 +55,34 @@ impl Tokenizer {
             inner,
             json: json.to_string(),
             companions: BTreeMap::new(),
+            turns: None,
         })
+    }
+
+    /// Records how the model reads conversations (see `data::turns`).
+    pub fn set_turns(&mut self, turns: Turns) {
+        self.turns = Some(Arc::new(turns));
+    }
+
+    /// The model's chat format: its template, or the HH dialogue (with
+    /// GPT-2's `<|endoftext|>` for a tokenizer read on its own).
+    pub fn chat(&self) -> &ChatFormat {
+        static DIALOGUE: LazyLock<ChatFormat> = LazyLock::new(|| ChatFormat::dialogue("<|endoftext|>"));
+        self.turns.as_ref().map_or(&DIALOGUE, |t| &t.format)
+    }
+
+    /// The id that ends a response.
+    pub fn eos_id(&self) -> Option<u32> {
+        match &self.turns {
+            Some(turns) => Some(turns.eos_id),
+            None => self.token_id(self.chat().eos()),
+        }
+    }
+
+    /// The id a batch is padded with (the end-of-turn id where the model
+    /// names none).
+    pub fn pad_id(&self) -> Option<u32> {
+        self.turns.as_ref().map(|t| t.pad_id).or_else(|| self.eos_id())
     }
 
     /// Reads the `COMPANIONS` that `dir` has.

@@ -1,6 +1,8 @@
 //! The `prefs` section of a run config: how the labeling queue draws
 //! responses and how much of it the judge labels.
 
+use std::path::PathBuf;
+
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -15,6 +17,9 @@ pub struct PrefsConfig {
     /// The responses of one set are sampled at temperatures spread evenly
     /// over the live temperature × (1 ± this), so they differ from one another.
     pub temperature_spread: f32,
+    /// Prompts to label responses to (the formats `ppo.prompts` takes).
+    /// `None`: PPO's training prompts.
+    pub prompts: Option<PathBuf>,
 }
 
 impl Default for PrefsConfig {
@@ -23,6 +28,7 @@ impl Default for PrefsConfig {
             rank_k: 4,
             judge_fraction: 0.5,
             temperature_spread: 0.3,
+            prompts: None,
         }
     }
 }

@@ -3,6 +3,7 @@
 pub mod adamw;
 pub mod data;
 pub mod epochs;
+pub mod held_out;
 pub mod lm;
 pub mod monitors;
 pub mod optim;

@@ -14,19 +14,17 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::data::{Sources, Split};
+use super::data::{LabelledPair, Sources, Split};
 use super::epochs::Epochs;
 use super::optim::GuardedAdamW;
 use super::reward_math::{Calibration, bradley_terry_loss, calibration, pairwise_accuracy};
 use super::schedule::warmup_cosine;
 use super::shards;
 use super::state::{ModelState, OPTIMIZER};
-use crate::data::chat::ChatFormat;
-use crate::data::turns::{ConfigIds, turns};
 use crate::model::batch::PaddedBatch;
 use crate::model::{ScalarModel, Tokenizer, hf};
 use crate::prefs::formats::{PreferencePair, read_file};
-use crate::run::config::{at_least_one, positive};
+use crate::run::config::{at_least_one, fraction, positive};
 use crate::run::names;
 
 /// The `rm` section of a run config.
@@ -102,9 +100,7 @@ impl RmConfig {
         ])?;
         positive(&[("lr", self.lr), ("max_grad_norm", self.max_grad_norm as f64)], false)?;
         positive(&[("center_rewards_coefficient", self.center_rewards_coefficient)], true)?;
-        if !(self.eval_fraction > 0.0 && self.eval_fraction < 1.0) {
-            return Err(format!("eval_fraction: {} is not between 0 and 1", self.eval_fraction));
-        }
+        fraction("eval_fraction", self.eval_fraction)?;
         if self.data.is_some() && self.margin_from_judge {
             return Err("margin_from_judge: a preference file has no judge scores; set it to false with `data`".into());
         }
@@ -126,34 +122,43 @@ pub struct TokenPair {
     pub gap: f32,
 }
 
-/// Tokenizes `prompt + response` for each side; a sequence longer than the
-/// model's context keeps its end, where the two sides differ.
-fn tokenize(tokenizer: &Tokenizer, pair: &PreferencePair, gap: f32, context: usize) -> TokenPair {
-    let encode = |response: &str| {
-        let ids = tokenizer.encode(&format!("{}{response}", pair.prompt));
-        ids[ids.len().saturating_sub(context)..].to_vec()
+/// Tokenizes each side as the model reads it (the prompt laid out by its
+/// chat format, then the response); a sequence longer than the model's
+/// context keeps its end, where the two sides differ.
+fn tokenize(tokenizer: &Tokenizer, pair: &LabelledPair, context: usize) -> Result<TokenPair, String> {
+    let chat = tokenizer.chat();
+    let prompt = chat.prompt_text(&pair.prompt)?;
+    let encode = |response: &str| -> Result<Vec<u32>, String> {
+        let text = format!("{prompt}{}", chat.response_text(&pair.prompt, response)?);
+        let ids = tokenizer.try_encode(&text)?;
+        Ok(ids[ids.len().saturating_sub(context)..].to_vec())
     };
-    TokenPair {
-        chosen: encode(&pair.chosen),
-        rejected: encode(&pair.rejected),
-        gap,
-    }
+    Ok(TokenPair {
+        chosen: encode(&pair.chosen)?,
+        rejected: encode(&pair.rejected)?,
+        gap: pair.gap,
+    })
 }
 
-/// The sources' labelled pairs on `split`'s prompts as token pairs.
-fn source_pairs(
-    sources: &dyn Sources,
-    split: Split,
-    n: usize,
-    seed: u64,
+/// Every pair as tokens; a pair that cannot be laid out or tokenized is
+/// left out with a warning naming it (`what` and its number).
+fn tokenize_all(
     tokenizer: &Tokenizer,
+    pairs: &[LabelledPair],
     context: usize,
-) -> Vec<TokenPair> {
-    sources
-        .preference_pairs(split, n, seed)
+    what: &str,
+) -> (Vec<TokenPair>, Vec<String>) {
+    let mut warnings = Vec::new();
+    let tokens = pairs
         .iter()
-        .map(|p| tokenize(tokenizer, &p.pair, p.gap, context))
-        .collect()
+        .enumerate()
+        .filter_map(|(i, pair)| {
+            tokenize(tokenizer, pair, context)
+                .map_err(|why| warnings.push(format!("{what} {}: skipped: {why}", i + 1)))
+                .ok()
+        })
+        .collect();
+    (tokens, warnings)
 }
 
 /// Training pairs, held-out pairs, and a warning per line skipped.
@@ -166,20 +171,18 @@ fn file_pairs(
     path: &std::path::Path,
     config: &RmConfig,
     tokenizer: &Tokenizer,
-    format: &ChatFormat,
     context: usize,
 ) -> anyhow::Result<FilePairs> {
-    let file = read_file(path, format)?;
-    let warnings = file
+    // Conversational lines are laid out as the model reads them.
+    let file = read_file(path, tokenizer.chat())?;
+    let mut warnings: Vec<String> = file
         .errors
         .iter()
         .map(|e| format!("{}:{}: skipped: {}", path.display(), e.line, e.message))
         .collect();
-    let mut pairs: Vec<TokenPair> = file
-        .pairs
-        .iter()
-        .map(|p| tokenize(tokenizer, p, 0.0, context))
-        .collect();
+    let labelled: Vec<LabelledPair> = file.pairs.iter().map(LabelledPair::from).collect();
+    let (mut pairs, skipped) = tokenize_all(tokenizer, &labelled, context, &format!("{} pair", path.display()));
+    warnings.extend(skipped);
     let eval_count = (pairs.len() as f64 * config.eval_fraction).round() as usize;
     if eval_count == 0 || eval_count == pairs.len() {
         anyhow::bail!(
@@ -293,32 +296,27 @@ impl RmTrainer {
     ) -> anyhow::Result<Self> {
         config.validate().map_err(|e| anyhow::anyhow!("rm.{e}"))?;
         let (model, tokenizer) = hf::load_scalar_model(init, &device.clone().autodiff(), Some(config.seed))?;
-        let pad = model
-            .transformer
-            .pad_token_id()
-            .or(model.transformer.eos_token_id())
-            .unwrap_or(0);
+        let pad = tokenizer.pad_id().unwrap_or(0);
         let context = model.transformer.context();
-        let (mut train, eval, warnings) = match &config.data {
-            Some(path) => {
-                // Conversational lines are laid out as the model reads them.
-                let ids = ConfigIds {
-                    eos: model.transformer.eos_token_id(),
-                    pad: model.transformer.pad_token_id(),
-                };
-                let turns = turns(init, &tokenizer, ids).map_err(anyhow::Error::msg)?;
-                file_pairs(path, config, &tokenizer, &turns.format, context)?
-            }
+        let (mut train, eval, mut warnings) = match &config.data {
+            Some(path) => file_pairs(path, config, &tokenizer, context)?,
             None => {
-                let pairs = |split, n, seed| source_pairs(sources, split, n, seed, &tokenizer, context);
-                (
-                    pairs(Split::Train, config.train_pairs, config.seed),
-                    pairs(Split::HeldOut, config.eval_pairs, config.seed ^ 0xe7a1),
-                    Vec::new(),
-                )
+                let mut warnings = Vec::new();
+                let mut pairs = |split, n, seed, what| {
+                    let (pairs, skipped) =
+                        tokenize_all(&tokenizer, &sources.preference_pairs(split, n, seed), context, what);
+                    warnings.extend(skipped);
+                    pairs
+                };
+                let train = pairs(Split::Train, config.train_pairs, config.seed, "training pair");
+                let eval = pairs(Split::HeldOut, config.eval_pairs, config.seed ^ 0xe7a1, "held-out pair");
+                (train, eval, warnings)
             }
         };
-        train.extend(extra.iter().map(|p| tokenize(&tokenizer, p, 0.0, context)));
+        let extra: Vec<LabelledPair> = extra.iter().map(LabelledPair::from).collect();
+        let (judged, skipped) = tokenize_all(&tokenizer, &extra, context, "judged pair");
+        train.extend(judged);
+        warnings.extend(skipped);
         let train_pairs = train.len();
         let train = Epochs::new(train, config.seed);
         let optim = GuardedAdamW::new(config.weight_decay, config.max_grad_norm);

@@ -19,7 +19,7 @@ use super::optim::GuardedAdamW;
 use super::schedule::warmup_cosine;
 use super::state::{ModelState, OPTIMIZER};
 use crate::model::{CausalLm, Tokenizer, hf};
-use crate::run::config::{at_least_one, positive};
+use crate::run::config::{at_least_one, fraction, positive};
 use crate::run::names;
 
 /// The `sft` section of a run config.
@@ -41,6 +41,13 @@ pub struct SftConfig {
     /// The gradients are rescaled to at most this global norm over every
     /// parameter, as TRL clips them.
     pub max_grad_norm: f32,
+    /// A demonstrations file (JSON Lines, plain or `.gz`): TRL's
+    /// `{"messages"}`, `{"prompt", "completion"}` or `{"text"}`. `None`:
+    /// the built-in world's.
+    pub data: Option<PathBuf>,
+    /// With `data`: the share of its demonstrations held out for the eval
+    /// loss (a seeded draw).
+    pub eval_fraction: f64,
     /// Demonstrations generated from the built-in world (about 10k in InstructGPT's spirit).
     pub demonstrations: usize,
     /// Held-out demonstrations the eval loss is computed on.
@@ -60,6 +67,8 @@ impl Default for SftConfig {
             warmup_steps: 20,
             weight_decay: 0.0,
             max_grad_norm: 1.0,
+            data: None,
+            eval_fraction: 0.1,
             demonstrations: 10_000,
             eval_examples: 62,
             eval_every: 50,
@@ -76,7 +85,8 @@ impl SftConfig {
             ("demonstrations", self.demonstrations),
             ("eval_every", self.eval_every),
         ])?;
-        positive(&[("lr", self.lr), ("max_grad_norm", self.max_grad_norm as f64)], false)
+        positive(&[("lr", self.lr), ("max_grad_norm", self.max_grad_norm as f64)], false)?;
+        fraction("eval_fraction", self.eval_fraction)
     }
 
     pub fn lr_at(&self, step: usize) -> f64 {
@@ -84,24 +94,26 @@ impl SftConfig {
     }
 }
 
-/// One demonstration as training tokens: the prompt in dialogue form, the
-/// response and EOS; only the response and EOS count in the loss. Longer
-/// than the model's `context`, it keeps its start: the prompt and as much
-/// of the response as fits.
+/// One demonstration as training tokens: the prompt as the model reads
+/// it (its chat format), the response and the end-of-turn token; only the
+/// response and that token count in the loss. Longer than the model's
+/// `context`, it keeps its start: the prompt and as much of the response
+/// as fits. A conversation the chat template refuses, or text the
+/// tokenizer cannot encode, is the error.
 pub fn demonstration(
     tokenizer: &Tokenizer,
-    sources: &dyn Sources,
     demo: &Demonstration,
     eos: u32,
     context: usize,
-) -> (Vec<u32>, Vec<bool>) {
-    let mut tokens = tokenizer.encode(&sources.prompt_text(&demo.prompt));
+) -> Result<(Vec<u32>, Vec<bool>), String> {
+    let chat = tokenizer.chat();
+    let mut tokens = tokenizer.try_encode(&chat.prompt_text(&demo.prompt)?)?;
     let prompt_len = tokens.len();
-    tokens.extend(tokenizer.encode(&sources.response_text(&demo.response)));
+    tokens.extend(tokenizer.try_encode(&chat.response_text(&demo.prompt, &demo.response)?)?);
     tokens.push(eos);
     tokens.truncate(context);
     let counts = (0..tokens.len()).map(|i| i >= prompt_len).collect();
-    (tokens, counts)
+    Ok((tokens, counts))
 }
 
 /// The SFT stage's state between steps.
@@ -117,6 +129,8 @@ pub struct SftTrainer {
     pub step: usize,
     /// Response tokens trained on so far.
     pub tokens_seen: usize,
+    /// Demonstrations skipped, each naming which and why.
+    pub warnings: Vec<String>,
 }
 
 impl SftTrainer {
@@ -124,21 +138,39 @@ impl SftTrainer {
         config.validate().map_err(|e| anyhow::anyhow!("sft.{e}"))?;
         let train_device = device.clone().autodiff();
         let (model, tokenizer) = hf::load_language_model(&config.init, &train_device)?;
-        let eos_text = sources.eos();
         let eos = tokenizer
-            .token_id(eos_text)
-            .ok_or_else(|| anyhow::anyhow!("{}: the tokenizer has no {eos_text} token", config.init.display()))?;
+            .eos_id()
+            .ok_or_else(|| anyhow::anyhow!("{}: the model names no end-of-sequence token", config.init.display()))?;
         let context = model.context();
-        let tokenized = |demos: Vec<Demonstration>| -> Vec<_> {
-            demos
-                .iter()
-                .map(|d| demonstration(&tokenizer, sources, d, eos, context))
-                .collect()
+        let mut warnings = Vec::new();
+        let mut tokenized = |demos: Vec<Demonstration>, split: &str| -> Vec<_> {
+            let mut rows = Vec::with_capacity(demos.len());
+            for (i, demo) in demos.iter().enumerate() {
+                match demonstration(&tokenizer, demo, eos, context) {
+                    Ok(row) => rows.push(row),
+                    Err(why) => warnings.push(format!("{split} demonstration {}: skipped: {why}", i + 1)),
+                }
+            }
+            rows
         };
-        let train = tokenized(sources.demonstrations(Split::Train, config.demonstrations, config.seed));
-        let train = Epochs::new(train, config.seed);
+        let train = tokenized(
+            sources.demonstrations(Split::Train, config.demonstrations, config.seed),
+            "training",
+        );
         // Demonstrations on held-out prompts: the loss on prompts SFT never saw.
-        let eval = tokenized(sources.demonstrations(Split::HeldOut, config.eval_examples, config.seed ^ 0xe7a1));
+        let eval = tokenized(
+            sources.demonstrations(Split::HeldOut, config.eval_examples, config.seed ^ 0xe7a1),
+            "held-out",
+        );
+        if train.is_empty() || eval.is_empty() {
+            anyhow::bail!(
+                "SFT needs training and held-out demonstrations; it has {} and {}{}",
+                train.len(),
+                eval.len(),
+                warnings.first().map_or(String::new(), |w| format!(" ({w})"))
+            );
+        }
+        let train = Epochs::new(train, config.seed);
         let optim = GuardedAdamW::new(config.weight_decay, config.max_grad_norm);
         Ok(Self {
             config: config.clone(),
@@ -150,6 +182,7 @@ impl SftTrainer {
             eos,
             step: 0,
             tokens_seen: 0,
+            warnings,
         })
     }
 
@@ -212,34 +245,7 @@ impl SftTrainer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rlhf::data::LabelledPair;
-
-    /// Sources that only lay text out: a question and answer format.
-    struct Plain;
-
-    impl Sources for Plain {
-        fn prompts(&self, _: Split) -> Vec<String> {
-            Vec::new()
-        }
-        fn demonstrations(&self, _: Split, _: usize, _: u64) -> Vec<Demonstration> {
-            Vec::new()
-        }
-        fn preference_pairs(&self, _: Split, _: usize, _: u64) -> Vec<LabelledPair> {
-            Vec::new()
-        }
-        fn prompt_text(&self, prompt: &str) -> String {
-            format!("Q: {prompt}\nA:")
-        }
-        fn response_text(&self, response: &str) -> String {
-            format!(" {response}")
-        }
-        fn eos(&self) -> &str {
-            "<|endoftext|>"
-        }
-        fn answer<'a>(&self, continuation: &'a str) -> &'a str {
-            continuation.trim()
-        }
-    }
+    use crate::rlhf::data::Prompt;
 
     #[test]
     fn only_the_response_and_eos_count() {
@@ -248,21 +254,29 @@ mod tests {
             "/assets/tokenizer.json"
         )))
         .unwrap();
-        let eos = tokenizer.token_id(Plain.eos()).unwrap();
+        let eos = tokenizer.eos_id().unwrap();
         let demo = Demonstration {
-            prompt: "What is tea?".into(),
+            prompt: Prompt::question("What is tea?"),
             response: "Tea is hot.".into(),
         };
-        let (tokens, counts) = demonstration(&tokenizer, &Plain, &demo, eos, 128);
-        let prompt_len = tokenizer.encode(&Plain.prompt_text("What is tea?")).len();
+        let (tokens, counts) = demonstration(&tokenizer, &demo, eos, 128).unwrap();
+        let prompt_len = tokenizer.encode("\n\nHuman: What is tea?\n\nAssistant:").len();
         assert!(counts[..prompt_len].iter().all(|c| !c));
         assert!(counts[prompt_len..].iter().all(|&c| c));
         assert_eq!(*tokens.last().unwrap(), eos);
         assert_eq!(tokenizer.decode(&tokens[prompt_len..tokens.len() - 1]), " Tea is hot.");
         // A context shorter than the whole keeps the prompt and the response's start.
-        let (short, counts) = demonstration(&tokenizer, &Plain, &demo, eos, prompt_len + 1);
+        let (short, counts) = demonstration(&tokenizer, &demo, eos, prompt_len + 1).unwrap();
         assert_eq!(short, tokens[..prompt_len + 1]);
         assert_eq!(counts.iter().filter(|&&c| c).count(), 1);
+        // Laid-out text is used as it is: all of a `text` demonstration counts.
+        let text = Demonstration {
+            prompt: Prompt::Text(String::new()),
+            response: "Tea is hot.".into(),
+        };
+        let (tokens, counts) = demonstration(&tokenizer, &text, eos, 128).unwrap();
+        assert_eq!(tokenizer.decode(&tokens[..tokens.len() - 1]), "Tea is hot.");
+        assert!(counts.iter().all(|&c| c));
     }
 
     #[test]

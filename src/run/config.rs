@@ -2,7 +2,7 @@
 //! fields are refused, and an error names the file, the line and the
 //! column.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -42,10 +42,51 @@ impl Default for CheckpointConfig {
 
 impl RunConfig {
     /// Reads a RON config; errors name the file, line and column and what
-    /// is wrong there.
+    /// is wrong there. The paths it names are relative to its own
+    /// directory (see `resolve_paths`).
     pub fn from_file(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        Self::parse(&text).map_err(|e| anyhow::anyhow!("{}:{e}", path.display()))
+        let mut config = Self::parse(&text).map_err(|e| anyhow::anyhow!("{}:{e}", path.display()))?;
+        let dir = std::path::absolute(path.parent().unwrap_or(Path::new(".")))
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        config.resolve_paths(&dir);
+        Ok(config)
+    }
+
+    /// Makes the relative paths the config names absolute against `dir`,
+    /// its file's directory, so a run's saved copy names the same files
+    /// wherever it is read from. The default base model stays as it is:
+    /// it is found in the working directory, or the built-in copy is used.
+    pub fn resolve_paths(&mut self, dir: &Path) {
+        let default_init = SftConfig::default().init;
+        let absolute = |path: &mut PathBuf| {
+            if path.is_relative() {
+                *path = dir.join(&*path);
+            }
+        };
+        if self.sft.init != default_init {
+            absolute(&mut self.sft.init);
+        }
+        for path in [
+            &mut self.sft.data,
+            &mut self.rm.init,
+            &mut self.rm.data,
+            &mut self.ppo.policy_init,
+            &mut self.ppo.reward_init,
+            &mut self.ppo.prompts,
+            &mut self.prefs.prompts,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            absolute(path);
+        }
+    }
+
+    /// Whether the run trains on a person's own files rather than the
+    /// built-in world's demonstrations and prompts.
+    pub fn uses_own_data(&self) -> bool {
+        self.sft.data.is_some() || self.ppo.prompts.is_some() || self.prefs.prompts.is_some()
     }
 
     /// Parses RON text; the error starts with `line:column:`.
@@ -115,6 +156,14 @@ pub fn at_least_one(fields: &[(&str, usize)]) -> Result<(), String> {
     }
 }
 
+/// Refuses a share that is not strictly between 0 and 1, naming the field.
+pub fn fraction(key: &str, value: f64) -> Result<(), String> {
+    match value > 0.0 && value < 1.0 {
+        true => Ok(()),
+        false => Err(format!("{key}: {value} is not between 0 and 1")),
+    }
+}
+
 /// Refuses a value that is not a finite number above zero (or, with
 /// `allow_zero`, at least zero), naming the field.
 pub fn positive(fields: &[(&str, f64)], allow_zero: bool) -> Result<(), String> {
@@ -152,6 +201,30 @@ mod tests {
     fn the_example_config_in_runs_parses_to_the_defaults() {
         let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/runs/example.ron"));
         assert_eq!(RunConfig::from_file(path).unwrap(), RunConfig::default());
+    }
+
+    #[test]
+    fn paths_are_relative_to_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.ron");
+        let text = r#"(sft: (init: "my-model", data: Some("data/demos.jsonl")), ppo: (prompts: Some("/abs/p.txt")))"#;
+        std::fs::write(&path, text).unwrap();
+        let config = RunConfig::from_file(&path).unwrap();
+        assert_eq!(config.sft.init, dir.path().join("my-model"));
+        assert_eq!(config.sft.data, Some(dir.path().join("data/demos.jsonl")));
+        assert_eq!(config.ppo.prompts, Some(PathBuf::from("/abs/p.txt")));
+        assert!(config.uses_own_data());
+        // Saved with the run and read back from elsewhere, the same files.
+        let saved = dir.path().join("runs/x/config.ron");
+        std::fs::create_dir_all(saved.parent().unwrap()).unwrap();
+        std::fs::write(&saved, config.to_ron()).unwrap();
+        assert_eq!(RunConfig::from_file(&saved).unwrap(), config);
+        // The default base model is left to be found.
+        std::fs::write(&path, "()").unwrap();
+        assert_eq!(
+            RunConfig::from_file(&path).unwrap().sft.init,
+            PathBuf::from("assets/base")
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::audit::{AuditLog, unix_seconds};
 use super::protocol::{Command, Criterion, Event, KlMode, Param, SampleSet, Stage, StageState, Verdict};
-use super::samples::judge_verdicts;
+use super::stage::RunData;
 use crate::fsutil::AppendLog;
 use crate::prefs::rank::is_ranking_of;
 use crate::prefs::record::{Judgment, Source};
@@ -86,6 +86,8 @@ pub struct Control {
     k: usize,
     /// Who labels at this keyboard.
     annotator: String,
+    /// The labeling prompts and the evaluator that judges a share of sets.
+    data: RunData,
     /// The run's live judgments, for agreement.
     judgments: Vec<Judgment>,
 }
@@ -109,6 +111,7 @@ impl Control {
         config: RunConfig,
         annotator: String,
         judgments: Vec<Judgment>,
+        data: RunData,
     ) -> Self {
         Self {
             commands,
@@ -127,6 +130,7 @@ impl Control {
             k: 2,
             annotator,
             judgments,
+            data,
         }
     }
 
@@ -210,13 +214,20 @@ impl Control {
         let _ = self.events.send(event);
     }
 
-    /// A set about to be shown, remembered for its judgment. The judge
-    /// labels a seeded share of sets first (`prefs.judge_fraction`).
+    /// The labeling prompts and the evaluator.
+    pub fn data(&self) -> &RunData {
+        &self.data
+    }
+
+    /// A set about to be shown, remembered for its judgment. The run's
+    /// evaluator, if it has one, labels a seeded share of sets first
+    /// (`prefs.judge_fraction`).
     pub fn offer(&mut self, mut set: SampleSet) {
         let fraction = self.config.prefs.judge_fraction;
         let judged = ChaCha8Rng::seed_from_u64(set.id ^ 0x71d6e).random_bool(fraction);
-        if judged {
-            let verdicts = judge_verdicts(&set);
+        if let Some(evaluator) = self.data.evaluator.clone().filter(|_| judged) {
+            let texts: Vec<String> = set.responses.iter().map(|r| r.text()).collect();
+            let verdicts = evaluator.verdicts(&set.asked, &texts);
             for (criterion, verdict) in &verdicts {
                 let judgment = judgment(&set, verdict.clone(), *criterion, JUDGE, Source::Judge);
                 if let Err(e) = self.logs.prefs.record(judgment.clone()) {

@@ -57,7 +57,7 @@ pub fn monitor(stage: Stage, config: &RunConfig) -> Option<Monitor> {
 /// Logs a fresh start's baseline (the held-out figures before step 1, at
 /// step 0) and returns it; a resumed stage's curves already have theirs.
 pub fn log_baseline(active: &StageRun, log: &mut MetricsLog) -> anyhow::Result<Metrics> {
-    let baseline = active.baseline();
+    let baseline = active.baseline()?;
     if !baseline.is_empty() {
         log.append(active.stage.name(), 0, &baseline)?;
     }

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::prefs::record::{Choice, Criterion, Verdict};
 pub use crate::prefs::stats::Agreement;
+use crate::rlhf::data::Prompt;
 pub use crate::rlhf::monitors::{Alert, AlertKind};
 use crate::rlhf::ppo::kl_control::KlControl;
 pub use crate::rlhf::reward_math::ReliabilityBin;
@@ -195,7 +196,11 @@ impl Response {
 #[derive(Clone, Debug, PartialEq)]
 pub struct SampleSet {
     pub id: u64,
+    /// The prompt as the policy read it (its chat format's text), as the
+    /// judgments store it.
     pub prompt: String,
+    /// The prompt as it was given, for the screen and the evaluator.
+    pub asked: Prompt,
     /// The model that produced the responses, e.g. `ppo-12` or `base`.
     pub policy: String,
     pub responses: Vec<Response>,

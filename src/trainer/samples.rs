@@ -1,9 +1,9 @@
 //! Sets of responses for the comparison pane and the labeling queue: K
-//! samples (2 for a pair) from the current policy for one training prompt
+//! samples (2 for a pair) from the current policy for one labeling prompt
 //! at temperatures spread around the live one, each token with its
 //! log-prob under the policy and under the frozen reference (so the pane
 //! can colour tokens by their per-token KL), the reward model's score and
-//! the judge's; and the judge's verdicts on a set, for RLAIF.
+//! the evaluator's.
 
 use std::path::{Path, PathBuf};
 
@@ -12,16 +12,13 @@ use rand::SeedableRng;
 use rand::seq::IndexedRandom;
 use rand_chacha::ChaCha8Rng;
 
-use super::protocol::{Choice, Criterion, Response, SampleSet, Stage, Verdict};
+use super::protocol::{Response, SampleSet, Stage};
+use super::stage::RunData;
 use crate::model::sampling::SamplingParams;
 use crate::model::{CausalLm, GenerateConfig, ScalarModel, Tokenizer, generate, hf};
+use crate::rlhf::data::Prompt;
 use crate::rlhf::ppo::rollout::{QueryResponse, episode_scores, response_logprobs};
 use crate::run::{RunConfig, RunDir};
-use crate::world::corpus::train_prompts;
-use crate::world::eval::response_part;
-use crate::world::generator::prompt_text;
-use crate::world::judge::{Judgment, Preference, judge, preference};
-use crate::world::tokenizer_training::EOS;
 
 /// The models a pair is drawn and scored with.
 pub struct PairModels<'a> {
@@ -33,27 +30,30 @@ pub struct PairModels<'a> {
     pub version: String,
 }
 
-/// The prompt of set `id`: a training prompt, since what is labeled is
-/// trained on, and the held-out prompts are what the reward model's
-/// accuracy and calibration are measured on.
-fn labeling_prompt(id: u64) -> String {
-    let mut rng = ChaCha8Rng::seed_from_u64(id);
-    train_prompts()
-        .choose(&mut rng)
-        .expect("the world has prompts")
-        .text
-        .clone()
+/// The prompt of set `id`: one of the labeling prompts (training prompts
+/// unless the run names others; the held-out prompts are what the reward
+/// model's accuracy and calibration are measured on).
+fn labeling_prompt(id: u64, prompts: &[Prompt]) -> Option<Prompt> {
+    prompts.choose(&mut ChaCha8Rng::seed_from_u64(id)).cloned()
 }
 
-/// Responses of at most `max_new_tokens` to one training prompt, one at
-/// each temperature; the set's id seeds the draw.
-pub fn sample_set(models: &PairModels, id: u64, temperatures: &[f32], max_new_tokens: usize) -> SampleSet {
-    let prompt = labeling_prompt(id);
-    let text = prompt_text(&prompt);
+/// Responses of at most `max_new_tokens` to one labeling prompt, one at
+/// each temperature; the set's id seeds the draw. The prompt is laid out
+/// as the policy reads it; the run's evaluator, if any, scores each
+/// response.
+pub fn sample_set(
+    models: &PairModels,
+    data: &RunData,
+    id: u64,
+    temperatures: &[f32],
+    max_new_tokens: usize,
+) -> Result<SampleSet, String> {
+    let asked = labeling_prompt(id, &data.sources.labeling_prompts()).ok_or("the run has no prompts to label")?;
     let tokenizer = models.tokenizer;
-    let eos = tokenizer.token_id(EOS);
-    let pad = eos.unwrap_or(0);
-    let query = tokenizer.encode(&text);
+    let text = tokenizer.chat().prompt_text(&asked)?;
+    let eos = tokenizer.eos_id();
+    let pad = tokenizer.pad_id().unwrap_or(0);
+    let query = tokenizer.try_encode(&text)?;
     // One at a time: each response has its own temperature, and its
     // log-probs under the reference are taken at that temperature too.
     let mut responses = Vec::with_capacity(temperatures.len());
@@ -83,17 +83,23 @@ pub fn sample_set(models: &PairModels, id: u64, temperatures: &[f32], max_new_to
             .expect("f32");
         // EOS is not shown; its log-probs go with it.
         let shown = tokens.iter().take_while(|&&t| Some(t) != eos).count();
-        let mut response = Response {
+        responses.push(Response {
             tokens: tokenizer.token_texts(&tokens[..shown]),
             logprobs: generated.logprobs[0][..shown].to_vec(),
             ref_logprobs: ref_logp[..shown].to_vec(),
             reward: None,
             judge: None,
             temperature,
-        };
-        response.judge = Some(judge_response(&prompt, &response).score);
-        responses.push(response);
+        });
         all_tokens.push(tokens.clone());
+    }
+    // The evaluator reads each response as it is shown and stored.
+    if let Some(evaluator) = &data.evaluator {
+        let texts: Vec<String> = responses.iter().map(|r| r.text()).collect();
+        let scores = evaluator.scores(&vec![asked.clone(); texts.len()], &texts);
+        for (response, score) in responses.iter_mut().zip(scores) {
+            response.judge = Some(score);
+        }
     }
     if let Some(rm) = models.reward {
         let queries = vec![query; all_tokens.len()];
@@ -104,47 +110,14 @@ pub fn sample_set(models: &PairModels, id: u64, temperatures: &[f32], max_new_to
             response.reward = Some(score);
         }
     }
-    SampleSet {
+    Ok(SampleSet {
         id,
         prompt: text,
+        asked,
         policy: models.version.clone(),
         responses,
         judge: Vec::new(),
-    }
-}
-
-/// The judge's view of a response as shown and stored (its tokens'
-/// text), so its score on the pane and its verdicts agree.
-fn judge_response(prompt: &str, response: &Response) -> Judgment {
-    judge(prompt, response_part(&response.text()))
-}
-
-/// The judge's verdicts on a set, under each criterion it scores (it has
-/// no measure of truthfulness): for two responses, the better by more
-/// than the tie margin, else a tie; for more, their order by score.
-pub fn judge_verdicts(set: &SampleSet) -> Vec<(Criterion, Verdict)> {
-    let judged: Vec<_> = set.responses.iter().map(|r| judge_response(&set.prompt, r)).collect();
-    let score = |i: usize, criterion: Criterion| match criterion {
-        Criterion::Overall => judged[i].score,
-        _ => judged[i].criterion(criterion.name()),
-    };
-    [Criterion::Overall, Criterion::Helpful, Criterion::Harmless]
-        .into_iter()
-        .map(|criterion| {
-            let verdict = if judged.len() == 2 {
-                Verdict::Choice(match preference(score(0, criterion), score(1, criterion)) {
-                    Preference::First => Choice::Left,
-                    Preference::Second => Choice::Right,
-                    Preference::Tie => Choice::Tie,
-                })
-            } else {
-                let mut order: Vec<usize> = (0..judged.len()).collect();
-                order.sort_by(|&a, &b| score(b, criterion).total_cmp(&score(a, criterion)));
-                Verdict::Ranking(order)
-            };
-            (criterion, verdict)
-        })
-        .collect()
+    })
 }
 
 /// The run's models on disk, for pairs when no stage trains a policy: the
@@ -209,15 +182,18 @@ fn checkpoint_name(dir: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::labeling_prompt;
-    use crate::world::corpus::held_out_prompts;
+    use crate::rlhf::data::{Sources, Split};
+    use crate::world::source::World;
 
     /// Sets to label never show a held-out prompt (what the reward model is
     /// evaluated on), and the ids spread over many prompts.
     #[test]
     fn labeling_prompts_are_training_prompts() {
-        let held_out: Vec<&str> = held_out_prompts().iter().map(|p| p.text.as_str()).collect();
-        let drawn: std::collections::BTreeSet<String> = (0..300).map(labeling_prompt).collect();
-        assert!(drawn.iter().all(|p| !held_out.contains(&p.as_str())));
-        assert!(drawn.len() > 50, "{} distinct prompts", drawn.len());
+        let held_out = World.prompts(Split::HeldOut);
+        let labeling = World.labeling_prompts();
+        let drawn: Vec<_> = (0..300).filter_map(|id| labeling_prompt(id, &labeling)).collect();
+        assert!(drawn.iter().all(|p| !held_out.contains(p)));
+        let distinct: std::collections::BTreeSet<String> = drawn.iter().map(|p| p.readable()).collect();
+        assert!(distinct.len() > 50, "{} distinct prompts", distinct.len());
     }
 }

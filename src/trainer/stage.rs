@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::protocol::Stage;
 use super::stage_trainer::{Finished, StageTrainer, StepAt};
+use crate::data::sources::FileSources;
 use crate::model::{CausalLm, ScalarModel, Tokenizer};
 use crate::prefs::formats::PreferencePair;
 use crate::prefs::rank::training_pairs;
@@ -49,6 +50,8 @@ pub struct StageRun {
     reward: Option<PathBuf>,
     /// Training pairs from the run's own judgments (RM only).
     run_pairs: usize,
+    /// The run's data and evaluator, for the held-out evaluation.
+    data: RunData,
 }
 
 /// A checkpoint's `trainer_state.json`: with the files beside it, all a
@@ -129,13 +132,14 @@ impl StageRun {
     /// the step axis instead of drawing back over the first run's.
     pub fn start(stage: Stage, config: &RunConfig, run: &RunDir, device: &Device) -> anyhow::Result<Self> {
         let mut params = LiveParams::from_config(&config.ppo);
+        let data = RunData::of(config)?;
         let later_round = Rounds::load(run)?.round > 1;
         let offset = run.latest_step(stage.name()).map_or(0, |(step, _)| step);
         let (mut run_pairs, mut reference, mut reward) = (0, None, None);
         let (trainer, steps, init): (Box<dyn StageTrainer>, _, _) = match stage {
             Stage::Sft => {
                 params.lr = config.sft.lr;
-                let trainer = SftTrainer::new(&config.sft, &World, device)?;
+                let trainer = SftTrainer::new(&config.sft, data.sources.as_ref(), device)?;
                 (Box::new(trainer), config.sft.steps, config.sft.init.clone())
             }
             Stage::Rm => {
@@ -143,7 +147,7 @@ impl StageRun {
                 let init = init_path(&config.rm.init, run, Stage::Sft, "the reward model")?;
                 let judged = run_judged_pairs(run)?;
                 run_pairs = judged.len();
-                let trainer = RmTrainer::new(&config.rm, &init, &judged, &World, device)?;
+                let trainer = RmTrainer::new(&config.rm, &init, &judged, data.sources.as_ref(), device)?;
                 (Box::new(trainer), config.rm.steps, init)
             }
             Stage::Ppo => {
@@ -153,7 +157,7 @@ impl StageRun {
                     _ => sft.clone(),
                 };
                 let rm = init_path(&config.ppo.reward_init, run, Stage::Rm, "PPO")?;
-                let trainer = PpoTrainer::continued(&config.ppo, &policy, &sft, &rm, world_data(), device)?;
+                let trainer = PpoTrainer::continued(&config.ppo, &policy, &sft, &rm, data.parts(), device)?;
                 (reference, reward) = (Some(sft), Some(rm));
                 (Box::new(trainer), config.ppo.iterations, policy)
             }
@@ -170,6 +174,7 @@ impl StageRun {
             reference,
             reward,
             run_pairs,
+            data,
         })
     }
 
@@ -185,24 +190,25 @@ impl StageRun {
         device: &Device,
     ) -> anyhow::Result<Self> {
         let saved = Saved::read(dir)?;
+        let data = RunData::of(config)?;
         let missing = |what: &str| anyhow::anyhow!("{}: {CHECKPOINT_STATE} has no {what}", dir.display());
         let trainer: Box<dyn StageTrainer> = match saved.stage {
             Stage::Sft => {
                 let mut sft = config.sft.clone();
                 sft.init = dir.to_path_buf();
-                let mut t = SftTrainer::new(&sft, &World, device)?;
+                let mut t = SftTrainer::new(&sft, data.sources.as_ref(), device)?;
                 t.restore(dir, saved.model.as_ref().ok_or_else(|| missing("model state"))?)?;
                 Box::new(t)
             }
             Stage::Rm => {
-                let mut t = RmTrainer::new(&config.rm, dir, &run_judged_pairs(run)?, &World, device)?;
+                let mut t = RmTrainer::new(&config.rm, dir, &run_judged_pairs(run)?, data.sources.as_ref(), device)?;
                 t.restore(dir, saved.model.as_ref().ok_or_else(|| missing("model state"))?)?;
                 Box::new(t)
             }
             Stage::Ppo => {
                 let reference = saved.reference.as_deref().ok_or_else(|| missing("reference"))?;
                 let reward = saved.reward.as_deref().ok_or_else(|| missing("reward model"))?;
-                let mut t = PpoTrainer::continued(&config.ppo, dir, reference, reward, world_data(), device)?;
+                let mut t = PpoTrainer::continued(&config.ppo, dir, reference, reward, data.parts(), device)?;
                 t.restore(dir, saved.ppo.as_ref().ok_or_else(|| missing("PPO state"))?)?;
                 Box::new(t)
             }
@@ -226,18 +232,21 @@ impl StageRun {
             reference: saved.reference,
             reward: saved.reward,
             run_pairs: saved.run_pairs,
+            data,
         })
     }
 
     /// What the stage skipped while loading its data, each naming the file and line.
-    pub fn warnings(&self) -> &[String] {
-        self.trainer.warnings()
+    pub fn warnings(&self) -> Vec<String> {
+        let mut all = self.data.warnings.clone();
+        all.extend_from_slice(self.trainer.warnings());
+        all
     }
 
     /// Metrics at step 0, for the curves to start from: SFT's held-out loss,
     /// and the starting policy's held-out judge score before PPO.
-    pub fn baseline(&self) -> Metrics {
-        self.trainer.baseline()
+    pub fn baseline(&self) -> anyhow::Result<Metrics> {
+        self.trainer.baseline(&self.data)
     }
 
     pub fn is_done(&self) -> bool {
@@ -312,6 +321,7 @@ impl StageRun {
             checkpoint: &path,
             init: &self.init,
             run_pairs: self.run_pairs,
+            data: &self.data,
         })?;
         Ok((path, metrics))
     }
@@ -339,4 +349,39 @@ pub fn no_steering(_: &mut LiveParams, _: StepPoint, _: &Models) -> ControlFlow<
 /// The built-in world as PPO's prompts and its judge as the evaluator.
 pub fn world_data() -> (Arc<dyn Sources>, Option<Arc<dyn Evaluator>>) {
     (Arc::new(World), Some(Arc::new(Judge)))
+}
+
+/// What a run trains and evaluates on: a person's files where the config
+/// names them (with no evaluator), else the built-in world and its judge.
+#[derive(Clone)]
+pub struct RunData {
+    pub sources: Arc<dyn Sources>,
+    pub evaluator: Option<Arc<dyn Evaluator>>,
+    /// Lines of the files that were skipped, each naming its file and line.
+    pub warnings: Vec<String>,
+}
+
+impl RunData {
+    /// Reads the files `config` names; a bad file is refused here.
+    pub fn of(config: &RunConfig) -> anyhow::Result<Self> {
+        if !config.uses_own_data() {
+            let (sources, evaluator) = world_data();
+            return Ok(Self {
+                sources,
+                evaluator,
+                warnings: Vec::new(),
+            });
+        }
+        let files = FileSources::load(config)?;
+        let warnings = files.warnings.clone();
+        Ok(Self {
+            sources: Arc::new(files),
+            evaluator: None,
+            warnings,
+        })
+    }
+
+    fn parts(&self) -> (Arc<dyn Sources>, Option<Arc<dyn Evaluator>>) {
+        (self.sources.clone(), self.evaluator.clone())
+    }
 }

@@ -4,14 +4,14 @@
 
 use std::path::Path;
 
-use super::stage::{Metrics, Saved};
+use super::stage::{Metrics, RunData, Saved};
 use crate::model::{CausalLm, ScalarModel, Tokenizer, hf};
+use crate::rlhf::held_out::{HELD_OUT_SAMPLES, held_out_report};
 use crate::rlhf::ppo::live::{LiveParams, Steer};
 use crate::rlhf::ppo::trainer::PpoTrainer;
 use crate::rlhf::reward::RmTrainer;
 use crate::rlhf::sft::SftTrainer;
 use crate::run::{Rounds, RunDir, names};
-use crate::world::eval::{HELD_OUT_SAMPLES, held_out_report};
 
 /// Where a step stands in its stage, and the live parameters SFT and the
 /// reward model step at (PPO keeps its own).
@@ -28,6 +28,7 @@ pub struct Finished<'a> {
     pub checkpoint: &'a Path,
     pub init: &'a Path,
     pub run_pairs: usize,
+    pub data: &'a RunData,
 }
 
 pub trait StageTrainer: Send {
@@ -37,8 +38,8 @@ pub trait StageTrainer: Send {
     fn step(&mut self, at: StepAt, steer: &mut Steer) -> Option<Metrics>;
 
     /// Metrics at step 0, for the curves to start from.
-    fn baseline(&self) -> Metrics {
-        Vec::new()
+    fn baseline(&self, _data: &RunData) -> anyhow::Result<Metrics> {
+        Ok(Vec::new())
     }
 
     /// What the stage skipped while loading its data.
@@ -75,13 +76,20 @@ pub trait StageTrainer: Send {
     }
 }
 
-/// The evaluator's view of a policy's answers to the held-out prompts.
-fn judge_metrics(model: &CausalLm, tokenizer: &Tokenizer) -> Metrics {
-    let report = held_out_report(model, tokenizer, HELD_OUT_SAMPLES);
-    vec![
-        (names::EVAL_JUDGE_SCORE, report.mean_score as f64),
-        (names::EVAL_JUDGE_PARSE_RATE, report.parse_rate as f64),
-    ]
+/// The evaluator's view of a policy's answers to the held-out prompts;
+/// nothing when the run has no evaluator.
+fn judge_metrics(model: &CausalLm, tokenizer: &Tokenizer, data: &RunData) -> anyhow::Result<Metrics> {
+    let Some(evaluator) = &data.evaluator else {
+        return Ok(Vec::new());
+    };
+    held_out_report(
+        model,
+        tokenizer,
+        data.sources.as_ref(),
+        evaluator.as_ref(),
+        HELD_OUT_SAMPLES,
+    )
+    .map_err(|why| anyhow::anyhow!("the held-out evaluation: {why}"))
 }
 
 impl StageTrainer for SftTrainer {
@@ -98,8 +106,12 @@ impl StageTrainer for SftTrainer {
         Some(metrics)
     }
 
-    fn baseline(&self) -> Metrics {
-        vec![(names::EVAL_LOSS, self.eval_loss())]
+    fn baseline(&self, _: &RunData) -> anyhow::Result<Metrics> {
+        Ok(vec![(names::EVAL_LOSS, self.eval_loss())])
+    }
+
+    fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     fn save(&self, dir: &Path, saved: &mut Saved) -> anyhow::Result<()> {
@@ -108,8 +120,8 @@ impl StageTrainer for SftTrainer {
         Ok(())
     }
 
-    fn evaluate(&self, _: Finished) -> anyhow::Result<Metrics> {
-        Ok(judge_metrics(&self.inference_model(), &self.tokenizer))
+    fn evaluate(&self, f: Finished) -> anyhow::Result<Metrics> {
+        judge_metrics(&self.inference_model(), &self.tokenizer, f.data)
     }
 
     fn tokenizer(&self) -> &Tokenizer {
@@ -162,8 +174,8 @@ impl StageTrainer for PpoTrainer {
         PpoTrainer::step(self, steer)
     }
 
-    fn baseline(&self) -> Metrics {
-        judge_metrics(&self.inference_policy(), StageTrainer::tokenizer(self))
+    fn baseline(&self, data: &RunData) -> anyhow::Result<Metrics> {
+        judge_metrics(&self.inference_policy(), StageTrainer::tokenizer(self), data)
     }
 
     fn live(&self) -> Option<&LiveParams> {
@@ -180,8 +192,8 @@ impl StageTrainer for PpoTrainer {
         Ok(())
     }
 
-    fn evaluate(&self, _: Finished) -> anyhow::Result<Metrics> {
-        Ok(judge_metrics(&self.inference_policy(), StageTrainer::tokenizer(self)))
+    fn evaluate(&self, f: Finished) -> anyhow::Result<Metrics> {
+        judge_metrics(&self.inference_policy(), StageTrainer::tokenizer(self), f.data)
     }
 
     fn tokenizer(&self) -> &Tokenizer {

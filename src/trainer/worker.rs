@@ -18,7 +18,7 @@ use super::control::{Control, Poll, Queued, RunLogs, Serving, StopReason};
 use super::driver::{self, Flow, Hooks, Stepped};
 use super::protocol::{Command, Event, KlMode, Param, Stage, StageState};
 use super::samples::{DiskModels, PairModels, sample_set};
-use super::stage::{Metrics, Saved, StageRun};
+use super::stage::{Metrics, RunData, Saved, StageRun};
 use super::watch::{guard, watch};
 use crate::fsutil::AppendLog;
 use crate::prefs::record::Source;
@@ -37,6 +37,9 @@ pub struct WorkerSetup {
     pub device_label: String,
     /// Who labels at this keyboard, as the judgments name them.
     pub annotator: String,
+    /// The run's data and evaluator (read before the workbench opens, so a
+    /// bad file is refused there).
+    pub data: RunData,
     /// Fault injection for tests of the crash path: panic on the trainer
     /// thread once a stage reaches this step (`RLHF_TUI_PANIC_AT_STEP`).
     pub panic_at_step: Option<usize>,
@@ -172,12 +175,20 @@ fn run(setup: WorkerSetup, commands: Receiver<Command>, events: Sender<Event>) -
         );
         let _ = events.send(Event::Warning(warning));
     }
-    for warning in contents.warnings {
+    for warning in contents.warnings.into_iter().chain(setup.data.warnings.clone()) {
         let _ = events.send(Event::Warning(warning));
     }
     let next_set = store::last_id(&contents.judgments);
     let mut worker = Worker {
-        control: Control::new(commands, events, logs, config, setup.annotator, contents.judgments),
+        control: Control::new(
+            commands,
+            events,
+            logs,
+            config,
+            setup.annotator,
+            contents.judgments,
+            setup.data,
+        ),
         run,
         device: setup.device,
         log,
@@ -520,8 +531,16 @@ fn offer_set(control: &mut Control, next_set: &mut u64, models: &PairModels, tem
     *next_set += 1;
     let config = control.config();
     let temperatures = config.prefs.temperatures(control.set_size(), temperature);
-    let set = sample_set(models, *next_set, &temperatures, config.ppo.max_new_tokens);
-    control.offer(set);
+    match sample_set(
+        models,
+        control.data(),
+        *next_set,
+        &temperatures,
+        config.ppo.max_new_tokens,
+    ) {
+        Ok(set) => control.offer(set),
+        Err(why) => control.send(Event::Error(format!("samples: {why}"))),
+    }
 }
 
 /// Serves the pairs asked for while PPO is paused inside an iteration,

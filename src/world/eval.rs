@@ -4,12 +4,12 @@
 use serde::Serialize;
 
 use super::corpus::held_out_prompts;
-use super::generator::prompt_text;
 use super::inventory::Prompt;
 use super::judge::judge;
-use super::tokenizer_training::EOS;
-use crate::model::sampling::SamplingParams;
-use crate::model::{CausalLm, GenerateConfig, Tokenizer, generate};
+use crate::model::{CausalLm, Tokenizer};
+use crate::rlhf::data;
+pub use crate::rlhf::held_out::HELD_OUT_SAMPLES;
+use crate::rlhf::held_out::sample_answers;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct EvalReport {
@@ -17,13 +17,6 @@ pub struct EvalReport {
     /// Fraction of responses made only of sentences the world knows.
     pub parse_rate: f32,
     pub mean_score: f32,
-}
-
-/// The answer in generated tokens: up to EOS, decoded, cut where the model
-/// starts a new turn, trimmed.
-pub fn decode_response(tokenizer: &Tokenizer, tokens: &[u32], eos: Option<u32>) -> String {
-    let end = tokens.iter().position(|&t| Some(t) == eos).unwrap_or(tokens.len());
-    response_part(&tokenizer.decode(&tokens[..end])).to_string()
 }
 
 /// The part of a sampled text that answers: up to a new "Human" turn the
@@ -40,27 +33,9 @@ pub fn sample_responses(
     max_new_tokens: usize,
     seed: u64,
 ) -> Vec<String> {
-    let eos = tokenizer.token_id(EOS);
-    let inputs: Vec<Vec<u32>> = prompts
-        .iter()
-        .map(|p| tokenizer.encode(&prompt_text(&p.text)))
-        .collect();
-    let config = GenerateConfig {
-        max_new_tokens,
-        sampling: SamplingParams::default(),
-        eos_token_id: eos,
-        pad_token_id: eos.unwrap_or(0),
-        seed,
-    };
-    let out = generate(model, &inputs, &config);
-    out.tokens
-        .iter()
-        .map(|tokens| decode_response(tokenizer, tokens, eos))
-        .collect()
+    let asked: Vec<data::Prompt> = prompts.iter().map(|p| data::Prompt::question(&p.text)).collect();
+    sample_answers(model, tokenizer, &asked, max_new_tokens, seed).expect("the world's questions tokenize")
 }
-
-/// Responses sampled per held-out prompt when `train` reports the judge's view.
-pub const HELD_OUT_SAMPLES: u64 = 4;
 
 /// The judge's view of a model on the held-out prompts: `samples` responses
 /// to each (seeds 1, 2, …), as `train` reports it after SFT and around PPO.
@@ -69,14 +44,15 @@ pub fn held_out_report(model: &CausalLm, tokenizer: &Tokenizer, samples: u64) ->
     let (mut asked, mut responses) = (Vec::new(), Vec::new());
     for seed in 1..=samples {
         responses.extend(sample_responses(model, tokenizer, &prompts, 64, seed));
-        asked.extend(prompts.iter().copied());
+        asked.extend(prompts.iter().map(|p| p.text.as_str()));
     }
-    evaluate(&asked, &responses)
+    let answers: Vec<&str> = responses.iter().map(String::as_str).collect();
+    evaluate(&asked, &answers)
 }
 
-/// The judge's parse rate and mean score over responses to `prompts`.
-pub fn evaluate(prompts: &[&Prompt], responses: &[String]) -> EvalReport {
-    let judgments: Vec<_> = prompts.iter().zip(responses).map(|(p, r)| judge(&p.text, r)).collect();
+/// The judge's parse rate and mean score over answers to questions.
+pub fn evaluate(questions: &[&str], answers: &[&str]) -> EvalReport {
+    let judgments: Vec<_> = questions.iter().zip(answers).map(|(q, a)| judge(q, a)).collect();
     let n = judgments.len().max(1) as f32;
     EvalReport {
         responses: judgments.len(),

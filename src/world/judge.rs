@@ -19,7 +19,7 @@ pub const WEIGHTS: [(&str, f32); 5] = [
 ];
 
 /// Two responses whose scores differ by less than this are a tie.
-pub const TIE_MARGIN: f32 = 0.05;
+pub use crate::rlhf::data::TIE_MARGIN;
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Criterion {

@@ -1,19 +1,19 @@
 //! The built-in world as the stages' data sources and evaluator: its
-//! prompts, demonstrations and judge-labelled pairs, laid out in the
-//! HH-RLHF dialogue format, and its rule-based judge.
+//! prompts (one-turn questions), demonstrations and judge-labelled pairs,
+//! and its rule-based judge with its per-criterion verdicts.
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::corpus::{held_out_prompts, sft_pairs, train_prompts};
-use super::eval::response_part;
-use super::generator::{Style, prompt_text, respond};
-use super::inventory::Prompt;
+use super::eval::{evaluate, response_part};
+use super::generator::{Style, respond};
+use super::inventory::Prompt as WorldPrompt;
 use super::judge::judge;
 use super::pairs::judged_pairs;
-use super::tokenizer_training::EOS;
-use crate::prefs::formats::PreferencePair;
-use crate::rlhf::data::{Demonstration, Evaluator, LabelledPair, Sources, Split};
+use crate::rlhf::data::{Demonstration, Evaluator, LabelledPair, Prompt, Sources, Split, verdict_of_scores};
+use crate::run::names;
+use crate::trainer::protocol::{Criterion, Verdict};
 
 /// The world's data.
 #[derive(Clone, Copy, Debug, Default)]
@@ -23,7 +23,7 @@ pub struct World;
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Judge;
 
-fn prompts(split: Split) -> Vec<&'static Prompt> {
+fn prompts(split: Split) -> Vec<&'static WorldPrompt> {
     match split {
         Split::Train => train_prompts(),
         Split::HeldOut => held_out_prompts(),
@@ -31,8 +31,8 @@ fn prompts(split: Split) -> Vec<&'static Prompt> {
 }
 
 impl Sources for World {
-    fn prompts(&self, split: Split) -> Vec<String> {
-        prompts(split).into_iter().map(|p| p.text.clone()).collect()
+    fn prompts(&self, split: Split) -> Vec<Prompt> {
+        prompts(split).into_iter().map(|p| Prompt::question(&p.text)).collect()
     }
 
     /// On training prompts, the SFT set (demonstrators who slip now and
@@ -53,7 +53,10 @@ impl Sources for World {
         };
         pairs
             .into_iter()
-            .map(|(prompt, response)| Demonstration { prompt, response })
+            .map(|(prompt, response)| Demonstration {
+                prompt: Prompt::question(&prompt),
+                response,
+            })
             .collect()
     }
 
@@ -61,36 +64,62 @@ impl Sources for World {
         judged_pairs(&prompts(split), n, seed)
             .into_iter()
             .map(|p| LabelledPair {
-                pair: PreferencePair {
-                    prompt: self.prompt_text(&p.prompt),
-                    chosen: self.response_text(&p.chosen),
-                    rejected: self.response_text(&p.rejected),
-                },
+                prompt: Prompt::question(&p.prompt),
+                chosen: p.chosen,
+                rejected: p.rejected,
                 gap: p.gap,
             })
             .collect()
     }
+}
 
-    fn prompt_text(&self, prompt: &str) -> String {
-        prompt_text(prompt)
-    }
+/// The world's question in a prompt: its last user turn.
+fn question(prompt: &Prompt) -> &str {
+    prompt.last_user_turn()
+}
 
-    fn response_text(&self, response: &str) -> String {
-        format!(" {response}")
-    }
-
-    fn eos(&self) -> &str {
-        EOS
-    }
-
-    fn answer<'a>(&self, continuation: &'a str) -> &'a str {
-        response_part(continuation)
-    }
+/// The judge reads answers as a person does: up to a new turn, trimmed.
+fn answer(response: &str) -> &str {
+    response_part(response)
 }
 
 impl Evaluator for Judge {
-    fn scores(&self, prompts: &[String], responses: &[String]) -> Vec<f32> {
-        prompts.iter().zip(responses).map(|(p, r)| judge(p, r).score).collect()
+    fn scores(&self, prompts: &[Prompt], responses: &[String]) -> Vec<f32> {
+        prompts
+            .iter()
+            .zip(responses)
+            .map(|(p, r)| judge(question(p), answer(r)).score)
+            .collect()
+    }
+
+    /// The mean score and the share of answers made only of sentences the
+    /// world knows.
+    fn report(&self, prompts: &[Prompt], responses: &[String]) -> Vec<(&'static str, f64)> {
+        let questions: Vec<&str> = prompts.iter().map(question).collect();
+        let answers: Vec<&str> = responses.iter().map(|r| answer(r)).collect();
+        let report = evaluate(&questions, &answers);
+        vec![
+            (names::EVAL_JUDGE_SCORE, report.mean_score as f64),
+            (names::EVAL_JUDGE_PARSE_RATE, report.parse_rate as f64),
+        ]
+    }
+
+    /// Under each criterion it scores (it has no measure of truthfulness).
+    fn verdicts(&self, prompt: &Prompt, responses: &[String]) -> Vec<(Criterion, Verdict)> {
+        let judged: Vec<_> = responses.iter().map(|r| judge(question(prompt), answer(r))).collect();
+        [Criterion::Overall, Criterion::Helpful, Criterion::Harmless]
+            .into_iter()
+            .map(|criterion| {
+                let scores: Vec<f32> = judged
+                    .iter()
+                    .map(|j| match criterion {
+                        Criterion::Overall => j.score,
+                        _ => j.criterion(criterion.name()),
+                    })
+                    .collect();
+                (criterion, verdict_of_scores(&scores))
+            })
+            .collect()
     }
 }
 
@@ -107,7 +136,10 @@ mod tests {
         let (train, held) = (World.prompts(Split::Train), World.prompts(Split::HeldOut));
         assert!(!held.is_empty() && held.iter().all(|p| !train.contains(p)));
         let demos = World.demonstrations(Split::Train, 5, 7);
-        let expected: Vec<(String, String)> = sft_pairs(7, 5);
+        let expected: Vec<(Prompt, String)> = sft_pairs(7, 5)
+            .into_iter()
+            .map(|(p, r)| (Prompt::question(&p), r))
+            .collect();
         assert_eq!(
             demos
                 .iter()
@@ -119,15 +151,11 @@ mod tests {
         assert!(held_demos.iter().all(|d| held.contains(&d.prompt)));
         let pairs = World.preference_pairs(Split::Train, 4, 2);
         assert_eq!(pairs.len(), 4);
-        assert!(
-            pairs
-                .iter()
-                .all(|p| p.pair.prompt.ends_with("Assistant:") && p.pair.chosen.starts_with(' '))
-        );
+        assert!(pairs.iter().all(|p| train.contains(&p.prompt) && p.gap > 0.0));
         // The demonstrators' answers score well; a curt non-answer to the
         // same prompts does not.
         let demos = World.demonstrations(Split::Train, 20, 3);
-        let prompts: Vec<String> = demos.iter().map(|d| d.prompt.clone()).collect();
+        let prompts: Vec<Prompt> = demos.iter().map(|d| d.prompt.clone()).collect();
         let answers: Vec<String> = demos.iter().map(|d| d.response.clone()).collect();
         let good = Judge.scores(&prompts, &answers);
         let curt = Judge.scores(&prompts, &vec!["Stupid question.".to_string(); prompts.len()]);

@@ -8,6 +8,7 @@ use rlhf_tui::model::weights::SeededInit;
 use rlhf_tui::model::{ScalarModel, hf};
 use rlhf_tui::run::{RunConfig, RunDir};
 use rlhf_tui::trainer::protocol::{Event, StageState};
+use rlhf_tui::trainer::stage::RunData;
 use rlhf_tui::trainer::worker::{TrainerHandle, WorkerSetup, spawn};
 
 pub fn base() -> PathBuf {
@@ -27,6 +28,7 @@ pub fn fresh_reward_model(dir: &Path) -> PathBuf {
 /// A trainer thread on `run` on the CPU, labelling as "ann".
 pub fn spawn_worker(run: RunDir, config: RunConfig) -> TrainerHandle {
     spawn(WorkerSetup {
+        data: RunData::of(&config).unwrap(),
         config,
         run,
         device: Device::flex(),

@@ -3,6 +3,7 @@
 //! figures, PPO paused at iteration 40 after a β change at 25, and a pair
 //! on screen.
 
+use rlhf_tui::rlhf::data::Prompt;
 use rlhf_tui::trainer::protocol::{Event, KlMode, Param, Response, SampleSet, Stage, StageState};
 use rlhf_tui::ui::app::App;
 use rlhf_tui::ui::update::on_event;
@@ -23,6 +24,7 @@ pub fn pair(id: u64) -> SampleSet {
     SampleSet {
         id,
         prompt: "\n\nHuman: What is a cat?\n\nAssistant:".into(),
+        asked: Prompt::question("What is a cat?"),
         policy: "ppo-40".into(),
         judge: Vec::new(),
         responses: vec![
@@ -59,6 +61,7 @@ pub fn rank_set(id: u64) -> SampleSet {
     SampleSet {
         id,
         prompt: "\n\nHuman: What is a cat?\n\nAssistant:".into(),
+        asked: Prompt::question("What is a cat?"),
         policy: "ppo-40".into(),
         judge: Vec::new(),
         responses: words

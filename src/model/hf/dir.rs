@@ -7,6 +7,7 @@ use std::path::Path;
 use burn::tensor::Device;
 
 use super::{ImportError, safetensors_io};
+use crate::data::turns::{ConfigIds, turns};
 use crate::fsutil::write_atomic;
 use crate::model::config::{Gpt2Config, HeadKind};
 use crate::model::tokenizer::Tokenizer;
@@ -41,6 +42,12 @@ fn open(dir: &Path) -> Result<(Gpt2Config, Tokenizer, FileWeights), ImportError>
     }
     let mut tokenizer = Tokenizer::from_file(&dir.join(TOKENIZER))?;
     tokenizer.read_companions(dir)?;
+    let ids = ConfigIds {
+        eos: config.eos_token_id,
+        pad: config.pad_token_id,
+    };
+    let turns = turns(dir, &tokenizer, ids).map_err(ImportError::Turns)?;
+    tokenizer.set_turns(turns);
     if tokenizer.vocab_size() != config.vocab_size {
         return Err(ImportError::refused(
             &config_path,

@@ -22,6 +22,10 @@ pub enum ImportError {
         key: String,
         message: String,
     },
+
+    /// The chat template or special tokens, already naming their file.
+    #[error("{0}")]
+    Turns(String),
 }
 
 impl ImportError {

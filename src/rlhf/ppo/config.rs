@@ -16,6 +16,13 @@ pub struct PpoConfig {
     /// The reward model (also the value model's start); `None` takes the
     /// run's latest RM checkpoint.
     pub reward_init: Option<PathBuf>,
+    /// A prompts file (JSON Lines `{"prompt"}` or `{"messages"}`, or text
+    /// with one question a line). `None`: the demonstrations' prompts when
+    /// `sft.data` names a file, else the built-in world's.
+    pub prompts: Option<PathBuf>,
+    /// With `prompts`: the share held out for the evaluator's report (a
+    /// seeded draw).
+    pub eval_fraction: f64,
     /// Rollout-and-update iterations.
     pub iterations: usize,
     /// Episodes (prompts, one response each) per iteration.
@@ -63,6 +70,8 @@ impl Default for PpoConfig {
     fn default() -> Self {
         Self {
             policy_init: None,
+            prompts: None,
+            eval_fraction: 0.1,
             reward_init: None,
             iterations: 40,
             batch_size: 32,
@@ -104,6 +113,7 @@ impl PpoConfig {
             ("ppo_epochs", self.ppo_epochs),
             ("max_new_tokens", self.max_new_tokens),
         ])?;
+        crate::run::config::fraction("eval_fraction", self.eval_fraction)?;
         if self.minibatch_size > self.batch_size {
             return Err(format!(
                 "minibatch_size: {} is more than batch_size {}",

@@ -26,7 +26,7 @@ use super::rollout::{
 use super::stats::StepStats;
 use crate::model::sampling::SamplingParams;
 use crate::model::{CausalLm, GenerateConfig, ScalarModel, Tokenizer, generate, hf};
-use crate::rlhf::data::{Evaluator, Sources, Split};
+use crate::rlhf::data::{Evaluator, Prompt, Sources, Split};
 use crate::rlhf::monitors::distinct_n;
 use crate::rlhf::optim::GuardedAdamW;
 use crate::rlhf::shards;
@@ -50,9 +50,9 @@ pub enum Prompts {
     /// The sources' training prompts, drawn at random; the evaluator, when
     /// there is one, scores every response (`judge/score_mean`).
     Text {
-        sources: Arc<dyn Sources>,
         evaluator: Option<Arc<dyn Evaluator>>,
-        prompts: Vec<String>,
+        /// Each prompt with its tokens as the policy reads it.
+        prompts: Vec<(Prompt, Vec<u32>)>,
         tokenizer: Box<Tokenizer>,
     },
     /// Fixed token prompts taken in turn (the benchmark).
@@ -107,17 +107,33 @@ impl PpoTrainer {
         let train = device.clone().autodiff();
         let (policy, tokenizer) = hf::load_language_model(policy_dir, &train)?;
         let (value, _) = hf::load_scalar_model(reward_dir, &train, None)?;
-        let eos_text = sources.eos();
         let eos = tokenizer
-            .token_id(eos_text)
-            .ok_or_else(|| anyhow::anyhow!("{}: the tokenizer has no {eos_text}", policy_dir.display()))?;
+            .eos_id()
+            .ok_or_else(|| anyhow::anyhow!("{}: the model names no end-of-sequence token", policy_dir.display()))?;
+        let pad = tokenizer.pad_id().unwrap_or(eos);
+        // Laid out once, as the policy reads them.
+        let chat = tokenizer.chat();
+        let prompts = sources
+            .prompts(Split::Train)
+            .into_iter()
+            .enumerate()
+            .map(|(i, prompt)| {
+                let tokens = chat
+                    .prompt_text(&prompt)
+                    .and_then(|text| tokenizer.try_encode(&text))
+                    .map_err(|why| anyhow::anyhow!("PPO's training prompt {}: {why}", i + 1))?;
+                Ok((prompt, tokens))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        if prompts.is_empty() {
+            anyhow::bail!("PPO has no training prompts");
+        }
         let prompts = Prompts::Text {
-            prompts: sources.prompts(Split::Train),
+            prompts,
             tokenizer: Box::new(tokenizer),
-            sources,
             evaluator,
         };
-        let mut trainer = Self::from_models(config, policy, value, prompts, Some(eos), eos);
+        let mut trainer = Self::from_models(config, policy, value, prompts, Some(eos), pad);
         if reference_dir != policy_dir {
             trainer.reference = hf::load_language_model(reference_dir, device)?.0;
         }
@@ -172,22 +188,15 @@ impl PpoTrainer {
     }
 
     /// The batch's queries, and on text prompts the prompts they ask.
-    fn draw_queries(&mut self) -> (Vec<Vec<u32>>, Vec<String>) {
+    fn draw_queries(&mut self) -> (Vec<Vec<u32>>, Vec<Prompt>) {
         let n = self.config.batch_size;
         match &self.prompts {
-            Prompts::Text {
-                prompts,
-                tokenizer,
-                sources,
-                ..
-            } => {
-                let drawn: Vec<String> = (0..n).map(|_| prompts.choose(&mut self.rng).unwrap().clone()).collect();
-                let queries = drawn
-                    .iter()
-                    .map(|p| tokenizer.encode(&sources.prompt_text(p)))
-                    .collect();
-                (queries, drawn)
-            }
+            Prompts::Text { prompts, .. } => (0..n)
+                .map(|_| {
+                    let (prompt, tokens) = prompts.choose(&mut self.rng).expect("checked when made");
+                    (tokens.clone(), prompt.clone())
+                })
+                .unzip(),
             Prompts::Tokens(all) => {
                 let queries = (0..n).map(|i| all[(self.cursor + i) % all.len()].clone()).collect();
                 self.cursor = (self.cursor + n) % all.len();
@@ -302,14 +311,13 @@ impl PpoTrainer {
         ]);
         if let Prompts::Text {
             tokenizer,
-            sources,
             evaluator: Some(evaluator),
             ..
         } = &self.prompts
         {
             let decoded: Vec<String> = shown
                 .iter()
-                .map(|r| sources.answer(&tokenizer.decode(r)).to_string())
+                .map(|r| tokenizer.chat().answer(&tokenizer.decode(r)).to_string())
                 .collect();
             let scores = evaluator.scores(&prompts, &decoded);
             metrics.push((names::JUDGE_SCORE, mean(&scores)));

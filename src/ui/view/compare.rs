@@ -37,7 +37,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         frame.render_widget(Paragraph::new(text).style(theme::fg(app, Color::Gray)), inner);
         return;
     };
-    let prompt = set.prompt.trim().replace("\n\n", " ");
+    let prompt = set.asked.readable();
     let prompt_lines = (prompt.chars().count() as u16 / inner.width.max(1)) + 1;
     let [prompt_area, sides, legend, status] = Layout::vertical([
         Constraint::Length(prompt_lines.min(4)),

@@ -1,0 +1,64 @@
+//! A policy on the held-out prompts: responses sampled as the model reads
+//! its prompts (its own chat format) and the evaluator's report on them,
+//! after SFT and before and after PPO.
+
+use super::data::{Evaluator, Prompt, Sources, Split};
+use crate::model::sampling::SamplingParams;
+use crate::model::{CausalLm, GenerateConfig, Tokenizer, generate};
+
+/// Responses sampled per held-out prompt for the report.
+pub const HELD_OUT_SAMPLES: u64 = 4;
+
+/// Tokens a held-out response may run to.
+const MAX_NEW_TOKENS: usize = 64;
+
+/// One answer per prompt (T = 1, no truncation, stopping at the end of the
+/// turn), as its text up to where the model would start a new turn.
+pub fn sample_answers(
+    model: &CausalLm,
+    tokenizer: &Tokenizer,
+    prompts: &[Prompt],
+    max_new_tokens: usize,
+    seed: u64,
+) -> Result<Vec<String>, String> {
+    let chat = tokenizer.chat();
+    let eos = tokenizer.eos_id();
+    let inputs = prompts
+        .iter()
+        .map(|p| chat.prompt_text(p).and_then(|text| tokenizer.try_encode(&text)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let config = GenerateConfig {
+        max_new_tokens,
+        sampling: SamplingParams::default(),
+        eos_token_id: eos,
+        pad_token_id: tokenizer.pad_id().unwrap_or(0),
+        seed,
+    };
+    let out = generate(model, &inputs, &config);
+    Ok(out
+        .tokens
+        .iter()
+        .map(|tokens| {
+            let end = tokens.iter().position(|&t| Some(t) == eos).unwrap_or(tokens.len());
+            chat.answer(&tokenizer.decode(&tokens[..end])).to_string()
+        })
+        .collect())
+}
+
+/// The evaluator's report on `samples` answers (seeds 1, 2, …) to each of
+/// the sources' held-out prompts.
+pub fn held_out_report(
+    model: &CausalLm,
+    tokenizer: &Tokenizer,
+    sources: &dyn Sources,
+    evaluator: &dyn Evaluator,
+    samples: u64,
+) -> Result<Vec<(&'static str, f64)>, String> {
+    let prompts = sources.prompts(Split::HeldOut);
+    let (mut asked, mut answers) = (Vec::new(), Vec::new());
+    for seed in 1..=samples {
+        answers.extend(sample_answers(model, tokenizer, &prompts, MAX_NEW_TOKENS, seed)?);
+        asked.extend(prompts.iter().cloned());
+    }
+    Ok(evaluator.report(&asked, &answers))
+}
