@@ -395,6 +395,14 @@ fn finished_stages_show_their_held_out_results() {
     on_event(&mut app, stage_event(Stage::Ppo, done, 2, 2), 3.0);
     let screen = text(&render(&app, (160, 48), "stages"));
     assert!(screen.contains("held-out judge 0.967 · SFT's 0.874"), "{screen}");
+    // A run without an evaluator: where PPO's last iteration left it.
+    let mut app = demo_app(false);
+    let done = StageState::Done {
+        checkpoint: "ppo-40".into(),
+    };
+    on_event(&mut app, stage_event(Stage::Ppo, done, 40, 40), 300.0);
+    let screen = text(&render(&app, (160, 48), "stages"));
+    assert!(screen.contains("last iteration RM score 2.53 · KL 3.00"), "{screen}");
 }
 
 /// The pair pane says what its token colours mean, each sample in the

@@ -339,3 +339,68 @@ fn step_and_checkpoint_keys_answer_while_ppo_is_paused() {
     tmux.keys(&["q", "n"]);
     tmux.wait_for("EXIT=0", 60);
 }
+
+/// The workbench on a person's own model and files (tests/fixtures/user):
+/// the pair pane asks the config's labeling prompts in the model's own
+/// chat format; three judgments join the file's pairs in training the
+/// reward model; PPO runs; every stage shows its results.
+#[test]
+fn your_own_model_and_files_in_the_workbench() {
+    let tmp = tempfile::tempdir().unwrap();
+    let script = format!(
+        "cd {} && {} --device cpu --runs-dir {} --config tests/fixtures/user/run.ron --run own; echo EXIT=$?; sleep 600",
+        env!("CARGO_MANIFEST_DIR"),
+        env!("CARGO_BIN_EXE_rlhf-tui"),
+        tmp.path().display()
+    );
+    let tmux = Tmux::start("own", &script);
+    tmux.wait_for("pair from base", 60);
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("SFT ✓ sft-800", 120);
+    let screen = tmux.wait_for("pair from sft-800", 60);
+    assert!(screen.contains("held-out loss"), "{screen}");
+    let labels =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/user/label.txt")).unwrap();
+    assert!(
+        labels.lines().any(|q| screen.contains(q)),
+        "a labeling prompt on screen: {screen}"
+    );
+    for (key, judged) in [("1", "judged 1 "), ("2", "judged 2 "), ("1", "judged 3 ")] {
+        tmux.keys(&[key]);
+        tmux.wait_for(judged, 30);
+    }
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("RM ✓ rm-120", 120);
+    assert!(screen.contains("accuracy 0."), "{screen}");
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("PPO ✓ ppo-30", 180);
+    assert!(screen.contains("RM score"), "{screen}");
+    tmux.keys(&["q"]);
+    tmux.wait_for("EXIT=0", 60);
+
+    let run = tmp.path().join("own");
+    let prefs = std::fs::read_to_string(run.join("prefs.jsonl")).unwrap();
+    let human: Vec<serde_json::Value> = prefs
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|j: &serde_json::Value| j["source"] == "human")
+        .collect();
+    assert_eq!(human.len(), 3, "{prefs}");
+    // Stored as the model read them: its ChatML turns.
+    assert!(
+        human
+            .iter()
+            .all(|j| j["prompt"].as_str().unwrap().starts_with("<|im_start|>user\n")),
+        "{prefs}"
+    );
+    // The reward model trained on the file's 480 training pairs and the
+    // run's own (those whose two responses differ: a pair of one text
+    // teaches nothing).
+    let usable = human.iter().filter(|j| j["responses"][0] != j["responses"][1]).count() as u64;
+    assert!(usable >= 2, "a repeated response is drawn again: {prefs}");
+    let rounds: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("rounds.json")).unwrap()).unwrap();
+    let version = &rounds["rm_versions"][0];
+    assert_eq!(version["run_pairs"].as_u64().unwrap(), usable, "{rounds}");
+    assert_eq!(version["pairs"].as_u64().unwrap(), 480 + usable, "{rounds}");
+}

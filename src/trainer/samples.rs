@@ -30,6 +30,9 @@ pub struct PairModels<'a> {
     pub version: String,
 }
 
+/// Draws of a response that repeats one already in its set, at most.
+const REDRAWS: u64 = 4;
+
 /// The prompt of set `id`: one of the labeling prompts (training prompts
 /// unless the run names others; the held-out prompts are what the reward
 /// model's accuracy and calibration are measured on).
@@ -60,10 +63,8 @@ pub fn sample_set(
     let mut all_tokens = Vec::with_capacity(temperatures.len());
     for (i, &temperature) in temperatures.iter().enumerate() {
         let queries = vec![query.clone()];
-        let generated = generate(
-            models.policy,
-            &queries,
-            &GenerateConfig {
+        let sample = |attempt: u64| {
+            let config = GenerateConfig {
                 max_new_tokens,
                 sampling: SamplingParams {
                     temperature,
@@ -72,9 +73,19 @@ pub fn sample_set(
                 },
                 eos_token_id: eos,
                 pad_token_id: pad,
-                seed: id.wrapping_mul(31).wrapping_add(i as u64),
-            },
-        );
+                seed: id.wrapping_mul(31).wrapping_add(i as u64).wrapping_add(attempt << 32),
+            };
+            generate(models.policy, &queries, &config)
+        };
+        // A response the set already has is drawn again (a few times at
+        // most): two copies of one text ask the person nothing.
+        let mut generated = sample(0);
+        for attempt in 1..=REDRAWS {
+            if !all_tokens.contains(&generated.tokens[0]) {
+                break;
+            }
+            generated = sample(attempt);
+        }
         let tokens = &generated.tokens[0];
         let qr = QueryResponse::new(&queries, &generated.tokens, pad);
         let ref_logp: Vec<f32> = response_logprobs(models.reference, &qr, temperature)

@@ -47,33 +47,55 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
 }
 
 /// A finished stage's held-out figures, as its evaluation last logged
-/// them, in as many words as fit `width` (a column stays between cells).
+/// them (PPO without an evaluator: its last iteration's RM score and KL),
+/// in as many words as fit `width` (a column stays between cells).
 fn results(app: &App, row: &StageRow, width: u16) -> String {
     let (Some(stage), StageState::Done { .. }) = (row.stage, &row.state) else {
         return String::new();
     };
-    let figure = |stage, key, words: &str| app.last(stage, key).map(|v| format!("{words} {v:.3}"));
-    let figures: Vec<String> = match stage {
-        Stage::Sft => vec![
-            figure(Stage::Sft, names::EVAL_JUDGE_SCORE, "judge"),
-            figure(Stage::Sft, names::EVAL_LOSS, "loss"),
-        ],
-        Stage::Rm => vec![
-            figure(Stage::Rm, names::EVAL_ACCURACY, "accuracy"),
-            figure(Stage::Rm, names::EVAL_ECE, "ECE"),
-        ],
-        Stage::Ppo => vec![
-            figure(Stage::Ppo, names::EVAL_JUDGE_SCORE, "judge"),
-            figure(Stage::Sft, names::EVAL_JUDGE_SCORE, "SFT's"),
-        ],
+    let figure_to =
+        |stage, key, words: &str, digits: usize| app.last(stage, key).map(|v| format!("{words} {v:.digits$}"));
+    let figure = |stage, key, words: &str| figure_to(stage, key, words, 3);
+    let judged = app.last(Stage::Ppo, names::EVAL_JUDGE_SCORE).is_some();
+    let (what, figures) = match stage {
+        Stage::Sft => (
+            "held-out",
+            vec![
+                figure(Stage::Sft, names::EVAL_JUDGE_SCORE, "judge"),
+                figure(Stage::Sft, names::EVAL_LOSS, "loss"),
+            ],
+        ),
+        Stage::Rm => (
+            "held-out",
+            vec![
+                figure(Stage::Rm, names::EVAL_ACCURACY, "accuracy"),
+                figure(Stage::Rm, names::EVAL_ECE, "ECE"),
+            ],
+        ),
+        Stage::Ppo if judged => (
+            "held-out",
+            vec![
+                figure(Stage::Ppo, names::EVAL_JUDGE_SCORE, "judge"),
+                figure(Stage::Sft, names::EVAL_JUDGE_SCORE, "SFT's"),
+            ],
+        ),
+        // Without an evaluator, where the last iteration left the policy.
+        Stage::Ppo => (
+            "last iteration",
+            vec![
+                figure_to(Stage::Ppo, names::SCORES, "RM score", 2),
+                figure_to(Stage::Ppo, names::KL, "KL", 2),
+            ],
+        ),
+    };
+    let figures: Vec<String> = figures.into_iter().flatten().collect();
+    if figures.is_empty() {
+        return String::new();
     }
-    .into_iter()
-    .flatten()
-    .collect();
     let fits = |text: &String| text.chars().count() < width as usize;
     let all = figures.join(" · ");
     [
-        format!("held-out {all}"),
+        format!("{what} {all}"),
         all,
         figures.first().cloned().unwrap_or_default(),
     ]
