@@ -2,7 +2,7 @@
 transformers as they are and agree with rlhf-tui: for each language-model
 checkpoint, the chat template renders a conversation to the same tokens,
 and `rlhf-tui score` gives transformers' log-probs; the reward model opens
-as GPT2ForSequenceClassification and orders held-out-style pairs.
+as GPT2ForSequenceClassification and `rlhf-tui score` gives its scores.
 
     python scripts/check_user_checkpoints.py runs/own [path/to/rlhf-tui]
 """
@@ -18,6 +18,11 @@ from transformers import AutoTokenizer, GPT2ForSequenceClassification, GPT2LMHea
 CONVERSATION = [{"role": "user", "content": "What color is the frog?"}]
 
 
+def rlhf_tui(binary, ckpt, text):
+    command = [binary, "score", "--model", str(ckpt), "--text", text, "--json", "--device", "cpu"]
+    return subprocess.run(command, check=True, capture_output=True, text=True).stdout
+
+
 def main(run, binary):
     checkpoints = sorted((pathlib.Path(run) / "checkpoints").iterdir())
     for ckpt in checkpoints:
@@ -26,21 +31,19 @@ def main(run, binary):
         text = prompt + "The frog is green."
         if ckpt.name.startswith("rm-"):
             model = GPT2ForSequenceClassification.from_pretrained(ckpt).eval()
-            score = lambda answer: model(**tok(prompt + answer, return_tensors="pt")).logits[0, 0].item()
-            good, evasive = score("The frog is green."), score("I am not sure.")
-            print(f"{ckpt.name}: opens; right answer {good:+.3f}, evasion {evasive:+.3f}")
-            assert good > evasive
+            for answer in ["The frog is green.", "I am not sure."]:
+                with torch.no_grad():
+                    want = model(**tok(prompt + answer, return_tensors="pt")).logits[0, 0].item()
+                got = json.loads(rlhf_tui(binary, ckpt, prompt + answer))["reward"]
+                print(f"{ckpt.name}: {answer!r} scores {want:+.5f} in transformers, {got:+.5f} here")
+                assert abs(got - want) < 1e-4
             continue
         model = GPT2LMHeadModel.from_pretrained(ckpt).eval()
         ids = tok(text)["input_ids"]
         with torch.no_grad():
             logits = model(torch.tensor([ids])).logits[0]
         want = torch.log_softmax(logits.double(), -1)[:-1].gather(1, torch.tensor(ids[1:])[:, None])[:, 0]
-        out = subprocess.run(
-            [binary, "score", "--model", str(ckpt), "--text", text, "--json", "--device", "cpu"],
-            check=True, capture_output=True, text=True,
-        )
-        got = json.loads(out.stdout)
+        got = json.loads(rlhf_tui(binary, ckpt, text))
         assert got["tokens"] == ids, (got["tokens"], ids)
         diff = (torch.tensor(got["logprobs"]).double() - want).abs().max().item()
         print(f"{ckpt.name}: {len(ids)} tokens as transformers renders and tokenizes them; log-probs within {diff:.2e}")

@@ -5,7 +5,8 @@
 use burn::tensor::Device;
 
 /// The `--device` values.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum DeviceChoice {
     /// A real GPU if this build and machine have one, else the CPU.
     #[default]

@@ -6,11 +6,13 @@ pub mod cli;
 pub mod data;
 pub mod device;
 pub mod fsutil;
+pub mod judge;
 pub mod kernels;
 pub mod model;
 pub mod prefs;
 pub mod rlhf;
 pub mod run;
+pub mod settings;
 #[cfg(test)]
 mod testutil;
 pub mod trainer;

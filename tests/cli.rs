@@ -263,3 +263,48 @@ fn sft_runs_from_any_directory() {
     let config = std::fs::read_to_string(run.join("config.ron")).unwrap();
     assert!(config.contains("\"assets/base\""), "{config}");
 }
+
+#[test]
+fn config_shows_where_the_settings_are_and_what_is_in_force() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("settings.ron");
+    let config = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_rlhf-tui"))
+            .arg("config")
+            .args(extra)
+            .env("RLHF_TUI_SETTINGS", &path)
+            .env_remove("BURN_DEVICE")
+            .env_remove("RLHF_TUI_TEST_KEY")
+            .output()
+            .unwrap()
+    };
+    let out = config(&[]);
+    assert!(out.status.success());
+    assert!(
+        stdout(&out).contains("(not there: the defaults are in force)"),
+        "{}",
+        stdout(&out)
+    );
+    std::fs::write(
+        &path,
+        r#"(annotator: Some("alice"), device: Some(cpu), judges: {"local": (base_url: "http://localhost:8000/v1", model: "qwen", api_key_env: Some("RLHF_TUI_TEST_KEY"))})"#,
+    )
+    .unwrap();
+    let shown = stdout(&config(&[]));
+    assert!(shown.contains(&format!("settings: {}\n", path.display())), "{shown}");
+    assert!(shown.contains("annotator: alice (settings"), "{shown}");
+    assert!(shown.contains("device: cpu (settings)"), "{shown}");
+    assert!(
+        shown.contains("judge local: http://localhost:8000/v1 model qwen (key in $RLHF_TUI_TEST_KEY (NOT SET))"),
+        "{shown}"
+    );
+    // A flag overrides the settings.
+    let shown = stdout(&config(&["--device", "wgpu"]));
+    assert!(shown.contains("device: wgpu (--device or BURN_DEVICE)"), "{shown}");
+    // A file that does not parse stops every command, naming its line.
+    std::fs::write(&path, "(\n  devise: Some(cpu),\n)").unwrap();
+    let out = config(&[]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("{}:2:", path.display())), "{stderr}");
+}

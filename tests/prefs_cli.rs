@@ -161,3 +161,26 @@ fn stats_give_kappa_and_alpha_per_criterion() {
 fn hh_format() -> rlhf_tui::data::chat::ChatFormat {
     rlhf_tui::data::chat::ChatFormat::dialogue("<|endoftext|>")
 }
+
+/// TRL's conversational pairs are stored as the run's base model reads
+/// them: here its ChatML template.
+#[test]
+fn conversational_pairs_import_in_the_run_s_chat_format() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("own");
+    std::fs::create_dir_all(&run).unwrap();
+    let model = fixture("user/model");
+    std::fs::write(run.join("config.ron"), format!("(sft: (init: {model:?}))")).unwrap();
+    let file = tmp.path().join("pairs.jsonl");
+    let line = r#"{"prompt": [{"role": "user", "content": "What color is the frog?"}], "chosen": [{"role": "assistant", "content": "The frog is green."}], "rejected": [{"role": "assistant", "content": "I am not sure."}]}"#;
+    std::fs::write(&file, line).unwrap();
+    let out = prefs(&["import", file.to_str().unwrap(), "--run", "own"], tmp.path());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stored = std::fs::read_to_string(run.join("prefs.jsonl")).unwrap();
+    let judgment: serde_json::Value = serde_json::from_str(stored.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        judgment["prompt"],
+        "<|im_start|>user\nWhat color is the frog?<|im_end|>\n<|im_start|>assistant\n"
+    );
+    assert_eq!(judgment["chosen"], "The frog is green.");
+}

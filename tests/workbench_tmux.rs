@@ -342,8 +342,8 @@ fn step_and_checkpoint_keys_answer_while_ppo_is_paused() {
 
 /// The workbench on a person's own model and files (tests/fixtures/user):
 /// the pair pane asks the config's labeling prompts in the model's own
-/// chat format; three judgments join the file's pairs in training the
-/// reward model; PPO runs; every stage shows its results.
+/// chat format; three judgments and a ranking join the file's pairs in
+/// training the reward model; PPO runs; every stage shows its results.
 #[test]
 fn your_own_model_and_files_in_the_workbench() {
     let tmp = tempfile::tempdir().unwrap();
@@ -369,6 +369,13 @@ fn your_own_model_and_files_in_the_workbench() {
         tmux.keys(&[key]);
         tmux.wait_for(judged, 30);
     }
+    // Rank mode on the same prompts: four responses ordered.
+    tmux.keys(&["R"]);
+    tmux.wait_for("rank 4 from sft-800", 60);
+    tmux.keys(&["2", "1", "4", "3"]);
+    tmux.wait_for("judged 4 ", 30);
+    tmux.keys(&["R"]);
+    tmux.wait_for("pair from sft-800", 60);
     tmux.keys(&["Enter"]);
     let screen = tmux.wait_for("RM ✓ rm-120", 120);
     assert!(screen.contains("accuracy 0."), "{screen}");
@@ -385,7 +392,7 @@ fn your_own_model_and_files_in_the_workbench() {
         .map(|l| serde_json::from_str(l).unwrap())
         .filter(|j: &serde_json::Value| j["source"] == "human")
         .collect();
-    assert_eq!(human.len(), 3, "{prefs}");
+    assert_eq!(human.len(), 4, "{prefs}");
     // Stored as the model read them: its ChatML turns.
     assert!(
         human
@@ -396,11 +403,14 @@ fn your_own_model_and_files_in_the_workbench() {
     // The reward model trained on the file's 480 training pairs and the
     // run's own (those whose two responses differ: a pair of one text
     // teaches nothing).
-    let usable = human.iter().filter(|j| j["responses"][0] != j["responses"][1]).count() as u64;
+    let pairs = &human[..3];
+    let usable = pairs.iter().filter(|j| j["responses"][0] != j["responses"][1]).count() as u64;
     assert!(usable >= 2, "a repeated response is drawn again: {prefs}");
     let rounds: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("rounds.json")).unwrap()).unwrap();
     let version = &rounds["rm_versions"][0];
-    assert_eq!(version["run_pairs"].as_u64().unwrap(), usable, "{rounds}");
-    assert_eq!(version["pairs"].as_u64().unwrap(), 480 + usable, "{rounds}");
+    // The ranking adds its pairs of distinct responses to the three.
+    let run_pairs = version["run_pairs"].as_u64().unwrap();
+    assert!(run_pairs > usable, "{rounds}");
+    assert_eq!(version["pairs"].as_u64().unwrap(), 480 + run_pairs, "{rounds}");
 }

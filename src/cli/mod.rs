@@ -2,6 +2,7 @@
 //! per subcommand.
 
 mod bench;
+mod config;
 mod devices;
 mod generate;
 mod prefs;
@@ -14,6 +15,7 @@ mod world;
 use clap::{Parser, Subcommand};
 
 use crate::device::DeviceChoice;
+use crate::settings::Settings;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -22,9 +24,10 @@ use crate::device::DeviceChoice;
     about = "A terminal workbench for RLHF: SFT, a reward model and PPO, run and watched live"
 )]
 pub struct Cli {
-    /// Where tensors live: auto takes a real GPU when there is one, else the CPU.
-    #[arg(long, global = true, value_enum, env = "BURN_DEVICE", default_value_t = DeviceChoice::Auto)]
-    pub device: DeviceChoice,
+    /// Where tensors live: auto takes a real GPU when there is one, else
+    /// the CPU [default: the settings' device, else auto].
+    #[arg(long, global = true, value_enum, env = "BURN_DEVICE")]
+    pub device: Option<DeviceChoice>,
 
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -54,16 +57,23 @@ pub enum Command {
     /// Print the built-in world's data or judge a response.
     #[command(subcommand)]
     World(world::WorldCommand),
+    /// Show where your settings are and what is in force.
+    Config,
 }
 
 /// Parses the command line, runs it, and reports an error as a message
 /// (never a panic backtrace) with a non-zero exit code.
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        None => workbench::run(cli.workbench, cli.device),
-        Some(command) => run(command, cli.device),
-    };
+    let result = Settings::load().and_then(|settings| {
+        // A flag overrides the settings.
+        let device = cli.device.or(settings.device).unwrap_or_default();
+        match cli.command {
+            None => workbench::run(cli.workbench, device, &settings),
+            Some(Command::Config) => config::run(&settings, cli.device),
+            Some(command) => run(command, device),
+        }
+    });
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
@@ -83,5 +93,6 @@ fn run(command: Command, device: DeviceChoice) -> anyhow::Result<()> {
         Command::Train(args) => train::run(args, device),
         Command::Prefs(command) => prefs::run(command),
         Command::World(command) => world::run(command),
+        Command::Config => unreachable!("run with the settings in main"),
     }
 }

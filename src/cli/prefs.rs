@@ -7,13 +7,12 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::PathBuf;
 
-use crate::data::chat::ChatFormat;
 use crate::prefs::formats::{Format, read_file, to_line};
 use crate::prefs::rank::{ranking_pairs, training_pairs};
 use crate::prefs::record::{Choice, Judgment, Source, Verdict};
 use crate::prefs::stats::agreement;
 use crate::prefs::store::{self, Contents, PrefStore};
-use crate::run::RunDir;
+use crate::run::{RunConfig, RunDir};
 use crate::trainer::audit::unix_seconds;
 
 #[derive(Debug, clap::Subcommand)]
@@ -86,11 +85,23 @@ fn load(run: &RunDir) -> anyhow::Result<Contents> {
     Ok(contents)
 }
 
+/// The tokenizer of the run's base model (its saved config's, else the
+/// built-in world's).
+fn base_tokenizer(run: &RunDir) -> anyhow::Result<crate::model::Tokenizer> {
+    let saved = run.config_path();
+    let mut config = match saved.exists() {
+        true => RunConfig::from_file(&saved)?,
+        false => RunConfig::default(),
+    };
+    crate::world::assets::locate_base(&mut config)?;
+    Ok(crate::model::hf::load_tokenizer(&config.sft.init)?)
+}
+
 fn import(path: &std::path::Path, run: &RunDir) -> anyhow::Result<()> {
-    // Judgments are stored as the text the models read; conversational
-    // lines are laid out in the built-in world's dialogue.
-    let format = ChatFormat::dialogue(crate::world::tokenizer_training::EOS);
-    let file = read_file(path, &format)?;
+    // Judgments are stored as the text the models read: conversational
+    // lines are laid out as the run's base model reads them.
+    let tokenizer = base_tokenizer(run)?;
+    let file = read_file(path, tokenizer.chat())?;
     for e in &file.errors {
         eprintln!("warning: {}:{}: skipped: {}", path.display(), e.line, e.message);
     }

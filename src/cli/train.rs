@@ -171,6 +171,10 @@ impl Hooks for Terminal {
                 active.step
             );
         }
+        for failure in active.take_failures() {
+            self.progress.finish();
+            eprintln!("warning: {failure}");
+        }
         for alert in stepped.alerts.raised {
             self.progress.finish();
             eprintln!(

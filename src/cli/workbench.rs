@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use crate::device::{self, DeviceChoice};
 use crate::run::{RunConfig, RunDir};
+use crate::settings::Settings;
 use crate::trainer::stage::RunData;
 use crate::trainer::worker::{PANIC_AT_STEP_VAR, WorkerSetup};
 
@@ -29,7 +30,7 @@ pub struct WorkbenchArgs {
     pub annotator: Option<String>,
 }
 
-pub fn run(args: WorkbenchArgs, choice: DeviceChoice) -> anyhow::Result<()> {
+pub fn run(args: WorkbenchArgs, choice: DeviceChoice, settings: &Settings) -> anyhow::Result<()> {
     anyhow::ensure!(
         std::io::stdout().is_terminal() && std::io::stdin().is_terminal(),
         "the workbench needs a terminal; `rlhf-tui train --stage sft|rm|ppo` runs a stage without one"
@@ -59,7 +60,7 @@ pub fn run(args: WorkbenchArgs, choice: DeviceChoice) -> anyhow::Result<()> {
         run,
         device: selected.device,
         device_label: selected.label,
-        annotator: annotator(args.annotator),
+        annotator: annotator(args.annotator.or_else(|| settings.annotator.clone())),
         panic_at_step: std::env::var(PANIC_AT_STEP_VAR).ok().and_then(|v| v.parse().ok()),
     };
     crate::ui::driver::run(setup, no_color)

@@ -58,24 +58,32 @@ pub trait Sources: Send + Sync {
 }
 
 /// Scores responses independently of the reward model being trained (the
-/// built-in world's rule judge; an AI judge for a person's own data).
+/// built-in world's rule judge; an AI judge for a person's own data). A
+/// judge that can fail (a model behind a network, a program) says why;
+/// nothing stands in for a verdict it did not give.
 pub trait Evaluator: Send + Sync {
+    /// Its name, as the judgments it makes are stored under.
+    fn name(&self) -> &str;
+
     /// A score in [0, 1] for each response to its prompt.
-    fn scores(&self, prompts: &[Prompt], responses: &[String]) -> Vec<f32>;
+    fn scores(&self, prompts: &[Prompt], responses: &[String]) -> Result<Vec<f32>, String>;
 
     /// The held-out figures of responses to prompts: the mean score, and
     /// whatever else the evaluator measures.
-    fn report(&self, prompts: &[Prompt], responses: &[String]) -> Vec<(&'static str, f64)> {
-        let scores = self.scores(prompts, responses);
+    fn report(&self, prompts: &[Prompt], responses: &[String]) -> Result<Vec<(&'static str, f64)>, String> {
+        let scores = self.scores(prompts, responses)?;
         let mean = scores.iter().map(|&s| f64::from(s)).sum::<f64>() / scores.len().max(1) as f64;
-        vec![(crate::run::names::EVAL_JUDGE_SCORE, mean)]
+        Ok(vec![(crate::run::names::EVAL_JUDGE_SCORE, mean)])
     }
 
     /// Its verdicts on responses to one prompt, by criterion: for two, the
     /// better (a tie within `TIE_MARGIN`); for more, their order.
-    fn verdicts(&self, prompt: &Prompt, responses: &[String]) -> Vec<(Criterion, Verdict)> {
+    fn verdicts(&self, prompt: &Prompt, responses: &[String]) -> Result<Vec<(Criterion, Verdict)>, String> {
         let prompts = vec![prompt.clone(); responses.len()];
-        vec![(Criterion::Overall, verdict_of_scores(&self.scores(&prompts, responses)))]
+        Ok(vec![(
+            Criterion::Overall,
+            verdict_of_scores(&self.scores(&prompts, responses)?),
+        )])
     }
 }
 

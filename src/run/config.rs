@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::judge::JudgeConfig;
 use crate::prefs::config::PrefsConfig;
 use crate::rlhf::monitors::MonitorConfig;
 use crate::rlhf::ppo::config::PpoConfig;
@@ -23,6 +24,7 @@ pub struct RunConfig {
     pub prefs: PrefsConfig,
     pub monitors: MonitorConfig,
     pub checkpoints: CheckpointConfig,
+    pub judge: JudgeConfig,
 }
 
 /// The `checkpoints` section.

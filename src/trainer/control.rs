@@ -16,7 +16,7 @@ use super::stage::RunData;
 use crate::fsutil::AppendLog;
 use crate::prefs::rank::is_ranking_of;
 use crate::prefs::record::{Judgment, Source};
-use crate::prefs::stats::{JUDGE, agreement};
+use crate::prefs::stats::agreement;
 use crate::prefs::store::{self, PrefStore};
 use crate::rlhf::ppo::kl_control::KlControl;
 use crate::rlhf::ppo::live::LiveParams;
@@ -223,13 +223,32 @@ impl Control {
     /// evaluator, if it has one, labels a seeded share of sets first
     /// (`prefs.judge_fraction`).
     pub fn offer(&mut self, mut set: SampleSet) {
+        // The evaluator scores each response as it is shown and stored.
+        if let Some(evaluator) = self.data.evaluator.clone() {
+            let texts: Vec<String> = set.responses.iter().map(|r| r.text()).collect();
+            match evaluator.scores(&vec![set.asked.clone(); texts.len()], &texts) {
+                Ok(scores) => {
+                    for (response, score) in set.responses.iter_mut().zip(scores) {
+                        response.judge = Some(score);
+                    }
+                }
+                Err(why) => self.failed(format!("{} on set {}: {why}", evaluator.name(), set.id)),
+            }
+        }
         let fraction = self.config.prefs.judge_fraction;
         let judged = ChaCha8Rng::seed_from_u64(set.id ^ 0x71d6e).random_bool(fraction);
         if let Some(evaluator) = self.data.evaluator.clone().filter(|_| judged) {
             let texts: Vec<String> = set.responses.iter().map(|r| r.text()).collect();
-            let verdicts = evaluator.verdicts(&set.asked, &texts);
+            // A judge that failed labels nothing, and says why.
+            let verdicts = match evaluator.verdicts(&set.asked, &texts) {
+                Ok(verdicts) => verdicts,
+                Err(why) => {
+                    self.failed(format!("{} on set {}: {why}", evaluator.name(), set.id));
+                    Vec::new()
+                }
+            };
             for (criterion, verdict) in &verdicts {
-                let judgment = judgment(&set, verdict.clone(), *criterion, JUDGE, Source::Judge);
+                let judgment = judgment(&set, verdict.clone(), *criterion, evaluator.name(), Source::Judge);
                 if let Err(e) = self.logs.prefs.record(judgment.clone()) {
                     return self.send(Event::Error(format!("prefs.jsonl: {e}")));
                 }
@@ -333,6 +352,13 @@ impl Control {
                 total: self.total,
             });
         }
+    }
+
+    /// Something that failed and must be seen: on the status bar and in
+    /// the audit log.
+    pub fn failed(&mut self, what: String) {
+        self.audit_record("failure", json!({ "what": what }));
+        self.send(Event::Warning(what));
     }
 
     pub fn audit_record(&mut self, event: &str, details: serde_json::Value) {

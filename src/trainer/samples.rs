@@ -42,8 +42,7 @@ fn labeling_prompt(id: u64, prompts: &[Prompt]) -> Option<Prompt> {
 
 /// Responses of at most `max_new_tokens` to one labeling prompt, one at
 /// each temperature; the set's id seeds the draw. The prompt is laid out
-/// as the policy reads it; the run's evaluator, if any, scores each
-/// response.
+/// as the policy reads it.
 pub fn sample_set(
     models: &PairModels,
     data: &RunData,
@@ -103,14 +102,6 @@ pub fn sample_set(
             temperature,
         });
         all_tokens.push(tokens.clone());
-    }
-    // The evaluator reads each response as it is shown and stored.
-    if let Some(evaluator) = &data.evaluator {
-        let texts: Vec<String> = responses.iter().map(|r| r.text()).collect();
-        let scores = evaluator.scores(&vec![asked.clone(); texts.len()], &texts);
-        for (response, score) in responses.iter_mut().zip(scores) {
-            response.judge = Some(score);
-        }
     }
     if let Some(rm) = models.reward {
         let queries = vec![query; all_tokens.len()];

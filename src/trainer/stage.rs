@@ -131,8 +131,19 @@ impl StageRun {
     /// `rounds.json` or a later stage names, and its curves continue on
     /// the step axis instead of drawing back over the first run's.
     pub fn start(stage: Stage, config: &RunConfig, run: &RunDir, device: &Device) -> anyhow::Result<Self> {
+        Self::start_with(stage, config, run, device, RunData::of(config)?)
+    }
+
+    /// `start` on data already read (the workbench's, whose judge
+    /// program is started once for the run).
+    pub fn start_with(
+        stage: Stage,
+        config: &RunConfig,
+        run: &RunDir,
+        device: &Device,
+        data: RunData,
+    ) -> anyhow::Result<Self> {
         let mut params = LiveParams::from_config(&config.ppo);
-        let data = RunData::of(config)?;
         let later_round = Rounds::load(run)?.round > 1;
         let offset = run.latest_step(stage.name()).map_or(0, |(step, _)| step);
         let (mut run_pairs, mut reference, mut reward) = (0, None, None);
@@ -189,8 +200,19 @@ impl StageRun {
         total: Option<usize>,
         device: &Device,
     ) -> anyhow::Result<Self> {
+        Self::resume_with(config, run, dir, total, device, RunData::of(config)?)
+    }
+
+    /// `resume` on data already read.
+    pub fn resume_with(
+        config: &RunConfig,
+        run: &RunDir,
+        dir: &Path,
+        total: Option<usize>,
+        device: &Device,
+        data: RunData,
+    ) -> anyhow::Result<Self> {
         let saved = Saved::read(dir)?;
-        let data = RunData::of(config)?;
         let missing = |what: &str| anyhow::anyhow!("{}: {CHECKPOINT_STATE} has no {what}", dir.display());
         let trainer: Box<dyn StageTrainer> = match saved.stage {
             Stage::Sft => {
@@ -234,6 +256,11 @@ impl StageRun {
             run_pairs: saved.run_pairs,
             data,
         })
+    }
+
+    /// What failed while stepping since last asked, for the person to see.
+    pub fn take_failures(&mut self) -> Vec<String> {
+        self.trainer.take_failures()
     }
 
     /// What the stage skipped while loading its data, each naming the file and line.
@@ -352,7 +379,7 @@ pub fn world_data() -> (Arc<dyn Sources>, Option<Arc<dyn Evaluator>>) {
 }
 
 /// What a run trains and evaluates on: a person's files where the config
-/// names them (with no evaluator), else the built-in world and its judge.
+/// names them, else the built-in world; and the judge the config names.
 #[derive(Clone)]
 pub struct RunData {
     pub sources: Arc<dyn Sources>,
@@ -362,12 +389,14 @@ pub struct RunData {
 }
 
 impl RunData {
-    /// Reads the files `config` names; a bad file is refused here.
+    /// Reads the files `config` names and starts its judge; a bad file, a
+    /// missing API key or a judge program that cannot start is refused here.
     pub fn of(config: &RunConfig) -> anyhow::Result<Self> {
-        if !config.uses_own_data() {
-            let (sources, evaluator) = world_data();
+        let world = !config.uses_own_data();
+        let evaluator = crate::judge::evaluator(&config.judge, world).map_err(anyhow::Error::msg)?;
+        if world {
             return Ok(Self {
-                sources,
+                sources: Arc::new(World),
                 evaluator,
                 warnings: Vec::new(),
             });
@@ -376,7 +405,7 @@ impl RunData {
         let warnings = files.warnings.clone();
         Ok(Self {
             sources: Arc::new(files),
-            evaluator: None,
+            evaluator,
             warnings,
         })
     }

@@ -47,6 +47,11 @@ pub trait StageTrainer: Send {
         &[]
     }
 
+    /// What failed while stepping since last asked (the evaluator's calls).
+    fn take_failures(&mut self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// The trainer's own live parameters, where it keeps them (PPO).
     fn live(&self) -> Option<&LiveParams> {
         None
@@ -180,6 +185,10 @@ impl StageTrainer for PpoTrainer {
 
     fn live(&self) -> Option<&LiveParams> {
         Some(&self.params)
+    }
+
+    fn take_failures(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.failures)
     }
 
     fn live_mut(&mut self) -> Option<&mut LiveParams> {

@@ -236,9 +236,18 @@ impl Worker {
         let started = Saved::unfinished(&self.run, stage).and_then(|from| {
             control.audit_record("start", json!({ "resumed_from": from }));
             match &from {
-                Some(dir) => StageRun::resume(control.config(), &self.run, dir, None, &self.device).map(|s| (s, true)),
+                Some(dir) => StageRun::resume_with(
+                    control.config(),
+                    &self.run,
+                    dir,
+                    None,
+                    &self.device,
+                    control.data().clone(),
+                )
+                .map(|s| (s, true)),
                 None => {
-                    let s = StageRun::start(stage, control.config(), &self.run, &self.device)?;
+                    let data = control.data().clone();
+                    let s = StageRun::start_with(stage, control.config(), &self.run, &self.device, data)?;
                     let baseline = driver::log_baseline(&s, &mut self.log)?;
                     if !baseline.is_empty() {
                         send_metrics(control, stage, 0, &baseline);
@@ -487,6 +496,9 @@ impl Hooks for Worker {
             panic!("injected at step {step} by {PANIC_AT_STEP_VAR}");
         }
         send_metrics(&self.control, stage, step, stepped.metrics);
+        for failure in active.take_failures() {
+            self.control.failed(failure);
+        }
         watch(&mut self.control, stepped.alerts, step);
         guard(&mut self.control, stage, step, stepped.non_finite);
         if stage == Stage::Ppo {

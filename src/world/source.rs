@@ -11,6 +11,7 @@ use super::generator::{Style, respond};
 use super::inventory::Prompt as WorldPrompt;
 use super::judge::judge;
 use super::pairs::judged_pairs;
+use crate::prefs::stats::JUDGE;
 use crate::rlhf::data::{Demonstration, Evaluator, LabelledPair, Prompt, Sources, Split, verdict_of_scores};
 use crate::run::names;
 use crate::trainer::protocol::{Criterion, Verdict};
@@ -84,30 +85,34 @@ fn answer(response: &str) -> &str {
 }
 
 impl Evaluator for Judge {
-    fn scores(&self, prompts: &[Prompt], responses: &[String]) -> Vec<f32> {
-        prompts
+    fn name(&self) -> &str {
+        JUDGE
+    }
+
+    fn scores(&self, prompts: &[Prompt], responses: &[String]) -> Result<Vec<f32>, String> {
+        Ok(prompts
             .iter()
             .zip(responses)
             .map(|(p, r)| judge(question(p), answer(r)).score)
-            .collect()
+            .collect())
     }
 
     /// The mean score and the share of answers made only of sentences the
     /// world knows.
-    fn report(&self, prompts: &[Prompt], responses: &[String]) -> Vec<(&'static str, f64)> {
+    fn report(&self, prompts: &[Prompt], responses: &[String]) -> Result<Vec<(&'static str, f64)>, String> {
         let questions: Vec<&str> = prompts.iter().map(question).collect();
         let answers: Vec<&str> = responses.iter().map(|r| answer(r)).collect();
         let report = evaluate(&questions, &answers);
-        vec![
+        Ok(vec![
             (names::EVAL_JUDGE_SCORE, report.mean_score as f64),
             (names::EVAL_JUDGE_PARSE_RATE, report.parse_rate as f64),
-        ]
+        ])
     }
 
     /// Under each criterion it scores (it has no measure of truthfulness).
-    fn verdicts(&self, prompt: &Prompt, responses: &[String]) -> Vec<(Criterion, Verdict)> {
+    fn verdicts(&self, prompt: &Prompt, responses: &[String]) -> Result<Vec<(Criterion, Verdict)>, String> {
         let judged: Vec<_> = responses.iter().map(|r| judge(question(prompt), answer(r))).collect();
-        [Criterion::Overall, Criterion::Helpful, Criterion::Harmless]
+        Ok([Criterion::Overall, Criterion::Helpful, Criterion::Harmless]
             .into_iter()
             .map(|criterion| {
                 let scores: Vec<f32> = judged
@@ -119,7 +124,7 @@ impl Evaluator for Judge {
                     .collect();
                 (criterion, verdict_of_scores(&scores))
             })
-            .collect()
+            .collect())
     }
 }
 
@@ -157,8 +162,10 @@ mod tests {
         let demos = World.demonstrations(Split::Train, 20, 3);
         let prompts: Vec<Prompt> = demos.iter().map(|d| d.prompt.clone()).collect();
         let answers: Vec<String> = demos.iter().map(|d| d.response.clone()).collect();
-        let good = Judge.scores(&prompts, &answers);
-        let curt = Judge.scores(&prompts, &vec!["Stupid question.".to_string(); prompts.len()]);
+        let good = Judge.scores(&prompts, &answers).unwrap();
+        let curt = Judge
+            .scores(&prompts, &vec!["Stupid question.".to_string(); prompts.len()])
+            .unwrap();
         let mean = good.iter().sum::<f32>() / good.len() as f32;
         assert!(mean > 0.8, "{good:?}");
         assert!(good.iter().zip(&curt).all(|(g, c)| g > c), "{good:?} against {curt:?}");

@@ -18,8 +18,9 @@ const CONFIG: &str = "config.json";
 const WEIGHTS: &str = "model.safetensors";
 const TOKENIZER: &str = "tokenizer.json";
 
-/// Config, tokenizer and weights of a directory, checked against each other.
-fn open(dir: &Path) -> Result<(Gpt2Config, Tokenizer, FileWeights), ImportError> {
+/// Config and tokenizer of a directory, checked against each other, the
+/// tokenizer carrying how the model takes turns.
+fn config_and_tokenizer(dir: &Path) -> Result<(Gpt2Config, Tokenizer), ImportError> {
     if !dir.is_dir() {
         return Err(ImportError::io(
             dir,
@@ -59,6 +60,17 @@ fn open(dir: &Path) -> Result<(Gpt2Config, Tokenizer, FileWeights), ImportError>
             ),
         ));
     }
+    Ok((config, tokenizer))
+}
+
+/// A directory's tokenizer alone, for laying text out as its model reads it.
+pub fn load_tokenizer(dir: &Path) -> Result<Tokenizer, ImportError> {
+    Ok(config_and_tokenizer(dir)?.1)
+}
+
+/// Config, tokenizer and weights of a directory, checked against each other.
+fn open(dir: &Path) -> Result<(Gpt2Config, Tokenizer, FileWeights), ImportError> {
+    let (config, tokenizer) = config_and_tokenizer(dir)?;
     let weights_path = dir.join(WEIGHTS);
     if !weights_path.exists() && dir.join("pytorch_model.bin").exists() {
         return Err(ImportError::refused(

@@ -6,5 +6,5 @@ mod dir;
 mod error;
 pub mod safetensors_io;
 
-pub use dir::{load_language_model, load_scalar_model, save_language_model, save_scalar_model};
+pub use dir::{load_language_model, load_scalar_model, load_tokenizer, save_language_model, save_scalar_model};
 pub use error::ImportError;

@@ -78,6 +78,8 @@ pub struct PpoTrainer {
     pub iteration: usize,
     pub episodes: usize,
     pub optimizer_steps: usize,
+    /// What failed since last asked (the evaluator's calls), for the person.
+    pub failures: Vec<String>,
 }
 
 impl PpoTrainer {
@@ -171,6 +173,7 @@ impl PpoTrainer {
             iteration: 0,
             episodes: 0,
             optimizer_steps: 0,
+            failures: Vec::new(),
         }
     }
 
@@ -319,8 +322,15 @@ impl PpoTrainer {
                 .iter()
                 .map(|r| tokenizer.chat().answer(&tokenizer.decode(r)).to_string())
                 .collect();
-            let scores = evaluator.scores(&prompts, &decoded);
-            metrics.push((names::JUDGE_SCORE, mean(&scores)));
+            // A judge that failed gives no figure for the iteration, and says why.
+            match evaluator.scores(&prompts, &decoded) {
+                Ok(scores) => metrics.push((names::JUDGE_SCORE, mean(&scores))),
+                Err(why) => self.failures.push(format!(
+                    "{} on iteration {}: {why}",
+                    evaluator.name(),
+                    self.iteration + 1
+                )),
+            }
         }
         self.params.kl.update(mean_kl, n);
         let batch = Batch {

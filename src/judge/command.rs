@@ -1,0 +1,150 @@
+//! A judge that is a program of the person's: started once for the run and
+//! kept alive, it reads one JSON request a line on stdin and answers each
+//! with one JSON line on stdout:
+//!
+//! - `{"task": "score", "criterion": "overall", "prompt": "…", "response": "…"}`
+//!   → `{"score": 0.8}` (0 to 1);
+//! - `{"task": "compare", "criterion": "helpful", "prompt": "…", "responses": ["…", "…"]}`
+//!   → `{"verdict": "a"}` (`a`, `b` or `tie`).
+//!
+//! A reply that does not come within the timeout, or that cannot be read,
+//! is an error naming the program and what it wrote.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, unbounded};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::prefs::record::{Choice, Criterion};
+
+/// The program and its arguments (`judge.kind: Command((…))`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CommandConfig {
+    pub program: String,
+    pub args: Vec<String>,
+    /// Seconds one answer may take.
+    pub timeout_secs: f64,
+}
+
+impl Default for CommandConfig {
+    fn default() -> Self {
+        Self {
+            program: String::new(),
+            args: Vec::new(),
+            timeout_secs: 30.0,
+        }
+    }
+}
+
+/// The running program.
+pub struct CommandJudge {
+    name: String,
+    timeout: Duration,
+    process: Mutex<Process>,
+}
+
+struct Process {
+    child: Child,
+    stdin: ChildStdin,
+    /// Its stdout's lines, read on a thread of their own so a wait can
+    /// time out; closed when the program ends.
+    lines: Receiver<std::io::Result<String>>,
+}
+
+impl CommandJudge {
+    /// Starts the program.
+    pub fn spawn(config: &CommandConfig) -> Result<Self, String> {
+        if config.program.trim().is_empty() {
+            return Err("judge: the command's program is not named (judge.kind: Command((program: …)))".into());
+        }
+        let mut child = Command::new(&config.program)
+            .args(&config.args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("judge: cannot start {}: {e}", config.program))?;
+        let stdin = child.stdin.take().expect("piped");
+        let stdout = child.stdout.take().expect("piped");
+        let (send, lines) = unbounded();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Self {
+            name: config.program.clone(),
+            timeout: Duration::from_secs_f64(config.timeout_secs.max(0.001)),
+            process: Mutex::new(Process { child, stdin, lines }),
+        })
+    }
+
+    pub fn program(&self) -> &str {
+        &self.name
+    }
+
+    /// The program's answer to one request.
+    fn ask(&self, request: &Value) -> Result<Value, String> {
+        let mut process = self.process.lock().expect("a judge request does not panic");
+        let fail = |why: String| format!("{}: {why}", self.name);
+        writeln!(process.stdin, "{request}")
+            .and_then(|_| process.stdin.flush())
+            .map_err(|e| fail(format!("cannot write the request: {e}")))?;
+        let line = match process.lines.recv_timeout(self.timeout) {
+            Ok(line) => line.map_err(|e| fail(format!("cannot read the answer: {e}")))?,
+            Err(RecvTimeoutError::Timeout) => {
+                return Err(fail(format!("no answer within {:?}", self.timeout)));
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                let status = process.child.try_wait().ok().flatten();
+                return Err(fail(format!(
+                    "the program has ended{}",
+                    status.map_or(String::new(), |s| format!(" ({s})"))
+                )));
+            }
+        };
+        serde_json::from_str(&line).map_err(|e| fail(format!("the answer {line:?} is not JSON: {e}")))
+    }
+
+    /// The program's score of `response` in [0, 1].
+    pub fn score(&self, criterion: Criterion, prompt: &str, response: &str) -> Result<f32, String> {
+        let request = json!({"task": "score", "criterion": criterion.name(), "prompt": prompt, "response": response});
+        let answer = self.ask(&request)?;
+        answer["score"]
+            .as_f64()
+            .filter(|s| (0.0..=1.0).contains(s))
+            .map(|s| s as f32)
+            .ok_or_else(|| format!("{}: the answer {answer} has no \"score\" from 0 to 1", self.name))
+    }
+
+    /// The program's verdict on two responses.
+    pub fn compare(&self, criterion: Criterion, prompt: &str, a: &str, b: &str) -> Result<Choice, String> {
+        let request = json!({"task": "compare", "criterion": criterion.name(), "prompt": prompt, "responses": [a, b]});
+        let answer = self.ask(&request)?;
+        match answer["verdict"].as_str() {
+            Some("a") => Ok(Choice::Left),
+            Some("b") => Ok(Choice::Right),
+            Some("tie") => Ok(Choice::Tie),
+            _ => Err(format!(
+                "{}: the answer {answer} has no \"verdict\" of a, b or tie",
+                self.name
+            )),
+        }
+    }
+}
+
+impl Drop for CommandJudge {
+    fn drop(&mut self) {
+        if let Ok(process) = self.process.get_mut() {
+            let _ = process.child.kill();
+            let _ = process.child.wait();
+        }
+    }
+}

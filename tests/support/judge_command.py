@@ -1,0 +1,19 @@
+"""A judge program for the judge tests (tests/judges.rs): reads one JSON
+request a line and answers each with one JSON line, by the same rule as
+judge_server.py. A request whose prompt is EXIT makes it end without an
+answer."""
+
+import json
+import sys
+
+for line in sys.stdin:
+    request = json.loads(line)
+    if request["prompt"] == "EXIT":
+        sys.exit(3)
+    good = lambda answer: "not sure" not in answer
+    if request["task"] == "score":
+        answer = {"score": 0.9 if good(request["response"]) else 0.2}
+    else:
+        a, b = (good(r) for r in request["responses"])
+        answer = {"verdict": "a" if a and not b else "b" if b and not a else "tie"}
+    print(json.dumps(answer), flush=True)
