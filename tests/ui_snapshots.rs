@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::ui::{demo_app, pair, rank_set, stage_event};
+use common::ui::{demo_app, metric, pair, rank_set, stage_event};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
@@ -269,16 +269,7 @@ fn the_status_bar_says_whose_learning_rate_it_is() {
     let mut app = App::new(false);
     let sft = |state| stage_event(Stage::Sft, state, 300, 300);
     on_event(&mut app, sft(StageState::Running), 1.0);
-    let values = vec![("lr".to_string(), 0.0001)];
-    on_event(
-        &mut app,
-        Event::Metrics {
-            stage: Stage::Sft,
-            step: 300,
-            values,
-        },
-        2.0,
-    );
+    metric(&mut app, Stage::Sft, 300, "lr", 0.0001);
     let running = text(&render(&app, (160, 48), "status"));
     assert!(running.contains("│ lr 1.00e-4"), "{running}");
     on_event(
@@ -308,15 +299,12 @@ fn one_chart_until_whole_run_and_recent_differ() {
     assert!(short.contains("│ you changed a parameter"), "{short}");
     assert!(short.contains("KL (2/11) · y: nats per response"), "{short}");
     for step in 41..=(RECENT_POINTS + 60) {
-        let values = vec![("objective/kl".to_string(), 3.0 + (step % 7) as f64 / 10.0)];
-        on_event(
+        metric(
             &mut app,
-            Event::Metrics {
-                stage: Stage::Ppo,
-                step,
-                values,
-            },
-            200.0,
+            Stage::Ppo,
+            step,
+            "objective/kl",
+            3.0 + (step % 7) as f64 / 10.0,
         );
     }
     check("charts-kl-long", &app, "charts");
@@ -334,15 +322,12 @@ fn the_judge_chart_has_the_sft_baseline() {
     use rlhf_tui::trainer::protocol::Stage;
     let mut app = demo_app(false);
     for step in 1..=40 {
-        let values = vec![("judge/score_mean".to_string(), 0.8 + step as f64 / 400.0)];
-        on_event(
+        metric(
             &mut app,
-            Event::Metrics {
-                stage: Stage::Ppo,
-                step,
-                values,
-            },
-            200.0,
+            Stage::Ppo,
+            step,
+            "judge/score_mean",
+            0.8 + step as f64 / 400.0,
         );
     }
     app.chart = CHARTS.iter().position(|c| c.title == "judge score").unwrap();
@@ -369,26 +354,8 @@ fn finished_stages_show_their_held_out_results() {
     let ready = text(&render(&app, (160, 48), "stages"));
     assert!(ready.contains("SFT not started"), "{ready}");
     on_event(&mut app, stage_event(Stage::Ppo, StageState::Running, 0, 2), 1.0);
-    let sft = vec![("eval/judge_score_mean".to_string(), 0.874)];
-    on_event(
-        &mut app,
-        Event::Metrics {
-            stage: Stage::Sft,
-            step: 300,
-            values: sft,
-        },
-        1.0,
-    );
-    let ppo = vec![("eval/judge_score_mean".to_string(), 0.967)];
-    on_event(
-        &mut app,
-        Event::Metrics {
-            stage: Stage::Ppo,
-            step: 2,
-            values: ppo,
-        },
-        2.0,
-    );
+    metric(&mut app, Stage::Sft, 300, "eval/judge_score_mean", 0.874);
+    metric(&mut app, Stage::Ppo, 2, "eval/judge_score_mean", 0.967);
     let done = StageState::Done {
         checkpoint: "ppo-2".into(),
     };

@@ -401,16 +401,15 @@ fn your_own_model_and_files_in_the_workbench() {
         "{prefs}"
     );
     // The reward model trained on the file's 480 training pairs and the
-    // run's own (those whose two responses differ: a pair of one text
-    // teaches nothing).
-    let pairs = &human[..3];
-    let usable = pairs.iter().filter(|j| j["responses"][0] != j["responses"][1]).count() as u64;
-    assert!(usable >= 2, "a repeated response is drawn again: {prefs}");
+    // run's own: the judgments' pairs (a ranking's K(K−1)/2) whose two
+    // texts differ, as the run's training pairs count them.
+    let judgments = rlhf_tui::prefs::store::load(&run.join("prefs.jsonl"))
+        .unwrap()
+        .judgments;
+    let run_pairs = rlhf_tui::prefs::rank::training_pairs(&judgments).len() as u64;
     let rounds: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("rounds.json")).unwrap()).unwrap();
     let version = &rounds["rm_versions"][0];
-    // The ranking adds its pairs of distinct responses to the three.
-    let run_pairs = version["run_pairs"].as_u64().unwrap();
-    assert!(run_pairs > usable, "{rounds}");
+    assert_eq!(version["run_pairs"].as_u64().unwrap(), run_pairs, "{rounds}");
     assert_eq!(version["pairs"].as_u64().unwrap(), 480 + run_pairs, "{rounds}");
 }

@@ -77,10 +77,16 @@ pub fn sample_set(
             generate(models.policy, &queries, &config)
         };
         // A response the set already has is drawn again (a few times at
-        // most): two copies of one text ask the person nothing.
+        // most): two copies of one text ask the person nothing. Texts are
+        // compared, since one text can be sampled as different tokens.
+        let text_of = |tokens: &[u32]| {
+            let end = tokens.iter().position(|&t| Some(t) == eos).unwrap_or(tokens.len());
+            tokenizer.decode(&tokens[..end])
+        };
         let mut generated = sample(0);
         for attempt in 1..=REDRAWS {
-            if !all_tokens.contains(&generated.tokens[0]) {
+            let text = text_of(&generated.tokens[0]);
+            if !all_tokens.iter().any(|t: &Vec<u32>| text_of(t) == text) {
                 break;
             }
             generated = sample(attempt);

@@ -219,3 +219,9 @@ pub fn stage_event(stage: Stage, state: StageState, step: usize, total: usize) -
         total,
     }
 }
+
+/// One metric of `stage` at `step`, as the trainer reports it.
+pub fn metric(app: &mut App, stage: Stage, step: usize, key: &str, value: f64) {
+    let values = vec![(key.to_string(), value)];
+    on_event(app, Event::Metrics { stage, step, values }, 200.0);
+}

@@ -53,42 +53,43 @@ fn results(app: &App, row: &StageRow, width: u16) -> String {
     let (Some(stage), StageState::Done { .. }) = (row.stage, &row.state) else {
         return String::new();
     };
-    let figure_to =
-        |stage, key, words: &str, digits: usize| app.last(stage, key).map(|v| format!("{words} {v:.digits$}"));
-    let figure = |stage, key, words: &str| figure_to(stage, key, words, 3);
     let judged = app.last(Stage::Ppo, names::EVAL_JUDGE_SCORE).is_some();
-    let (what, figures) = match stage {
+    // (stage, metric, words, digits) of the figures shown.
+    let (what, wanted): (&str, [(Stage, &str, &str, usize); 2]) = match stage {
         Stage::Sft => (
             "held-out",
-            vec![
-                figure(Stage::Sft, names::EVAL_JUDGE_SCORE, "judge"),
-                figure(Stage::Sft, names::EVAL_LOSS, "loss"),
+            [
+                (Stage::Sft, names::EVAL_JUDGE_SCORE, "judge", 3),
+                (Stage::Sft, names::EVAL_LOSS, "loss", 3),
             ],
         ),
         Stage::Rm => (
             "held-out",
-            vec![
-                figure(Stage::Rm, names::EVAL_ACCURACY, "accuracy"),
-                figure(Stage::Rm, names::EVAL_ECE, "ECE"),
+            [
+                (Stage::Rm, names::EVAL_ACCURACY, "accuracy", 3),
+                (Stage::Rm, names::EVAL_ECE, "ECE", 3),
             ],
         ),
         Stage::Ppo if judged => (
             "held-out",
-            vec![
-                figure(Stage::Ppo, names::EVAL_JUDGE_SCORE, "judge"),
-                figure(Stage::Sft, names::EVAL_JUDGE_SCORE, "SFT's"),
+            [
+                (Stage::Ppo, names::EVAL_JUDGE_SCORE, "judge", 3),
+                (Stage::Sft, names::EVAL_JUDGE_SCORE, "SFT's", 3),
             ],
         ),
         // Without an evaluator, where the last iteration left the policy.
         Stage::Ppo => (
             "last iteration",
-            vec![
-                figure_to(Stage::Ppo, names::SCORES, "RM score", 2),
-                figure_to(Stage::Ppo, names::KL, "KL", 2),
+            [
+                (Stage::Ppo, names::SCORES, "RM score", 2),
+                (Stage::Ppo, names::KL, "KL", 2),
             ],
         ),
     };
-    let figures: Vec<String> = figures.into_iter().flatten().collect();
+    let figures: Vec<String> = wanted
+        .iter()
+        .filter_map(|&(stage, key, words, digits)| app.last(stage, key).map(|v| format!("{words} {v:.digits$}")))
+        .collect();
     if figures.is_empty() {
         return String::new();
     }
