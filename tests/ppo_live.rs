@@ -11,7 +11,7 @@ use rlhf_tui::model::{ScalarModel, hf};
 use rlhf_tui::rlhf::ppo::config::PpoConfig;
 use rlhf_tui::rlhf::ppo::live::StepPoint;
 use rlhf_tui::rlhf::ppo::trainer::PpoTrainer;
-use rlhf_tui::trainer::stage::world_data;
+use rlhf_tui::trainer::run_data::world_data;
 
 fn metric(metrics: &[(&str, f64)], key: &str) -> f64 {
     rlhf_tui::run::metric(metrics, key).unwrap_or_else(|| panic!("no {key}"))

@@ -21,7 +21,7 @@ use crate::rlhf::data::Prompt;
 use crate::run::names;
 use crate::run::{RunConfig, RunDir};
 use crate::trainer::protocol::{Command, Event, Response, SampleSet, Stage, StageState};
-use crate::trainer::stage::RunData;
+use crate::trainer::run_data::RunData;
 use crate::trainer::worker::{WorkerSetup, spawn};
 use crate::ui::app::App;
 use crate::ui::driver::{Input, event_loop};

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use crate::device::{self, DeviceChoice};
 use crate::run::{RunConfig, RunDir};
 use crate::settings::Settings;
-use crate::trainer::stage::RunData;
+use crate::trainer::run_data::RunData;
 use crate::trainer::worker::{PANIC_AT_STEP_VAR, WorkerSetup};
 
 #[derive(Debug, Default, clap::Args)]

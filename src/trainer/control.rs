@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::audit::{AuditLog, unix_seconds};
 use super::protocol::{Command, Criterion, Event, KlMode, Param, SampleSet, Stage, StageState, Verdict};
-use super::stage::RunData;
+use super::run_data::RunData;
 use crate::fsutil::AppendLog;
 use crate::prefs::rank::is_ranking_of;
 use crate::prefs::record::{Judgment, Source};

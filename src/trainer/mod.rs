@@ -4,6 +4,7 @@ pub mod audit;
 pub mod control;
 pub mod driver;
 pub mod protocol;
+pub mod run_data;
 pub mod samples;
 pub mod stage;
 pub mod stage_trainer;

@@ -13,7 +13,7 @@ use rand::seq::IndexedRandom;
 use rand_chacha::ChaCha8Rng;
 
 use super::protocol::{Response, SampleSet, Stage};
-use super::stage::RunData;
+use super::run_data::RunData;
 use crate::model::sampling::SamplingParams;
 use crate::model::{CausalLm, GenerateConfig, ScalarModel, Tokenizer, generate, hf};
 use crate::rlhf::data::Prompt;

@@ -11,13 +11,12 @@ use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
 use super::protocol::Stage;
+use super::run_data::RunData;
 use super::stage_trainer::{Finished, StageTrainer, StepAt};
-use crate::data::sources::FileSources;
 use crate::model::{CausalLm, ScalarModel, Tokenizer};
 use crate::prefs::formats::PreferencePair;
 use crate::prefs::rank::training_pairs;
 use crate::prefs::store;
-use crate::rlhf::data::{Evaluator, Sources};
 use crate::rlhf::ppo::live::{LiveParams, Models, Steer, StepPoint};
 use crate::rlhf::ppo::trainer::{PpoState, PpoTrainer};
 use crate::rlhf::reward::RmTrainer;
@@ -25,8 +24,6 @@ use crate::rlhf::sft::SftTrainer;
 use crate::rlhf::state::ModelState;
 use crate::run::dir::CHECKPOINT_STATE;
 use crate::run::{Rounds, RunConfig, RunDir};
-use crate::world::source::{Judge, World};
-use std::sync::Arc;
 
 pub type Metrics = Vec<(&'static str, f64)>;
 
@@ -371,46 +368,4 @@ impl StageRun {
 /// A steering callback that changes nothing.
 pub fn no_steering(_: &mut LiveParams, _: StepPoint, _: &Models) -> ControlFlow<()> {
     ControlFlow::Continue(())
-}
-
-/// The built-in world as PPO's prompts and its judge as the evaluator.
-pub fn world_data() -> (Arc<dyn Sources>, Option<Arc<dyn Evaluator>>) {
-    (Arc::new(World), Some(Arc::new(Judge)))
-}
-
-/// What a run trains and evaluates on: a person's files where the config
-/// names them, else the built-in world; and the judge the config names.
-#[derive(Clone)]
-pub struct RunData {
-    pub sources: Arc<dyn Sources>,
-    pub evaluator: Option<Arc<dyn Evaluator>>,
-    /// Lines of the files that were skipped, each naming its file and line.
-    pub warnings: Vec<String>,
-}
-
-impl RunData {
-    /// Reads the files `config` names and starts its judge; a bad file, a
-    /// missing API key or a judge program that cannot start is refused here.
-    pub fn of(config: &RunConfig) -> anyhow::Result<Self> {
-        let world = !config.uses_own_data();
-        let evaluator = crate::judge::evaluator(&config.judge, world).map_err(anyhow::Error::msg)?;
-        if world {
-            return Ok(Self {
-                sources: Arc::new(World),
-                evaluator,
-                warnings: Vec::new(),
-            });
-        }
-        let files = FileSources::load(config)?;
-        let warnings = files.warnings.clone();
-        Ok(Self {
-            sources: Arc::new(files),
-            evaluator,
-            warnings,
-        })
-    }
-
-    fn parts(&self) -> (Arc<dyn Sources>, Option<Arc<dyn Evaluator>>) {
-        (self.sources.clone(), self.evaluator.clone())
-    }
 }

@@ -4,7 +4,8 @@
 
 use std::path::Path;
 
-use super::stage::{Metrics, RunData, Saved};
+use super::run_data::RunData;
+use super::stage::{Metrics, Saved};
 use crate::model::{CausalLm, ScalarModel, Tokenizer, hf};
 use crate::rlhf::held_out::{HELD_OUT_SAMPLES, held_out_report};
 use crate::rlhf::ppo::live::{LiveParams, Steer};

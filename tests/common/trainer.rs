@@ -8,7 +8,7 @@ use rlhf_tui::model::weights::SeededInit;
 use rlhf_tui::model::{ScalarModel, hf};
 use rlhf_tui::run::{RunConfig, RunDir};
 use rlhf_tui::trainer::protocol::{Event, StageState};
-use rlhf_tui::trainer::stage::RunData;
+use rlhf_tui::trainer::run_data::RunData;
 use rlhf_tui::trainer::worker::{TrainerHandle, WorkerSetup, spawn};
 
 pub fn base() -> PathBuf {

@@ -1,0 +1,54 @@
+//! What a run trains and evaluates on: a person's files where the config
+//! names them, else the built-in world; and the judge the config names.
+//! Read once where the run is set up, so a bad file, a missing key or a
+//! judge program that cannot start is refused before any training, and
+//! shared by the stages and the labeling queue.
+
+use std::sync::Arc;
+
+use crate::data::sources::FileSources;
+use crate::rlhf::data::{Evaluator, Sources};
+use crate::run::RunConfig;
+use crate::world::source::{Judge, World};
+
+/// The built-in world as PPO's prompts and its judge as the evaluator.
+pub fn world_data() -> (Arc<dyn Sources>, Option<Arc<dyn Evaluator>>) {
+    (Arc::new(World), Some(Arc::new(Judge)))
+}
+
+/// What a run trains and evaluates on: a person's files where the config
+/// names them, else the built-in world; and the judge the config names.
+#[derive(Clone)]
+pub struct RunData {
+    pub sources: Arc<dyn Sources>,
+    pub evaluator: Option<Arc<dyn Evaluator>>,
+    /// Lines of the files that were skipped, each naming its file and line.
+    pub warnings: Vec<String>,
+}
+
+impl RunData {
+    /// Reads the files `config` names and starts its judge; a bad file, a
+    /// missing API key or a judge program that cannot start is refused here.
+    pub fn of(config: &RunConfig) -> anyhow::Result<Self> {
+        let world = !config.uses_own_data();
+        let evaluator = crate::judge::evaluator(&config.judge, world).map_err(anyhow::Error::msg)?;
+        if world {
+            return Ok(Self {
+                sources: Arc::new(World),
+                evaluator,
+                warnings: Vec::new(),
+            });
+        }
+        let files = FileSources::load(config)?;
+        let warnings = files.warnings.clone();
+        Ok(Self {
+            sources: Arc::new(files),
+            evaluator,
+            warnings,
+        })
+    }
+
+    pub fn parts(&self) -> (Arc<dyn Sources>, Option<Arc<dyn Evaluator>>) {
+        (self.sources.clone(), self.evaluator.clone())
+    }
+}
