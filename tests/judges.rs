@@ -200,6 +200,7 @@ fn a_judge_program_is_kept_alive_and_its_end_reported() {
     assert_eq!(verdicts, [(Criterion::Overall, Verdict::Choice(Choice::Left))]);
     let err = judge.scores(&[Prompt::question("EXIT")], &strings(&["x"])).unwrap_err();
     assert!(err.contains("python3: the program has ended"), "{err}");
+    assert!(err.contains("(its stderr: asked to end)"), "{err}");
     // A program that cannot start is refused when the run is set up.
     let missing = JudgeConfig {
         kind: JudgeKind::Command(CommandConfig {

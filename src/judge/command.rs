@@ -8,11 +8,13 @@
 //!   → `{"verdict": "a"}` (`a`, `b` or `tie`).
 //!
 //! A reply that does not come within the timeout, or that cannot be read,
-//! is an error naming the program and what it wrote.
+//! is an error naming the program and what it wrote, with the last lines
+//! of its stderr (which never reaches the workbench's screen).
 
+use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, unbounded};
@@ -46,7 +48,14 @@ pub struct CommandJudge {
     name: String,
     timeout: Duration,
     process: Mutex<Process>,
+    /// The newest lines the program wrote to stderr.
+    stderr: Arc<Mutex<VecDeque<String>>>,
+    /// Closed once its stderr has been read to the end.
+    stderr_done: Receiver<()>,
 }
+
+/// Lines of a judge program's stderr kept for its errors.
+const STDERR_KEPT: usize = 3;
 
 struct Process {
     child: Child,
@@ -66,11 +75,25 @@ impl CommandJudge {
             .args(&config.args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| format!("judge: cannot start {}: {e}", config.program))?;
         let stdin = child.stdin.take().expect("piped");
         let stdout = child.stdout.take().expect("piped");
+        let stderr = Arc::new(Mutex::new(VecDeque::new()));
+        let kept = stderr.clone();
+        let errors = child.stderr.take().expect("piped");
+        let (done, stderr_done) = unbounded::<()>();
+        std::thread::spawn(move || {
+            let _done = done;
+            for line in BufReader::new(errors).lines().map_while(Result::ok) {
+                let mut kept = kept.lock().expect("only this thread writes");
+                if kept.len() == STDERR_KEPT {
+                    kept.pop_front();
+                }
+                kept.push_back(line);
+            }
+        });
         let (send, lines) = unbounded();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
@@ -83,6 +106,8 @@ impl CommandJudge {
             name: config.program.clone(),
             timeout: Duration::from_secs_f64(config.timeout_secs.max(0.001)),
             process: Mutex::new(Process { child, stdin, lines }),
+            stderr,
+            stderr_done,
         })
     }
 
@@ -93,7 +118,17 @@ impl CommandJudge {
     /// The program's answer to one request.
     fn ask(&self, request: &Value) -> Result<Value, String> {
         let mut process = self.process.lock().expect("a judge request does not panic");
-        let fail = |why: String| format!("{}: {why}", self.name);
+        let fail = |why: String| {
+            let said: Vec<String> = self
+                .stderr
+                .lock()
+                .map(|l| l.iter().cloned().collect())
+                .unwrap_or_default();
+            match said.is_empty() {
+                true => format!("{}: {why}", self.name),
+                false => format!("{}: {why} (its stderr: {})", self.name, said.join(" | ")),
+            }
+        };
         writeln!(process.stdin, "{request}")
             .and_then(|_| process.stdin.flush())
             .map_err(|e| fail(format!("cannot write the request: {e}")))?;
@@ -103,6 +138,9 @@ impl CommandJudge {
                 return Err(fail(format!("no answer within {:?}", self.timeout)));
             }
             Err(RecvTimeoutError::Disconnected) => {
+                // What it said last comes with the error: its stderr is read
+                // to the end (briefly waited for) first.
+                let _ = self.stderr_done.recv_timeout(Duration::from_secs(1));
                 let status = process.child.try_wait().ok().flatten();
                 return Err(fail(format!(
                     "the program has ended{}",

@@ -1,7 +1,7 @@
 """A judge program for the judge tests (tests/judges.rs): reads one JSON
 request a line and answers each with one JSON line, by the same rule as
-judge_server.py. A request whose prompt is EXIT makes it end without an
-answer."""
+judge_server.py. A request whose prompt is EXIT makes it say so on
+stderr and end without an answer."""
 
 import json
 import sys
@@ -9,6 +9,7 @@ import sys
 for line in sys.stdin:
     request = json.loads(line)
     if request["prompt"] == "EXIT":
+        print("asked to end", file=sys.stderr, flush=True)
         sys.exit(3)
     good = lambda answer: "not sure" not in answer
     if request["task"] == "score":
