@@ -10,6 +10,8 @@ pub mod generate;
 pub mod gpt2;
 pub mod hf;
 pub mod kv_cache;
+pub mod llama;
+pub mod llama_config;
 pub mod logprobs;
 pub mod sampling;
 pub mod scalar;

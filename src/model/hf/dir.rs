@@ -79,7 +79,10 @@ fn open(dir: &Path) -> Result<(Gpt2Config, Tokenizer, FileWeights), ImportError>
             "is missing (only pytorch_model.bin is there); re-save the model with safe_serialization=True",
         ));
     }
-    let weights = safetensors_io::read(&weights_path)?;
+    let mut weights = safetensors_io::read(&weights_path)?;
+    // GPT-2's LM head is the token embedding; a file that stores it too
+    // stores the same values twice.
+    weights.tensors.remove("lm_head.weight");
     Ok((config, tokenizer, weights))
 }
 

@@ -17,9 +17,9 @@ fn is_buffer(name: &str) -> bool {
     name.ends_with(".attn.bias") || name.ends_with(".attn.masked_bias")
 }
 
-/// Reads every tensor of the file into host memory, names normalised to
-/// GPT-2's (`h.0.attn.c_attn.weight`, `score.weight`, ...). The tied
-/// `lm_head.weight` is dropped: it is the token embedding.
+/// Reads every tensor of the file into host memory, GPT-2's names
+/// normalised (`h.0.attn.c_attn.weight`, `score.weight`, ...; other
+/// architectures' names are kept as they are).
 pub fn read(path: &Path) -> Result<FileWeights, ImportError> {
     let bytes = std::fs::read(path).map_err(|e| ImportError::io(path, e))?;
     let st = SafeTensors::deserialize(&bytes)
@@ -27,7 +27,7 @@ pub fn read(path: &Path) -> Result<FileWeights, ImportError> {
     let mut tensors = BTreeMap::new();
     for (name, view) in st.iter() {
         let short = name.strip_prefix("transformer.").unwrap_or(name);
-        if is_buffer(short) || short == "lm_head.weight" {
+        if is_buffer(short) {
             continue;
         }
         let values = to_f32(&view).ok_or_else(|| {

@@ -1,0 +1,255 @@
+//! The Llama decoder (LlamaForCausalLM, which covers SmolLM2 and
+//! TinyLlama, and Qwen2ForCausalLM, which adds query/key/value biases) in
+//! one readable file: token embeddings, pre-RMSNorm blocks of rotary
+//! grouped-query attention and a SwiGLU MLP, a final RMSNorm, and the LM
+//! head (its own weight, or tied to the embedding).
+//!
+//! Shapes use `b` = batch, `q` = positions, `d` = hidden size, `h` query
+//! heads, `g` key/value heads (each serves h/g query heads), `hd` = head
+//! dimension, `f` = the MLP's width, `V` = vocabulary. Weights keep
+//! transformers' `[out, in]` layout, so import and export copy them as
+//! they are. Every operation here is burn's own; this is the reference
+//! the fused CPU paths will be checked against.
+
+use burn::module::{Module, Param};
+use burn::tensor::activation::{silu, softmax};
+use burn::tensor::module::embedding;
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+
+use super::llama_config::LlamaConfig;
+use super::weights::{Init, WeightSource};
+use crate::model::hf::ImportError;
+
+/// `x · weightᵀ + bias` over every position: `[b, q, in]` → `[b, q, out]`.
+fn project(x: Tensor<3>, weight: &Param<Tensor<2>>, bias: Option<&Param<Tensor<1>>>) -> Tensor<3> {
+    let [b, q, d] = x.dims();
+    let w = weight.val();
+    let out = w.dims()[0];
+    let y = x.reshape([b * q, d]).matmul(w.transpose());
+    let y = match bias {
+        Some(bias) => y + bias.val().unsqueeze_dim(0),
+        None => y,
+    };
+    y.reshape([b, q, out])
+}
+
+/// RMSNorm: `x / sqrt(mean(x²) + ε) · weight` over the last dimension.
+fn rms_norm(x: Tensor<3>, weight: &Param<Tensor<1>>, eps: f64) -> Tensor<3> {
+    let rms = (x.clone().powi_scalar(2).mean_dim(2) + eps).sqrt();
+    let d = weight.dims()[0];
+    x / rms * weight.val().reshape([1, 1, d])
+}
+
+/// The rotary tables at `positions` (`[b, q]`): cos and sin `[b, 1, q, hd]`,
+/// each frequency repeated over both halves of a head (Hugging Face's
+/// rotate-half layout).
+pub fn rotary_tables(config: &LlamaConfig, positions: Tensor<2, Int>) -> (Tensor<4>, Tensor<4>) {
+    let device = positions.device();
+    let [b, q] = positions.dims();
+    let inv_freq: Vec<f32> = config.inv_freq().into_iter().map(|f| f as f32).collect();
+    let half = inv_freq.len();
+    let inv_freq = Tensor::<2>::from_data(TensorData::new(inv_freq, [1, half]), &device);
+    let angles = positions.float().reshape([b * q, 1]).matmul(inv_freq); // [b·q, hd/2]
+    let angles = Tensor::cat(vec![angles.clone(), angles], 1).reshape([b, 1, q, 2 * half]);
+    (angles.clone().cos(), angles.sin())
+}
+
+/// `x · cos + rotate_half(x) · sin`, `x`: `[b, heads, q, hd]`.
+fn rotate(x: Tensor<4>, cos: &Tensor<4>, sin: &Tensor<4>) -> Tensor<4> {
+    let hd = x.dims()[3];
+    let (first, second) = (x.clone().narrow(3, 0, hd / 2), x.clone().narrow(3, hd / 2, hd / 2));
+    let rotated = Tensor::cat(vec![second.neg(), first], 3);
+    x * cos.clone() + rotated * sin.clone()
+}
+
+#[derive(Module, Debug)]
+pub struct LlamaAttention {
+    pub q_proj: Param<Tensor<2>>,
+    pub q_bias: Option<Param<Tensor<1>>>,
+    pub k_proj: Param<Tensor<2>>,
+    pub k_bias: Option<Param<Tensor<1>>>,
+    pub v_proj: Param<Tensor<2>>,
+    pub v_bias: Option<Param<Tensor<1>>>,
+    pub o_proj: Param<Tensor<2>>,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+}
+
+impl LlamaAttention {
+    /// `x`: `[b, q, d]`; `mask`: `[b, 1, q, q]`, true where a key is hidden.
+    fn forward(&self, x: Tensor<3>, mask: Tensor<4, Bool>, cos: &Tensor<4>, sin: &Tensor<4>) -> Tensor<3> {
+        let [b, q, _] = x.dims();
+        let (h, g, hd) = (self.heads, self.kv_heads, self.head_dim);
+        let heads = |y: Tensor<3>, n: usize| y.reshape([b, q, n, hd]).swap_dims(1, 2);
+        let query = rotate(
+            heads(project(x.clone(), &self.q_proj, self.q_bias.as_ref()), h),
+            cos,
+            sin,
+        );
+        let key = rotate(
+            heads(project(x.clone(), &self.k_proj, self.k_bias.as_ref()), g),
+            cos,
+            sin,
+        );
+        let value = heads(project(x, &self.v_proj, self.v_bias.as_ref()), g);
+        // Each key/value head serves h/g consecutive query heads.
+        let share = |t: Tensor<4>| {
+            t.reshape([b, g, 1, q, hd])
+                .expand([b, g, h / g, q, hd])
+                .reshape([b, h, q, hd])
+        };
+        let (key, value) = (share(key), share(value));
+        let scores = query.matmul(key.swap_dims(2, 3)) / (hd as f64).sqrt();
+        let scores = scores.mask_fill(mask.expand([b, h, q, q]), f32::NEG_INFINITY);
+        let y = softmax(scores, 3).matmul(value); // [b, h, q, hd]
+        project(y.swap_dims(1, 2).reshape([b, q, h * hd]), &self.o_proj, None)
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct LlamaMlp {
+    pub gate_proj: Param<Tensor<2>>,
+    pub up_proj: Param<Tensor<2>>,
+    pub down_proj: Param<Tensor<2>>,
+}
+
+impl LlamaMlp {
+    /// SwiGLU: `down(silu(gate(x)) · up(x))`.
+    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let gated = silu(project(x.clone(), &self.gate_proj, None)) * project(x, &self.up_proj, None);
+        project(gated, &self.down_proj, None)
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct LlamaBlock {
+    pub input_layernorm: Param<Tensor<1>>,
+    pub self_attn: LlamaAttention,
+    pub post_attention_layernorm: Param<Tensor<1>>,
+    pub mlp: LlamaMlp,
+}
+
+#[derive(Module, Debug)]
+pub struct Llama {
+    pub embed_tokens: Param<Tensor<2>>,
+    pub layers: Vec<LlamaBlock>,
+    pub norm: Param<Tensor<1>>,
+    /// `None` when tied to the embedding.
+    pub lm_head: Option<Param<Tensor<2>>>,
+    #[module(skip)]
+    pub config: LlamaConfig,
+}
+
+fn param2(
+    src: &mut dyn WeightSource,
+    name: &str,
+    shape: [usize; 2],
+    device: &Device,
+) -> Result<Param<Tensor<2>>, ImportError> {
+    Ok(Param::from_tensor(src.tensor2(
+        name,
+        shape,
+        Init::Normal(0.02),
+        device,
+    )?))
+}
+
+fn param1(
+    src: &mut dyn WeightSource,
+    name: &str,
+    len: usize,
+    init: Init,
+    device: &Device,
+) -> Result<Param<Tensor<1>>, ImportError> {
+    Ok(Param::from_tensor(src.tensor1(name, [len], init, device)?))
+}
+
+impl Llama {
+    /// Builds the model from tensors under transformers' names (`model.…`
+    /// and `lm_head.weight`).
+    pub fn build(config: &LlamaConfig, src: &mut dyn WeightSource, device: &Device) -> Result<Self, ImportError> {
+        let (d, f, v) = (config.hidden_size, config.intermediate_size, config.vocab_size);
+        let (h, g, hd) = (config.heads, config.kv_heads, config.head_dim);
+        let embed_tokens = param2(src, "model.embed_tokens.weight", [v, d], device)?;
+        let mut layers = Vec::with_capacity(config.layers);
+        for i in 0..config.layers {
+            let p = format!("model.layers.{i}.");
+            let bias = |src: &mut dyn WeightSource, name: &str, len| -> Result<_, ImportError> {
+                match config.qkv_bias {
+                    true => Ok(Some(param1(
+                        src,
+                        &format!("{p}self_attn.{name}.bias"),
+                        len,
+                        Init::Zeros,
+                        device,
+                    )?)),
+                    false => Ok(None),
+                }
+            };
+            layers.push(LlamaBlock {
+                input_layernorm: param1(src, &format!("{p}input_layernorm.weight"), d, Init::Ones, device)?,
+                self_attn: LlamaAttention {
+                    q_proj: param2(src, &format!("{p}self_attn.q_proj.weight"), [h * hd, d], device)?,
+                    q_bias: bias(src, "q_proj", h * hd)?,
+                    k_proj: param2(src, &format!("{p}self_attn.k_proj.weight"), [g * hd, d], device)?,
+                    k_bias: bias(src, "k_proj", g * hd)?,
+                    v_proj: param2(src, &format!("{p}self_attn.v_proj.weight"), [g * hd, d], device)?,
+                    v_bias: bias(src, "v_proj", g * hd)?,
+                    o_proj: param2(src, &format!("{p}self_attn.o_proj.weight"), [d, h * hd], device)?,
+                    heads: h,
+                    kv_heads: g,
+                    head_dim: hd,
+                },
+                post_attention_layernorm: param1(
+                    src,
+                    &format!("{p}post_attention_layernorm.weight"),
+                    d,
+                    Init::Ones,
+                    device,
+                )?,
+                mlp: LlamaMlp {
+                    gate_proj: param2(src, &format!("{p}mlp.gate_proj.weight"), [f, d], device)?,
+                    up_proj: param2(src, &format!("{p}mlp.up_proj.weight"), [f, d], device)?,
+                    down_proj: param2(src, &format!("{p}mlp.down_proj.weight"), [d, f], device)?,
+                },
+            });
+        }
+        let norm = param1(src, "model.norm.weight", d, Init::Ones, device)?;
+        let lm_head = match config.tie_word_embeddings {
+            true => None,
+            false => Some(param2(src, "lm_head.weight", [v, d], device)?),
+        };
+        Ok(Self {
+            embed_tokens,
+            layers,
+            norm,
+            lm_head,
+            config: config.clone(),
+        })
+    }
+
+    /// The final hidden states `[b, q, d]`; `tokens`, `positions`: `[b, q]`;
+    /// `mask`: `[b, 1, q, q]`, true where query i may not see key j.
+    pub fn forward(&self, tokens: Tensor<2, Int>, positions: Tensor<2, Int>, mask: Tensor<4, Bool>) -> Tensor<3> {
+        let eps = self.config.rms_norm_eps;
+        let (cos, sin) = rotary_tables(&self.config, positions);
+        let mut x = embedding(self.embed_tokens.val(), tokens);
+        for block in &self.layers {
+            let attended = block.self_attn.forward(
+                rms_norm(x.clone(), &block.input_layernorm, eps),
+                mask.clone(),
+                &cos,
+                &sin,
+            );
+            x = x + attended;
+            x = x.clone() + block.mlp.forward(rms_norm(x, &block.post_attention_layernorm, eps));
+        }
+        rms_norm(x, &self.norm, eps)
+    }
+
+    /// Next-token logits: `[b, q, d]` → `[b, q, V]`.
+    pub fn lm_logits(&self, hidden: Tensor<3>) -> Tensor<3> {
+        project(hidden, self.lm_head.as_ref().unwrap_or(&self.embed_tokens), None)
+    }
+}
