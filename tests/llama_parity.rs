@@ -40,6 +40,7 @@ fn check(name: &str) {
             batch.ids_tensor(&device),
             batch.positions_tensor(&device),
             batch.mask_tensor(&device),
+            None,
         );
         let got: Vec<f32> = model.lm_logits(hidden).into_data().try_to_vec().unwrap();
         let want: Vec<f32> = logits
@@ -65,4 +66,61 @@ fn llama_logits_match_transformers() {
 #[test]
 fn qwen2_logits_match_transformers() {
     check("tiny-qwen2");
+}
+
+/// Decoding with the cache, one position at a time after the prompt, gives
+/// the logits of the whole sequence run at once; and in a left-padded batch
+/// the longer row gets its own logits.
+#[test]
+fn the_cache_and_left_padding_give_the_same_logits() {
+    use burn::tensor::{Bool, Int, Tensor, TensorData};
+    use rlhf_tui::model::kv_cache::KvCache;
+    let device = Device::flex();
+    for name in ["tiny-llama", "tiny-qwen2"] {
+        let config = LlamaConfig::from_file(&dir(name).join("config.json")).unwrap();
+        let mut weights = safetensors_io::read(&dir(name).join("model.safetensors")).unwrap();
+        let model = Llama::build(&config, &mut weights, &device).unwrap();
+        let ids: Vec<u32> = vec![5, 17, 300, 42, 9, 1000, 7, 64];
+        let run = |batch: &PaddedBatch, cache: Option<&mut KvCache>| -> Vec<f32> {
+            let hidden = model.forward(
+                batch.ids_tensor(&device),
+                batch.positions_tensor(&device),
+                batch.mask_tensor(&device),
+                cache,
+            );
+            model.lm_logits(hidden).into_data().try_to_vec().unwrap()
+        };
+        let whole = run(&PaddedBatch::right_padded(std::slice::from_ref(&ids), 0), None);
+        // The prompt's 5 positions, then one position a step.
+        let mut cache = KvCache::new(config.layers);
+        let mut stepped = run(&PaddedBatch::right_padded(&[ids[..5].to_vec()], 0), Some(&mut cache));
+        for (pos, &token) in ids.iter().enumerate().skip(5) {
+            let tokens = Tensor::<2, Int>::from_data(TensorData::new(vec![token as i64], [1, 1]), &device);
+            let positions = Tensor::<2, Int>::from_data(TensorData::new(vec![pos as i64], [1, 1]), &device);
+            let mask = Tensor::<4, Bool>::from_data(TensorData::new(vec![false; pos + 1], [1, 1, 1, pos + 1]), &device);
+            let hidden = model.forward(tokens, positions, mask, Some(&mut cache));
+            stepped.extend(model.lm_logits(hidden).into_data().try_to_vec::<f32>().unwrap());
+        }
+        assert_eq!(whole.len(), stepped.len());
+        let worst = whole
+            .iter()
+            .zip(&stepped)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(worst < 1e-4, "{name}: cached decoding differs by {worst}");
+        // A shorter row left-padded beside it gets its own logits at its
+        // real positions (and the longer row its own).
+        let short = vec![8, 9, 10];
+        let alone = run(&PaddedBatch::right_padded(std::slice::from_ref(&short), 0), None);
+        let both = run(&PaddedBatch::left_padded(&[ids.clone(), short.clone()], 0), None);
+        let (first_row, second_row) = both.split_at(whole.len());
+        let padded = &second_row[(ids.len() - short.len()) * config.vocab_size..];
+        let worst = whole
+            .iter()
+            .zip(first_row)
+            .chain(alone.iter().zip(padded))
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(worst < 1e-4, "{name}: a left-padded batch differs by {worst}");
+    }
 }

@@ -16,6 +16,7 @@ use burn::tensor::activation::{silu, softmax};
 use burn::tensor::module::embedding;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
+use super::kv_cache::{KvCache, LayerCache};
 use super::llama_config::LlamaConfig;
 use super::weights::{Init, WeightSource};
 use crate::model::hf::ImportError;
@@ -77,8 +78,16 @@ pub struct LlamaAttention {
 }
 
 impl LlamaAttention {
-    /// `x`: `[b, q, d]`; `mask`: `[b, 1, q, q]`, true where a key is hidden.
-    fn forward(&self, x: Tensor<3>, mask: Tensor<4, Bool>, cos: &Tensor<4>, sin: &Tensor<4>) -> Tensor<3> {
+    /// `x`: `[b, q, d]`; `mask`: `[b, 1, q, k]`, true where a key is
+    /// hidden. With a cache, `k` counts the cached positions too, and the
+    /// new (rotated) keys and values are appended to it.
+    fn forward(
+        &self,
+        x: Tensor<3>,
+        mask: Tensor<4, Bool>,
+        (cos, sin): (&Tensor<4>, &Tensor<4>),
+        cache: Option<&mut LayerCache>,
+    ) -> Tensor<3> {
         let [b, q, _] = x.dims();
         let (h, g, hd) = (self.heads, self.kv_heads, self.head_dim);
         let heads = |y: Tensor<3>, n: usize| y.reshape([b, q, n, hd]).swap_dims(1, 2);
@@ -93,15 +102,21 @@ impl LlamaAttention {
             sin,
         );
         let value = heads(project(x, &self.v_proj, self.v_bias.as_ref()), g);
+        // The cache keeps the g key/value heads, not their shared copies.
+        let (key, value) = match cache {
+            Some(cache) => cache.append(key, value),
+            None => (key, value),
+        };
+        let k = key.dims()[2];
         // Each key/value head serves h/g consecutive query heads.
         let share = |t: Tensor<4>| {
-            t.reshape([b, g, 1, q, hd])
-                .expand([b, g, h / g, q, hd])
-                .reshape([b, h, q, hd])
+            t.reshape([b, g, 1, k, hd])
+                .expand([b, g, h / g, k, hd])
+                .reshape([b, h, k, hd])
         };
         let (key, value) = (share(key), share(value));
         let scores = query.matmul(key.swap_dims(2, 3)) / (hd as f64).sqrt();
-        let scores = scores.mask_fill(mask.expand([b, h, q, q]), f32::NEG_INFINITY);
+        let scores = scores.mask_fill(mask.expand([b, h, q, k]), f32::NEG_INFINITY);
         let y = softmax(scores, 3).matmul(value); // [b, h, q, hd]
         project(y.swap_dims(1, 2).reshape([b, q, h * hd]), &self.o_proj, None)
     }
@@ -229,18 +244,26 @@ impl Llama {
         })
     }
 
-    /// The final hidden states `[b, q, d]`; `tokens`, `positions`: `[b, q]`;
-    /// `mask`: `[b, 1, q, q]`, true where query i may not see key j.
-    pub fn forward(&self, tokens: Tensor<2, Int>, positions: Tensor<2, Int>, mask: Tensor<4, Bool>) -> Tensor<3> {
+    /// The final hidden states `[b, q, d]` of `q` new positions;
+    /// `tokens`, `positions`: `[b, q]`; `mask`: `[b, 1, q, k]`, true where
+    /// query i may not see key j. With a cache, `k` counts the cached
+    /// positions too and the new keys and values are appended.
+    pub fn forward(
+        &self,
+        tokens: Tensor<2, Int>,
+        positions: Tensor<2, Int>,
+        mask: Tensor<4, Bool>,
+        mut cache: Option<&mut KvCache>,
+    ) -> Tensor<3> {
         let eps = self.config.rms_norm_eps;
         let (cos, sin) = rotary_tables(&self.config, positions);
         let mut x = embedding(self.embed_tokens.val(), tokens);
-        for block in &self.layers {
+        for (i, block) in self.layers.iter().enumerate() {
             let attended = block.self_attn.forward(
                 rms_norm(x.clone(), &block.input_layernorm, eps),
                 mask.clone(),
-                &cos,
-                &sin,
+                (&cos, &sin),
+                cache.as_deref_mut().map(|c| c.layer(i)),
             );
             x = x + attended;
             x = x.clone() + block.mlp.forward(rms_norm(x, &block.post_attention_layernorm, eps));
