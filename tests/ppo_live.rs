@@ -20,7 +20,7 @@ fn metric(metrics: &[(&str, f64)], key: &str) -> f64 {
 fn weights(trainer: &PpoTrainer) -> Vec<f32> {
     trainer
         .inference_policy()
-        .named_tensors()
+        .named_tensors(rlhf_tui::model::HeadKind::LanguageModel)
         .into_iter()
         .flat_map(|(_, t)| t.try_to_vec::<f32>().unwrap())
         .collect()

@@ -50,12 +50,13 @@ fn assert_names(err: &ImportError, file: &str, key: &str) {
 }
 
 #[test]
-fn a_non_gpt2_model_type_is_refused() {
+fn a_model_type_not_read_here_is_refused() {
     let dir = copy_of("tiny-gpt2");
-    edit_config(dir.path(), |c| c["model_type"] = "llama".into());
+    edit_config(dir.path(), |c| c["model_type"] = "mistral".into());
     let err = open_lm(dir.path());
     assert_names(&err, "config.json", "model_type");
-    assert!(err.to_string().contains("\"llama\""));
+    assert!(err.to_string().contains("\"mistral\""), "{err}");
+    assert!(err.to_string().contains("\"llama\" and \"qwen2\""), "{err}");
 }
 
 #[test]

@@ -11,7 +11,7 @@ use crate::rlhf::data::Prompt;
 
 #[derive(Debug, clap::Args)]
 pub struct GenerateArgs {
-    /// A Hugging Face GPT-2 directory (config.json, model.safetensors, tokenizer.json).
+    /// A Hugging Face GPT-2, Llama or Qwen2 directory (config.json, model.safetensors, tokenizer.json).
     #[arg(long)]
     pub model: PathBuf,
     /// The text to continue.

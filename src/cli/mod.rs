@@ -39,7 +39,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Sample continuations of a prompt from a Hugging Face GPT-2 directory.
+    /// Sample continuations of a prompt from a Hugging Face model directory.
     Generate(generate::GenerateArgs),
     /// Print the log-probability of each token of a text under a model.
     Score(score::ScoreArgs),

@@ -6,13 +6,12 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use crate::device::{self, DeviceChoice};
-use crate::model::config::{Gpt2Config, HeadKind};
 use crate::model::{hf, logprobs::sequence_logprobs};
 use crate::rlhf::reward::score_sequences;
 
 #[derive(Debug, clap::Args)]
 pub struct ScoreArgs {
-    /// A Hugging Face GPT-2 directory: a language model, or a reward model
+    /// A Hugging Face GPT-2, Llama or Qwen2 directory: a language model, or a reward model
     /// (`GPT2ForSequenceClassification`), whose score of the text is printed.
     #[arg(long)]
     pub model: PathBuf,
@@ -27,8 +26,7 @@ pub struct ScoreArgs {
 
 pub fn run(args: ScoreArgs, choice: DeviceChoice) -> anyhow::Result<()> {
     let selected = device::select(choice)?;
-    let config = Gpt2Config::from_file(&args.model.join("config.json"))?;
-    if config.head_kind() == Some(HeadKind::Scalar) {
+    if hf::is_scalar_model(&args.model)? {
         return reward(&args, &selected.device);
     }
     let (model, tokenizer) = hf::load_language_model(&args.model, &selected.device)

@@ -16,7 +16,7 @@ pub struct WorkbenchArgs {
     /// Reopens (or creates) runs/NAME; a new run is named by the time.
     #[arg(long)]
     pub run: Option<String>,
-    /// A Hugging Face GPT-2 directory to use as the base model.
+    /// A Hugging Face GPT-2, Llama or Qwen2 directory to use as the base model.
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// A RON run config; a reopened run keeps its own unless this is given.

@@ -13,20 +13,29 @@
 use burn::module::Module;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
-use super::config::Gpt2Config;
+use super::config::{Gpt2Config, HeadKind};
 use super::gpt2::Gpt2;
 use super::kv_cache::KvCache;
+use super::llama::Llama;
 use super::weights::SeededInit;
 use super::window::Window;
 
 #[derive(Module, Debug)]
 pub enum CausalLm {
     Gpt2(Gpt2),
+    /// Llama and Qwen2 (composed operations; no fused CPU paths yet).
+    Llama(Llama),
 }
 
 impl From<Gpt2> for CausalLm {
     fn from(model: Gpt2) -> Self {
         Self::Gpt2(model)
+    }
+}
+
+impl From<Llama> for CausalLm {
+    fn from(model: Llama) -> Self {
+        Self::Llama(model)
     }
 }
 
@@ -54,6 +63,7 @@ impl CausalLm {
     ) -> Tensor<3> {
         match self {
             Self::Gpt2(m) => m.forward(tokens, positions, mask, cache),
+            Self::Llama(m) => m.forward(tokens, positions, mask, cache),
         }
     }
 
@@ -68,6 +78,8 @@ impl CausalLm {
     ) -> Tensor<3> {
         match self {
             Self::Gpt2(m) => m.forward_window(tokens, positions, mask, window),
+            // The whole last block runs, and the window's columns are taken.
+            Self::Llama(m) => window.take(m.forward(tokens, positions, mask, None)),
         }
     }
 
@@ -75,6 +87,7 @@ impl CausalLm {
     pub fn lm_logits(&self, hidden: Tensor<3>) -> Tensor<3> {
         match self {
             Self::Gpt2(m) => m.lm_logits(hidden),
+            Self::Llama(m) => m.lm_logits(hidden),
         }
     }
 
@@ -84,58 +97,91 @@ impl CausalLm {
     }
 
     /// Every parameter under its name in the architecture's Hugging Face
-    /// files (without the body's prefix, `transformer.` for GPT-2).
-    pub fn named_tensors(&self) -> Vec<(String, TensorData)> {
+    /// files, as a directory of `head` stores it (GPT-2's under
+    /// `transformer.`; a scalar head's body without an LM head).
+    pub fn named_tensors(&self, head: HeadKind) -> Vec<(String, TensorData)> {
         match self {
-            Self::Gpt2(m) => m.named_tensors(),
+            Self::Gpt2(m) => m
+                .named_tensors()
+                .into_iter()
+                .map(|(n, t)| (format!("transformer.{n}"), t))
+                .collect(),
+            Self::Llama(m) => m
+                .named_tensors()
+                .into_iter()
+                .filter(|(n, _)| head == HeadKind::LanguageModel || n != "lm_head.weight")
+                .collect(),
         }
     }
 
-    /// The config the model was built from.
-    pub fn config(&self) -> &Gpt2Config {
+    /// `config.json` for a directory of `head`.
+    pub fn config_json(&self, head: HeadKind) -> serde_json::Value {
         match self {
-            Self::Gpt2(m) => &m.config,
+            Self::Gpt2(m) => serde_json::to_value(m.config.for_head(head)).expect("the config serialises"),
+            Self::Llama(m) => m.config.to_json(head == HeadKind::Scalar),
         }
     }
 
     /// The longest sequence the model reads.
     pub fn context(&self) -> usize {
-        self.config().n_positions
+        match self {
+            Self::Gpt2(m) => m.config.n_positions,
+            Self::Llama(m) => m.config.max_positions,
+        }
     }
 
     pub fn vocab_size(&self) -> usize {
-        self.config().vocab_size
+        match self {
+            Self::Gpt2(m) => m.config.vocab_size,
+            Self::Llama(m) => m.config.vocab_size,
+        }
     }
 
     /// The width of the hidden states, what a scalar head reads.
     pub fn hidden_size(&self) -> usize {
-        self.config().n_embd
+        match self {
+            Self::Gpt2(m) => m.config.n_embd,
+            Self::Llama(m) => m.config.hidden_size,
+        }
     }
 
     pub fn layers(&self) -> usize {
-        self.config().n_layer
+        match self {
+            Self::Gpt2(m) => m.config.n_layer,
+            Self::Llama(m) => m.config.layers,
+        }
     }
 
     pub fn eos_token_id(&self) -> Option<u32> {
-        self.config().eos_token_id
+        match self {
+            Self::Gpt2(m) => m.config.eos_token_id,
+            Self::Llama(m) => m.config.eos_token_id,
+        }
     }
 
     pub fn pad_token_id(&self) -> Option<u32> {
-        self.config().pad_token_id
+        match self {
+            Self::Gpt2(m) => m.config.pad_token_id,
+            Self::Llama(m) => m.config.pad_token_id,
+        }
     }
 
     /// Waits until the operations writing the parameters have run (a GPU
     /// runs them asynchronously): benchmarks time steps with it.
     pub fn sync(&self) {
-        let _ = match self {
-            Self::Gpt2(m) => m.wte.val().slice([0..1, 0..1]).into_data(),
-        };
+        let _ = self.embedding().slice([0..1, 0..1]).into_data();
     }
 
     /// Where the parameters live.
     pub fn device(&self) -> Device {
+        self.embedding().device()
+    }
+
+    /// The token embedding `[V, d]`.
+    fn embedding(&self) -> Tensor<2> {
         match self {
-            Self::Gpt2(m) => m.wte.val().device(),
+            Self::Gpt2(m) => m.wte.val(),
+            Self::Llama(m) => m.embed_tokens.val(),
         }
     }
 }

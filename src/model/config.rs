@@ -145,7 +145,10 @@ impl Gpt2Config {
         if self.model_type != "gpt2" {
             return refuse(
                 "model_type",
-                format!("is {:?}; only \"gpt2\" models can be opened", self.model_type),
+                format!(
+                    "is {:?}; \"gpt2\", \"llama\" and \"qwen2\" models can be opened",
+                    self.model_type
+                ),
             );
         }
         for (key, value) in [

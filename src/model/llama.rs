@@ -182,8 +182,14 @@ fn param1(
 
 impl Llama {
     /// Builds the model from tensors under transformers' names (`model.…`
-    /// and `lm_head.weight`).
-    pub fn build(config: &LlamaConfig, src: &mut dyn WeightSource, device: &Device) -> Result<Self, ImportError> {
+    /// and, for a language model with its own head, `lm_head.weight`).
+    /// `lm_head` false builds the body alone (under a scalar head).
+    pub fn build(
+        config: &LlamaConfig,
+        src: &mut dyn WeightSource,
+        device: &Device,
+        lm_head: bool,
+    ) -> Result<Self, ImportError> {
         let (d, f, v) = (config.hidden_size, config.intermediate_size, config.vocab_size);
         let (h, g, hd) = (config.heads, config.kv_heads, config.head_dim);
         let embed_tokens = param2(src, "model.embed_tokens.weight", [v, d], device)?;
@@ -231,9 +237,9 @@ impl Llama {
             });
         }
         let norm = param1(src, "model.norm.weight", d, Init::Ones, device)?;
-        let lm_head = match config.tie_word_embeddings {
-            true => None,
-            false => Some(param2(src, "lm_head.weight", [v, d], device)?),
+        let lm_head = match lm_head && !config.tie_word_embeddings {
+            true => Some(param2(src, "lm_head.weight", [v, d], device)?),
+            false => None,
         };
         Ok(Self {
             embed_tokens,
@@ -269,6 +275,50 @@ impl Llama {
             x = x.clone() + block.mlp.forward(rms_norm(x, &block.post_attention_layernorm, eps));
         }
         rms_norm(x, &self.norm, eps)
+    }
+
+    /// Every parameter under its transformers name, in the order `build`
+    /// reads them.
+    pub fn named_tensors(&self) -> Vec<(String, TensorData)> {
+        let mut out = vec![(
+            "model.embed_tokens.weight".to_string(),
+            self.embed_tokens.val().into_data(),
+        )];
+        for (i, block) in self.layers.iter().enumerate() {
+            let p = format!("model.layers.{i}.");
+            let a = &block.self_attn;
+            out.push((
+                format!("{p}input_layernorm.weight"),
+                block.input_layernorm.val().into_data(),
+            ));
+            for (name, weight, bias) in [
+                ("q_proj", &a.q_proj, &a.q_bias),
+                ("k_proj", &a.k_proj, &a.k_bias),
+                ("v_proj", &a.v_proj, &a.v_bias),
+            ] {
+                out.push((format!("{p}self_attn.{name}.weight"), weight.val().into_data()));
+                if let Some(bias) = bias {
+                    out.push((format!("{p}self_attn.{name}.bias"), bias.val().into_data()));
+                }
+            }
+            out.push((format!("{p}self_attn.o_proj.weight"), a.o_proj.val().into_data()));
+            out.push((
+                format!("{p}post_attention_layernorm.weight"),
+                block.post_attention_layernorm.val().into_data(),
+            ));
+            for (name, weight) in [
+                ("gate_proj", &block.mlp.gate_proj),
+                ("up_proj", &block.mlp.up_proj),
+                ("down_proj", &block.mlp.down_proj),
+            ] {
+                out.push((format!("{p}mlp.{name}.weight"), weight.val().into_data()));
+            }
+        }
+        out.push(("model.norm.weight".to_string(), self.norm.val().into_data()));
+        if let Some(head) = &self.lm_head {
+            out.push(("lm_head.weight".to_string(), head.val().into_data()));
+        }
+        out
     }
 
     /// Next-token logits: `[b, q, d]` → `[b, q, V]`.

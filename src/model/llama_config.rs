@@ -47,6 +47,10 @@ pub struct LlamaConfig {
     pub tie_word_embeddings: bool,
     pub eos_token_id: Option<u32>,
     pub pad_token_id: Option<u32>,
+    /// Whether `architectures` names a sequence-classification model.
+    pub scalar: bool,
+    /// The file as read, written back (with the head's architecture) on export.
+    pub raw: Value,
 }
 
 #[derive(Deserialize)]
@@ -75,6 +79,8 @@ struct Raw {
     tie_word_embeddings: bool,
     eos_token_id: Option<Value>,
     pad_token_id: Option<u32>,
+    #[serde(default)]
+    architectures: Vec<String>,
 }
 
 fn tied_default() -> bool {
@@ -92,12 +98,14 @@ fn first_id(value: &Option<Value>) -> Option<u32> {
 impl LlamaConfig {
     pub fn from_file(path: &Path) -> Result<Self, ImportError> {
         let text = std::fs::read_to_string(path).map_err(|e| ImportError::io(path, e))?;
-        let raw: Raw = serde_json::from_str(&text).map_err(|e| ImportError::Json {
+        let json_error = |e: serde_json::Error| ImportError::Json {
             file: path.to_path_buf(),
             line: e.line(),
             column: e.column(),
             message: e.to_string(),
-        })?;
+        };
+        let value: Value = serde_json::from_str(&text).map_err(json_error)?;
+        let raw: Raw = serde_json::from_value(value.clone()).map_err(json_error)?;
         let refuse = |key: &str, message: String| ImportError::refused(path, key, message);
         let family = match raw.model_type.as_str() {
             "llama" => Family::Llama,
@@ -198,7 +206,36 @@ impl LlamaConfig {
             tie_word_embeddings: raw.tie_word_embeddings,
             eos_token_id: first_id(&raw.eos_token_id),
             pad_token_id: raw.pad_token_id,
+            scalar: raw
+                .architectures
+                .iter()
+                .any(|a| a.ends_with("ForSequenceClassification")),
+            raw: value,
         })
+    }
+
+    /// `config.json` for a directory of `head`: the file as read, naming
+    /// that head's architecture (with one label for a scalar head).
+    pub fn to_json(&self, scalar: bool) -> Value {
+        let family = match self.family {
+            Family::Llama => "Llama",
+            Family::Qwen2 => "Qwen2",
+        };
+        let mut json = self.raw.clone();
+        let object = json.as_object_mut().expect("config.json is an object");
+        for key in ["id2label", "label2id", "num_labels"] {
+            object.remove(key);
+        }
+        let architecture = match scalar {
+            true => {
+                object.insert("id2label".into(), serde_json::json!({"0": "LABEL_0"}));
+                object.insert("label2id".into(), serde_json::json!({"LABEL_0": 0}));
+                format!("{family}ForSequenceClassification")
+            }
+            false => format!("{family}ForCausalLM"),
+        };
+        object.insert("architectures".into(), serde_json::json!([architecture]));
+        json
     }
 
     /// The rotary inverse frequencies, one per pair of a head's dimensions,
@@ -252,7 +289,7 @@ mod tests {
         assert_eq!((plain.kv_heads, plain.head_dim, plain.rope_theta), (3, 4, 10_000.0));
         let old = config(r#", "rope_theta": 500000.0, "rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}"#).unwrap();
         let new = config(r#", "rope_parameters": {"rope_theta": 500000.0, "rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}"#).unwrap();
-        assert_eq!(old, new);
+        assert_eq!((old.rope_theta, &old.rope_scaling), (new.rope_theta, &new.rope_scaling));
         assert_eq!(new.rope_theta, 500_000.0);
         let key = |e: ImportError| e.key().map(str::to_string);
         let err = config(r#", "rope_scaling": {"rope_type": "yarn", "factor": 4.0}"#).unwrap_err();

@@ -26,7 +26,7 @@ use crate::run::names;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SftConfig {
-    /// The model to fine-tune: a Hugging Face GPT-2 directory.
+    /// The model to fine-tune: a Hugging Face GPT-2, Llama or Qwen2 directory.
     pub init: PathBuf,
     /// Optimizer steps.
     pub steps: usize,

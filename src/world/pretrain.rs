@@ -121,7 +121,11 @@ pub fn pretrain(
         }
     }
 
-    let parameters = model.named_tensors().iter().map(|(_, d)| d.num_elements()).sum();
+    let parameters = model
+        .named_tensors(crate::model::HeadKind::LanguageModel)
+        .iter()
+        .map(|(_, d)| d.num_elements())
+        .sum();
     hf::save_language_model(&config.out, &model, &tokenizer)?;
     write_atomic(&config.tokenizer_out, tokenizer.json().as_bytes())?;
     let report = PretrainReport {

@@ -10,6 +10,8 @@ use super::{ImportError, safetensors_io};
 use crate::data::turns::{ConfigIds, turns};
 use crate::fsutil::write_atomic;
 use crate::model::config::{Gpt2Config, HeadKind};
+use crate::model::llama::Llama;
+use crate::model::llama_config::LlamaConfig;
 use crate::model::tokenizer::Tokenizer;
 use crate::model::weights::{FileWeights, SeededInit};
 use crate::model::{CausalLm, Gpt2, ScalarModel};
@@ -18,9 +20,55 @@ const CONFIG: &str = "config.json";
 const WEIGHTS: &str = "model.safetensors";
 const TOKENIZER: &str = "tokenizer.json";
 
+/// A directory's config, by its `model_type`.
+enum DirConfig {
+    Gpt2(Gpt2Config),
+    Llama(LlamaConfig),
+}
+
+impl DirConfig {
+    fn read(path: &Path) -> Result<Self, ImportError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ImportError::io(path, e))?;
+        let model_type = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v.get("model_type")?.as_str().map(str::to_string));
+        Ok(match model_type.as_deref() {
+            Some("llama" | "qwen2") => Self::Llama(LlamaConfig::from_file(path)?),
+            _ => Self::Gpt2(Gpt2Config::from_file(path)?),
+        })
+    }
+
+    fn vocab_size(&self) -> usize {
+        match self {
+            Self::Gpt2(c) => c.vocab_size,
+            Self::Llama(c) => c.vocab_size,
+        }
+    }
+
+    fn ids(&self) -> ConfigIds {
+        match self {
+            Self::Gpt2(c) => ConfigIds {
+                eos: c.eos_token_id,
+                pad: c.pad_token_id,
+            },
+            Self::Llama(c) => ConfigIds {
+                eos: c.eos_token_id,
+                pad: c.pad_token_id,
+            },
+        }
+    }
+
+    fn scalar(&self) -> bool {
+        match self {
+            Self::Gpt2(c) => c.head_kind() == Some(HeadKind::Scalar),
+            Self::Llama(c) => c.scalar,
+        }
+    }
+}
+
 /// Config and tokenizer of a directory, checked against each other, the
 /// tokenizer carrying how the model takes turns.
-fn config_and_tokenizer(dir: &Path) -> Result<(Gpt2Config, Tokenizer), ImportError> {
+fn config_and_tokenizer(dir: &Path) -> Result<(DirConfig, Tokenizer), ImportError> {
     if !dir.is_dir() {
         return Err(ImportError::io(
             dir,
@@ -28,12 +76,13 @@ fn config_and_tokenizer(dir: &Path) -> Result<(Gpt2Config, Tokenizer), ImportErr
         ));
     }
     let config_path = dir.join(CONFIG);
-    let config = Gpt2Config::from_file(&config_path)?;
-    if config
-        .extra
-        .get("tie_word_embeddings")
-        .and_then(serde_json::Value::as_bool)
-        == Some(false)
+    let config = DirConfig::read(&config_path)?;
+    if let DirConfig::Gpt2(gpt2) = &config
+        && gpt2
+            .extra
+            .get("tie_word_embeddings")
+            .and_then(serde_json::Value::as_bool)
+            == Some(false)
     {
         return Err(ImportError::refused(
             &config_path,
@@ -43,21 +92,20 @@ fn config_and_tokenizer(dir: &Path) -> Result<(Gpt2Config, Tokenizer), ImportErr
     }
     let mut tokenizer = Tokenizer::from_file(&dir.join(TOKENIZER))?;
     tokenizer.read_companions(dir)?;
-    let ids = ConfigIds {
-        eos: config.eos_token_id,
-        pad: config.pad_token_id,
-    };
-    let turns = turns(dir, &tokenizer, ids).map_err(ImportError::Turns)?;
+    let turns = turns(dir, &tokenizer, config.ids()).map_err(ImportError::Turns)?;
     tokenizer.set_turns(turns);
-    if tokenizer.vocab_size() != config.vocab_size {
+    // GPT-2's embedding has exactly the tokenizer's rows; Llama-family
+    // models often pad theirs (Qwen2's to a multiple of 128).
+    let (vocab, tokens) = (config.vocab_size(), tokenizer.vocab_size());
+    let fits = match config {
+        DirConfig::Gpt2(_) => vocab == tokens,
+        DirConfig::Llama(_) => vocab >= tokens,
+    };
+    if !fits {
         return Err(ImportError::refused(
             &config_path,
             "vocab_size",
-            format!(
-                "is {} but {TOKENIZER} has {} tokens; they must be equal",
-                config.vocab_size,
-                tokenizer.vocab_size()
-            ),
+            format!("is {vocab} but {TOKENIZER} has {tokens} tokens; the embedding needs a row for each"),
         ));
     }
     Ok((config, tokenizer))
@@ -69,7 +117,7 @@ pub fn load_tokenizer(dir: &Path) -> Result<Tokenizer, ImportError> {
 }
 
 /// Config, tokenizer and weights of a directory, checked against each other.
-fn open(dir: &Path) -> Result<(Gpt2Config, Tokenizer, FileWeights), ImportError> {
+fn open(dir: &Path) -> Result<(DirConfig, Tokenizer, FileWeights), ImportError> {
     let (config, tokenizer) = config_and_tokenizer(dir)?;
     let weights_path = dir.join(WEIGHTS);
     if !weights_path.exists() && dir.join("pytorch_model.bin").exists() {
@@ -80,28 +128,45 @@ fn open(dir: &Path) -> Result<(Gpt2Config, Tokenizer, FileWeights), ImportError>
         ));
     }
     let mut weights = safetensors_io::read(&weights_path)?;
-    // GPT-2's LM head is the token embedding; a file that stores it too
-    // stores the same values twice.
-    weights.tensors.remove("lm_head.weight");
+    if let DirConfig::Gpt2(_) = config {
+        // GPT-2's LM head is the token embedding; a file that stores it
+        // too stores the same values twice.
+        weights.tensors.remove("lm_head.weight");
+    }
     Ok((config, tokenizer, weights))
 }
 
-/// The body a directory describes, built from its weights.
-fn body(config: &Gpt2Config, weights: &mut FileWeights, device: &Device) -> Result<CausalLm, ImportError> {
-    Ok(Gpt2::build(config, weights, device)?.into())
+/// The body a directory describes, built from its weights (with its own
+/// LM head where it has one and `lm_head` asks for it).
+fn body(
+    config: &DirConfig,
+    weights: &mut FileWeights,
+    device: &Device,
+    lm_head: bool,
+) -> Result<CausalLm, ImportError> {
+    Ok(match config {
+        DirConfig::Gpt2(c) => Gpt2::build(c, weights, device)?.into(),
+        DirConfig::Llama(c) => {
+            let model = Llama::build(c, weights, device, lm_head)?;
+            // A scalar head's body does not use a language model's head.
+            weights.tensors.remove("lm_head.weight");
+            model.into()
+        }
+    })
 }
 
-/// Opens a language model (`GPT2LMHeadModel`).
+/// Opens a language model (`GPT2LMHeadModel`, `LlamaForCausalLM`,
+/// `Qwen2ForCausalLM`).
 pub fn load_language_model(dir: &Path, device: &Device) -> Result<(CausalLm, Tokenizer), ImportError> {
     let (config, tokenizer, mut weights) = open(dir)?;
-    if config.head_kind() == Some(HeadKind::Scalar) {
+    if config.scalar() {
         return Err(ImportError::refused(
             &dir.join(CONFIG),
             "architectures",
-            "names GPT2ForSequenceClassification; a language model is needed here",
+            "names a sequence-classification model; a language model is needed here",
         ));
     }
-    let model = body(&config, &mut weights, device)?;
+    let model = body(&config, &mut weights, device, true)?;
     weights.finish()?;
     Ok((model, tokenizer))
 }
@@ -115,7 +180,7 @@ pub fn load_scalar_model(
     fresh_head_seed: Option<u64>,
 ) -> Result<(ScalarModel, Tokenizer), ImportError> {
     let (config, tokenizer, mut weights) = open(dir)?;
-    let body = body(&config, &mut weights, device)?;
+    let body = body(&config, &mut weights, device, false)?;
     let model = if weights.tensors.contains_key("score.weight") {
         ScalarModel::build(body, &mut weights, device)?
     } else if let Some(seed) = fresh_head_seed {
@@ -131,9 +196,15 @@ pub fn load_scalar_model(
     Ok((model, tokenizer))
 }
 
+/// Whether a directory holds a reward or value model (its `architectures`
+/// name a sequence-classification head).
+pub fn is_scalar_model(dir: &Path) -> Result<bool, ImportError> {
+    Ok(DirConfig::read(&dir.join(CONFIG))?.scalar())
+}
+
 fn write_dir(
     dir: &Path,
-    config: &Gpt2Config,
+    config: &serde_json::Value,
     tokenizer: &Tokenizer,
     tensors: Vec<(String, burn::tensor::TensorData)>,
 ) -> std::io::Result<()> {
@@ -160,36 +231,18 @@ fn write_dir(
     Ok(())
 }
 
-/// Writes a `GPT2LMHeadModel` directory transformers opens as it is.
+/// Writes a language-model directory transformers opens as it is.
 pub fn save_language_model(dir: &Path, model: &CausalLm, tokenizer: &Tokenizer) -> std::io::Result<()> {
-    let tensors = model
-        .named_tensors()
-        .into_iter()
-        .map(|(n, t)| (format!("transformer.{n}"), t))
-        .collect();
-    write_dir(
-        dir,
-        &model.config().for_head(HeadKind::LanguageModel),
-        tokenizer,
-        tensors,
-    )
+    let head = HeadKind::LanguageModel;
+    write_dir(dir, &model.config_json(head), tokenizer, model.named_tensors(head))
 }
 
-/// Writes a `GPT2ForSequenceClassification` directory with one label.
+/// Writes a `…ForSequenceClassification` directory with one label.
 pub fn save_scalar_model(dir: &Path, model: &ScalarModel, tokenizer: &Tokenizer) -> std::io::Result<()> {
-    let mut tensors: Vec<_> = model
-        .transformer
-        .named_tensors()
-        .into_iter()
-        .map(|(n, t)| (format!("transformer.{n}"), t))
-        .collect();
+    let head = HeadKind::Scalar;
+    let mut tensors = model.transformer.named_tensors(head);
     tensors.push(("score.weight".to_string(), model.score.val().into_data()));
-    write_dir(
-        dir,
-        &model.transformer.config().for_head(HeadKind::Scalar),
-        tokenizer,
-        tensors,
-    )
+    write_dir(dir, &model.transformer.config_json(head), tokenizer, tensors)
 }
 
 #[cfg(test)]

@@ -6,5 +6,7 @@ mod dir;
 mod error;
 pub mod safetensors_io;
 
-pub use dir::{load_language_model, load_scalar_model, load_tokenizer, save_language_model, save_scalar_model};
+pub use dir::{
+    is_scalar_model, load_language_model, load_scalar_model, load_tokenizer, save_language_model, save_scalar_model,
+};
 pub use error::ImportError;
