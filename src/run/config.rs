@@ -49,8 +49,12 @@ impl RunConfig {
     pub fn from_file(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         let mut config = Self::parse(&text).map_err(|e| anyhow::anyhow!("{}:{e}", path.display()))?;
-        let dir = std::path::absolute(path.parent().unwrap_or(Path::new(".")))
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        // A bare file name's directory is the working directory.
+        let parent = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let dir = std::path::absolute(parent).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         config.resolve_paths(&dir);
         Ok(config)
     }
@@ -227,6 +231,13 @@ mod tests {
             RunConfig::from_file(&path).unwrap().sft.init,
             PathBuf::from("assets/base")
         );
+        // A bare file name is in the working directory.
+        let cwd = std::env::current_dir().unwrap();
+        let bare = "rlhf-tui-bare-config-test.ron";
+        std::fs::write(cwd.join(bare), r#"(sft: (data: Some("d.jsonl")))"#).unwrap();
+        let read = RunConfig::from_file(Path::new(bare));
+        std::fs::remove_file(cwd.join(bare)).unwrap();
+        assert_eq!(read.unwrap().sft.data, Some(cwd.join("d.jsonl")));
     }
 
     #[test]
