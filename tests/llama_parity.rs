@@ -19,22 +19,41 @@ fn dir(name: &str) -> std::path::PathBuf {
         .join(name)
 }
 
-fn check(name: &str) {
-    let expected: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir("logits.json")).unwrap()).unwrap();
-    let device = Device::flex();
+fn expected() -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir("logits.json")).unwrap()).unwrap()
+}
+
+/// The fixture's model `name`, every tensor of its file used.
+fn built(name: &str, device: &Device) -> (LlamaConfig, Llama) {
     let config = LlamaConfig::from_file(&dir(name).join("config.json")).unwrap();
     let mut weights = safetensors_io::read(&dir(name).join("model.safetensors")).unwrap();
-    let model = Llama::build(&config, &mut weights, &device, true).unwrap();
+    let model = Llama::build(&config, &mut weights, device, true).unwrap();
     weights.finish().unwrap();
-    let case = &expected[name];
-    let mut worst = 0.0f32;
-    for (ids, logits) in case["ids"]
+    (config, model)
+}
+
+/// transformers' logits for text `i` of model `name`, flattened.
+fn transformers_logits(expected: &serde_json::Value, name: &str, i: usize) -> Vec<f32> {
+    expected[name]["logits"][i]
         .as_array()
         .unwrap()
         .iter()
-        .zip(case["logits"].as_array().unwrap())
-    {
+        .flat_map(|row| row.as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32))
+        .collect()
+}
+
+/// The largest difference between two runs of logits of one length.
+fn worst(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max)
+}
+
+fn check(name: &str) {
+    let expected = expected();
+    let device = Device::flex();
+    let (_, model) = built(name, &device);
+    let mut largest = 0.0f32;
+    for (i, ids) in expected[name]["ids"].as_array().unwrap().iter().enumerate() {
         let ids: Vec<u32> = serde_json::from_value(ids.clone()).unwrap();
         let batch = PaddedBatch::right_padded(std::slice::from_ref(&ids), 0);
         let hidden = model.forward(
@@ -44,19 +63,10 @@ fn check(name: &str) {
             None,
         );
         let got: Vec<f32> = model.lm_logits(hidden).into_data().try_to_vec().unwrap();
-        let want: Vec<f32> = logits
-            .as_array()
-            .unwrap()
-            .iter()
-            .flat_map(|row| row.as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32))
-            .collect();
-        assert_eq!(got.len(), want.len());
-        for (g, w) in got.iter().zip(&want) {
-            worst = worst.max((g - w).abs());
-        }
+        largest = largest.max(worst(&got, &transformers_logits(&expected, name, i)));
     }
-    println!("{name}: largest logit difference {worst:.2e}");
-    assert!(worst < 1e-4, "{name}: {worst}");
+    println!("{name}: largest logit difference {largest:.2e}");
+    assert!(largest < 1e-4, "{name}: {largest}");
 }
 
 #[test]
@@ -78,9 +88,7 @@ fn the_cache_and_left_padding_give_the_same_logits() {
     use rlhf_tui::model::kv_cache::KvCache;
     let device = Device::flex();
     for name in ["tiny-llama", "tiny-qwen2"] {
-        let config = LlamaConfig::from_file(&dir(name).join("config.json")).unwrap();
-        let mut weights = safetensors_io::read(&dir(name).join("model.safetensors")).unwrap();
-        let model = Llama::build(&config, &mut weights, &device, true).unwrap();
+        let (config, model) = built(name, &device);
         let ids: Vec<u32> = vec![5, 17, 300, 42, 9, 1000, 7, 64];
         let run = |batch: &PaddedBatch, cache: Option<&mut KvCache>| -> Vec<f32> {
             let hidden = model.forward(
@@ -102,13 +110,8 @@ fn the_cache_and_left_padding_give_the_same_logits() {
             let hidden = model.forward(tokens, positions, mask, Some(&mut cache));
             stepped.extend(model.lm_logits(hidden).into_data().try_to_vec::<f32>().unwrap());
         }
-        assert_eq!(whole.len(), stepped.len());
-        let worst = whole
-            .iter()
-            .zip(&stepped)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0f32, f32::max);
-        assert!(worst < 1e-4, "{name}: cached decoding differs by {worst}");
+        let cached = worst(&whole, &stepped);
+        assert!(cached < 1e-4, "{name}: cached decoding differs by {cached}");
         // A shorter row left-padded beside it gets its own logits at its
         // real positions (and the longer row its own).
         let short = vec![8, 9, 10];
@@ -116,13 +119,8 @@ fn the_cache_and_left_padding_give_the_same_logits() {
         let both = run(&PaddedBatch::left_padded(&[ids.clone(), short.clone()], 0), None);
         let (first_row, second_row) = both.split_at(whole.len());
         let padded = &second_row[(ids.len() - short.len()) * config.vocab_size..];
-        let worst = whole
-            .iter()
-            .zip(first_row)
-            .chain(alone.iter().zip(padded))
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0f32, f32::max);
-        assert!(worst < 1e-4, "{name}: a left-padded batch differs by {worst}");
+        let padding = worst(&whole, first_row).max(worst(&alone, padded));
+        assert!(padding < 1e-4, "{name}: a left-padded batch differs by {padding}");
     }
 }
 
@@ -135,8 +133,7 @@ fn llama_directories_open_save_and_reopen_through_the_model_interface() {
     use rlhf_tui::model::{HeadKind, hf};
     use rlhf_tui::rlhf::reward::score_sequences;
     let device = Device::flex();
-    let expected: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir("logits.json")).unwrap()).unwrap();
+    let expected = expected();
     for name in ["tiny-llama", "tiny-qwen2"] {
         let (model, tokenizer) = hf::load_language_model(&dir(name), &device).unwrap();
         let ids: Vec<u32> = serde_json::from_value(expected[name]["ids"][0].clone()).unwrap();
@@ -150,15 +147,9 @@ fn llama_directories_open_save_and_reopen_through_the_model_interface() {
             );
             m.lm_logits(hidden).into_data().try_to_vec().unwrap()
         };
-        let want: Vec<f32> = expected[name]["logits"][0]
-            .as_array()
-            .unwrap()
-            .iter()
-            .flat_map(|row| row.as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32))
-            .collect();
         let got = logits(&model);
-        let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-        assert!(worst < 1e-4, "{name}: {worst}");
+        let largest = worst(&got, &transformers_logits(&expected, name, 0));
+        assert!(largest < 1e-4, "{name}: {largest}");
 
         let tmp = tempfile::tempdir().unwrap();
         hf::save_language_model(tmp.path(), &model, &tokenizer).unwrap();

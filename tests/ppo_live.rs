@@ -11,7 +11,8 @@ use rlhf_tui::model::{ScalarModel, hf};
 use rlhf_tui::rlhf::ppo::config::PpoConfig;
 use rlhf_tui::rlhf::ppo::live::StepPoint;
 use rlhf_tui::rlhf::ppo::trainer::PpoTrainer;
-use rlhf_tui::trainer::run_data::world_data;
+use rlhf_tui::run::RunConfig;
+use rlhf_tui::trainer::run_data::RunData;
 
 fn metric(metrics: &[(&str, f64)], key: &str) -> f64 {
     rlhf_tui::run::metric(metrics, key).unwrap_or_else(|| panic!("no {key}"))
@@ -45,7 +46,8 @@ fn steering_reaches_every_optimizer_step() {
         lr: 1e-3,
         ..PpoConfig::default()
     };
-    let mut trainer = PpoTrainer::new(&config, &base, &rm_dir, world_data(), &device).unwrap();
+    let world = RunData::of(&RunConfig::default()).unwrap().parts();
+    let mut trainer = PpoTrainer::new(&config, &base, &rm_dir, world, &device).unwrap();
 
     // Iteration 0: β and temperature changed before the rollout, and the
     // learning rate set to zero before the first optimizer step: the policy

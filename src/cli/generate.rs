@@ -55,16 +55,14 @@ pub fn run(args: GenerateArgs, choice: DeviceChoice) -> anyhow::Result<()> {
     let selected = device::select(choice)?;
     let (model, tokenizer) = hf::load_language_model(&args.model, &selected.device)
         .with_context(|| format!("cannot open model {}", args.model.display()))?;
-    let chat = tokenizer.chat();
-    let text = if args.chat {
-        chat.prompt_text(&Prompt::question(&args.prompt))
-            .map_err(|e| anyhow::anyhow!("--chat: {e}"))?
-    } else {
-        args.prompt.clone()
+    // With --chat the prompt is a user's turn, laid out as the model reads one.
+    let prompt = match args.chat {
+        true => Prompt::question(&args.prompt),
+        false => Prompt::Text(args.prompt.clone()),
     };
     let prompt = tokenizer
-        .try_encode(&text)
-        .map_err(|e| anyhow::anyhow!("--prompt cannot be tokenized: {e}"))?;
+        .encode_prompt(&prompt)
+        .map_err(|e| anyhow::anyhow!("--prompt cannot be laid out or tokenized: {e}"))?;
     anyhow::ensure!(
         !prompt.is_empty(),
         "--prompt is empty after tokenization; give some text"
@@ -92,13 +90,12 @@ pub fn run(args: GenerateArgs, choice: DeviceChoice) -> anyhow::Result<()> {
         if args.num > 1 {
             println!("--- sample {} ---", i + 1);
         }
-        // EOS ends a row's tokens; it is not text.
-        let end = tokens.iter().position(|&t| Some(t) == eos).unwrap_or(tokens.len());
-        let continuation = tokenizer.decode(&tokens[..end]);
         if args.chat {
-            println!("Human: {}\nAssistant: {}", args.prompt, chat.answer(&continuation));
+            println!("Human: {}\nAssistant: {}", args.prompt, tokenizer.answer(tokens));
         } else {
-            println!("{}{continuation}", args.prompt);
+            // EOS ends a row's tokens; it is not text.
+            let end = tokens.iter().position(|&t| Some(t) == eos).unwrap_or(tokens.len());
+            println!("{}{}", args.prompt, tokenizer.decode(&tokens[..end]));
         }
     }
     Ok(())

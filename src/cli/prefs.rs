@@ -103,7 +103,7 @@ fn import(path: &std::path::Path, run: &RunDir) -> anyhow::Result<()> {
     let tokenizer = base_tokenizer(run)?;
     let file = read_file(path, tokenizer.chat())?;
     for e in &file.errors {
-        eprintln!("warning: {}:{}: skipped: {}", path.display(), e.line, e.message);
+        eprintln!("warning: {}", e.skipped(path));
     }
     let existing = load(run)?;
     let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();

@@ -87,7 +87,8 @@ pub fn run(args: TrainArgs, choice: DeviceChoice) -> anyhow::Result<()> {
         stage.total,
         run.root.display()
     );
-    for warning in stage.warnings() {
+    // The files' skipped lines, then what the stage itself skipped.
+    for warning in stage.data().warnings.iter().chain(stage.warnings()) {
         eprintln!("warning: {warning}");
     }
     // A resumed stage's curves already have their start.

@@ -75,11 +75,7 @@ impl FileSources {
         let mut sources = Self::default();
         let mut warnings = Vec::new();
         let mut note = |path: &Path, errors: Vec<LineError>| {
-            warnings.extend(
-                errors
-                    .into_iter()
-                    .map(|e| format!("{}:{}: skipped: {}", path.display(), e.line, e.message)),
-            );
+            warnings.extend(errors.iter().map(|e| e.skipped(path)));
         };
         if let Some(path) = &config.sft.data {
             let Items { items, errors } = read_demonstrations(path)?;

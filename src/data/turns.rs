@@ -96,7 +96,7 @@ fn token_text(value: &Value) -> Option<String> {
 }
 
 /// An id, or the first of a list of them.
-fn first_id(value: &Value) -> Option<u32> {
+pub fn first_id(value: &Value) -> Option<u32> {
     match value {
         Value::Array(ids) => ids.first().and_then(first_id),
         other => other.as_u64().and_then(|id| u32::try_from(id).ok()),

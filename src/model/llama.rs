@@ -8,8 +8,9 @@
 //! heads, `g` key/value heads (each serves h/g query heads), `hd` = head
 //! dimension, `f` = the MLP's width, `V` = vocabulary. Weights keep
 //! transformers' `[out, in]` layout, so import and export copy them as
-//! they are. Every operation here is burn's own; this is the reference
-//! the fused CPU paths will be checked against.
+//! they are. The projections run on the fused `[out, in]` product; RMSNorm,
+//! the rotary embeddings, attention and SwiGLU are burn's own operations
+//! so far.
 
 use burn::module::{Module, Param};
 use burn::tensor::activation::{silu, softmax};
@@ -19,14 +20,17 @@ use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 use super::kv_cache::{KvCache, LayerCache};
 use super::llama_config::LlamaConfig;
 use super::weights::{Init, WeightSource};
+use crate::kernels::linear::linear_transposed;
 use crate::model::hf::ImportError;
 
-/// `x · weightᵀ + bias` over every position: `[b, q, in]` → `[b, q, out]`.
+/// `x · weightᵀ + bias` over every position: `[b, q, in]` → `[b, q, out]`,
+/// as one product over the rows (the tied LM head's operation, fused on
+/// the CPU, for transformers' `[out, in]` weights).
 fn project(x: Tensor<3>, weight: &Param<Tensor<2>>, bias: Option<&Param<Tensor<1>>>) -> Tensor<3> {
     let [b, q, d] = x.dims();
     let w = weight.val();
     let out = w.dims()[0];
-    let y = x.reshape([b * q, d]).matmul(w.transpose());
+    let y = linear_transposed(x.reshape([b * q, d]), w);
     let y = match bias {
         Some(bias) => y + bias.val().unsqueeze_dim(0),
         None => y,

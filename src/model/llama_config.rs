@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::hf::ImportError;
+use crate::data::turns::first_id;
 
 /// Llama 3's frequency-dependent rescaling of the rotary frequencies.
 #[derive(Clone, Debug, PartialEq)]
@@ -75,24 +76,13 @@ struct Raw {
     #[serde(default)]
     use_sliding_window: bool,
     hidden_act: Option<String>,
-    #[serde(default = "tied_default")]
+    #[serde(default)]
     tie_word_embeddings: bool,
-    eos_token_id: Option<Value>,
+    #[serde(default)]
+    eos_token_id: Value,
     pad_token_id: Option<u32>,
     #[serde(default)]
     architectures: Vec<String>,
-}
-
-fn tied_default() -> bool {
-    false
-}
-
-/// The first id of an id or a list of them.
-fn first_id(value: &Option<Value>) -> Option<u32> {
-    match value.as_ref()? {
-        Value::Array(ids) => ids.first()?.as_u64().map(|v| v as u32),
-        other => other.as_u64().map(|v| v as u32),
-    }
 }
 
 impl LlamaConfig {

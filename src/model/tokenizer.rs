@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, LazyLock};
 
-use crate::data::chat::ChatFormat;
+use crate::data::chat::{ChatFormat, Prompt};
 use crate::data::turns::Turns;
 
 use super::hf::ImportError;
@@ -77,6 +77,19 @@ impl Tokenizer {
             Some(turns) => Some(turns.eos_id),
             None => self.token_id(self.chat().eos()),
         }
+    }
+
+    /// A prompt's tokens as the model reads it (laid out by its chat format).
+    pub fn encode_prompt(&self, prompt: &Prompt) -> Result<Vec<u32>, String> {
+        self.try_encode(&self.chat().prompt_text(prompt)?)
+    }
+
+    /// The answer in generated tokens: up to the end-of-turn token,
+    /// decoded, cut where the model would start a new turn, trimmed.
+    pub fn answer(&self, tokens: &[u32]) -> String {
+        let eos = self.eos_id();
+        let end = tokens.iter().position(|&t| Some(t) == eos).unwrap_or(tokens.len());
+        self.chat().answer(&self.decode(&tokens[..end])).to_string()
     }
 
     /// The id a batch is padded with (the end-of-turn id where the model

@@ -34,6 +34,13 @@ pub struct LineError {
     pub message: String,
 }
 
+impl LineError {
+    /// The warning for the line of `path`: `file:line: skipped: why`.
+    pub fn skipped(&self, path: &Path) -> String {
+        format!("{}:{}: skipped: {}", path.display(), self.line, self.message)
+    }
+}
+
 /// The pairs a file holds and the lines that were skipped.
 #[derive(Debug, Default)]
 pub struct PreferenceFile {

@@ -87,6 +87,22 @@ pub trait Evaluator: Send + Sync {
     }
 }
 
+/// Each item through `f`; an item it refuses is left out with a warning
+/// naming it (`what` and its number) and why.
+pub fn kept<T, R>(items: &[T], what: &str, f: impl Fn(&T) -> Result<R, String>) -> (Vec<R>, Vec<String>) {
+    let mut warnings = Vec::new();
+    let kept = items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, item)| {
+            f(item)
+                .map_err(|why| warnings.push(format!("{what} {}: skipped: {why}", i + 1)))
+                .ok()
+        })
+        .collect();
+    (kept, warnings)
+}
+
 /// Scores closer than this are a tie.
 pub const TIE_MARGIN: f32 = 0.05;
 

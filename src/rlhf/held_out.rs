@@ -21,28 +21,19 @@ pub fn sample_answers(
     max_new_tokens: usize,
     seed: u64,
 ) -> Result<Vec<String>, String> {
-    let chat = tokenizer.chat();
-    let eos = tokenizer.eos_id();
     let inputs = prompts
         .iter()
-        .map(|p| chat.prompt_text(p).and_then(|text| tokenizer.try_encode(&text)))
+        .map(|p| tokenizer.encode_prompt(p))
         .collect::<Result<Vec<_>, _>>()?;
     let config = GenerateConfig {
         max_new_tokens,
         sampling: SamplingParams::default(),
-        eos_token_id: eos,
+        eos_token_id: tokenizer.eos_id(),
         pad_token_id: tokenizer.pad_id().unwrap_or(0),
         seed,
     };
     let out = generate(model, &inputs, &config);
-    Ok(out
-        .tokens
-        .iter()
-        .map(|tokens| {
-            let end = tokens.iter().position(|&t| Some(t) == eos).unwrap_or(tokens.len());
-            chat.answer(&tokenizer.decode(&tokens[..end])).to_string()
-        })
-        .collect())
+    Ok(out.tokens.iter().map(|tokens| tokenizer.answer(tokens)).collect())
 }
 
 /// The evaluator's report on `samples` answers (seeds 1, 2, …) to each of

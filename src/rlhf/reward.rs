@@ -14,7 +14,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::data::{LabelledPair, Sources, Split};
+use super::data::{LabelledPair, Sources, Split, kept};
 use super::epochs::Epochs;
 use super::optim::GuardedAdamW;
 use super::reward_math::{Calibration, bradley_terry_loss, calibration, pairwise_accuracy};
@@ -148,17 +148,7 @@ fn tokenize_all(
     context: usize,
     what: &str,
 ) -> (Vec<TokenPair>, Vec<String>) {
-    let mut warnings = Vec::new();
-    let tokens = pairs
-        .iter()
-        .enumerate()
-        .filter_map(|(i, pair)| {
-            tokenize(tokenizer, pair, context)
-                .map_err(|why| warnings.push(format!("{what} {}: skipped: {why}", i + 1)))
-                .ok()
-        })
-        .collect();
-    (tokens, warnings)
+    kept(pairs, what, |pair| tokenize(tokenizer, pair, context))
 }
 
 /// Training pairs, held-out pairs, and a warning per line skipped.
@@ -175,11 +165,7 @@ fn file_pairs(
 ) -> anyhow::Result<FilePairs> {
     // Conversational lines are laid out as the model reads them.
     let file = read_file(path, tokenizer.chat())?;
-    let mut warnings: Vec<String> = file
-        .errors
-        .iter()
-        .map(|e| format!("{}:{}: skipped: {}", path.display(), e.line, e.message))
-        .collect();
+    let mut warnings: Vec<String> = file.errors.iter().map(|e| e.skipped(path)).collect();
     let labelled: Vec<LabelledPair> = file.pairs.iter().map(LabelledPair::from).collect();
     let (mut pairs, skipped) = tokenize_all(tokenizer, &labelled, context, &format!("{} pair", path.display()));
     warnings.extend(skipped);

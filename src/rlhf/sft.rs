@@ -12,7 +12,7 @@ use burn::module::Module;
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
-use super::data::{Demonstration, Sources, Split};
+use super::data::{Demonstration, Sources, Split, kept};
 use super::epochs::Epochs;
 use super::lm::{LmBatch, lm_forward, lm_gradients};
 use super::optim::GuardedAdamW;
@@ -106,10 +106,9 @@ pub fn demonstration(
     eos: u32,
     context: usize,
 ) -> Result<(Vec<u32>, Vec<bool>), String> {
-    let chat = tokenizer.chat();
-    let mut tokens = tokenizer.try_encode(&chat.prompt_text(&demo.prompt)?)?;
+    let mut tokens = tokenizer.encode_prompt(&demo.prompt)?;
     let prompt_len = tokens.len();
-    tokens.extend(tokenizer.try_encode(&chat.response_text(&demo.prompt, &demo.response)?)?);
+    tokens.extend(tokenizer.try_encode(&tokenizer.chat().response_text(&demo.prompt, &demo.response)?)?);
     tokens.push(eos);
     tokens.truncate(context);
     let counts = (0..tokens.len()).map(|i| i >= prompt_len).collect();
@@ -142,26 +141,18 @@ impl SftTrainer {
             .eos_id()
             .ok_or_else(|| anyhow::anyhow!("{}: the model names no end-of-sequence token", config.init.display()))?;
         let context = model.context();
-        let mut warnings = Vec::new();
-        let mut tokenized = |demos: Vec<Demonstration>, split: &str| -> Vec<_> {
-            let mut rows = Vec::with_capacity(demos.len());
-            for (i, demo) in demos.iter().enumerate() {
-                match demonstration(&tokenizer, demo, eos, context) {
-                    Ok(row) => rows.push(row),
-                    Err(why) => warnings.push(format!("{split} demonstration {}: skipped: {why}", i + 1)),
-                }
-            }
-            rows
-        };
-        let train = tokenized(
+        let tokenized =
+            |demos: Vec<Demonstration>, what| kept(&demos, what, |d| demonstration(&tokenizer, d, eos, context));
+        let (train, mut warnings) = tokenized(
             sources.demonstrations(Split::Train, config.demonstrations, config.seed),
-            "training",
+            "training demonstration",
         );
         // Demonstrations on held-out prompts: the loss on prompts SFT never saw.
-        let eval = tokenized(
+        let (eval, skipped) = tokenized(
             sources.demonstrations(Split::HeldOut, config.eval_examples, config.seed ^ 0xe7a1),
-            "held-out",
+            "held-out demonstration",
         );
+        warnings.extend(skipped);
         if train.is_empty() || eval.is_empty() {
             anyhow::bail!(
                 "SFT needs training and held-out demonstrations; it has {} and {}{}",

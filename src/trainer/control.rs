@@ -223,9 +223,9 @@ impl Control {
     /// evaluator, if it has one, labels a seeded share of sets first
     /// (`prefs.judge_fraction`).
     pub fn offer(&mut self, mut set: SampleSet) {
-        // The evaluator scores each response as it is shown and stored.
+        // The evaluator reads each response as it is shown and stored.
+        let texts: Vec<String> = set.responses.iter().map(|r| r.text()).collect();
         if let Some(evaluator) = self.data.evaluator.clone() {
-            let texts: Vec<String> = set.responses.iter().map(|r| r.text()).collect();
             match evaluator.scores(&vec![set.asked.clone(); texts.len()], &texts) {
                 Ok(scores) => {
                     for (response, score) in set.responses.iter_mut().zip(scores) {
@@ -238,7 +238,6 @@ impl Control {
         let fraction = self.config.prefs.judge_fraction;
         let judged = ChaCha8Rng::seed_from_u64(set.id ^ 0x71d6e).random_bool(fraction);
         if let Some(evaluator) = self.data.evaluator.clone().filter(|_| judged) {
-            let texts: Vec<String> = set.responses.iter().map(|r| r.text()).collect();
             // A judge that failed labels nothing, and says why.
             let verdicts = match evaluator.verdicts(&set.asked, &texts) {
                 Ok(verdicts) => verdicts,

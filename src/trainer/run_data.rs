@@ -7,14 +7,9 @@
 use std::sync::Arc;
 
 use crate::data::sources::FileSources;
-use crate::rlhf::data::{Evaluator, Sources};
+use crate::rlhf::data::{Evaluator, Prompt, Sources};
 use crate::run::RunConfig;
-use crate::world::source::{Judge, World};
-
-/// The built-in world as PPO's prompts and its judge as the evaluator.
-pub fn world_data() -> (Arc<dyn Sources>, Option<Arc<dyn Evaluator>>) {
-    (Arc::new(World), Some(Arc::new(Judge)))
-}
+use crate::world::source::World;
 
 /// What a run trains and evaluates on: a person's files where the config
 /// names them, else the built-in world; and the judge the config names.
@@ -22,6 +17,8 @@ pub fn world_data() -> (Arc<dyn Sources>, Option<Arc<dyn Evaluator>>) {
 pub struct RunData {
     pub sources: Arc<dyn Sources>,
     pub evaluator: Option<Arc<dyn Evaluator>>,
+    /// The prompts the pair pane asks about, read once.
+    pub labeling: Vec<Prompt>,
     /// Lines of the files that were skipped, each naming its file and line.
     pub warnings: Vec<String>,
 }
@@ -32,17 +29,17 @@ impl RunData {
     pub fn of(config: &RunConfig) -> anyhow::Result<Self> {
         let world = !config.uses_own_data();
         let evaluator = crate::judge::evaluator(&config.judge, world).map_err(anyhow::Error::msg)?;
-        if world {
-            return Ok(Self {
-                sources: Arc::new(World),
-                evaluator,
-                warnings: Vec::new(),
-            });
-        }
-        let files = FileSources::load(config)?;
-        let warnings = files.warnings.clone();
+        let (sources, warnings): (Arc<dyn Sources>, _) = match world {
+            true => (Arc::new(World), Vec::new()),
+            false => {
+                let files = FileSources::load(config)?;
+                let warnings = files.warnings.clone();
+                (Arc::new(files), warnings)
+            }
+        };
         Ok(Self {
-            sources: Arc::new(files),
+            labeling: sources.labeling_prompts(),
+            sources,
             evaluator,
             warnings,
         })

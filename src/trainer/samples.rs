@@ -50,7 +50,7 @@ pub fn sample_set(
     temperatures: &[f32],
     max_new_tokens: usize,
 ) -> Result<SampleSet, String> {
-    let asked = labeling_prompt(id, &data.sources.labeling_prompts()).ok_or("the run has no prompts to label")?;
+    let asked = labeling_prompt(id, &data.labeling).ok_or("the run has no prompts to label")?;
     let tokenizer = models.tokenizer;
     let text = tokenizer.chat().prompt_text(&asked)?;
     let eos = tokenizer.eos_id();

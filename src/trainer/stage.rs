@@ -260,11 +260,15 @@ impl StageRun {
         self.trainer.take_failures()
     }
 
-    /// What the stage skipped while loading its data, each naming the file and line.
-    pub fn warnings(&self) -> Vec<String> {
-        let mut all = self.data.warnings.clone();
-        all.extend_from_slice(self.trainer.warnings());
-        all
+    /// What the stage's trainer skipped (demonstrations, pairs), each
+    /// naming which; the files' skipped lines are the run data's.
+    pub fn warnings(&self) -> &[String] {
+        self.trainer.warnings()
+    }
+
+    /// The run's data and judge, as the stage read them.
+    pub fn data(&self) -> &RunData {
+        &self.data
     }
 
     /// Metrics at step 0, for the curves to start from: SFT's held-out loss,

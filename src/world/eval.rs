@@ -3,17 +3,17 @@
 
 use serde::Serialize;
 
-use super::corpus::held_out_prompts;
 use super::inventory::Prompt;
 use super::judge::judge;
+use super::source::{Judge, World};
 use crate::model::{CausalLm, Tokenizer};
 use crate::rlhf::data;
 pub use crate::rlhf::held_out::HELD_OUT_SAMPLES;
 use crate::rlhf::held_out::sample_answers;
+use crate::run::names;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct EvalReport {
-    pub responses: usize,
     /// Fraction of responses made only of sentences the world knows.
     pub parse_rate: f32,
     pub mean_score: f32,
@@ -40,14 +40,18 @@ pub fn sample_responses(
 /// The judge's view of a model on the held-out prompts: `samples` responses
 /// to each (seeds 1, 2, …), as `train` reports it after SFT and around PPO.
 pub fn held_out_report(model: &CausalLm, tokenizer: &Tokenizer, samples: u64) -> EvalReport {
-    let prompts = held_out_prompts();
-    let (mut asked, mut responses) = (Vec::new(), Vec::new());
-    for seed in 1..=samples {
-        responses.extend(sample_responses(model, tokenizer, &prompts, 64, seed));
-        asked.extend(prompts.iter().map(|p| p.text.as_str()));
+    let metrics = crate::rlhf::held_out::held_out_report(model, tokenizer, &World, &Judge, samples)
+        .expect("the world's questions tokenize and its judge does not fail");
+    let figure = |key| {
+        metrics
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map_or(f32::NAN, |(_, v)| *v as f32)
+    };
+    EvalReport {
+        parse_rate: figure(names::EVAL_JUDGE_PARSE_RATE),
+        mean_score: figure(names::EVAL_JUDGE_SCORE),
     }
-    let answers: Vec<&str> = responses.iter().map(String::as_str).collect();
-    evaluate(&asked, &answers)
 }
 
 /// The judge's parse rate and mean score over answers to questions.
@@ -55,7 +59,6 @@ pub fn evaluate(questions: &[&str], answers: &[&str]) -> EvalReport {
     let judgments: Vec<_> = questions.iter().zip(answers).map(|(q, a)| judge(q, a)).collect();
     let n = judgments.len().max(1) as f32;
     EvalReport {
-        responses: judgments.len(),
         parse_rate: judgments.iter().filter(|j| j.parsed).count() as f32 / n,
         mean_score: judgments.iter().map(|j| j.score).sum::<f32>() / n,
     }

@@ -114,15 +114,13 @@ impl PpoTrainer {
             .ok_or_else(|| anyhow::anyhow!("{}: the model names no end-of-sequence token", policy_dir.display()))?;
         let pad = tokenizer.pad_id().unwrap_or(eos);
         // Laid out once, as the policy reads them.
-        let chat = tokenizer.chat();
         let prompts = sources
             .prompts(Split::Train)
             .into_iter()
             .enumerate()
             .map(|(i, prompt)| {
-                let tokens = chat
-                    .prompt_text(&prompt)
-                    .and_then(|text| tokenizer.try_encode(&text))
+                let tokens = tokenizer
+                    .encode_prompt(&prompt)
                     .map_err(|why| anyhow::anyhow!("PPO's training prompt {}: {why}", i + 1))?;
                 Ok((prompt, tokens))
             })
@@ -318,10 +316,7 @@ impl PpoTrainer {
             ..
         } = &self.prompts
         {
-            let decoded: Vec<String> = shown
-                .iter()
-                .map(|r| tokenizer.chat().answer(&tokenizer.decode(r)).to_string())
-                .collect();
+            let decoded: Vec<String> = shown.iter().map(|r| tokenizer.answer(r)).collect();
             // A judge that failed gives no figure for the iteration, and says why.
             match evaluator.scores(&prompts, &decoded) {
                 Ok(scores) => metrics.push((names::JUDGE_SCORE, mean(&scores))),
