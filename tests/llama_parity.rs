@@ -1,9 +1,12 @@
 //! The Llama family against transformers: tiny random LlamaForCausalLM
 //! (grouped-query attention 6:2, head_dim 8, untied embeddings, Llama 3's
 //! rope scaling) and Qwen2ForCausalLM (q/k/v biases, 3:1, tied), made and
-//! run by scripts/make_llama_fixture.py; the logits at every position of
-//! each text agree to 1e-4; the cache, left padding, saving and reopening
-//! (language and reward models), and the three stages through `train`.
+//! run by scripts/make_llama_fixture.py: the logits at every position of
+//! each text, a left-padded batch's logits and greedy tokens from
+//! transformers' cached `generate`, and the scores of transformers' own
+//! reward models (`…ForSequenceClassification`) agree to 1e-4 (tokens
+//! exactly); the cache, saving and reopening (language and reward models),
+//! and the three stages through `train`.
 
 use std::path::Path;
 
@@ -228,4 +231,84 @@ fn the_three_stages_run_on_a_qwen2_model() {
     assert_eq!(architecture("sft-20"), "Qwen2ForCausalLM");
     assert_eq!(architecture("rm-10"), "Qwen2ForSequenceClassification");
     assert_eq!(architecture("ppo-2"), "Qwen2ForCausalLM");
+}
+
+/// transformers' greedy `generate` with its cache on a left-padded batch
+/// of prompts of unequal length: the same logits at each row's last
+/// prompt position, and the same ten new tokens in every row.
+#[test]
+fn greedy_decoding_of_a_left_padded_batch_matches_transformers() {
+    use rlhf_tui::model::sampling::SamplingParams;
+    use rlhf_tui::model::{GenerateConfig, generate, hf};
+    let device = Device::flex();
+    let expected = expected();
+    for name in ["tiny-llama", "tiny-qwen2"] {
+        let want = &expected[name]["greedy"];
+        let pad = expected[name]["pad"].as_u64().unwrap() as u32;
+        let prompts: Vec<Vec<u32>> = serde_json::from_value(want["prompts"].clone()).unwrap();
+        let (model, _) = hf::load_language_model(&dir(name), &device).unwrap();
+
+        let batch = PaddedBatch::left_padded(&prompts, pad);
+        let hidden = model.forward(
+            batch.ids_tensor(&device),
+            batch.positions_tensor(&device),
+            batch.mask_tensor(&device),
+            None,
+        );
+        let [b, q, _] = hidden.dims();
+        let last: Vec<f32> = model
+            .lm_logits(hidden.narrow(1, q - 1, 1))
+            .into_data()
+            .try_to_vec()
+            .unwrap();
+        let theirs: Vec<f32> = (0..b)
+            .flat_map(|i| {
+                want["last_logits"][i]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_f64().unwrap() as f32)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let largest = worst(&last, &theirs);
+        assert!(largest < 1e-4, "{name}: left-padded logits differ by {largest}");
+
+        let new: Vec<Vec<u32>> = serde_json::from_value(want["new_tokens"].clone()).unwrap();
+        let config = GenerateConfig {
+            max_new_tokens: new[0].len(),
+            sampling: SamplingParams {
+                temperature: 0.0,
+                top_k: 0,
+                top_p: 1.0,
+            },
+            eos_token_id: None,
+            pad_token_id: pad,
+            seed: 0,
+        };
+        let got = generate(&model, &prompts, &config);
+        assert_eq!(got.tokens, new, "{name}: greedy tokens");
+        eprintln!("{name}: left-padded logits within {largest:.1e}; greedy tokens identical");
+    }
+}
+
+/// The reward models transformers wrote (`…ForSequenceClassification`,
+/// one label, a pad token) score a right-padded batch as transformers
+/// does, pooling at each text's last token.
+#[test]
+fn reward_models_score_as_transformers_does() {
+    use rlhf_tui::model::hf;
+    use rlhf_tui::rlhf::reward::score_sequences;
+    let device = Device::flex();
+    let expected = expected();
+    for name in ["tiny-llama", "tiny-qwen2"] {
+        let ids: Vec<Vec<u32>> = serde_json::from_value(expected[name]["ids"].clone()).unwrap();
+        let pad = expected[name]["pad"].as_u64().unwrap() as u32;
+        let want: Vec<f32> = serde_json::from_value(expected[name]["scores"].clone()).unwrap();
+        let (rm, _) = hf::load_scalar_model(&dir(&format!("{name}-rm")), &device, None).unwrap();
+        let got: Vec<f32> = score_sequences(&rm, &ids, pad).into_data().try_to_vec().unwrap();
+        let largest = worst(&got, &want);
+        assert!(largest < 1e-4, "{name}: scores {got:?}, transformers {want:?}");
+        eprintln!("{name}: reward model scores within {largest:.1e}");
+    }
 }

@@ -1,6 +1,11 @@
 //! Masked multi-head self-attention as one operation with its own backward
 //! pass on the CPU backend, reading queries, keys and values straight out
-//! of the fused `c_attn` projection.
+//! of one packed projection (GPT-2's fused `c_attn`, or the Llama family's
+//! rotated queries and keys beside their values).
+//!
+//! Grouped-query attention is the same operation: each key/value head
+//! serves `query / kv` consecutive query heads, which read its columns in
+//! place rather than from copies, and its gradients add up over them.
 //!
 //! Composed under autodiff, attention is three slices of the projection,
 //! two transposing copies, a product, a scale, a mask fill, a five-pass
@@ -33,11 +38,47 @@ use burn::tensor::{Bool, Shape, Slice, Tensor, TensorData};
 use super::composed_elsewhere;
 use crate::model::window::Window;
 
-/// `qkv` (`[b, t, 3d]`, queries, keys and values side by side) attended
-/// under `mask` (`[b, 1, t, t]`, true where query i may not see key j),
-/// heads concatenated: `[b, t, d]`, or `[b, len, d]` at `window`'s columns
-/// only (keys and values still come from every column).
-pub fn self_attention(qkv: Tensor<3>, mask: Tensor<4, Bool>, heads: usize, window: Option<&Window>) -> Tensor<3> {
+/// How many query heads there are, and how many key/value heads they share
+/// (as many for multi-head attention).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Heads {
+    pub query: usize,
+    pub kv: usize,
+}
+
+impl Heads {
+    /// Multi-head attention: a key/value head per query head.
+    pub fn each(heads: usize) -> Self {
+        Self {
+            query: heads,
+            kv: heads,
+        }
+    }
+
+    /// Query heads per key/value head.
+    fn group(self) -> usize {
+        self.query / self.kv
+    }
+
+    /// The head size of a packed row `width` features wide.
+    fn head_dim(self, width: usize) -> usize {
+        let heads = self.query + 2 * self.kv;
+        assert!(
+            self.kv > 0 && self.query.is_multiple_of(self.kv) && width.is_multiple_of(heads),
+            "{width} features do not split into {} query and {} key/value heads",
+            self.query,
+            self.kv
+        );
+        width / heads
+    }
+}
+
+/// `qkv` (`[b, t, (h + 2g)·hd]`: h query heads, then g key heads, then g
+/// value heads, side by side) attended under `mask` (`[b, 1, t, t]`, true
+/// where query i may not see key j), query heads concatenated:
+/// `[b, t, h·hd]`, or `[b, len, h·hd]` at `window`'s columns only (keys and
+/// values still come from every column).
+pub fn self_attention(qkv: Tensor<3>, mask: Tensor<4, Bool>, heads: Heads, window: Option<&Window>) -> Tensor<3> {
     let [b, _, q, k] = mask.dims();
     let hidden = mask.reshape([b, q, k]).float();
     let (hidden, starts) = match window {
@@ -59,35 +100,45 @@ pub fn self_attention(qkv: Tensor<3>, mask: Tensor<4, Bool>, heads: usize, windo
     Autodiff
 )]
 pub trait FusedAttention: Backend {
-    /// `qkv`: `[b, t, 3d]`; `hidden`: `[b, m, t]`, non-zero where a key is
-    /// hidden from a query; the queries of row i are its columns
-    /// `starts[i]..starts[i] + m` → `[b, m, d]`.
+    /// `qkv`: `[b, t, (h + 2g)·hd]`; `hidden`: `[b, m, t]`, non-zero where
+    /// a key is hidden from a query; the queries of row i are its columns
+    /// `starts[i]..starts[i] + m` → `[b, m, h·hd]`.
     fn fused_attention(
         qkv: FloatTensor<Self>,
         hidden: FloatTensor<Self>,
-        heads: usize,
+        heads: Heads,
         starts: Vec<usize>,
     ) -> FloatTensor<Self> {
         composed::<Self>(qkv, hidden, heads, &starts)
     }
 }
 
-/// The projection split into heads, the window's queries gathered, and
-/// burn's attention over them.
-fn composed<B: Backend>(qkv: FloatTensor<B>, hidden: FloatTensor<B>, heads: usize, starts: &[usize]) -> FloatTensor<B> {
+/// The projection split into heads (each key/value head copied for the
+/// query heads it serves), the window's queries gathered, and burn's
+/// attention over them.
+fn composed<B: Backend>(qkv: FloatTensor<B>, hidden: FloatTensor<B>, all: Heads, starts: &[usize]) -> FloatTensor<B> {
     let shape = qkv.shape();
-    let (b, t, d) = (shape[0], shape[1], shape[2] / 3);
-    let (m, hd) = (hidden.shape()[1], d / heads);
+    let (b, t) = (shape[0], shape[1]);
+    let (m, hd) = (hidden.shape()[1], all.head_dim(shape[2]));
+    let (heads, g, d) = (all.query, all.kv, all.query * hd);
     let device = qkv.device();
     let settings = get_device_settings::<B>(&device);
-    let split = |i: usize| {
+    // `n` heads from head `first` of the row: [b, n, t, hd].
+    let split = |first: usize, n: usize| {
         let part = B::float_slice(
             qkv.clone(),
-            &[Slice::full(), Slice::full(), Slice::from(i * d..(i + 1) * d)],
+            &[Slice::full(), Slice::full(), Slice::from(first * hd..(first + n) * hd)],
         );
-        B::float_swap_dims(B::float_reshape(part, Shape::new([b, t, heads, hd])), 1, 2) // [b, h, t, hd]
+        B::float_swap_dims(B::float_reshape(part, Shape::new([b, t, n, hd])), 1, 2)
     };
-    let (mut query, key, value) = (split(0), split(1), split(2));
+    let shared = |x: FloatTensor<B>| {
+        let x = B::float_expand(
+            B::float_reshape(x, Shape::new([b, g, 1, t, hd])),
+            Shape::new([b, g, all.group(), t, hd]),
+        );
+        B::float_reshape(x, Shape::new([b, heads, t, hd]))
+    };
+    let (mut query, key, value) = (split(0, heads), shared(split(heads, g)), shared(split(heads + g, g)));
     if m != t {
         // Row i's queries are its columns starts[i]..starts[i] + m.
         let rows: Vec<i64> = (0..b)
@@ -129,12 +180,12 @@ mod cpu {
     use burn::tensor::Shape;
     use rayon::prelude::*;
 
-    use super::{FusedAttention, composed};
+    use super::{FusedAttention, Heads, composed};
     use crate::kernels::cpu_tensor::{f32s, zeros};
     use crate::kernels::path;
 
     impl FusedAttention for Flex {
-        fn fused_attention(qkv: FlexTensor, hidden: FlexTensor, heads: usize, starts: Vec<usize>) -> FlexTensor {
+        fn fused_attention(qkv: FlexTensor, hidden: FlexTensor, heads: Heads, starts: Vec<usize>) -> FlexTensor {
             if path::composed() {
                 return composed::<Self>(qkv, hidden, heads, &starts);
             }
@@ -146,7 +197,7 @@ mod cpu {
         fn fused_attention(
             qkv: FloatTensor<Self>,
             hidden: FloatTensor<Self>,
-            heads: usize,
+            heads: Heads,
             starts: Vec<usize>,
         ) -> FloatTensor<Self> {
             if path::composed() {
@@ -159,7 +210,7 @@ mod cpu {
                 /// The projection, the softmax tiles `[b, h, m, t]`, the
                 /// number of heads, each row's first query column and its
                 /// blocks' key limits.
-                type State = (FlexTensor, FlexTensor, usize, Vec<usize>, Vec<usize>);
+                type State = (FlexTensor, FlexTensor, Heads, Vec<usize>, Vec<usize>);
 
                 fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
                     let [parent] = ops.parents;
@@ -186,27 +237,46 @@ mod cpu {
     }
 
     /// The shapes of one call and the scores' scale: `t` columns per batch
-    /// row, of which `m` are queries.
+    /// row, of which `m` are queries; rows of the projection `w` wide, of
+    /// the output `d`.
     #[derive(Clone, Copy)]
     pub(super) struct Dims {
         t: usize,
         m: usize,
+        w: usize,
         d: usize,
         hd: usize,
+        heads: Heads,
         scale: f32,
     }
 
     impl Dims {
-        fn of(qkv: &FlexTensor, m: usize, heads: usize) -> (usize, Self) {
+        fn of(qkv: &FlexTensor, m: usize, heads: Heads) -> (usize, Self) {
             let shape = qkv.shape();
-            let (b, t, d) = (shape[0], shape[1], shape[2] / 3);
-            assert!(
-                heads > 0 && d % heads == 0,
-                "{d} features do not split into {heads} heads"
-            );
-            let hd = d / heads;
+            let (b, t, w) = (shape[0], shape[1], shape[2]);
+            let hd = heads.head_dim(w);
             let scale = 1.0 / (hd as f32).sqrt();
-            (b, Self { t, m, d, hd, scale })
+            let d = heads.query * hd;
+            (
+                b,
+                Self {
+                    t,
+                    m,
+                    w,
+                    d,
+                    hd,
+                    heads,
+                    scale,
+                },
+            )
+        }
+
+        /// Where query head `h`'s columns, its key head's and its value
+        /// head's start in a row of the projection.
+        fn columns(self, h: usize) -> (usize, usize, usize) {
+            let Heads { query, kv } = self.heads;
+            let shared = h / self.heads.group();
+            (h * self.hd, (query + shared) * self.hd, (query + kv + shared) * self.hd)
         }
 
         /// Checks that every row's queries fit in its columns.
@@ -224,11 +294,12 @@ mod cpu {
     fn forward(
         qkv: &FlexTensor,
         hidden: &FlexTensor,
-        heads: usize,
+        heads: Heads,
         starts: &[usize],
     ) -> (FlexTensor, FlexTensor, Vec<usize>) {
         let m = hidden.shape()[1];
-        let (b, dims @ Dims { t, d, .. }) = Dims::of(qkv, m, heads);
+        let (b, dims @ Dims { t, w, d, .. }) = Dims::of(qkv, m, heads);
+        let heads = heads.query;
         dims.check(starts, b);
         let blocks = m.div_ceil(kernels::BLOCK);
         let mut y = zeros(Shape::new([b, m, d]));
@@ -239,7 +310,7 @@ mod cpu {
             .par_chunks_mut(m * d)
             .zip(probs.storage_mut::<f32>().par_chunks_mut(heads * m * t))
             .zip(limits.par_chunks_mut(blocks.max(1)))
-            .zip(qkv.par_chunks(t * 3 * d))
+            .zip(qkv.par_chunks(t * w))
             .zip(hidden.par_chunks(m * t))
             .zip(starts)
             .for_each(|(((((y, probs), limits), qkv), hidden), &start)| {
@@ -256,18 +327,19 @@ mod cpu {
         qkv: &FlexTensor,
         probs: &FlexTensor,
         grad: &FlexTensor,
-        heads: usize,
+        heads: Heads,
         starts: &[usize],
         limits: &[usize],
     ) -> FlexTensor {
         let m = grad.shape()[1];
-        let (_, dims @ Dims { t, d, .. }) = Dims::of(qkv, m, heads);
+        let (_, dims @ Dims { t, w, d, .. }) = Dims::of(qkv, m, heads);
+        let heads = heads.query;
         let blocks = m.div_ceil(kernels::BLOCK);
         let mut dqkv = zeros(qkv.shape());
         let (qkv, probs, grad) = (f32s(qkv), f32s(probs), f32s(grad));
         dqkv.storage_mut::<f32>()
-            .par_chunks_mut(t * 3 * d)
-            .zip(qkv.par_chunks(t * 3 * d))
+            .par_chunks_mut(t * w)
+            .zip(qkv.par_chunks(t * w))
             .zip(probs.par_chunks(heads * m * t))
             .zip(grad.par_chunks(m * d))
             .zip(limits.par_chunks(blocks.max(1)))
@@ -281,7 +353,7 @@ mod cpu {
         dqkv
     }
 
-    /// One batch row's per-head math on slices: `qkv` is `[t, 3d]`, its
+    /// One batch row's per-head math on slices: `qkv` is `[t, w]`, its
     /// queries the `m` rows from `start`; `y` and `grad` are `[m, d]`, `probs`
     /// one head's `[m, t]` tile. Queries go in blocks of `BLOCK` rows, each
     /// reading keys only up to its limit.
@@ -330,16 +402,19 @@ mod cpu {
             probs: &mut [f32],
             y: &mut [f32],
         ) {
-            let Dims { t, m, d, hd, scale } = dims;
-            let (k, v) = (&qkv[d + h * hd..], &qkv[2 * d + h * hd..]);
+            let Dims {
+                t, m, w, d, hd, scale, ..
+            } = dims;
+            let (q_col, k_col, v_col) = dims.columns(h);
+            let (k, v) = (&qkv[k_col..], &qkv[v_col..]);
             for (r0, rows, kl) in blocks(m, limits) {
                 let tile = &mut probs[r0 * t..(r0 + rows) * t];
                 product(
                     (rows, kl, hd),
                     tile,
                     t,
-                    Matrix::rows(&qkv[(start + r0) * 3 * d + h * hd..], 3 * d),
-                    Matrix::t(k, 3 * d),
+                    Matrix::rows(&qkv[(start + r0) * w + q_col..], w),
+                    Matrix::t(k, w),
                     scale,
                     false,
                     Threads::One,
@@ -353,7 +428,7 @@ mod cpu {
                     &mut y[r0 * d + h * hd..],
                     d,
                     Matrix::rows(tile, t),
-                    Matrix::rows(v, 3 * d),
+                    Matrix::rows(v, w),
                     1.0,
                     false,
                     Threads::One,
@@ -362,8 +437,8 @@ mod cpu {
         }
 
         /// Head `h`'s columns of `dqkv` (which starts at zero: keys' and
-        /// values' gradients add up over the blocks). `scratch` holds one
-        /// block's `[BLOCK, t]` tile.
+        /// values' gradients add up over the blocks and over the query heads
+        /// that share them). `scratch` holds one block's `[BLOCK, t]` tile.
         #[allow(clippy::too_many_arguments)]
         pub fn head_backward(
             dims: Dims,
@@ -376,15 +451,18 @@ mod cpu {
             scratch: &mut [f32],
             dqkv: &mut [f32],
         ) {
-            let Dims { t, m, d, hd, scale } = dims;
-            let k = Matrix::rows(&qkv[d + h * hd..], 3 * d);
-            let v = Matrix::t(&qkv[2 * d + h * hd..], 3 * d);
+            let Dims {
+                t, m, w, d, hd, scale, ..
+            } = dims;
+            let (q_col, k_col, v_col) = dims.columns(h);
+            let k = Matrix::rows(&qkv[k_col..], w);
+            let v = Matrix::t(&qkv[v_col..], w);
             for (r0, rows, kl) in blocks(m, limits) {
                 let p = &probs[r0 * t..(r0 + rows) * t];
                 let g = Matrix::rows(&grad[r0 * d + h * hd..], d);
-                let q_at = (start + r0) * 3 * d + h * hd;
-                let dv = &mut dqkv[2 * d + h * hd..];
-                product((kl, hd, rows), dv, 3 * d, Matrix::t(p, t), g, 1.0, true, Threads::One);
+                let q_at = (start + r0) * w + q_col;
+                let dv = &mut dqkv[v_col..];
+                product((kl, hd, rows), dv, w, Matrix::t(p, t), g, 1.0, true, Threads::One);
                 let ds = &mut scratch[..rows * t];
                 product((rows, kl, hd), ds, t, g, v, 1.0, false, Threads::One);
                 for (ds, p) in ds.chunks_mut(t).zip(p.chunks(t)) {
@@ -394,7 +472,7 @@ mod cpu {
                 product(
                     (rows, hd, kl),
                     &mut dqkv[q_at..],
-                    3 * d,
+                    w,
                     Matrix::rows(ds, t),
                     k,
                     scale,
@@ -403,10 +481,10 @@ mod cpu {
                 );
                 product(
                     (kl, hd, rows),
-                    &mut dqkv[d + h * hd..],
-                    3 * d,
+                    &mut dqkv[k_col..],
+                    w,
                     Matrix::t(ds, t),
-                    Matrix::rows(&qkv[q_at..], 3 * d),
+                    Matrix::rows(&qkv[q_at..], w),
                     scale,
                     true,
                     Threads::One,
@@ -471,66 +549,76 @@ mod tests {
     /// The fused operation, the composed default other backends run and
     /// burn's attention read at the window agree on values and on the
     /// projection's gradient, with left padding in one row: at every
-    /// column, and at windows of columns. 70 columns make three blocks of
-    /// queries, the last one short.
+    /// column, and at windows of columns; with a key/value head per query
+    /// head (GPT-2) and with 6 query heads sharing 2 (grouped-query). 70
+    /// columns make three blocks of queries, the last one short.
     #[test]
     fn fused_op_agrees_with_composed_attention() {
         let device = Device::flex().autodiff();
-        let (b, t, heads, hd) = (3, 70, 2, 8);
-        let d = heads * hd;
+        let (b, t, hd) = (3, 70, 8);
         let pattern = |n: usize, k: usize| -> Vec<f32> { (0..n).map(|i| ((i * k % 89) as f32 / 30.0) - 1.5).collect() };
         let valid: Vec<bool> = (0..b * t).map(|i| !(i / t == 1 && i % t < 4)).collect();
         let mask = crate::model::batch::attention_mask(&valid, b, t, t);
         let mask = Tensor::<4, Bool>::from_data(TensorData::new(mask, [b, 1, t, t]), &device);
-        let run = |version: usize, window: Option<&Window>| {
-            let qkv = Tensor::<3>::from_data(TensorData::new(pattern(b * t * 3 * d, 7919), [b, t, 3 * d]), &device)
-                .require_grad();
-            let y = if version == 0 {
-                self_attention(qkv.clone(), mask.clone(), heads, window)
-            } else if version == 1 {
-                let hidden = mask.clone().reshape([b, t, t]).float();
-                let (hidden, starts) = match window {
-                    Some(w) => (w.take(hidden), w.starts.clone()),
-                    None => (hidden, vec![0; b]),
-                };
-                let y = composed::<Dispatch>(qkv.clone().into_dispatch(), hidden.into_dispatch(), heads, &starts);
-                Tensor::from_dispatch(y)
-            } else {
-                let split = |i: usize| {
-                    qkv.clone()
-                        .narrow(2, i * d, d)
-                        .reshape([b, t, heads, hd])
+        for heads in [Heads::each(2), Heads { query: 6, kv: 2 }] {
+            let (h, g) = (heads.query, heads.kv);
+            let (w, d) = ((h + 2 * g) * hd, h * hd);
+            let run = |version: usize, window: Option<&Window>| {
+                let qkv = Tensor::<3>::from_data(TensorData::new(pattern(b * t * w, 7919), [b, t, w]), &device)
+                    .require_grad();
+                let y = if version == 0 {
+                    self_attention(qkv.clone(), mask.clone(), heads, window)
+                } else if version == 1 {
+                    let hidden = mask.clone().reshape([b, t, t]).float();
+                    let (hidden, starts) = match window {
+                        Some(w) => (w.take(hidden), w.starts.clone()),
+                        None => (hidden, vec![0; b]),
+                    };
+                    let y = composed::<Dispatch>(qkv.clone().into_dispatch(), hidden.into_dispatch(), heads, &starts);
+                    Tensor::from_dispatch(y)
+                } else {
+                    // Key/value head j serves query heads j·h/g .. (j + 1)·h/g.
+                    let split = |first: usize, n: usize| {
+                        qkv.clone()
+                            .narrow(2, first * hd, n * hd)
+                            .reshape([b, t, n, hd])
+                            .swap_dims(1, 2)
+                    };
+                    let shared = |x: Tensor<4>| {
+                        let copies: Vec<Tensor<4>> = (0..h).map(|i| x.clone().narrow(1, i / (h / g), 1)).collect();
+                        Tensor::cat(copies, 1)
+                    };
+                    let options = AttentionModuleOptions {
+                        scale: None,
+                        softcap: None,
+                        is_causal: false,
+                    };
+                    let full = mask.clone().expand([b, h, t, t]);
+                    let (q, k, v) = (split(0, h), shared(split(h, g)), shared(split(h + g, g)));
+                    let y = attention(q, k, v, Some(full), None, options)
                         .swap_dims(1, 2)
+                        .reshape([b, t, d]);
+                    window.map_or(y.clone(), |w| w.take(y))
                 };
-                let options = AttentionModuleOptions {
-                    scale: None,
-                    softcap: None,
-                    is_causal: false,
-                };
-                let full = mask.clone().expand([b, heads, t, t]);
-                let y = attention(split(0), split(1), split(2), Some(full), None, options)
-                    .swap_dims(1, 2)
-                    .reshape([b, t, d]);
-                window.map_or(y.clone(), |w| w.take(y))
+                let m = y.dims()[1];
+                let weights = Tensor::<3>::from_data(TensorData::new(pattern(b * m * d, 37), [b, m, d]), &device);
+                let grads = (y.clone() * weights).sum().backward();
+                let v = |t: Tensor<3>| t.into_data().try_to_vec::<f32>().unwrap();
+                (v(y), v(qkv.grad(&grads).unwrap()))
             };
-            let m = y.dims()[1];
-            let weights = Tensor::<3>::from_data(TensorData::new(pattern(b * m * d, 37), [b, m, d]), &device);
-            let grads = (y.clone() * weights).sum().backward();
-            let v = |t: Tensor<3>| t.into_data().try_to_vec::<f32>().unwrap();
-            (v(y), v(qkv.grad(&grads).unwrap()))
-        };
-        // A window of 37 queries from column 30 is two blocks, the second
-        // short; single columns sit at the last, a padded and the first.
-        for window in [
-            None,
-            Some(Window::uniform(b, 30, 37)),
-            Some(Window::columns(vec![69, 4, 0])),
-        ] {
-            let fused = run(0, window.as_ref());
-            for version in [1, 2] {
-                let other = run(version, window.as_ref());
-                assert_close("y", &fused.0, &other.0, 1e-4);
-                assert_close("dqkv", &fused.1, &other.1, 1e-4);
+            // A window of 37 queries from column 30 is two blocks, the second
+            // short; single columns sit at the last, a padded and the first.
+            for window in [
+                None,
+                Some(Window::uniform(b, 30, 37)),
+                Some(Window::columns(vec![69, 4, 0])),
+            ] {
+                let fused = run(0, window.as_ref());
+                for version in [1, 2] {
+                    let other = run(version, window.as_ref());
+                    assert_close("y", &fused.0, &other.0, 1e-4);
+                    assert_close("dqkv", &fused.1, &other.1, 1e-4);
+                }
             }
         }
     }

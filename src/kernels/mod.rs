@@ -34,8 +34,11 @@ mod gemm_avx2;
 pub mod layer_norm;
 pub mod linear;
 pub mod path;
+pub mod rms_norm;
+pub mod rotary;
 pub mod simd;
 pub mod sum_of_squares;
+pub mod swiglu;
 pub mod token_logprobs;
 
 /// Implements an extension trait with its composed default on every

@@ -23,7 +23,7 @@ use super::window::Window;
 #[derive(Module, Debug)]
 pub enum CausalLm {
     Gpt2(Gpt2),
-    /// Llama and Qwen2 (composed operations; no fused CPU paths yet).
+    /// Llama and Qwen2.
     Llama(Llama),
 }
 
@@ -78,8 +78,7 @@ impl CausalLm {
     ) -> Tensor<3> {
         match self {
             Self::Gpt2(m) => m.forward_window(tokens, positions, mask, window),
-            // The whole last block runs, and the window's columns are taken.
-            Self::Llama(m) => window.take(m.forward(tokens, positions, mask, None)),
+            Self::Llama(m) => m.forward_window(tokens, positions, mask, window),
         }
     }
 

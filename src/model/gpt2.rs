@@ -19,7 +19,7 @@ use super::config::Gpt2Config;
 use super::kv_cache::{KvCache, LayerCache};
 use super::weights::{Init, WeightSource};
 use super::window::Window;
-use crate::kernels::attention::self_attention;
+use crate::kernels::attention::{Heads, self_attention};
 use crate::kernels::gelu::gelu_new;
 use crate::kernels::layer_norm::layer_norm as norm;
 use crate::kernels::linear::{linear, linear_transposed};
@@ -42,7 +42,7 @@ impl Attention {
         let y = match cache {
             Some(cache) => self.cached(qkv, mask, cache),
             // Without a cache every key is a new position.
-            None => self_attention(qkv, mask, self.n_head, None),
+            None => self_attention(qkv, mask, Heads::each(self.n_head), None),
         };
         dense_rows(&self.c_proj, y)
     }
@@ -50,7 +50,10 @@ impl Attention {
     /// `forward` without a cache at `window`'s columns only: `[b, len, d]`.
     fn forward_window(&self, x: Tensor<3>, mask: Tensor<4, Bool>, window: &Window) -> Tensor<3> {
         let qkv = dense_rows(&self.c_attn, x);
-        dense_rows(&self.c_proj, self_attention(qkv, mask, self.n_head, Some(window)))
+        dense_rows(
+            &self.c_proj,
+            self_attention(qkv, mask, Heads::each(self.n_head), Some(window)),
+        )
     }
 
     /// Attention over the cached keys and values and the new ones, which

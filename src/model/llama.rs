@@ -8,63 +8,62 @@
 //! heads, `g` key/value heads (each serves h/g query heads), `hd` = head
 //! dimension, `f` = the MLP's width, `V` = vocabulary. Weights keep
 //! transformers' `[out, in]` layout, so import and export copy them as
-//! they are. The projections run on the fused `[out, in]` product; RMSNorm,
-//! the rotary embeddings, attention and SwiGLU are burn's own operations
-//! so far.
+//! they are. Every operation with a fused CPU version (`kernels`) runs
+//! through it: the `[out, in]` products, RMSNorm, the rotary embeddings,
+//! grouped-query attention and SwiGLU.
 
 use burn::module::{Module, Param};
-use burn::tensor::activation::{silu, softmax};
-use burn::tensor::module::embedding;
+use burn::tensor::module::{attention, embedding};
+use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
 use super::kv_cache::{KvCache, LayerCache};
 use super::llama_config::LlamaConfig;
 use super::weights::{Init, WeightSource};
+use super::window::Window;
+use crate::kernels::attention::{Heads, self_attention};
 use crate::kernels::linear::linear_transposed;
+use crate::kernels::rms_norm::rms_norm;
+use crate::kernels::rotary::rotary;
+use crate::kernels::swiglu::swiglu;
 use crate::model::hf::ImportError;
 
 /// `x · weightᵀ + bias` over every position: `[b, q, in]` → `[b, q, out]`,
 /// as one product over the rows (the tied LM head's operation, fused on
 /// the CPU, for transformers' `[out, in]` weights).
 fn project(x: Tensor<3>, weight: &Param<Tensor<2>>, bias: Option<&Param<Tensor<1>>>) -> Tensor<3> {
-    let [b, q, d] = x.dims();
-    let w = weight.val();
-    let out = w.dims()[0];
-    let y = linear_transposed(x.reshape([b * q, d]), w);
-    let y = match bias {
-        Some(bias) => y + bias.val().unsqueeze_dim(0),
+    let y = project_with(x, weight.val());
+    match bias {
+        Some(bias) => y + bias.val().reshape([1, 1, -1]),
         None => y,
-    };
-    y.reshape([b, q, out])
+    }
 }
 
-/// RMSNorm: `x / sqrt(mean(x²) + ε) · weight` over the last dimension.
-fn rms_norm(x: Tensor<3>, weight: &Param<Tensor<1>>, eps: f64) -> Tensor<3> {
-    let rms = (x.clone().powi_scalar(2).mean_dim(2) + eps).sqrt();
-    let d = weight.dims()[0];
-    x / rms * weight.val().reshape([1, 1, d])
+/// `x · weightᵀ` over every position.
+fn project_with(x: Tensor<3>, weight: Tensor<2>) -> Tensor<3> {
+    let [b, q, d] = x.dims();
+    let out = weight.dims()[0];
+    linear_transposed(x.reshape([b * q, d]), weight).reshape([b, q, out])
 }
 
-/// The rotary tables at `positions` (`[b, q]`): cos and sin `[b, 1, q, hd]`,
-/// each frequency repeated over both halves of a head (Hugging Face's
-/// rotate-half layout).
-pub fn rotary_tables(config: &LlamaConfig, positions: Tensor<2, Int>) -> (Tensor<4>, Tensor<4>) {
+fn norm(x: Tensor<3>, weight: &Param<Tensor<1>>, eps: f64) -> Tensor<3> {
+    rms_norm(x, weight.val(), eps)
+}
+
+/// The rotary tables at `positions` (`[b, q]`): the cosines and sines of
+/// each position's angles, `[b, q, hd/2]`.
+pub fn rotary_tables(config: &LlamaConfig, positions: Tensor<2, Int>) -> (Tensor<3>, Tensor<3>) {
     let device = positions.device();
     let [b, q] = positions.dims();
     let inv_freq: Vec<f32> = config.inv_freq().into_iter().map(|f| f as f32).collect();
     let half = inv_freq.len();
     let inv_freq = Tensor::<2>::from_data(TensorData::new(inv_freq, [1, half]), &device);
-    let angles = positions.float().reshape([b * q, 1]).matmul(inv_freq); // [b·q, hd/2]
-    let angles = Tensor::cat(vec![angles.clone(), angles], 1).reshape([b, 1, q, 2 * half]);
+    let angles = positions
+        .float()
+        .reshape([b * q, 1])
+        .matmul(inv_freq)
+        .reshape([b, q, half]);
     (angles.clone().cos(), angles.sin())
-}
-
-/// `x · cos + rotate_half(x) · sin`, `x`: `[b, heads, q, hd]`.
-fn rotate(x: Tensor<4>, cos: &Tensor<4>, sin: &Tensor<4>) -> Tensor<4> {
-    let hd = x.dims()[3];
-    let (first, second) = (x.clone().narrow(3, 0, hd / 2), x.clone().narrow(3, hd / 2, hd / 2));
-    let rotated = Tensor::cat(vec![second.neg(), first], 3);
-    x * cos.clone() + rotated * sin.clone()
 }
 
 #[derive(Module, Debug)]
@@ -82,35 +81,78 @@ pub struct LlamaAttention {
 }
 
 impl LlamaAttention {
+    fn heads(&self) -> Heads {
+        Heads {
+            query: self.heads,
+            kv: self.kv_heads,
+        }
+    }
+
+    /// The queries, keys and values of `x` (`[b, q, d]`) side by side,
+    /// `[b, q, (h + 2g)·hd]`, the queries and keys turned by the rotary
+    /// tables: the packed layout attention reads.
+    fn packed(&self, x: Tensor<3>, (cos, sin): (&Tensor<3>, &Tensor<3>)) -> Tensor<3> {
+        let [b, q, _] = x.dims();
+        let weights = [&self.q_proj, &self.k_proj, &self.v_proj];
+        // One product against the three weights stacked costs a copy of the
+        // weights; three products and a copy of their outputs cost a copy
+        // of the activations. Take the smaller: training's many rows stack
+        // the weights, decoding's few the outputs.
+        let qkv = if b * q >= weights.iter().map(|w| w.dims()[0]).sum() {
+            let stacked = Tensor::cat(weights.iter().map(|w| w.val()).collect(), 0);
+            let biases: Option<Vec<Tensor<1>>> = [&self.q_bias, &self.k_bias, &self.v_bias]
+                .iter()
+                .map(|b| b.as_ref().map(Param::val))
+                .collect();
+            let y = project_with(x, stacked);
+            match biases {
+                Some(biases) => y + Tensor::cat(biases, 0).reshape([1, 1, -1]),
+                None => y,
+            }
+        } else {
+            let parts = [
+                project(x.clone(), &self.q_proj, self.q_bias.as_ref()),
+                project(x.clone(), &self.k_proj, self.k_bias.as_ref()),
+                project(x, &self.v_proj, self.v_bias.as_ref()),
+            ];
+            Tensor::cat(parts.to_vec(), 2)
+        };
+        rotary(qkv, cos.clone(), sin.clone(), self.heads + self.kv_heads)
+    }
+
     /// `x`: `[b, q, d]`; `mask`: `[b, 1, q, k]`, true where a key is
     /// hidden. With a cache, `k` counts the cached positions too, and the
-    /// new (rotated) keys and values are appended to it.
+    /// new (rotated) keys and values are appended to it. With a window,
+    /// only its columns are queries: `[b, len, d]`.
     fn forward(
         &self,
         x: Tensor<3>,
         mask: Tensor<4, Bool>,
-        (cos, sin): (&Tensor<4>, &Tensor<4>),
+        tables: (&Tensor<3>, &Tensor<3>),
         cache: Option<&mut LayerCache>,
+        window: Option<&Window>,
     ) -> Tensor<3> {
-        let [b, q, _] = x.dims();
-        let (h, g, hd) = (self.heads, self.kv_heads, self.head_dim);
-        let heads = |y: Tensor<3>, n: usize| y.reshape([b, q, n, hd]).swap_dims(1, 2);
-        let query = rotate(
-            heads(project(x.clone(), &self.q_proj, self.q_bias.as_ref()), h),
-            cos,
-            sin,
-        );
-        let key = rotate(
-            heads(project(x.clone(), &self.k_proj, self.k_bias.as_ref()), g),
-            cos,
-            sin,
-        );
-        let value = heads(project(x, &self.v_proj, self.v_bias.as_ref()), g);
-        // The cache keeps the g key/value heads, not their shared copies.
-        let (key, value) = match cache {
-            Some(cache) => cache.append(key, value),
-            None => (key, value),
+        let qkv = self.packed(x, tables);
+        let y = match cache {
+            Some(cache) => self.cached(qkv, mask, cache),
+            None => self_attention(qkv, mask, self.heads(), window),
         };
+        project(y, &self.o_proj, None)
+    }
+
+    /// Attention over the cached keys and values and the new ones, which
+    /// are appended to the cache: `[b, q, h·hd]`.
+    fn cached(&self, qkv: Tensor<3>, mask: Tensor<4, Bool>, cache: &mut LayerCache) -> Tensor<3> {
+        let [b, q, _] = qkv.dims();
+        let (h, g, hd) = (self.heads, self.kv_heads, self.head_dim);
+        let split = |first: usize, n: usize| {
+            qkv.clone()
+                .narrow(2, first * hd, n * hd)
+                .reshape([b, q, n, hd])
+                .swap_dims(1, 2)
+        };
+        // The cache keeps the g key/value heads, not their shared copies.
+        let (key, value) = cache.append(split(h, g), split(h + g, g));
         let k = key.dims()[2];
         // Each key/value head serves h/g consecutive query heads.
         let share = |t: Tensor<4>| {
@@ -118,11 +160,22 @@ impl LlamaAttention {
                 .expand([b, g, h / g, k, hd])
                 .reshape([b, h, k, hd])
         };
-        let (key, value) = (share(key), share(value));
-        let scores = query.matmul(key.swap_dims(2, 3)) / (hd as f64).sqrt();
-        let scores = scores.mask_fill(mask.expand([b, h, q, k]), f32::NEG_INFINITY);
-        let y = softmax(scores, 3).matmul(value); // [b, h, q, hd]
-        project(y.swap_dims(1, 2).reshape([b, q, h * hd]), &self.o_proj, None)
+        // Scale 1/√hd is the default; the mask already encodes causality
+        // and padding, so the kernel's own causal flag stays off.
+        let options = AttentionModuleOptions {
+            scale: None,
+            softcap: None,
+            is_causal: false,
+        };
+        let y = attention(
+            split(0, h),
+            share(key),
+            share(value),
+            Some(mask.expand([b, h, q, k])),
+            None,
+            options,
+        );
+        y.swap_dims(1, 2).reshape([b, q, h * hd])
     }
 }
 
@@ -136,8 +189,30 @@ pub struct LlamaMlp {
 impl LlamaMlp {
     /// SwiGLU: `down(silu(gate(x)) · up(x))`.
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let gated = silu(project(x.clone(), &self.gate_proj, None)) * project(x, &self.up_proj, None);
+        let gated = swiglu(
+            project(x.clone(), &self.gate_proj, None),
+            project(x, &self.up_proj, None),
+        );
         project(gated, &self.down_proj, None)
+    }
+}
+
+impl LlamaBlock {
+    /// The block at every column, or at `window`'s only (`[b, len, d]`).
+    fn forward(
+        &self,
+        x: Tensor<3>,
+        mask: Tensor<4, Bool>,
+        tables: (&Tensor<3>, &Tensor<3>),
+        cache: Option<&mut LayerCache>,
+        window: Option<&Window>,
+        eps: f64,
+    ) -> Tensor<3> {
+        let attended = self
+            .self_attn
+            .forward(norm(x.clone(), &self.input_layernorm, eps), mask, tables, cache, window);
+        let x = window.map_or(x.clone(), |w| w.take(x)) + attended;
+        x.clone() + self.mlp.forward(norm(x, &self.post_attention_layernorm, eps))
     }
 }
 
@@ -269,16 +344,35 @@ impl Llama {
         let (cos, sin) = rotary_tables(&self.config, positions);
         let mut x = embedding(self.embed_tokens.val(), tokens);
         for (i, block) in self.layers.iter().enumerate() {
-            let attended = block.self_attn.forward(
-                rms_norm(x.clone(), &block.input_layernorm, eps),
-                mask.clone(),
-                (&cos, &sin),
-                cache.as_deref_mut().map(|c| c.layer(i)),
-            );
-            x = x + attended;
-            x = x.clone() + block.mlp.forward(rms_norm(x, &block.post_attention_layernorm, eps));
+            let cache = cache.as_deref_mut().map(|c| c.layer(i));
+            x = block.forward(x, mask.clone(), (&cos, &sin), cache, None, eps);
         }
-        rms_norm(x, &self.norm, eps)
+        norm(x, &self.norm, eps)
+    }
+
+    /// `forward` without a cache, at `window`'s columns only: `[b, len, d]`.
+    /// Only those columns run through the last block's attention output
+    /// and MLP.
+    pub fn forward_window(
+        &self,
+        tokens: Tensor<2, Int>,
+        positions: Tensor<2, Int>,
+        mask: Tensor<4, Bool>,
+        window: &Window,
+    ) -> Tensor<3> {
+        let eps = self.config.rms_norm_eps;
+        let (cos, sin) = rotary_tables(&self.config, positions);
+        let mut x = embedding(self.embed_tokens.val(), tokens);
+        let x = match self.layers.split_last() {
+            Some((last, body)) => {
+                for block in body {
+                    x = block.forward(x, mask.clone(), (&cos, &sin), None, None, eps);
+                }
+                last.forward(x, mask, (&cos, &sin), None, Some(window), eps)
+            }
+            None => window.take(x),
+        };
+        norm(x, &self.norm, eps)
     }
 
     /// Every parameter under its transformers name, in the order `build`

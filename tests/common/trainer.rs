@@ -17,8 +17,13 @@ pub fn base() -> PathBuf {
 
 /// The base model with a fresh, seeded scalar head, saved to `dir/rm`.
 pub fn fresh_reward_model(dir: &Path) -> PathBuf {
+    fresh_reward_model_of(&base(), dir)
+}
+
+/// The model in `base` with a fresh, seeded scalar head, saved to `dir/rm`.
+pub fn fresh_reward_model_of(base: &Path, dir: &Path) -> PathBuf {
     let device = Device::flex();
-    let (body, tokenizer) = hf::load_language_model(&base(), &device).unwrap();
+    let (body, tokenizer) = hf::load_language_model(base, &device).unwrap();
     let rm = ScalarModel::build(body, &mut SeededInit::new(3), &device).unwrap();
     let rm_dir = dir.join("rm");
     hf::save_scalar_model(&rm_dir, &rm, &tokenizer).unwrap();
