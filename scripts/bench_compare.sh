@@ -9,14 +9,16 @@
 # PYTHON must have torch, transformers and, for ppo, rm and sft, trl (see README).
 # ROUNDS=N alternates the two N times and also prints the median of the N
 # ratios: on a shared machine one pair of runs can land minutes apart in
-# very different conditions.
-#   scripts/bench_compare.sh gen|ppo|rm|sft [repeats]
+# very different conditions. SHAPE picks the models' shape (gpt2-4x256, the
+# default, or smollm2-135m; see scripts/bench_shapes.py).
+#   SHAPE=smollm2-135m ROUNDS=3 scripts/bench_compare.sh gen|ppo|rm|sft [repeats]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 workload="${1:?usage: scripts/bench_compare.sh gen|ppo|rm|sft [repeats]}"
 repeats="${2:-5}"
 threads="${THREADS:-$(nproc)}"
 python="${PYTHON:-python3}"
+export SHAPE="${SHAPE:-gpt2-4x256}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/rlhf-tui-target}"
 case "$workload" in
     gen) peer_cmd=(scripts/bench_gen_transformers.py "$repeats"); key=tokens_per_s ;;
@@ -32,7 +34,7 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 ratios=()
 for _ in $(seq "$rounds"); do
-    ours=$(RAYON_NUM_THREADS=$threads "$CARGO_TARGET_DIR/release/rlhf-tui" bench "$workload" --device cpu --repeats "$repeats")
+    ours=$(RAYON_NUM_THREADS=$threads "$CARGO_TARGET_DIR/release/rlhf-tui" bench "$workload" --shape "$SHAPE" --device cpu --repeats "$repeats")
     if ! peer=$(THREADS=$threads "$python" "${peer_cmd[@]}" 2>"$log" | tail -n 1); then
         cat "$log" >&2
         exit 1

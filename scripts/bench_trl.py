@@ -1,12 +1,14 @@
 """DESIGN.md's `ppo`, `rm` and `sft` workloads through TRL, the peers that
-`rlhf-tui bench ppo|rm|sft` are compared with. Models are
-GPT-2 shape 4 layers, 4 heads, d_model 256, vocab 4096, context 256, random
-weights.
+`rlhf-tui bench ppo|rm|sft` are compared with. Models are of the shape
+SHAPE names (scripts/bench_shapes.py: GPT-2 4 layers, d_model 256 by
+default, or smollm2-135m), random weights.
 
 - ppo: `trl.experimental.ppo.PPOTrainer` with policy, frozen reference,
   value model and reward model of that shape; one iteration = 32 prompts of
   16 tokens, 48 sampled tokens at T = 1.0 (no stop token), 4 epochs over 4
-  minibatches of 8. Episodes per second over the iterations after the first.
+  minibatches of 8 (at smollm2-135m: 16 prompts, 32 tokens, 2 epochs over
+  2 minibatches of 8). Episodes per second over the iterations after the
+  first, and the process's peak resident memory.
 - rm: `trl.RewardTrainer`, 16 pairs per step, 96 tokens a side. Pairs per
   second over the steps after the first.
 - sft: `trl.SFTTrainer`, 16 sequences of 128 tokens per step. Tokens per
@@ -22,11 +24,12 @@ TRL: it trades a second forward pass for memory this model does not need).
 Prints one JSON line, on as many threads as `torch.get_num_threads()` (set
 THREADS).
 
-    python scripts/bench_trl.py ppo|rm|sft [repeats]
+    SHAPE=smollm2-135m python scripts/bench_trl.py ppo|rm|sft [repeats]
 """
 
 import json
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -36,22 +39,12 @@ os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 import torch
 from datasets import Dataset
 from tokenizers import Tokenizer, models
-from transformers import (
-    GPT2Config,
-    GPT2ForSequenceClassification,
-    GPT2LMHeadModel,
-    PreTrainedTokenizerFast,
-    TrainerCallback,
-)
+from transformers import PreTrainedTokenizerFast, TrainerCallback
+
+from bench_shapes import MATMUL_PARAMS, PPO, SHAPE, VOCAB, causal_lm, scalar_model
 
 if "THREADS" in os.environ:
     torch.set_num_threads(int(os.environ["THREADS"]))
-
-VOCAB = 4096
-
-
-def config(**extra):
-    return GPT2Config(vocab_size=VOCAB, n_positions=256, n_embd=256, n_layer=4, n_head=4, pad_token_id=0, **extra)
 
 
 def tokenizer():
@@ -80,16 +73,17 @@ def rate(times, per_step):
 def ppo(repeats):
     from trl.experimental.ppo import PPOConfig, PPOTrainer
 
+    n_prompts, prompt_len, new_tokens, epochs, minibatch = PPO
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(1)
     # Token 0 is the pad id, so prompts avoid it.
-    prompts = torch.randint(1, VOCAB, (32, 16), generator=g).tolist()
+    prompts = torch.randint(1, VOCAB, (n_prompts, prompt_len), generator=g).tolist()
     dataset = Dataset.from_dict({"input_ids": prompts})
-    policy = GPT2LMHeadModel(config())
-    ref = GPT2LMHeadModel(config())
+    policy = causal_lm(pad_token_id=0)
+    ref = causal_lm(pad_token_id=0)
     ref.load_state_dict(policy.state_dict())
-    value = GPT2ForSequenceClassification(config(num_labels=1))
-    reward = GPT2ForSequenceClassification(config(num_labels=1))
+    value = scalar_model(pad_token_id=0)
+    reward = scalar_model(pad_token_id=0)
     for m in (policy, ref):
         m.generation_config.eos_token_id = None
     iterations = repeats + 1
@@ -97,16 +91,16 @@ def ppo(repeats):
     with tempfile.TemporaryDirectory() as out:
         args = PPOConfig(
             output_dir=out,
-            per_device_train_batch_size=32,
+            per_device_train_batch_size=n_prompts,
             gradient_accumulation_steps=1,
-            num_mini_batches=4,
-            num_ppo_epochs=4,
-            local_rollout_forward_batch_size=32,
-            response_length=48,
+            num_mini_batches=n_prompts // minibatch,
+            num_ppo_epochs=epochs,
+            local_rollout_forward_batch_size=n_prompts,
+            response_length=new_tokens,
             temperature=1.0,
             stop_token=None,
             missing_eos_penalty=None,
-            total_episodes=32 * iterations,
+            total_episodes=n_prompts * iterations,
             learning_rate=1e-5,
             num_sample_generations=0,
             report_to=[],
@@ -128,7 +122,11 @@ def ppo(repeats):
             callbacks=[times],
         )
         trainer.train()
-    return {"episodes_per_s": rate(times.times, 32), "seconds_per_iteration": 32 / rate(times.times, 32)}
+    episodes = rate(times.times, n_prompts)
+    return {
+        "episodes_per_s": episodes, "seconds_per_iteration": n_prompts / episodes,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 def rm(repeats):
@@ -141,7 +139,7 @@ def rm(repeats):
     chosen = torch.randint(1, VOCAB, (pairs, 96), generator=g).tolist()
     rejected = torch.randint(1, VOCAB, (pairs, 96), generator=g).tolist()
     dataset = Dataset.from_dict({"chosen_input_ids": chosen, "rejected_input_ids": rejected})
-    model = GPT2ForSequenceClassification(config(num_labels=1))
+    model = scalar_model(pad_token_id=0)
     times = StepTimes()
     with tempfile.TemporaryDirectory() as out:
         args = RewardConfig(
@@ -188,7 +186,7 @@ def sft(repeats):
     steps = repeats + 1
     rows = torch.randint(1, VOCAB, (16 * steps, 128), generator=g).tolist()
     dataset = Dataset.from_dict({"input_ids": rows})
-    model = GPT2LMHeadModel(config())
+    model = causal_lm(pad_token_id=0)
     times = StepTimes()
     with tempfile.TemporaryDirectory() as out:
         args = SFTConfig(
@@ -214,7 +212,7 @@ def sft(repeats):
         trainer.train()
     tokens = 16 * 128
     seconds = tokens / rate(times.times, tokens)
-    flops = 6 * (4 * 12 * 256 * 256 + 256 * VOCAB) * tokens
+    flops = 6 * MATMUL_PARAMS * tokens
     peak = matmul_peak(repeats)
     return {
         "tokens_per_s": tokens / seconds, "seconds_per_step": seconds, "model_gflop_per_s": flops / seconds / 1e9,
@@ -229,7 +227,7 @@ def main():
     import trl
 
     print(json.dumps({
-        "workload": workload, "peer": "trl", "version": trl.__version__,
+        "workload": workload, "shape": SHAPE, "peer": "trl", "version": trl.__version__,
         "threads": torch.get_num_threads(), **result,
     }))
 

@@ -125,13 +125,30 @@ fn a_panic_on_the_ui_thread_restores_the_terminal_and_exits() {
 
 #[test]
 fn model_opens_a_hugging_face_directory_as_the_base() {
+    let config = opens_and_fine_tunes("tests/fixtures/tiny-gpt2", "hf");
+    assert_eq!(
+        config["n_embd"], 64,
+        "the tiny model's width, not the built-in one's 128"
+    );
+}
+
+#[test]
+fn model_opens_a_llama_directory_as_the_base() {
+    let config = opens_and_fine_tunes("tests/fixtures/llama/tiny-llama", "llama");
+    assert_eq!(config["architectures"][0], "LlamaForCausalLM");
+    assert_eq!(config["num_key_value_heads"], 2);
+}
+
+/// Opens the workbench on `--model dir`, judges nothing, starts SFT and
+/// quits with a checkpoint: that checkpoint's `config.json`.
+fn opens_and_fine_tunes(dir: &str, run: &str) -> serde_json::Value {
     let tmp = tempfile::tempdir().unwrap();
-    let script = workbench("", tmp.path(), "--run hf --model tests/fixtures/tiny-gpt2");
-    let tmux = Tmux::start("model", &script);
+    let script = workbench("", tmp.path(), &format!("--run {run} --model {dir}"));
+    let tmux = Tmux::start(run, &script);
     // Pairs come from that model before anything is trained.
     tmux.wait_for("pair from base", 60);
     tmux.keys(&["Up", "Enter"]);
-    tmux.wait_for("the base model: tests/fixtures/tiny-gpt2", 10);
+    tmux.wait_for(&format!("the base model: {dir}"), 10);
     // SFT fine-tunes it: its checkpoint has the directory's shape.
     tmux.keys(&["Down", "Enter"]);
     tmux.wait_for("steps/s", 60);
@@ -139,17 +156,12 @@ fn model_opens_a_hugging_face_directory_as_the_base() {
     tmux.wait_for("write a checkpoint and quit", 10);
     tmux.keys(&["y"]);
     tmux.wait_for("EXIT=0", 120);
-    let checkpoint = std::fs::read_dir(tmp.path().join("hf/checkpoints"))
+    let checkpoint = std::fs::read_dir(tmp.path().join(run).join("checkpoints"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("sft-"))
         .expect("an SFT checkpoint");
-    let config: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(checkpoint.join("config.json")).unwrap()).unwrap();
-    assert_eq!(
-        config["n_embd"], 64,
-        "the tiny model's width, not the built-in one's 128"
-    );
+    serde_json::from_str(&std::fs::read_to_string(checkpoint.join("config.json")).unwrap()).unwrap()
 }
 
 /// Whether process `pid` has ended (gone, or a zombie nobody reaped yet).

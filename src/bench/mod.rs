@@ -5,6 +5,7 @@
 pub mod generation;
 pub mod matmul;
 pub mod ppo;
+pub mod shape;
 pub mod training;
 pub mod ui;
 

@@ -1,6 +1,4 @@
-//! The training workloads on DESIGN.md's benchmark shape (GPT-2 4 layers,
-//! 4 heads, d_model 256, vocab 4096, context 256, random weights):
-//! `sft`, one optimizer step on 16 × 128 tokens, reported as tokens/s and
+//! The training workloads at a shape (random weights): `sft`, one optimizer step on 16 × 128 tokens, reported as tokens/s and
 //! model FLOPs utilisation (6·N·tokens against the matmul peak measured in
 //! the same run); `rm`, one reward-model step on 16 pairs of 96 tokens a
 //! side, reported as pairs/s.
@@ -12,43 +10,38 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 
-use super::generation::{CONTEXT, D_MODEL, HEADS, LAYERS, VOCAB};
 use super::matmul::Operands;
 use super::median;
+use super::shape::Shape;
 use crate::device::Selected;
 use crate::model::weights::SeededInit;
-use crate::model::{CausalLm, Gpt2Config, ScalarModel};
+use crate::model::{CausalLm, ScalarModel};
 use crate::rlhf::lm::lm_gradients;
 use crate::rlhf::optim::GuardedAdamW;
 use crate::rlhf::reward::{TokenPair, pair_gradients};
 
-pub(super) fn random_rows(rows: usize, len: usize, seed: u64) -> Vec<Vec<u32>> {
+/// `rows` rows of `len` tokens drawn from the shape's vocabulary.
+pub(super) fn random_rows(shape: Shape, rows: usize, len: usize, seed: u64) -> Vec<Vec<u32>> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     (0..rows)
-        .map(|_| (0..len).map(|_| rng.random_range(0..VOCAB as u32)).collect())
+        .map(|_| (0..len).map(|_| rng.random_range(0..shape.vocab() as u32)).collect())
         .collect()
 }
 
-pub(super) fn bench_model(device: &Device) -> CausalLm {
-    let config = Gpt2Config::new(VOCAB, CONTEXT, D_MODEL, LAYERS, HEADS);
-    CausalLm::seeded(&config, 0, &device.clone().autodiff())
+/// A model of the shape to train.
+pub(super) fn bench_model(shape: Shape, device: &Device) -> CausalLm {
+    shape.model(0, &device.clone().autodiff())
 }
 
-/// Parameters that take part in matrix products per token: the blocks'
-/// projections and the (tied) LM head.
-fn matmul_params() -> f64 {
-    (LAYERS * 12 * D_MODEL * D_MODEL + D_MODEL * VOCAB) as f64
-}
-
-pub fn sft(selected: &Selected, repeats: usize) -> Value {
+pub fn sft(selected: &Selected, shape: Shape, repeats: usize) -> Value {
     const BATCH: usize = 16;
     const LEN: usize = 128;
-    let mut model = bench_model(&selected.device);
+    let mut model = bench_model(shape, &selected.device);
     // The trainers' optimizer: the NaN guard and the clipping are part of
     // a training step's cost.
     let mut optim = GuardedAdamW::new(0.0, 1.0);
     // 129 tokens a row give 128 inputs and 128 targets.
-    let rows = random_rows(BATCH, LEN + 1, 1);
+    let rows = random_rows(shape, BATCH, LEN + 1, 1);
     let counts = vec![vec![true; LEN + 1]; BATCH];
     let mut step = || {
         let start = Instant::now();
@@ -58,7 +51,7 @@ pub fn sft(selected: &Selected, repeats: usize) -> Value {
         start.elapsed().as_secs_f64()
     };
     let tokens = (BATCH * LEN) as f64;
-    let flops = 6.0 * matmul_params() * tokens;
+    let flops = 6.0 * shape.matmul_params() * tokens;
     // The peak is probed between steps, so that a machine whose speed
     // drifts during the run (a shared host) moves both sides of each ratio.
     let operands = Operands::new(selected);
@@ -75,19 +68,19 @@ pub fn sft(selected: &Selected, repeats: usize) -> Value {
     }
     let (seconds, peak, mfu) = (median(&mut seconds), median(&mut peaks), median(&mut mfus));
     json!({
-        "workload": "sft", "device": selected.label, "tokens_per_s": tokens / seconds, "seconds_per_step": seconds,
+        "workload": "sft", "shape": shape.name(), "device": selected.label, "tokens_per_s": tokens / seconds, "seconds_per_step": seconds,
         "model_gflop_per_s": flops / seconds / 1e9, "matmul_peak_gflop_per_s": peak, "mfu": mfu,
     })
 }
 
-pub fn rm(selected: &Selected, repeats: usize) -> Value {
+pub fn rm(selected: &Selected, shape: Shape, repeats: usize) -> Value {
     const PAIRS: usize = 16;
     const LEN: usize = 96;
     let device = selected.device.clone().autodiff();
-    let mut model =
-        ScalarModel::build(bench_model(&selected.device), &mut SeededInit::new(1), &device).expect("a head builds");
+    let mut model = ScalarModel::build(bench_model(shape, &selected.device), &mut SeededInit::new(1), &device)
+        .expect("a head builds");
     let mut optim = GuardedAdamW::new(0.0, 1.0);
-    let seqs = random_rows(2 * PAIRS, LEN, 2);
+    let seqs = random_rows(shape, 2 * PAIRS, LEN, 2);
     let pairs: Vec<TokenPair> = (0..PAIRS)
         .map(|i| TokenPair {
             chosen: seqs[i].clone(),
@@ -100,5 +93,5 @@ pub fn rm(selected: &Selected, repeats: usize) -> Value {
         optim.step(1e-4, &mut model, out.loss as f64, grads);
         let _ = model.score.val().into_data();
     });
-    json!({ "workload": "rm", "device": selected.label, "pairs_per_s": PAIRS as f64 / seconds, "seconds_per_step": seconds })
+    json!({ "workload": "rm", "shape": shape.name(), "device": selected.label, "pairs_per_s": PAIRS as f64 / seconds, "seconds_per_step": seconds })
 }

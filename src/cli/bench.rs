@@ -1,6 +1,7 @@
 //! `rlhf-tui bench <workload>`: DESIGN.md's fixed workloads, one JSON line each.
 
 use crate::bench;
+use crate::bench::shape::Shape;
 use crate::device::{self, DeviceChoice};
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -28,17 +29,20 @@ pub struct BenchArgs {
     /// Timed repetitions after one warm-up; the median is reported.
     #[arg(long, default_value_t = 5)]
     pub repeats: usize,
+    /// The models' shape for gen, sft, rm and ppo (random weights).
+    #[arg(long, value_enum, default_value_t = Shape::default())]
+    pub shape: Shape,
 }
 
 pub fn run(args: BenchArgs, choice: DeviceChoice) -> anyhow::Result<()> {
     anyhow::ensure!(args.repeats >= 1, "--repeats must be at least 1");
     let selected = device::select(choice)?;
     let report = match args.workload {
-        Workload::Gen => bench::generation::run(&selected, args.repeats),
+        Workload::Gen => bench::generation::run(&selected, args.shape, args.repeats),
         Workload::Matmul => bench::matmul::run(&selected, args.repeats),
-        Workload::Sft => bench::training::sft(&selected, args.repeats),
-        Workload::Rm => bench::training::rm(&selected, args.repeats),
-        Workload::Ppo => bench::ppo::run(&selected, args.repeats),
+        Workload::Sft => bench::training::sft(&selected, args.shape, args.repeats),
+        Workload::Rm => bench::training::rm(&selected, args.shape, args.repeats),
+        Workload::Ppo => bench::ppo::run(&selected, args.shape, args.repeats),
         Workload::Ui => {
             println!("{}", bench::ui::draw(args.repeats));
             bench::ui::latency(&selected, args.repeats * 10)?

@@ -178,7 +178,7 @@ unsafe fn product_into(
     assert!(lhs.holds(m, k) && rhs.holds(k, n), "product: operand too small");
     let parallel = threads == Threads::Pool && m * n * k >= PARALLEL_MACS;
     #[cfg(target_arch = "x86_64")]
-    if super::gemm_avx2::available() {
+    if super::gemm_avx2::suits((m, n, k)) {
         use super::gemm_avx2::{Operand, Output};
         let operand = |x: Matrix| {
             let (cs, rs) = x.strides();

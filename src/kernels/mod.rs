@@ -21,8 +21,9 @@
 //! `sum_of_squares` (the optimizer step and the gradients' norms). The CPU
 //! versions write outputs they fill whole without zeroing them first
 //! (`cpu_tensor::written`), and their matrix products run on a packed
-//! 6 × 16 AVX2/FMA kernel (`gemm_avx2`) where the CPU has those features,
-//! on the gemm crate elsewhere (`cpu_tensor::product`).
+//! 6 × 16 AVX2/FMA kernel (`gemm_avx2`) where the CPU has those features
+//! but not AVX-512, and for products of few rows where it does; on the
+//! gemm crate elsewhere (`cpu_tensor::product`).
 
 pub mod adamw;
 pub mod attention;

@@ -88,13 +88,18 @@ struct Raw {
 impl LlamaConfig {
     pub fn from_file(path: &Path) -> Result<Self, ImportError> {
         let text = std::fs::read_to_string(path).map_err(|e| ImportError::io(path, e))?;
+        Self::parse(&text, path)
+    }
+
+    /// The config in `text`, whose errors name `path`.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ImportError> {
         let json_error = |e: serde_json::Error| ImportError::Json {
             file: path.to_path_buf(),
             line: e.line(),
             column: e.column(),
             message: e.to_string(),
         };
-        let value: Value = serde_json::from_str(&text).map_err(json_error)?;
+        let value: Value = serde_json::from_str(text).map_err(json_error)?;
         let raw: Raw = serde_json::from_value(value.clone()).map_err(json_error)?;
         let refuse = |key: &str, message: String| ImportError::refused(path, key, message);
         let family = match raw.model_type.as_str() {
