@@ -2,7 +2,7 @@
 transformers as they are and agree with rlhf-tui: for each language-model
 checkpoint, the chat template renders a conversation to the same tokens,
 and `rlhf-tui score` gives transformers' log-probs; the reward model opens
-as GPT2ForSequenceClassification and `rlhf-tui score` gives its scores.
+as its family's …ForSequenceClassification and `rlhf-tui score` gives its scores.
 
     python scripts/check_user_checkpoints.py runs/own [path/to/rlhf-tui]
 """
@@ -13,7 +13,7 @@ import subprocess
 import sys
 
 import torch
-from transformers import AutoTokenizer, GPT2ForSequenceClassification, GPT2LMHeadModel
+from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
 CONVERSATION = [{"role": "user", "content": "What color is the frog?"}]
 
@@ -30,7 +30,7 @@ def main(run, binary):
         prompt = tok.apply_chat_template(CONVERSATION, tokenize=False, add_generation_prompt=True)
         text = prompt + "The frog is green."
         if ckpt.name.startswith("rm-"):
-            model = GPT2ForSequenceClassification.from_pretrained(ckpt).eval()
+            model = AutoModelForSequenceClassification.from_pretrained(ckpt).eval()
             for answer in ["The frog is green.", "I am not sure."]:
                 with torch.no_grad():
                     want = model(**tok(prompt + answer, return_tensors="pt")).logits[0, 0].item()
@@ -38,7 +38,7 @@ def main(run, binary):
                 print(f"{ckpt.name}: {answer!r} scores {want:+.5f} in transformers, {got:+.5f} here")
                 assert abs(got - want) < 1e-4
             continue
-        model = GPT2LMHeadModel.from_pretrained(ckpt).eval()
+        model = AutoModelForCausalLM.from_pretrained(ckpt).eval()
         ids = tok(text)["input_ids"]
         with torch.no_grad():
             logits = model(torch.tensor([ids])).logits[0]

@@ -91,7 +91,7 @@ fn a_reward_model_that_loves_one_word_sets_off_every_alert() {
         "(
             rm: (steps: 60, batch_size: 16, warmup_steps: 5, max_grad_norm: 1.0),
             ppo: (iterations: 60, batch_size: 16, minibatch_size: 8, ppo_epochs: 4,
-                  max_new_tokens: 24, lr: 0.0003, beta: 0.0),
+                  max_new_tokens: 24, lr: 0.001, beta: 0.0),
         )",
     )
     .unwrap();

@@ -88,6 +88,9 @@ fn confirmed_judgments_survive_kill_9_and_a_torn_line_is_skipped_on_reopening() 
         out.contains("\nhuman: both bad 1, left 1, rankings 1, right 1, tie 1\n"),
         "{out}"
     );
+    // Five judgments seconds apart: four timed gaps.
+    assert!(out.contains("labeling, ann: 5 judgments, median "), "{out}");
+    assert!(out.contains(" an hour\n"), "{out}");
     // The reopened store ended the torn line, so it is no longer the last.
     assert!(
         err.contains(&format!("prefs.jsonl:{torn_line}: skipped an unreadable line")),

@@ -11,7 +11,9 @@ use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
 use ratatui::style::Color;
 use rlhf_tui::prefs::stats::Kappa;
-use rlhf_tui::trainer::protocol::{Agreement, Alert, AlertKind, Choice, Criterion, Event, ReliabilityBin, Verdict};
+use rlhf_tui::trainer::protocol::{
+    Agreement, Alert, AlertKind, Choice, Criterion, Event, ReliabilityBin, Throughput, Verdict,
+};
 use rlhf_tui::ui::app::{App, CHARTS, Colouring, Editing, Editor, Judged, Overlay, RELIABILITY};
 use rlhf_tui::ui::update::on_event;
 use rlhf_tui::ui::view::{charts, compare, draw, stages, status};
@@ -108,6 +110,17 @@ fn comparison() {
             kappa: Some(0.4),
         }],
     }];
+    // How fast the person labels, as the trainer reports it.
+    on_event(
+        &mut app,
+        Event::Throughput(Throughput {
+            annotator: "ann".into(),
+            judgments: 13,
+            median_seconds: Some(20.0),
+            per_hour: Some(180.0),
+        }),
+        0.0,
+    );
     check("compare-judged", &app, "compare");
     // Rank mode, two places typed.
     app.queue.clear();

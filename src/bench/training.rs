@@ -39,7 +39,7 @@ pub fn sft(selected: &Selected, shape: Shape, repeats: usize) -> Value {
     let mut model = bench_model(shape, &selected.device);
     // The trainers' optimizer: the NaN guard and the clipping are part of
     // a training step's cost.
-    let mut optim = GuardedAdamW::new(0.0, 1.0);
+    let mut optim = GuardedAdamW::new(0.0, 1.0, true);
     // 129 tokens a row give 128 inputs and 128 targets.
     let rows = random_rows(shape, BATCH, LEN + 1, 1);
     let counts = vec![vec![true; LEN + 1]; BATCH];
@@ -79,7 +79,7 @@ pub fn rm(selected: &Selected, shape: Shape, repeats: usize) -> Value {
     let device = selected.device.clone().autodiff();
     let mut model = ScalarModel::build(bench_model(shape, &selected.device), &mut SeededInit::new(1), &device)
         .expect("a head builds");
-    let mut optim = GuardedAdamW::new(0.0, 1.0);
+    let mut optim = GuardedAdamW::new(0.0, 1.0, true);
     let seqs = random_rows(shape, 2 * PAIRS, LEN, 2);
     let pairs: Vec<TokenPair> = (0..PAIRS)
         .map(|i| TokenPair {

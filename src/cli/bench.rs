@@ -32,6 +32,10 @@ pub struct BenchArgs {
     /// The models' shape for gen, sft, rm and ppo (random weights).
     #[arg(long, value_enum, default_value_t = Shape::default())]
     pub shape: Shape,
+    /// PPO with `undo_last_update: false`: no copy of the weights and
+    /// moments is kept for the NaN guard to undo an update with.
+    #[arg(long)]
+    pub no_undo: bool,
 }
 
 pub fn run(args: BenchArgs, choice: DeviceChoice) -> anyhow::Result<()> {
@@ -42,7 +46,7 @@ pub fn run(args: BenchArgs, choice: DeviceChoice) -> anyhow::Result<()> {
         Workload::Matmul => bench::matmul::run(&selected, args.repeats),
         Workload::Sft => bench::training::sft(&selected, args.shape, args.repeats),
         Workload::Rm => bench::training::rm(&selected, args.shape, args.repeats),
-        Workload::Ppo => bench::ppo::run(&selected, args.shape, args.repeats),
+        Workload::Ppo => bench::ppo::run(&selected, args.shape, args.repeats, !args.no_undo),
         Workload::Ui => {
             println!("{}", bench::ui::draw(args.repeats));
             bench::ui::latency(&selected, args.repeats * 10)?

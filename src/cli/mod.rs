@@ -4,6 +4,7 @@
 mod bench;
 mod config;
 mod devices;
+mod eval;
 mod generate;
 mod prefs;
 mod pretrain;
@@ -45,6 +46,9 @@ pub enum Command {
     Score(score::ScoreArgs),
     /// Run a fixed benchmark workload and print one JSON line.
     Bench(bench::BenchArgs),
+    /// Compare two models blind: a judge's win rate of A over B on held-out
+    /// prompts, with its 95% interval.
+    Eval(eval::EvalArgs),
     /// List the devices this build and this machine offer.
     Devices,
     /// Train the built-in world's base model (tokenizer and GPT-2) from scratch.
@@ -88,6 +92,7 @@ fn run(command: Command, device: DeviceChoice) -> anyhow::Result<()> {
         Command::Generate(args) => generate::run(args, device),
         Command::Score(args) => score::run(args, device),
         Command::Bench(args) => bench::run(args, device),
+        Command::Eval(args) => eval::run(args, device),
         Command::Devices => devices::run(),
         Command::Pretrain(args) => pretrain::run(args, device),
         Command::Train(args) => train::run(args, device),

@@ -12,6 +12,7 @@ use crate::prefs::rank::{ranking_pairs, training_pairs};
 use crate::prefs::record::{Choice, Judgment, Source, Verdict};
 use crate::prefs::stats::agreement;
 use crate::prefs::store::{self, Contents, PrefStore};
+use crate::prefs::throughput::throughput;
 use crate::run::{RunConfig, RunDir};
 use crate::trainer::audit::unix_seconds;
 
@@ -203,6 +204,13 @@ pub fn stats(run: &RunDir) -> anyhow::Result<String> {
         writeln!(out, "rankings expand to {ranked_pairs} pairs")?;
     }
     writeln!(out, "training pairs: {}", training_pairs(judgments).len())?;
+    for t in throughput(judgments) {
+        let timed = match (t.median_seconds, t.per_hour) {
+            (Some(median), Some(rate)) => format!("median {median:.1} s a judgment, {rate:.0} an hour"),
+            _ => "not timed yet (two judgments within 10 minutes are needed)".into(),
+        };
+        writeln!(out, "labeling, {}: {} judgments, {timed}", t.annotator, t.judgments)?;
+    }
     let rows = agreement(judgments);
     if rows.iter().all(|r| r.shared == 0) {
         writeln!(out, "agreement: no unit was labelled by two annotators yet")?;

@@ -8,3 +8,4 @@ pub mod rank;
 pub mod record;
 pub mod stats;
 pub mod store;
+pub mod throughput;

@@ -14,3 +14,4 @@ pub mod schedule;
 pub mod sft;
 pub mod shards;
 pub mod state;
+pub mod win_rate;

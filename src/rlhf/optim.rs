@@ -14,26 +14,30 @@ use super::state::{param_ids, with_param_ids};
 use crate::kernels::sum_of_squares::sum_of_squares;
 
 /// AdamW behind the NaN guard: an update is applied only when its loss
-/// and every gradient are finite. When they are not, the weights and the
-/// moments go back to what they were before the last update, since that
-/// update may be what broke them (a learning rate far too high gives a
-/// finite loss once and a NaN the step after).
+/// and every gradient are finite. When they are not, and `undo` is set,
+/// the weights and the moments go back to what they were before the last
+/// update, since that update may be what broke them (a learning rate far
+/// too high gives a finite loss once and a NaN the step after).
 pub struct GuardedAdamW<M> {
     optim: ModuleOptimizer,
     /// The clipping factor `optim` reads.
     clip: Arc<AtomicU32>,
     max_grad_norm: f32,
+    /// Whether to keep what `previous` holds: a copy of the weights and
+    /// the moments, three times the model's size.
+    undo: bool,
     /// The model and the optimizer before the last update applied.
     previous: Option<(M, ModuleOptimizer)>,
 }
 
 impl<M: Module + Clone> GuardedAdamW<M> {
-    pub fn new(weight_decay: f32, max_grad_norm: f32) -> Self {
+    pub fn new(weight_decay: f32, max_grad_norm: f32, undo: bool) -> Self {
         let adamw = ClippedAdamW::new(weight_decay);
         Self {
             clip: adamw.clip(),
             optim: ModuleOptimizer::from(adamw),
             max_grad_norm,
+            undo,
             previous: None,
         }
     }
@@ -71,7 +75,9 @@ impl<M: Module + Clone> GuardedAdamW<M> {
             // Cloning a module or an optimizer shares its tensors: the
             // copies kept cost the weights the update replaces and the
             // moments it would otherwise have written in place.
-            self.previous = Some((model.clone(), self.optim.clone()));
+            if self.undo {
+                self.previous = Some((model.clone(), self.optim.clone()));
+            }
             *model = self.optim.step(lr, model.clone(), grads);
         } else if let Some((previous, optim)) = self.previous.take() {
             *model = previous;
@@ -164,7 +170,7 @@ mod tests {
     #[test]
     fn clipping_reads_the_global_norm() {
         let mut layer = layer();
-        let mut guard = GuardedAdamW::new(0.0, 1.0);
+        let mut guard = GuardedAdamW::new(0.0, 1.0, true);
         let grads = grads_of(&layer, [1.0, 2.0, 2.0, 0.0], [0.0, 4.0]);
         assert_eq!(guard.step(0.1, &mut layer, 1.0, grads), 5.0);
         let clip = f32::from_bits(guard.clip.load(Ordering::Relaxed));
@@ -178,8 +184,8 @@ mod tests {
     fn the_guard_restores_weights_and_moments() {
         let start = layer();
         let first = [0.3, -0.2, 0.1, 0.5];
-        let (mut undone, mut guard) = (start.clone(), GuardedAdamW::new(0.0, 1.0));
-        let (mut straight, mut reference) = (start.clone(), GuardedAdamW::new(0.0, 1.0));
+        let (mut undone, mut guard) = (start.clone(), GuardedAdamW::new(0.0, 1.0, true));
+        let (mut straight, mut reference) = (start.clone(), GuardedAdamW::new(0.0, 1.0, true));
         for (model, optim) in [(&mut undone, &mut guard), (&mut straight, &mut reference)] {
             optim.step(0.1, model, 1.0, grads_of(&start, first, [0.1, 0.2]));
         }
@@ -193,5 +199,20 @@ mod tests {
             optim.step(0.1, model, 1.0, grads_of(&start, [-0.4, 0.2, 0.3, 0.1], [0.0, 0.3]));
         }
         assert_eq!(weights(&undone), weights(&straight));
+    }
+
+    /// Without `undo` a NaN loss only refuses its own update: the weights
+    /// stay where the last finite step left them.
+    #[test]
+    fn without_undo_the_guard_only_refuses_the_bad_update() {
+        let start = layer();
+        let mut model = start.clone();
+        let mut guard = GuardedAdamW::new(0.0, 1.0, false);
+        guard.step(0.1, &mut model, 1.0, grads_of(&start, [90.0; 4], [-70.0; 2]));
+        let after = weights(&model);
+        assert_ne!(after, weights(&start));
+        guard.step(0.1, &mut model, f64::NAN, grads_of(&start, [0.3; 4], [0.1; 2]));
+        assert_eq!(weights(&model), after);
+        assert!(guard.previous.is_none(), "no copy is kept");
     }
 }

@@ -48,6 +48,12 @@ pub struct RmConfig {
     /// (the first steps') instead of shrinking every step, which cost
     /// held-out accuracy.
     pub max_grad_norm: f32,
+    /// When a step's loss or gradients are not finite, also undo the
+    /// update before it (a learning rate far too high gives a finite loss
+    /// once and a NaN the step after). It keeps a copy of the weights and
+    /// the optimizer's moments: three times the model's size in memory.
+    /// `false` only refuses the bad update.
+    pub undo_last_update: bool,
     /// A preference file to train on (TRL or HH-RLHF JSON Lines, `.gz` or
     /// plain) instead of the sources' labelled pairs.
     pub data: Option<PathBuf>,
@@ -77,6 +83,7 @@ impl Default for RmConfig {
             warmup_steps: 20,
             weight_decay: 0.0,
             max_grad_norm: 5.0,
+            undo_last_update: true,
             data: None,
             eval_fraction: 0.2,
             train_pairs: 8_000,
@@ -305,7 +312,7 @@ impl RmTrainer {
         warnings.extend(skipped);
         let train_pairs = train.len();
         let train = Epochs::new(train, config.seed);
-        let optim = GuardedAdamW::new(config.weight_decay, config.max_grad_norm);
+        let optim = GuardedAdamW::new(config.weight_decay, config.max_grad_norm, config.undo_last_update);
         Ok(Self {
             config: config.clone(),
             model,

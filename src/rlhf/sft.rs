@@ -41,6 +41,12 @@ pub struct SftConfig {
     /// The gradients are rescaled to at most this global norm over every
     /// parameter, as TRL clips them.
     pub max_grad_norm: f32,
+    /// When a step's loss or gradients are not finite, also undo the
+    /// update before it (a learning rate far too high gives a finite loss
+    /// once and a NaN the step after). It keeps a copy of the weights and
+    /// the optimizer's moments: three times the model's size in memory.
+    /// `false` only refuses the bad update.
+    pub undo_last_update: bool,
     /// A demonstrations file (JSON Lines, plain or `.gz`): TRL's
     /// `{"messages"}`, `{"prompt", "completion"}` or `{"text"}`. `None`:
     /// the built-in world's.
@@ -67,6 +73,7 @@ impl Default for SftConfig {
             warmup_steps: 20,
             weight_decay: 0.0,
             max_grad_norm: 1.0,
+            undo_last_update: true,
             data: None,
             eval_fraction: 0.1,
             demonstrations: 10_000,
@@ -162,7 +169,7 @@ impl SftTrainer {
             );
         }
         let train = Epochs::new(train, config.seed);
-        let optim = GuardedAdamW::new(config.weight_decay, config.max_grad_norm);
+        let optim = GuardedAdamW::new(config.weight_decay, config.max_grad_norm, config.undo_last_update);
         Ok(Self {
             config: config.clone(),
             model,

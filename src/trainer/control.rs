@@ -18,6 +18,7 @@ use crate::prefs::rank::is_ranking_of;
 use crate::prefs::record::{Judgment, Source};
 use crate::prefs::stats::agreement;
 use crate::prefs::store::{self, PrefStore};
+use crate::prefs::throughput::throughput;
 use crate::rlhf::ppo::kl_control::KlControl;
 use crate::rlhf::ppo::live::LiveParams;
 use crate::run::RunConfig;
@@ -460,6 +461,12 @@ impl Control {
 
     pub fn send_agreement(&self) {
         self.send(Event::Agreement(agreement(&self.judgments)));
+        let mine = throughput(&self.judgments)
+            .into_iter()
+            .find(|t| t.annotator == self.annotator);
+        if let Some(mine) = mine {
+            self.send(Event::Throughput(mine));
+        }
     }
 }
 

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::prefs::record::{Choice, Criterion, Verdict};
 pub use crate::prefs::stats::Agreement;
+pub use crate::prefs::throughput::Throughput;
 use crate::rlhf::data::Prompt;
 pub use crate::rlhf::monitors::{Alert, AlertKind};
 use crate::rlhf::ppo::kl_control::KlControl;
@@ -276,6 +277,8 @@ pub enum Event {
     },
     /// Agreement between annotators over the run's judgments, per criterion.
     Agreement(Vec<Agreement>),
+    /// How fast the person at the workbench labels, once timed.
+    Throughput(Throughput),
     /// A monitor saw trouble (reward hacking, mode collapse, an unhealthy update).
     Alert(Alert),
     /// The trouble an alert named has passed.

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, VecDeque};
 use super::history::History;
 use crate::run::names;
 use crate::trainer::protocol::{
-    Agreement, Alert, Criterion, KlMode, ReliabilityBin, SampleSet, Stage, StageState, Verdict,
+    Agreement, Alert, Criterion, KlMode, ReliabilityBin, SampleSet, Stage, StageState, Throughput, Verdict,
 };
 
 /// The panes `Tab` moves between.
@@ -237,6 +237,8 @@ pub struct App {
     pub criterion: Criterion,
     /// Agreement over the run's judgments, as the trainer last computed it.
     pub agreement: Vec<Agreement>,
+    /// How fast the person labels (from the trainer, once timed).
+    pub throughput: Option<Throughput>,
     /// The iterative loop's round (0 until the trainer says) and the newest
     /// reward model's version.
     pub round: u32,
@@ -326,6 +328,7 @@ impl App {
             placed_last: None,
             criterion: Criterion::Overall,
             agreement: Vec::new(),
+            throughput: None,
             round: 0,
             rm_version: 0,
             alerts: Vec::new(),

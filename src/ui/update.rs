@@ -525,6 +525,7 @@ pub fn on_event(app: &mut App, event: Event, at: f64) -> Vec<Effect> {
             }
         }
         Event::Agreement(rows) => app.agreement = rows,
+        Event::Throughput(mine) => app.throughput = Some(mine),
         Event::Alert(alert) => {
             if app.alert_log.len() == ALERTS_KEPT {
                 app.alert_log.remove(0);

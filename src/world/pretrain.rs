@@ -101,7 +101,7 @@ pub fn pretrain(
     model_config.pad_token_id = Some(eos);
     let train_device = device.clone().autodiff();
     let mut model = CausalLm::seeded(&model_config, config.seed, &train_device);
-    let mut optim = crate::rlhf::optim::GuardedAdamW::new(config.weight_decay, 1.0);
+    let mut optim = crate::rlhf::optim::GuardedAdamW::new(config.weight_decay, 1.0, true);
 
     let mut final_loss = f32::NAN;
     let mut steps_done = 0;

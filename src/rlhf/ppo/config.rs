@@ -63,6 +63,12 @@ pub struct PpoConfig {
     /// The gradients are rescaled to at most this global norm over every
     /// parameter, as TRL clips them.
     pub max_grad_norm: f32,
+    /// When a step's loss or gradients are not finite, also undo the
+    /// update before it (a learning rate far too high gives a finite loss
+    /// once and a NaN the step after). It keeps a copy of the weights and
+    /// the optimizer's moments: three times each trained model's size in memory.
+    /// `false` only refuses the bad update.
+    pub undo_last_update: bool,
     pub seed: u64,
 }
 
@@ -93,6 +99,7 @@ impl Default for PpoConfig {
             whiten_rewards: false,
             missing_eos_penalty: Some(1.0),
             max_grad_norm: 1.0,
+            undo_last_update: true,
             seed: 0,
         }
     }
