@@ -3,7 +3,9 @@
 //! does at least 80% of the time and writes its calibration table and a
 //! `GPT2ForSequenceClassification` checkpoint; PPO against it reports TRL's
 //! metrics and raises the judge's score of the policy's answers clearly
-//! above the SFT policy's while the KL stays bounded.
+//! above the SFT policy's while the KL stays bounded; and in a blind
+//! comparison (`rlhf-tui eval`) the judge prefers the PPO policy over the
+//! SFT policy and over the base model.
 
 use std::process::Command;
 
@@ -146,4 +148,36 @@ fn reward_model_learns_the_judges_preferences_and_ppo_improves_on_sft() {
     assert!(last > first + 0.03, "batch judge {first} -> {last}");
     assert!(max_kl < 8.0, "objective/kl reached {max_kl}");
     hf::load_language_model(&run.join("checkpoints/ppo-40"), &Device::flex()).unwrap();
+
+    // InstructGPT's headline, blind: the judge prefers the PPO policy's
+    // answers over the SFT policy's and over the base model's, with the
+    // whole 95% interval above a coin toss.
+    let ppo_dir = run.join("checkpoints/ppo-40");
+    for (against, dir) in [
+        ("SFT", run.join("checkpoints/sft-60")),
+        ("base", std::path::PathBuf::from("assets/base")),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_rlhf-tui"))
+            .current_dir(root)
+            .args([
+                "eval", "--judge", "world", "--n", "100", "--json", "--device", "cpu", "--a",
+            ])
+            .arg(&ppo_dir)
+            .arg("--b")
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let (rate, low, high) = (
+            line["win_rate_a"].as_f64().unwrap(),
+            line["ci_low"].as_f64().unwrap(),
+            line["ci_high"].as_f64().unwrap(),
+        );
+        eprintln!(
+            "PPO over {against}: {rate:.3} (95% {low:.3}-{high:.3}, {} ties)",
+            line["ties"]
+        );
+        assert!(low > 0.5, "PPO over {against}: {line}");
+    }
 }
