@@ -175,7 +175,7 @@ fn llama_directories_open_save_and_reopen_through_the_model_interface() {
         assert!(hf::is_scalar_model(&rm_dir).unwrap());
         let (rm_again, _) = hf::load_scalar_model(&rm_dir, &device, None).unwrap();
         let score = |m| -> Vec<f32> {
-            score_sequences(m, &[ids.clone(), ids[..4].to_vec()], 0)
+            score_sequences(m, &[ids.clone(), ids[..4].to_vec()], &[0, 0], 0)
                 .into_data()
                 .try_to_vec()
                 .unwrap()
@@ -306,7 +306,10 @@ fn reward_models_score_as_transformers_does() {
         let pad = expected[name]["pad"].as_u64().unwrap() as u32;
         let want: Vec<f32> = serde_json::from_value(expected[name]["scores"].clone()).unwrap();
         let (rm, _) = hf::load_scalar_model(&dir(&format!("{name}-rm")), &device, None).unwrap();
-        let got: Vec<f32> = score_sequences(&rm, &ids, pad).into_data().try_to_vec().unwrap();
+        let got: Vec<f32> = score_sequences(&rm, &ids, &[0, 0], pad)
+            .into_data()
+            .try_to_vec()
+            .unwrap();
         let largest = worst(&got, &want);
         assert!(largest < 1e-4, "{name}: scores {got:?}, transformers {want:?}");
         eprintln!("{name}: reward model scores within {largest:.1e}");

@@ -85,6 +85,9 @@ pub fn rm(selected: &Selected, shape: Shape, repeats: usize) -> Value {
         .map(|i| TokenPair {
             chosen: seqs[i].clone(),
             rejected: seqs[PAIRS + i].clone(),
+            // Prompts of a quarter of each side.
+            chosen_start: LEN / 4,
+            rejected_start: LEN / 4,
             gap: 0.0,
         })
         .collect();

@@ -68,7 +68,7 @@ fn reward(args: &ScoreArgs, device: &burn::tensor::Device) -> anyhow::Result<()>
         .try_encode(&args.text)
         .map_err(|e| anyhow::anyhow!("--text cannot be tokenized: {e}"))?;
     let pad = tokenizer.pad_id().unwrap_or(0);
-    let reward: f32 = score_sequences(&model, std::slice::from_ref(&tokens), pad).into_scalar();
+    let reward: f32 = score_sequences(&model, std::slice::from_ref(&tokens), &[0], pad).into_scalar();
     if args.json {
         println!("{}", serde_json::json!({ "tokens": tokens, "reward": reward }));
     } else {

@@ -22,6 +22,7 @@ use super::schedule::warmup_cosine;
 use super::shards;
 use super::state::{ModelState, OPTIMIZER};
 use crate::model::batch::PaddedBatch;
+use crate::model::scalar::Pooling;
 use crate::model::{ScalarModel, Tokenizer, hf};
 use crate::prefs::formats::{PreferencePair, read_file};
 use crate::run::config::{at_least_one, fraction, positive};
@@ -66,6 +67,10 @@ pub struct RmConfig {
     pub eval_pairs: usize,
     /// Use the judge's score gap as the margin in the loss (Llama 2's margin loss).
     pub margin_from_judge: bool,
+    /// Where the score is read: `Last` token (transformers' way, the
+    /// default) or the `Mean` over the response's tokens. A mean-pooled
+    /// checkpoint says so in its `config.json`, and PPO reads it that way.
+    pub pooling: Pooling,
     /// TRL's `center_rewards_coefficient`: pulls rewards towards zero (0 = off).
     pub center_rewards_coefficient: f64,
     /// Bins of the reliability table over confidence in [0.5, 1].
@@ -89,6 +94,7 @@ impl Default for RmConfig {
             train_pairs: 8_000,
             eval_pairs: 400,
             margin_from_judge: false,
+            pooling: Pooling::Last,
             center_rewards_coefficient: 0.01,
             calibration_bins: 10,
             seed: 0,
@@ -125,6 +131,10 @@ impl RmConfig {
 pub struct TokenPair {
     pub chosen: Vec<u32>,
     pub rejected: Vec<u32>,
+    /// Where each side's response starts (its prompt's length, less what
+    /// truncation cut), for mean pooling.
+    pub chosen_start: usize,
+    pub rejected_start: usize,
     /// The judge's score gap, the margin when `margin_from_judge` (0 for a file's pairs).
     pub gap: f32,
 }
@@ -135,14 +145,19 @@ pub struct TokenPair {
 fn tokenize(tokenizer: &Tokenizer, pair: &LabelledPair, context: usize) -> Result<TokenPair, String> {
     let chat = tokenizer.chat();
     let prompt = chat.prompt_text(&pair.prompt)?;
-    let encode = |response: &str| -> Result<Vec<u32>, String> {
+    let prompt_len = tokenizer.try_encode(&prompt)?.len();
+    let encode = |response: &str| -> Result<(Vec<u32>, usize), String> {
         let text = format!("{prompt}{}", chat.response_text(&pair.prompt, response)?);
         let ids = tokenizer.try_encode(&text)?;
-        Ok(ids[ids.len().saturating_sub(context)..].to_vec())
+        let cut = ids.len().saturating_sub(context);
+        Ok((ids[cut..].to_vec(), prompt_len.saturating_sub(cut)))
     };
+    let ((chosen, chosen_start), (rejected, rejected_start)) = (encode(&pair.chosen)?, encode(&pair.rejected)?);
     Ok(TokenPair {
-        chosen: encode(&pair.chosen)?,
-        rejected: encode(&pair.rejected)?,
+        chosen,
+        rejected,
+        chosen_start,
+        rejected_start,
         gap: pair.gap,
     })
 }
@@ -190,16 +205,32 @@ fn file_pairs(
     Ok((train, pairs, warnings))
 }
 
-/// Rewards of whole sequences: `[n]`, pooled at each one's last token.
-pub fn score_sequences(model: &ScalarModel, seqs: &[Vec<u32>], pad_id: u32) -> Tensor<1> {
+/// Rewards of whole sequences, `[n]`, pooled as the model pools: at each
+/// one's last token, or over its response (from `starts[i]` on).
+pub fn score_sequences(model: &ScalarModel, seqs: &[Vec<u32>], starts: &[usize], pad_id: u32) -> Tensor<1> {
     let device = model.score.val().device();
     let batch = PaddedBatch::right_padded(seqs, pad_id);
+    let spans: Vec<(usize, usize)> = starts.iter().copied().zip(batch.last_real()).collect();
     model.pooled(
         batch.ids_tensor(&device),
         batch.positions_tensor(&device),
         batch.mask_tensor(&device),
-        batch.last_real(),
+        &spans,
     )
+}
+
+/// Both sides of `pairs` as one batch, chosen first, with their
+/// responses' starts.
+fn both_sides(pairs: &[TokenPair]) -> (Vec<Vec<u32>>, Vec<usize>) {
+    let seqs = pairs
+        .iter()
+        .map(|p| p.chosen.clone())
+        .chain(pairs.iter().map(|p| p.rejected.clone()));
+    let starts = pairs
+        .iter()
+        .map(|p| p.chosen_start)
+        .chain(pairs.iter().map(|p| p.rejected_start));
+    (seqs.collect(), starts.collect())
 }
 
 /// A training step's loss and the rewards it gave each side.
@@ -225,12 +256,8 @@ pub fn pair_gradients(
     let (grads, parts) = shards::gradients(model, n, |model, i| {
         let shard = &pairs[ranges[i].clone()];
         let k = shard.len();
-        let seqs: Vec<Vec<u32>> = shard
-            .iter()
-            .map(|p| p.chosen.clone())
-            .chain(shard.iter().map(|p| p.rejected.clone()))
-            .collect();
-        let rewards = score_sequences(model, &seqs, pad_id);
+        let (seqs, starts) = both_sides(shard);
+        let rewards = score_sequences(model, &seqs, &starts, pad_id);
         let device = rewards.device();
         let margin = use_margin
             .then(|| Tensor::<1>::from_data(TensorData::new(shard.iter().map(|p| p.gap).collect(), [k]), &device));
@@ -288,7 +315,8 @@ impl RmTrainer {
         device: &Device,
     ) -> anyhow::Result<Self> {
         config.validate().map_err(|e| anyhow::anyhow!("rm.{e}"))?;
-        let (model, tokenizer) = hf::load_scalar_model(init, &device.clone().autodiff(), Some(config.seed))?;
+        let (mut model, tokenizer) = hf::load_scalar_model(init, &device.clone().autodiff(), Some(config.seed))?;
+        model.pooling = config.pooling;
         let pad = tokenizer.pad_id().unwrap_or(0);
         let context = model.transformer.context();
         let (mut train, eval, mut warnings) = match &config.data {
@@ -371,12 +399,8 @@ impl RmTrainer {
         let model = self.model.valid();
         let (mut chosen, mut rejected) = (Vec::new(), Vec::new());
         for chunk in self.eval.chunks(64) {
-            let seqs: Vec<Vec<u32>> = chunk
-                .iter()
-                .map(|p| p.chosen.clone())
-                .chain(chunk.iter().map(|p| p.rejected.clone()))
-                .collect();
-            let r = score_sequences(&model, &seqs, self.pad)
+            let (seqs, starts) = both_sides(chunk);
+            let r = score_sequences(&model, &seqs, &starts, self.pad)
                 .into_data()
                 .try_to_vec::<f32>()
                 .expect("f32 rewards");

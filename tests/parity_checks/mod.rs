@@ -160,7 +160,7 @@ pub fn scalar_head(device: &Device, tol: f32) {
             batch.ids_tensor(device),
             batch.positions_tensor(device),
             batch.mask_tensor(device),
-            batch.last_real(),
+            &batch.last_real().into_iter().map(|last| (0, last)).collect::<Vec<_>>(),
         )
         .into_data()
         .try_to_vec::<f32>()

@@ -12,6 +12,7 @@ use crate::fsutil::write_atomic;
 use crate::model::config::{Gpt2Config, HeadKind};
 use crate::model::llama::Llama;
 use crate::model::llama_config::LlamaConfig;
+use crate::model::scalar::{POOLING_KEY, Pooling};
 use crate::model::tokenizer::Tokenizer;
 use crate::model::weights::{FileWeights, SeededInit};
 use crate::model::{CausalLm, Gpt2, ScalarModel};
@@ -193,7 +194,30 @@ pub fn load_scalar_model(
         ));
     };
     weights.finish()?;
-    Ok((model, tokenizer))
+    Ok((
+        ScalarModel {
+            pooling: pooling_of(dir)?,
+            ..model
+        },
+        tokenizer,
+    ))
+}
+
+/// How a reward model directory pools: `Mean` where its `config.json`
+/// says so (`POOLING_KEY`), else at the last token, as transformers does.
+fn pooling_of(dir: &Path) -> Result<Pooling, ImportError> {
+    let path = dir.join(CONFIG);
+    let text = std::fs::read_to_string(&path).map_err(|e| ImportError::io(&path, e))?;
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    match value.get(POOLING_KEY).and_then(|v| v.as_str()) {
+        None | Some("last") => Ok(Pooling::Last),
+        Some("mean") => Ok(Pooling::Mean),
+        Some(other) => Err(ImportError::refused(
+            &path,
+            POOLING_KEY,
+            format!("is {other:?}; \"last\" and \"mean\" are read here"),
+        )),
+    }
 }
 
 /// Whether a directory holds a reward or value model (its `architectures`
@@ -242,7 +266,11 @@ pub fn save_scalar_model(dir: &Path, model: &ScalarModel, tokenizer: &Tokenizer)
     let head = HeadKind::Scalar;
     let mut tensors = model.transformer.named_tensors(head);
     tensors.push(("score.weight".to_string(), model.score.val().into_data()));
-    write_dir(dir, &model.transformer.config_json(head), tokenizer, tensors)
+    let mut config = model.transformer.config_json(head);
+    if model.pooling == Pooling::Mean {
+        config[POOLING_KEY] = "mean".into();
+    }
+    write_dir(dir, &config, tokenizer, tensors)
 }
 
 #[cfg(test)]

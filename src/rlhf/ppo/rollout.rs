@@ -98,8 +98,8 @@ pub fn response_values(value: &ScalarModel, qr: &QueryResponse) -> Tensor<2> {
 }
 
 /// The reward model's score of each whole episode, `[b]`, pooled at the
-/// last response token (EOS excluded: the reward model was trained on text
-/// without it).
+/// last response token or over the response, as the reward model pools
+/// (EOS excluded: the reward model was trained on text without it).
 pub fn episode_scores(
     reward: &ScalarModel,
     queries: &[Vec<u32>],
@@ -115,7 +115,8 @@ pub fn episode_scores(
             [q.clone(), body].concat()
         })
         .collect();
-    crate::rlhf::reward::score_sequences(reward, &seqs, pad_id)
+    let starts: Vec<usize> = queries.iter().map(Vec::len).collect();
+    crate::rlhf::reward::score_sequences(reward, &seqs, &starts, pad_id)
         .into_data()
         .try_to_vec::<f32>()
         .expect("f32 scores")
