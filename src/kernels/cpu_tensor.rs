@@ -3,6 +3,7 @@
 
 use std::mem::MaybeUninit;
 
+use burn::backend::TensorMetadata;
 use burn::backend::flex::FlexTensor;
 use burn::tensor::{DType, Shape, TensorData};
 
@@ -34,6 +35,47 @@ pub unsafe fn written<R>(shape: Shape, fill: impl FnOnce(&mut [MaybeUninit<f32>]
     // the first `n` elements, as the caller guarantees.
     unsafe { out.set_len(n) };
     (FlexTensor::from_data(TensorData::new(out, shape)), result)
+}
+
+/// The backward pass of a per-row operation with `K` parameter vectors of
+/// the row's length (a norm's γ, β): `row(x, g, dx, sums)` writes one
+/// row's ∂L/∂x and adds its terms into the parameters' gradients. Rows go
+/// in tasks of `rows`; each task sums into its own vectors, which are then
+/// added in task order, so a step's result does not depend on how the
+/// tasks were scheduled. Returns ∂L/∂x (`x`'s shape) and the `K` sums.
+///
+/// # Safety
+/// `row` must write every element of its `dx`.
+pub unsafe fn row_backward<const K: usize>(
+    (x, g): (&FlexTensor, &FlexTensor),
+    rows: usize,
+    row: impl Fn(&[f32], &[f32], &mut [MaybeUninit<f32>], &mut [Vec<f32>; K]) + Sync,
+) -> (FlexTensor, [Vec<f32>; K]) {
+    use rayon::prelude::*;
+    let d = x.shape()[1];
+    let (xs, gs) = (f32s(x), f32s(g));
+    let fill = |dx: &mut [MaybeUninit<f32>]| -> Vec<[Vec<f32>; K]> {
+        dx.par_chunks_mut(rows * d)
+            .zip(xs.par_chunks(rows * d))
+            .zip(gs.par_chunks(rows * d))
+            .map(|((dx, x), g)| {
+                let mut sums = std::array::from_fn(|_| vec![0.0; d]);
+                for ((dx, x), g) in dx.chunks_mut(d).zip(x.chunks(d)).zip(g.chunks(d)) {
+                    row(x, g, dx, &mut sums);
+                }
+                sums
+            })
+            .collect()
+    };
+    // SAFETY: `row` writes each element of its row, as the caller guarantees.
+    let (dx, partials) = unsafe { written(x.shape(), fill) };
+    let mut sums: [Vec<f32>; K] = std::array::from_fn(|_| vec![0.0; d]);
+    for partial in partials {
+        for (sum, part) in sums.iter_mut().zip(partial) {
+            sum.iter_mut().zip(part).for_each(|(a, b)| *a += b);
+        }
+    }
+    (dx, sums)
 }
 
 /// A slice of initialised values, to hand to a kernel that writes its

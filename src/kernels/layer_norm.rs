@@ -78,7 +78,7 @@ mod cpu {
     use std::mem::MaybeUninit;
 
     use super::{FusedLayerNorm, composed};
-    use crate::kernels::cpu_tensor::{f32s, written};
+    use crate::kernels::cpu_tensor::{f32s, row_backward, written};
     use crate::kernels::path;
 
     /// Rows per parallel task: enough that scheduling is noise.
@@ -146,34 +146,20 @@ mod cpu {
         }
     }
 
-    /// `[∂L/∂x, ∂L/∂γ, ∂L/∂β]` from `∂L/∂y`. γ's and β's gradients are summed
-    /// over rows per task and then over tasks in order, so a step's result
-    /// does not depend on how the tasks were scheduled.
+    /// `[∂L/∂x, ∂L/∂γ, ∂L/∂β]` from `∂L/∂y` (γ's and β's summed in a fixed
+    /// order, see `row_backward`).
     fn backward(x: FlexTensor, gamma: FlexTensor, grad: FlexTensor, epsilon: f32) -> [FlexTensor; 3] {
         let (x, gamma, grad) = (x.to_contiguous(), gamma.to_contiguous(), grad.to_contiguous());
-        let d = x.shape()[1];
-        let (xs, gamma, gs) = (f32s(&x), f32s(&gamma), f32s(&grad));
-        let fill = |dx: &mut [MaybeUninit<f32>]| -> Vec<(Vec<f32>, Vec<f32>)> {
-            dx.par_chunks_mut(ROWS * d)
-                .zip(xs.par_chunks(ROWS * d))
-                .zip(gs.par_chunks(ROWS * d))
-                .map(|((dx, x), g)| {
-                    let (mut dgamma, mut dbeta) = (vec![0.0; d], vec![0.0; d]);
-                    for ((dx, x), g) in dx.chunks_mut(d).zip(x.chunks(d)).zip(g.chunks(d)) {
-                        kernels::backward(x, gamma, g, epsilon, dx, &mut dgamma, &mut dbeta);
-                    }
-                    (dgamma, dbeta)
-                })
-                .collect()
+        let gamma = f32s(&gamma);
+        let row = |x: &[f32], g: &[f32], dx: &mut [MaybeUninit<f32>], [dgamma, dbeta]: &mut [Vec<f32>; 2]| {
+            kernels::backward(x, gamma, g, epsilon, dx, dgamma, dbeta)
         };
         // SAFETY: the kernel writes each element of its row's dx.
-        let (dx, partials) = unsafe { written(x.shape(), fill) };
-        let (mut dgamma, mut dbeta) = (vec![0.0f32; d], vec![0.0f32; d]);
-        for (pg, pb) in partials {
-            dgamma.iter_mut().zip(pg).for_each(|(a, b)| *a += b);
-            dbeta.iter_mut().zip(pb).for_each(|(a, b)| *a += b);
-        }
-        let vector = |v: Vec<f32>| FlexTensor::from_data(burn::tensor::TensorData::new(v, Shape::new([d])));
+        let (dx, [dgamma, dbeta]) = unsafe { row_backward((&x, &grad), ROWS, row) };
+        let vector = |v: Vec<f32>| {
+            let d = v.len();
+            FlexTensor::from_data(burn::tensor::TensorData::new(v, Shape::new([d])))
+        };
         [dx, vector(dgamma), vector(dbeta)]
     }
 

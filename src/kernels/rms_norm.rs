@@ -68,7 +68,7 @@ mod cpu {
     use std::mem::MaybeUninit;
 
     use super::{FusedRmsNorm, composed};
-    use crate::kernels::cpu_tensor::{f32s, written};
+    use crate::kernels::cpu_tensor::{f32s, row_backward, written};
     use crate::kernels::path;
 
     /// Rows per parallel task: enough that scheduling is noise.
@@ -131,32 +131,17 @@ mod cpu {
         }
     }
 
-    /// `[∂L/∂x, ∂L/∂γ]` from `∂L/∂y`. γ's gradient is summed over rows per
-    /// task and then over tasks in order, so a step's result does not
-    /// depend on how the tasks were scheduled.
+    /// `[∂L/∂x, ∂L/∂γ]` from `∂L/∂y` (γ's summed in a fixed order, see
+    /// `row_backward`).
     fn backward(x: FlexTensor, gamma: FlexTensor, grad: FlexTensor, epsilon: f32) -> [FlexTensor; 2] {
         let (x, gamma, grad) = (x.to_contiguous(), gamma.to_contiguous(), grad.to_contiguous());
-        let d = x.shape()[1];
-        let (xs, gamma, gs) = (f32s(&x), f32s(&gamma), f32s(&grad));
-        let fill = |dx: &mut [MaybeUninit<f32>]| -> Vec<Vec<f32>> {
-            dx.par_chunks_mut(ROWS * d)
-                .zip(xs.par_chunks(ROWS * d))
-                .zip(gs.par_chunks(ROWS * d))
-                .map(|((dx, x), g)| {
-                    let mut dgamma = vec![0.0; d];
-                    for ((dx, x), g) in dx.chunks_mut(d).zip(x.chunks(d)).zip(g.chunks(d)) {
-                        kernels::backward(x, gamma, g, epsilon, dx, &mut dgamma);
-                    }
-                    dgamma
-                })
-                .collect()
+        let gamma = f32s(&gamma);
+        let row = |x: &[f32], g: &[f32], dx: &mut [MaybeUninit<f32>], [dgamma]: &mut [Vec<f32>; 1]| {
+            kernels::backward(x, gamma, g, epsilon, dx, dgamma)
         };
         // SAFETY: the kernel writes each element of its row's dx.
-        let (dx, partials) = unsafe { written(x.shape(), fill) };
-        let mut dgamma = vec![0.0f32; d];
-        for partial in partials {
-            dgamma.iter_mut().zip(partial).for_each(|(a, b)| *a += b);
-        }
+        let (dx, [dgamma]) = unsafe { row_backward((&x, &grad), ROWS, row) };
+        let d = dgamma.len();
         [
             dx,
             FlexTensor::from_data(burn::tensor::TensorData::new(dgamma, Shape::new([d]))),

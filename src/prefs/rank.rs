@@ -82,18 +82,9 @@ mod tests {
 
     fn judged(pair: u64, source: Source, verdict: Verdict, responses: &[&str]) -> Judgment {
         Judgment {
-            pair,
-            time: 0.0,
             prompt: "P:".into(),
             responses: responses.iter().map(|s| s.to_string()).collect(),
-            verdict,
-            criteria: Vec::new(),
-            annotator: format!("{source:?}"),
-            source,
-            policy: "base".into(),
-            temperatures: Vec::new(),
-            chosen: None,
-            rejected: None,
+            ..Judgment::example(pair, &format!("{source:?}"), source, verdict)
         }
     }
 

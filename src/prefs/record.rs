@@ -116,6 +116,26 @@ impl Judgment {
     pub fn criterion(&self) -> Criterion {
         self.criteria.first().copied().unwrap_or(Criterion::Overall)
     }
+
+    /// A judgment of set `pair` (responses "a" and "b" to prompt "P", at
+    /// time 0, overall), for tests to adjust.
+    #[cfg(test)]
+    pub fn example(pair: u64, annotator: &str, source: Source, verdict: Verdict) -> Self {
+        Judgment {
+            pair,
+            time: 0.0,
+            prompt: "P".into(),
+            responses: vec!["a".into(), "b".into()],
+            verdict,
+            criteria: Vec::new(),
+            annotator: annotator.into(),
+            source,
+            policy: "base".into(),
+            temperatures: Vec::new(),
+            chosen: None,
+            rejected: None,
+        }
+    }
 }
 
 /// An undo: the latest live judgment of `retract` by `annotator` no longer counts.

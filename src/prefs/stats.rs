@@ -118,23 +118,15 @@ mod tests {
     use super::*;
 
     fn judged(pair: u64, annotator: &str, criterion: Criterion, verdict: Verdict) -> Judgment {
+        let source = if annotator == JUDGE {
+            Source::Judge
+        } else {
+            Source::Human
+        };
         Judgment {
-            pair,
-            time: 0.0,
-            prompt: "P".into(),
             responses: vec!["a".into(), "b".into(), "c".into()],
-            verdict,
             criteria: vec![criterion],
-            annotator: annotator.into(),
-            source: if annotator == JUDGE {
-                Source::Judge
-            } else {
-                Source::Human
-            },
-            policy: "base".into(),
-            temperatures: Vec::new(),
-            chosen: None,
-            rejected: None,
+            ..Judgment::example(pair, annotator, source, verdict)
         }
     }
 

@@ -62,22 +62,13 @@ fn median(xs: &mut [f64]) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::prefs::record::{Choice, Criterion, Verdict};
+    use crate::prefs::record::{Choice, Verdict};
 
     fn at(time: f64, annotator: &str, source: Source) -> Judgment {
+        let verdict = Verdict::Choice(Choice::Left);
         Judgment {
-            pair: time as u64,
             time,
-            prompt: "P".into(),
-            responses: vec!["a".into(), "b".into()],
-            verdict: Verdict::Choice(Choice::Left),
-            criteria: vec![Criterion::Overall],
-            annotator: annotator.into(),
-            source,
-            policy: "base".into(),
-            temperatures: Vec::new(),
-            chosen: None,
-            rejected: None,
+            ..Judgment::example(time as u64, annotator, source, verdict)
         }
     }
 
