@@ -110,17 +110,6 @@ fn comparison() {
             kappa: Some(0.4),
         }],
     }];
-    // How fast the person labels, as the trainer reports it.
-    on_event(
-        &mut app,
-        Event::Throughput(Throughput {
-            annotator: "ann".into(),
-            judgments: 13,
-            median_seconds: Some(20.0),
-            per_hour: Some(180.0),
-        }),
-        0.0,
-    );
     check("compare-judged", &app, "compare");
     // Rank mode, two places typed.
     app.queue.clear();
@@ -197,7 +186,20 @@ fn alerts_on_the_status_bar_and_charts_and_the_reliability_diagram() {
 
 #[test]
 fn status_bar() {
-    check("status", &demo_app(false), "status");
+    let mut app = demo_app(false);
+    check("status", &app, "status");
+    // How fast the person labels, as the trainer reports it.
+    on_event(
+        &mut app,
+        Event::Throughput(Throughput {
+            annotator: "ann".into(),
+            judgments: 13,
+            median_seconds: Some(20.0),
+            per_hour: Some(180.0),
+        }),
+        0.0,
+    );
+    check("status-pace", &app, "status");
 }
 
 #[test]

@@ -92,13 +92,13 @@ impl LlamaAttention {
     /// `[b, q, (h + 2g)·hd]`, the queries and keys turned by the rotary
     /// tables: the packed layout attention reads.
     fn packed(&self, x: Tensor<3>, (cos, sin): (&Tensor<3>, &Tensor<3>)) -> Tensor<3> {
-        let [b, q, _] = x.dims();
+        let [b, q, d] = x.dims();
         let weights = [&self.q_proj, &self.k_proj, &self.v_proj];
-        // One product against the three weights stacked costs a copy of the
-        // weights; three products and a copy of their outputs cost a copy
-        // of the activations. Take the smaller: training's many rows stack
-        // the weights, decoding's few the outputs.
-        let qkv = if b * q >= weights.iter().map(|w| w.dims()[0]).sum() {
+        // One product against the three weights stacked copies the weights
+        // (`d` columns of them); three products joined copy their outputs
+        // (`b·q` rows). Take the smaller: training's many rows stack the
+        // weights, decoding's few join the outputs.
+        let qkv = if b * q >= d {
             let stacked = Tensor::cat(weights.iter().map(|w| w.val()).collect(), 0);
             let biases: Option<Vec<Tensor<1>>> = [&self.q_bias, &self.k_bias, &self.v_bias]
                 .iter()

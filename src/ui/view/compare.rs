@@ -27,7 +27,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     };
     let block = Block::bordered()
         .title(title)
-        .title_bottom(Line::from(counts(app, area.width)))
+        .title_bottom(Line::from(counts(app)))
         .title_bottom(Line::from(agreement(app)).right_aligned())
         .border_style(theme::border(app, app.focus == Pane::Compare));
     let inner = block.inner(area);
@@ -102,23 +102,9 @@ fn colour_legend(app: &App) -> Line<'static> {
     Line::from(spans)
 }
 
-/// Judged so far (skips not counted), sets waiting to be judged, and how
-/// fast the person labels once two judgments are timed, where the pane's
-/// bottom border has room for it beside the agreement figures.
-fn counts(app: &App, width: u16) -> String {
-    let counts = format!(" judged {} · {} to judge ", app.labels_saved, app.queue.len());
-    let pace = match app.throughput.as_ref().and_then(|t| t.median_seconds.zip(t.per_hour)) {
-        Some((seconds, rate)) => format!("· {seconds:.0} s each, {rate:.0}/h "),
-        None => return counts,
-    };
-    let used = [&counts, &pace, &agreement(app)]
-        .map(|s| s.chars().count())
-        .iter()
-        .sum::<usize>();
-    match used + 2 <= width as usize {
-        true => counts + &pace,
-        false => counts,
-    }
+/// Judged so far (skips not counted) and sets waiting to be judged.
+fn counts(app: &App) -> String {
+    format!(" judged {} · {} to judge ", app.labels_saved, app.queue.len())
 }
 
 /// Agreement on the criterion: Cohen's κ between the person and the judge

@@ -74,6 +74,12 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             theme::bold(app, colour).add_modifier(Modifier::REVERSED),
         ));
     }
+    // How fast the person labels, once two judgments are timed: last, as
+    // the first thing a narrow terminal cuts.
+    if let Some((seconds, rate)) = app.throughput.as_ref().and_then(|t| t.median_seconds.zip(t.per_hour)) {
+        spans.push(sep());
+        spans.push(Span::raw(format!("labeling {seconds:.0} s each, {rate:.0}/h")));
+    }
 
     let second = match &app.message {
         Some((text, true)) => Line::styled(format!(" {text}"), theme::error(app)),
