@@ -39,7 +39,8 @@ pub struct EvalArgs {
     pub config: Option<PathBuf>,
     /// `world` (the built-in world's rule judge), `config` (the config's
     /// judge section: an endpoint or a command) or the name of one of your
-    /// judges (`rlhf-tui config` lists them) [default: config].
+    /// judges (`rlhf-tui config` lists them). Without a config, `config`
+    /// is the world's judge on the world's prompts.
     #[arg(long, default_value = "config")]
     pub judge: String,
     /// How many comparisons: the prompts in turn, each answered again with
@@ -116,12 +117,11 @@ pub fn run(args: EvalArgs, choice: DeviceChoice) -> anyhow::Result<()> {
         object.insert("b".into(), args.b.display().to_string().into());
         println!("{line}");
     } else {
-        println!(
-            "A: {}\nB: {}\njudge: {}",
-            args.a.display(),
-            args.b.display(),
-            judge.name()
-        );
+        let judge_name = match judge.name() {
+            crate::prefs::stats::JUDGE => "the built-in world's rule judge",
+            name => name,
+        };
+        println!("A: {}\nB: {}\njudge: {judge_name}", args.a.display(), args.b.display());
         println!(
             "{} comparisons: A won {}, B won {}, {} ties",
             rate.n, rate.wins_a, rate.wins_b, rate.ties
