@@ -11,8 +11,7 @@
 
 use burn::module::{Module, Param};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear};
-use burn::tensor::module::{attention, embedding};
-use burn::tensor::ops::AttentionModuleOptions;
+use burn::tensor::module::embedding;
 use burn::tensor::{Bool, Device, Int, Tensor};
 
 use super::config::Gpt2Config;
@@ -40,7 +39,7 @@ impl Attention {
     fn forward(&self, x: Tensor<3>, mask: Tensor<4, Bool>, cache: Option<&mut LayerCache>) -> Tensor<3> {
         let qkv = dense_rows(&self.c_attn, x); // [b, q, 3d]
         let y = match cache {
-            Some(cache) => self.cached(qkv, mask, cache),
+            Some(cache) => cache.attend(qkv, mask, Heads::each(self.n_head)),
             // Without a cache every key is a new position.
             None => self_attention(qkv, mask, Heads::each(self.n_head), None),
         };
@@ -54,35 +53,6 @@ impl Attention {
             &self.c_proj,
             self_attention(qkv, mask, Heads::each(self.n_head), Some(window)),
         )
-    }
-
-    /// Attention over the cached keys and values and the new ones, which
-    /// are appended to the cache: `[b, q, d]`, heads concatenated.
-    fn cached(&self, qkv: Tensor<3>, mask: Tensor<4, Bool>, cache: &mut LayerCache) -> Tensor<3> {
-        let [b, q, d3] = qkv.dims();
-        let d = d3 / 3;
-        let hd = d / self.n_head;
-        let heads = |i: usize| {
-            qkv.clone()
-                .narrow(2, i * d, d)
-                .reshape([b, q, self.n_head, hd])
-                .swap_dims(1, 2) // [b, h, q, hd]
-        };
-        let (query, key, value) = (heads(0), heads(1), heads(2));
-        let (key, value) = cache.append(key, value); // [b, h, k, hd]
-        // Backends' attention kernels differ in how they broadcast a mask;
-        // a full-size one works on all of them.
-        let k = key.dims()[2];
-        let mask = mask.expand([b, self.n_head, q, k]);
-        // Scale 1/sqrt(hd) is the default; the mask already encodes causality
-        // and padding, so the kernel's own causal flag stays off.
-        let options = AttentionModuleOptions {
-            scale: None,
-            softcap: None,
-            is_causal: false,
-        };
-        let y = attention(query, key, value, Some(mask), None, options); // [b, h, q, hd]
-        y.swap_dims(1, 2).reshape([b, q, d])
     }
 }
 

@@ -2,7 +2,11 @@
 //! and values of every position already seen, so a decoding step computes
 //! attention for one new position instead of re-running the whole prefix.
 
-use burn::tensor::Tensor;
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
+use burn::tensor::{Bool, Tensor};
+
+use crate::kernels::attention::Heads;
 
 /// One layer's cached keys and values, `[b, h, k, hd]` each.
 #[derive(Debug, Default)]
@@ -19,6 +23,45 @@ impl LayerCache {
         };
         self.kv = Some((key.clone(), value.clone()));
         (key, value)
+    }
+
+    /// Attention of the new positions' packed projection `qkv` (`[b, q,
+    /// (h + 2g)·hd]`: query heads, then key heads, then value heads) over
+    /// the cached keys and values and its own, which are appended to the
+    /// cache; `mask`: `[b, 1, q, k]`, true where a key is hidden. Query
+    /// heads concatenated: `[b, q, h·hd]`. The cache keeps the g key/value
+    /// heads; each serves h/g consecutive query heads.
+    pub fn attend(&mut self, qkv: Tensor<3>, mask: Tensor<4, Bool>, heads: Heads) -> Tensor<3> {
+        let [b, q, w] = qkv.dims();
+        let Heads { query: h, kv: g } = heads;
+        let hd = w / (h + 2 * g);
+        let split = |first: usize, n: usize| {
+            qkv.clone()
+                .narrow(2, first * hd, n * hd)
+                .reshape([b, q, n, hd])
+                .swap_dims(1, 2) // [b, n, q, hd]
+        };
+        let (key, value) = self.append(split(h, g), split(h + g, g));
+        let k = key.dims()[2];
+        let share = |t: Tensor<4>| match g == h {
+            true => t,
+            false => t
+                .reshape([b, g, 1, k, hd])
+                .expand([b, g, h / g, k, hd])
+                .reshape([b, h, k, hd]),
+        };
+        // Backends' attention kernels differ in how they broadcast a mask;
+        // a full-size one works on all of them. Scale 1/√hd is the default;
+        // the mask already encodes causality and padding, so the kernel's
+        // own causal flag stays off.
+        let options = AttentionModuleOptions {
+            scale: None,
+            softcap: None,
+            is_causal: false,
+        };
+        let mask = Some(mask.expand([b, h, q, k]));
+        let y = attention(split(0, h), share(key), share(value), mask, None, options);
+        y.swap_dims(1, 2).reshape([b, q, h * hd])
     }
 }
 

@@ -13,8 +13,7 @@
 //! grouped-query attention and SwiGLU.
 
 use burn::module::{Module, Param};
-use burn::tensor::module::{attention, embedding};
-use burn::tensor::ops::AttentionModuleOptions;
+use burn::tensor::module::embedding;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
 use super::kv_cache::{KvCache, LayerCache};
@@ -134,48 +133,10 @@ impl LlamaAttention {
     ) -> Tensor<3> {
         let qkv = self.packed(x, tables);
         let y = match cache {
-            Some(cache) => self.cached(qkv, mask, cache),
+            Some(cache) => cache.attend(qkv, mask, self.heads()),
             None => self_attention(qkv, mask, self.heads(), window),
         };
         project(y, &self.o_proj, None)
-    }
-
-    /// Attention over the cached keys and values and the new ones, which
-    /// are appended to the cache: `[b, q, h·hd]`.
-    fn cached(&self, qkv: Tensor<3>, mask: Tensor<4, Bool>, cache: &mut LayerCache) -> Tensor<3> {
-        let [b, q, _] = qkv.dims();
-        let (h, g, hd) = (self.heads, self.kv_heads, self.head_dim);
-        let split = |first: usize, n: usize| {
-            qkv.clone()
-                .narrow(2, first * hd, n * hd)
-                .reshape([b, q, n, hd])
-                .swap_dims(1, 2)
-        };
-        // The cache keeps the g key/value heads, not their shared copies.
-        let (key, value) = cache.append(split(h, g), split(h + g, g));
-        let k = key.dims()[2];
-        // Each key/value head serves h/g consecutive query heads.
-        let share = |t: Tensor<4>| {
-            t.reshape([b, g, 1, k, hd])
-                .expand([b, g, h / g, k, hd])
-                .reshape([b, h, k, hd])
-        };
-        // Scale 1/√hd is the default; the mask already encodes causality
-        // and padding, so the kernel's own causal flag stays off.
-        let options = AttentionModuleOptions {
-            scale: None,
-            softcap: None,
-            is_causal: false,
-        };
-        let y = attention(
-            split(0, h),
-            share(key),
-            share(value),
-            Some(mask.expand([b, h, q, k])),
-            None,
-            options,
-        );
-        y.swap_dims(1, 2).reshape([b, q, h * hd])
     }
 }
 
@@ -338,16 +299,9 @@ impl Llama {
         tokens: Tensor<2, Int>,
         positions: Tensor<2, Int>,
         mask: Tensor<4, Bool>,
-        mut cache: Option<&mut KvCache>,
+        cache: Option<&mut KvCache>,
     ) -> Tensor<3> {
-        let eps = self.config.rms_norm_eps;
-        let (cos, sin) = rotary_tables(&self.config, positions);
-        let mut x = embedding(self.embed_tokens.val(), tokens);
-        for (i, block) in self.layers.iter().enumerate() {
-            let cache = cache.as_deref_mut().map(|c| c.layer(i));
-            x = block.forward(x, mask.clone(), (&cos, &sin), cache, None, eps);
-        }
-        norm(x, &self.norm, eps)
+        self.run(tokens, positions, mask, cache, None)
     }
 
     /// `forward` without a cache, at `window`'s columns only: `[b, len, d]`.
@@ -360,18 +314,31 @@ impl Llama {
         mask: Tensor<4, Bool>,
         window: &Window,
     ) -> Tensor<3> {
+        self.run(tokens, positions, mask, None, Some(window))
+    }
+
+    /// The blocks and the final norm, the last block at `window`'s
+    /// columns when there is one.
+    fn run(
+        &self,
+        tokens: Tensor<2, Int>,
+        positions: Tensor<2, Int>,
+        mask: Tensor<4, Bool>,
+        mut cache: Option<&mut KvCache>,
+        window: Option<&Window>,
+    ) -> Tensor<3> {
         let eps = self.config.rms_norm_eps;
         let (cos, sin) = rotary_tables(&self.config, positions);
         let mut x = embedding(self.embed_tokens.val(), tokens);
-        let x = match self.layers.split_last() {
-            Some((last, body)) => {
-                for block in body {
-                    x = block.forward(x, mask.clone(), (&cos, &sin), None, None, eps);
-                }
-                last.forward(x, mask, (&cos, &sin), None, Some(window), eps)
-            }
-            None => window.take(x),
-        };
+        let last = self.layers.len().saturating_sub(1);
+        for (i, block) in self.layers.iter().enumerate() {
+            let cache = cache.as_deref_mut().map(|c| c.layer(i));
+            let window = window.filter(|_| i == last);
+            x = block.forward(x, mask.clone(), (&cos, &sin), cache, window, eps);
+        }
+        if let (true, Some(window)) = (self.layers.is_empty(), window) {
+            x = window.take(x);
+        }
         norm(x, &self.norm, eps)
     }
 
