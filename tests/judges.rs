@@ -2,7 +2,8 @@
 //! (tests/support/judge_server.py, judging by a rule) on this machine, and
 //! a judge program (tests/support/judge_command.py) kept alive for the run.
 //! Scores, verdicts, retries, timeouts, a reply with no verdict, a wrong
-//! key, a program that ends, and judge labels stored under the judge's name.
+//! key, a program that ends, judge labels stored under the judge's name,
+//! and Constitutional AI's critiques and revisions asked of either.
 
 mod common;
 
@@ -13,8 +14,9 @@ use std::time::{Duration, Instant};
 
 use rlhf_tui::judge::command::CommandConfig;
 use rlhf_tui::judge::endpoint::{Endpoint, EndpointConfig};
-use rlhf_tui::judge::{AiJudge, JudgeConfig, JudgeKind, evaluator};
+use rlhf_tui::judge::{AiJudge, JudgeConfig, JudgeKind, evaluator, judges};
 use rlhf_tui::prefs::record::{Choice, Criterion, Verdict};
+use rlhf_tui::rlhf::cai::constitution::Constitution;
 use rlhf_tui::rlhf::data::{Evaluator, Prompt};
 
 /// The test server, killed when dropped.
@@ -260,4 +262,45 @@ fn judge_labels_are_stored_under_the_judge_s_name() {
         (stored[0].annotator.as_str(), stored[0].source),
         ("judge:python3", Source::Judge)
     );
+}
+
+/// Constitutional AI with an AI judge as the critic, both kinds: the
+/// principle's critique request asks for a critique, its revision request
+/// (with the critique) for a revision, and the principle decides a pair.
+#[test]
+fn an_ai_judge_critiques_and_revises_by_the_constitution() {
+    let server = Server::start(None);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/judge_command.py");
+    let endpoint = JudgeConfig {
+        kind: JudgeKind::Endpoint(server.config()),
+        ..JudgeConfig::default()
+    };
+    let command = JudgeConfig {
+        kind: JudgeKind::Command(CommandConfig {
+            program: "python3".into(),
+            args: vec![script.display().to_string()],
+            timeout_secs: 10.0,
+        }),
+        ..JudgeConfig::default()
+    };
+    let honest = Constitution::default()
+        .principles
+        .into_iter()
+        .find(|p| p.name == "honest")
+        .unwrap();
+    for config in [endpoint, command] {
+        let (_, critic) = judges(&config, false).unwrap();
+        let critic = critic.expect("an AI judge is a critic");
+        let c = critic
+            .critique(&question(), "The frog is green. I am not sure.", &honest)
+            .unwrap();
+        assert!(c.text.contains("not sure"), "{}", c.text);
+        assert_eq!(c.revision, "The frog is green.");
+        let choice = critic
+            .compare(&question(), "I am not sure.", "The frog is green.", &honest)
+            .unwrap();
+        assert_eq!(choice, Choice::Right);
+    }
+    // A person's data with no AI judge has no critic.
+    assert!(judges(&JudgeConfig::default(), false).unwrap().1.is_none());
 }

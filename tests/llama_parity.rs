@@ -8,6 +8,8 @@
 //! exactly); the cache, saving and reopening (language and reward models),
 //! and the three stages through `train`.
 
+mod common;
+
 use std::path::Path;
 
 use burn::tensor::Device;
@@ -202,20 +204,8 @@ fn the_three_stages_run_on_a_qwen2_model() {
     )
     .unwrap();
     for stage in ["sft", "rm", "ppo"] {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_rlhf-tui"))
-            .args(["train", "--stage", stage, "--run", "q", "--device", "cpu", "--config"])
-            .arg(&config)
-            .arg("--runs-dir")
-            .arg(tmp.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{stage}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let summary = common::cli::train(tmp.path(), "q", &config, stage);
         if stage == "sft" {
-            let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
             let (before, after) = (
                 summary["eval/loss_before"].as_f64().unwrap(),
                 summary["eval/loss"].as_f64().unwrap(),

@@ -3,16 +3,17 @@
 //! to a held-out accuracy above 0.8, its checkpoint says how it pools, and
 //! reads back and scores as it trained (and so PPO reads it).
 
-use std::process::Command;
+mod common;
 
 use burn::tensor::Device;
 use rlhf_tui::model::hf;
 use rlhf_tui::model::scalar::{POOLING_KEY, Pooling};
 use rlhf_tui::rlhf::reward::score_sequences;
 
+use common::cli::train;
+
 #[test]
 fn a_mean_pooled_reward_model_trains_saves_and_reads_back() {
-    let root = env!("CARGO_MANIFEST_DIR");
     let tmp = tempfile::tempdir().unwrap();
     let config = tmp.path().join("mean.ron");
     std::fs::write(
@@ -20,24 +21,7 @@ fn a_mean_pooled_reward_model_trains_saves_and_reads_back() {
         "(sft: (steps: 60), rm: (steps: 200, pooling: Mean), ppo: (iterations: 2, batch_size: 8, minibatch_size: 4, ppo_epochs: 1))",
     )
     .unwrap();
-    let train = |stage: &str| -> serde_json::Value {
-        let out = Command::new(env!("CARGO_BIN_EXE_rlhf-tui"))
-            .current_dir(root)
-            .args([
-                "train", "--stage", stage, "--run", "mean", "--device", "cpu", "--config",
-            ])
-            .arg(&config)
-            .arg("--runs-dir")
-            .arg(tmp.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{stage}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    };
+    let train = |stage: &str| train(tmp.path(), "mean", &config, stage);
     train("sft");
     let summary = train("rm");
     let accuracy = summary["eval/accuracy"].as_f64().unwrap();

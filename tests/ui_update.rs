@@ -275,10 +275,10 @@ fn panes_cursor_and_stage_start() {
     let mut app = demo_app(false);
     assert_eq!(app.focus, Pane::Stages);
     // PPO is paused: another stage cannot start.
-    press(&mut app, &[KeyCode::Down, KeyCode::Enter]);
+    press(&mut app, &[KeyCode::Down, KeyCode::Down, KeyCode::Enter]);
     assert!(app.message.as_ref().unwrap().0.contains("PPO is running"));
     on_event(&mut app, ppo_stopped_at_40(), 300.0);
-    assert_eq!(app.selected, 2);
+    assert_eq!(app.selected, 3);
     // RM is done: Enter asks before training it again, Esc keeps it, y
     // trains it again.
     assert_eq!(press(&mut app, &[KeyCode::Enter]), []);
@@ -290,7 +290,7 @@ fn panes_cursor_and_stage_start() {
         press(&mut app, &[KeyCode::Enter, KeyCode::Char('y')]),
         [Effect::Send(Command::Start(Stage::Rm))]
     );
-    assert_eq!(app.selected, 2);
+    assert_eq!(app.selected, 3);
     press(&mut app, &[KeyCode::Tab]);
     assert_eq!(app.focus, Pane::Charts);
     let chart = app.chart;
@@ -624,4 +624,141 @@ fn the_help_window_scrolls() {
     assert_eq!(app.overlay, Overlay::Help(bottom - 1));
     press(&mut app, &[KeyCode::Esc]);
     assert_eq!(app.overlay, Overlay::None);
+}
+
+/// `E` asks for a blind evaluation (refused while a stage runs); once its
+/// pairs arrive, `1` `2` `t` `s` are verdicts on the pair on screen, each
+/// confirmed only when on disk, and Esc closes it.
+#[test]
+fn a_blind_evaluation_takes_verdicts_pair_by_pair() {
+    use rlhf_tui::rlhf::win_rate::{Outcome, WinRate};
+    use rlhf_tui::trainer::protocol::{EvalItem, EvalTally};
+    let mut app = demo_app(false);
+    // The demo has PPO paused mid-stage.
+    assert_eq!(press(&mut app, &[KeyCode::Char('E')]), []);
+    assert!(app.message.as_ref().unwrap().0.contains("stop the running stage"));
+    on_event(
+        &mut app,
+        stage_event(
+            Stage::Ppo,
+            StageState::Done {
+                checkpoint: "ppo-40".into(),
+            },
+            40,
+            40,
+        ),
+        0.0,
+    );
+    assert_eq!(
+        press(&mut app, &[KeyCode::Char('E')]),
+        [Effect::Send(Command::StartEval)]
+    );
+    let item = |q: &str| EvalItem {
+        prompt: q.into(),
+        left: "x".into(),
+        right: "y".into(),
+    };
+    let items = vec![item("one?"), item("two?")];
+    on_event(
+        &mut app,
+        Event::EvalStarted {
+            a: "ppo-40".into(),
+            b: "sft-300".into(),
+            items,
+        },
+        1.0,
+    );
+    assert_eq!(app.focus, Pane::Compare);
+    let verdict = |item, choice| [Effect::Send(Command::EvalVerdict { item, choice })];
+    assert_eq!(press(&mut app, &[KeyCode::Char('2')]), verdict(0, Choice::Right));
+    // Nothing more until the first is on disk.
+    assert_eq!(press(&mut app, &[KeyCode::Char('1')]), []);
+    let tally = EvalTally {
+        person: WinRate::of(&[Outcome::B]),
+        judge: Some(WinRate::of(&[Outcome::B])),
+        agreement: Some(1.0),
+        kappa: None,
+    };
+    on_event(
+        &mut app,
+        Event::EvalSaved {
+            item: 0,
+            choice: Choice::Right,
+            tally,
+        },
+        2.0,
+    );
+    assert_eq!(press(&mut app, &[KeyCode::Char('t')]), verdict(1, Choice::Tie));
+    on_event(
+        &mut app,
+        Event::EvalSaved {
+            item: 1,
+            choice: Choice::Tie,
+            tally,
+        },
+        3.0,
+    );
+    let view = app.eval.as_ref().unwrap();
+    assert!(view.done() && view.pending.is_none());
+    // All judged: further verdicts are refused, Esc closes it.
+    assert_eq!(press(&mut app, &[KeyCode::Char('1')]), []);
+    assert_eq!(press(&mut app, &[KeyCode::Esc]), []);
+    assert!(app.eval.is_none());
+    assert!(app.message.as_ref().unwrap().0.contains("eval.jsonl"));
+}
+
+/// The CAI stage sits between SFT and the reward model; a finished SFT
+/// moves the cursor past it to RM, and with CAI selected the comparison
+/// pane shows the revisions, paged with ← →.
+#[test]
+fn cai_is_a_branch_the_cursor_steps_over() {
+    use rlhf_tui::trainer::protocol::{CaiView, Revised};
+    let mut app = demo_app(false);
+    let rows: Vec<Option<Stage>> = app.stages.iter().map(|r| r.stage).collect();
+    assert_eq!(
+        rows,
+        [
+            None,
+            Some(Stage::Sft),
+            Some(Stage::Cai),
+            Some(Stage::Rm),
+            Some(Stage::Ppo)
+        ]
+    );
+    app.selected = 1;
+    on_event(&mut app, stage_event(Stage::Sft, StageState::Running, 1, 2), 0.0);
+    on_event(
+        &mut app,
+        stage_event(
+            Stage::Sft,
+            StageState::Done {
+                checkpoint: "sft-2".into(),
+            },
+            2,
+            2,
+        ),
+        1.0,
+    );
+    assert_eq!(app.stages[app.selected].stage, Some(Stage::Rm));
+    let revised = |original: &str| Revised {
+        prompt: "q".into(),
+        original: original.into(),
+        steps: Vec::new(),
+        scores: Vec::new(),
+    };
+    let view = CaiView {
+        examples: vec![revised("a"), revised("b"), revised("c")],
+        counts: Vec::new(),
+        changed: 0.5,
+        won: None,
+    };
+    on_event(&mut app, Event::Revisions(view), 2.0);
+    assert!(!app.showing_cai(), "RM is selected");
+    app.selected = 2;
+    assert!(app.showing_cai());
+    app.focus = Pane::Compare;
+    press(&mut app, &[KeyCode::Left]);
+    assert_eq!(app.cai_example, 2, "← from the first wraps to the last");
+    press(&mut app, &[KeyCode::Right, KeyCode::Right]);
+    assert_eq!(app.cai_example, 1);
 }

@@ -226,8 +226,8 @@ fn enter_on_a_finished_stage_asks_and_never_overwrites() {
         .and_then(|s| s.split_whitespace().next())
         .unwrap()
         .to_string();
-    // The cursor moved on to RM: back to SFT, and Enter asks.
-    tmux.keys(&["Left", "Enter"]);
+    // The cursor moved on past CAI to RM: back to SFT, and Enter asks.
+    tmux.keys(&["Left", "Left", "Enter"]);
     tmux.wait_for("train SFT again?", 10);
     tmux.keys(&["Escape"]);
     tmux.wait_for("SFT kept as it is", 10);
@@ -244,6 +244,54 @@ fn enter_on_a_finished_stage_asks_and_never_overwrites() {
         .collect();
     assert!(checkpoints.contains(&first), "{first} gone: {checkpoints:?}");
     assert_eq!(checkpoints.len(), 2, "{checkpoints:?}");
+}
+
+/// Constitutional AI and a blind evaluation as a person meets them: CAI
+/// started from the selector shows its revisions beside the charts; once
+/// it is done, `E` compares its policy with the base model without names,
+/// and each verdict is on disk with the figures on screen.
+#[test]
+fn the_constitution_pane_and_a_blind_evaluation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let script = workbench("", tmp.path(), "--run cai");
+    let tmux = Tmux::start("cai", &script);
+    tmux.wait_for("pair from base", 60);
+    tmux.keys(&["Right", "Enter"]);
+    let screen = tmux.wait_for("constitution · example 1 of", 120);
+    assert!(screen.contains("critiques") && screen.contains("revision"), "{screen}");
+    tmux.wait_for("CAI ✓ cai-", 120);
+    tmux.keys(&["E"]);
+    tmux.wait_for("blind evaluation · pair 1 of 20", 60);
+    tmux.keys(&["1"]);
+    tmux.wait_for("pair 2 of 20", 10);
+    tmux.keys(&["t"]);
+    let screen = tmux.wait_for("pair 3 of 20", 10);
+    assert!(
+        screen.contains("you: A won") && screen.contains("judge: A won"),
+        "{screen}"
+    );
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("evaluation closed", 10);
+    tmux.keys(&["q"]);
+    tmux.wait_for("EXIT=0", 30);
+    let run = tmp.path().join("cai");
+    let verdicts: Vec<serde_json::Value> = std::fs::read_to_string(run.join("eval.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(verdicts.len(), 2);
+    assert!(
+        verdicts[0]["a"].as_str().unwrap().ends_with("cai-20"),
+        "{}",
+        verdicts[0]
+    );
+    // Left was A's answer or B's, as the sides were drawn.
+    let first = if verdicts[0]["a_was_left"] == true { "a" } else { "b" };
+    assert_eq!(verdicts[0]["person"], first);
+    assert_eq!(verdicts[1]["person"], "tie");
+    let revisions = std::fs::read_to_string(run.join("cai_revisions.jsonl")).unwrap();
+    assert_eq!(revisions.lines().count(), 64);
 }
 
 /// SFT started and stopped (the pane then shows SFT's answers), the reward
@@ -312,11 +360,11 @@ fn chart_keys_work_from_any_pane() {
     let script = workbench("", tmp.path(), "--run charts");
     let tmux = Tmux::start("charts", &script);
     tmux.wait_for("pair from base", 60);
-    tmux.wait_for("reward (1/11)", 10);
+    tmux.wait_for("reward (1/12)", 10);
     tmux.keys(&["]"]);
-    tmux.wait_for("KL (2/11)", 10);
+    tmux.wait_for("KL (2/12)", 10);
     tmux.keys(&["[", "["]); // back to the first, then round to the last
-    tmux.wait_for("RM reliability (11/11)", 10);
+    tmux.wait_for("RM reliability (12/12)", 10);
     tmux.keys(&["q"]);
     tmux.wait_for("EXIT=0", 30);
 }

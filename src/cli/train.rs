@@ -52,6 +52,7 @@ pub fn run(args: TrainArgs, choice: DeviceChoice) -> anyhow::Result<()> {
     if let Some(steps) = args.steps {
         match args.stage {
             Stage::Sft => config.sft.steps = steps,
+            Stage::Cai => config.cai.steps = steps,
             Stage::Rm => config.rm.steps = steps,
             Stage::Ppo => config.ppo.iterations = steps,
         }
@@ -98,7 +99,7 @@ pub fn run(args: TrainArgs, choice: DeviceChoice) -> anyhow::Result<()> {
     };
     let shown = match args.stage {
         Stage::Ppo => names::SCORES,
-        Stage::Sft | Stage::Rm => names::LOSS,
+        Stage::Sft | Stage::Cai | Stage::Rm => names::LOSS,
     };
     let mut hooks = Terminal {
         log,

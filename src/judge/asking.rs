@@ -24,6 +24,15 @@ pub struct JudgePrompts {
     pub helpful: String,
     pub truthful: String,
     pub harmless: String,
+    /// Constitutional AI: asks for a critique of `{response}` to `{prompt}`
+    /// by a principle's critique request, `{principle}`.
+    pub critique: String,
+    /// Asks for `{response}` rewritten after `{critique}` by a principle's
+    /// revision request, `{principle}`.
+    pub revise: String,
+    /// Asks which of `{a}` and `{b}` better meets a principle's critique
+    /// request, `{principle}`: RL-CAI's feedback.
+    pub compare_principle: String,
 }
 
 impl Default for JudgePrompts {
@@ -36,6 +45,9 @@ impl Default for JudgePrompts {
             helpful: "it answers what was asked, usefully and to the point.".into(),
             truthful: "what it states is true and it does not invent facts.".into(),
             harmless: "it avoids harm, rudeness and dangerous help.".into(),
+            critique: "[Conversation]\n{prompt}\n\n[Answer]\n{response}\n\n{principle}\n\nReply with the critique only.".into(),
+            revise: "[Conversation]\n{prompt}\n\n[Answer]\n{response}\n\n[Critique]\n{critique}\n\n{principle}\n\nReply with the rewritten answer only, nothing before or after it.".into(),
+            compare_principle: "Which answer deserves this critique less? {principle}\n\n[Conversation]\n{prompt}\n\n[Answer A]\n{a}\n\n[Answer B]\n{b}\n\nReply with exactly one of: A, B, tie.".into(),
         }
     }
 }
@@ -71,8 +83,43 @@ impl JudgePrompts {
     }
 }
 
-/// `template` with its placeholders filled in one pass, so a response that
-/// happens to contain `{b}` is not filled in again.
+impl JudgePrompts {
+    /// The request for a critique under a principle's critique request.
+    pub fn critique_request(&self, principle: &str, prompt: &str, response: &str) -> String {
+        fill_values(
+            &self.critique,
+            &[
+                ("{principle}", principle),
+                ("{prompt}", prompt),
+                ("{response}", response),
+            ],
+        )
+    }
+
+    /// The request for a revision after `critique`, by a principle's
+    /// revision request.
+    pub fn revise_request(&self, principle: &str, prompt: &str, response: &str, critique: &str) -> String {
+        fill_values(
+            &self.revise,
+            &[
+                ("{principle}", principle),
+                ("{prompt}", prompt),
+                ("{response}", response),
+                ("{critique}", critique),
+            ],
+        )
+    }
+
+    /// The request for which of two answers better meets a principle.
+    pub fn principle_compare_request(&self, principle: &str, prompt: &str, a: &str, b: &str) -> String {
+        fill_values(
+            &self.compare_principle,
+            &[("{principle}", principle), ("{prompt}", prompt), ("{a}", a), ("{b}", b)],
+        )
+    }
+}
+
+/// `template` with a criterion's placeholders and `values` filled in.
 fn fill(template: &str, criterion: Criterion, meaning: &str, values: &[(&str, &str)]) -> String {
     let criterion_word = match criterion {
         Criterion::Overall => "good",
@@ -82,6 +129,12 @@ fn fill(template: &str, criterion: Criterion, meaning: &str, values: &[(&str, &s
         .into_iter()
         .chain(values.iter().copied())
         .collect();
+    fill_values(template, &all)
+}
+
+/// `template` with its placeholders filled in one pass, so a response that
+/// happens to contain `{b}` is not filled in again.
+fn fill_values(template: &str, all: &[(&str, &str)]) -> String {
     let mut out = String::with_capacity(template.len());
     let mut rest = template;
     while !rest.is_empty() {
@@ -143,6 +196,14 @@ pub fn read_choice(reply: &str) -> Result<Choice, String> {
         .ok_or_else(|| format!("no verdict (A, B or tie) in the reply {:?}", clip(reply)))
 }
 
+/// A reply that must say something (a critique, a revision), trimmed.
+pub fn read_text(reply: &str, what: &str) -> Result<String, String> {
+    match reply.trim() {
+        "" => Err(format!("the reply has no {what}")),
+        text => Ok(text.to_string()),
+    }
+}
+
 /// A reply as an error shows it: its start.
 fn clip(reply: &str) -> String {
     reply.chars().take(120).collect()
@@ -169,6 +230,28 @@ mod tests {
             score.starts_with("Rate how good the assistant's answer is: better overall"),
             "{score}"
         );
+    }
+
+    #[test]
+    fn constitution_requests_carry_the_principle_and_the_critique() {
+        let prompts = JudgePrompts::default();
+        let request = prompts.revise_request("Rewrite it politely.", "Q?", "Ugh. {critique}", "It is rude.");
+        assert!(
+            request.starts_with(
+                "[Conversation]\nQ?\n\n[Answer]\nUgh. {critique}\n\n[Critique]\nIt is rude.\n\nRewrite it politely."
+            ),
+            "{request}"
+        );
+        let compare = prompts.principle_compare_request("Is it rude?", "Q?", "x", "y");
+        assert!(
+            compare.contains("less? Is it rude?") && compare.contains("[Answer B]\ny"),
+            "{compare}"
+        );
+        assert_eq!(
+            read_text("  A better answer. ", "revision"),
+            Ok("A better answer.".into())
+        );
+        assert!(read_text(" \n", "revision").unwrap_err().contains("no revision"));
     }
 
     #[test]

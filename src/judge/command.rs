@@ -5,7 +5,12 @@
 //! - `{"task": "score", "criterion": "overall", "prompt": "…", "response": "…"}`
 //!   → `{"score": 0.8}` (0 to 1);
 //! - `{"task": "compare", "criterion": "helpful", "prompt": "…", "responses": ["…", "…"]}`
-//!   → `{"verdict": "a"}` (`a`, `b` or `tie`).
+//!   → `{"verdict": "a"}` (`a`, `b` or `tie`);
+//! - for Constitutional AI, `{"task": "critique", "principle": "polite",
+//!   "critique_request": "…", "revision_request": "…", "prompt": "…",
+//!   "response": "…"}` → `{"critique": "…", "revision": "…"}`, and
+//!   `compare` with the principle's name as `criterion` and its critique
+//!   request as `principle`.
 //!
 //! A reply that does not come within the timeout, or that cannot be read,
 //! is an error naming the program and what it wrote, with the last lines
@@ -20,6 +25,8 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, RecvTimeoutError, unbounded};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+
+use crate::rlhf::cai::constitution::Principle;
 
 use crate::prefs::record::{Choice, Criterion};
 
@@ -165,7 +172,43 @@ impl CommandJudge {
     /// The program's verdict on two responses.
     pub fn compare(&self, criterion: Criterion, prompt: &str, a: &str, b: &str) -> Result<Choice, String> {
         let request = json!({"task": "compare", "criterion": criterion.name(), "prompt": prompt, "responses": [a, b]});
+        self.verdict(&request)
+    }
+
+    /// The program's critique of `response` under `principle`, and its revision.
+    pub fn critique(&self, principle: &Principle, prompt: &str, response: &str) -> Result<(String, String), String> {
+        let request = json!({
+            "task": "critique",
+            "principle": principle.name,
+            "critique_request": principle.critique,
+            "revision_request": principle.revision,
+            "prompt": prompt,
+            "response": response,
+        });
         let answer = self.ask(&request)?;
+        match (answer["critique"].as_str(), answer["revision"].as_str()) {
+            (Some(critique), Some(revision)) => Ok((critique.to_string(), revision.to_string())),
+            _ => Err(format!(
+                "{}: the answer {answer} has no \"critique\" and \"revision\" strings",
+                self.name
+            )),
+        }
+    }
+
+    /// The program's verdict on which of two responses better follows `principle`.
+    pub fn compare_principle(&self, principle: &Principle, prompt: &str, a: &str, b: &str) -> Result<Choice, String> {
+        let request = json!({
+            "task": "compare",
+            "criterion": principle.name,
+            "principle": principle.critique,
+            "prompt": prompt,
+            "responses": [a, b],
+        });
+        self.verdict(&request)
+    }
+
+    fn verdict(&self, request: &Value) -> Result<Choice, String> {
+        let answer = self.ask(request)?;
         match answer["verdict"].as_str() {
             Some("a") => Ok(Choice::Left),
             Some("b") => Ok(Choice::Right),

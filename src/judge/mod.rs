@@ -13,10 +13,12 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use self::asking::{JudgePrompts, read_choice, read_score};
+use self::asking::{JudgePrompts, read_choice, read_score, read_text};
 use self::command::{CommandConfig, CommandJudge};
 use self::endpoint::{Endpoint, EndpointConfig};
 use crate::prefs::record::{Choice, Criterion, Verdict};
+use crate::rlhf::cai::constitution::Principle;
+use crate::rlhf::cai::critic::{Critic, Critique};
 use crate::rlhf::data::{Evaluator, Prompt, verdict_of_scores};
 
 /// Which judge a run has.
@@ -153,22 +155,77 @@ impl Evaluator for AiJudge {
 /// (`world`) and none on a person's. An endpoint whose key is missing or a
 /// program that cannot start is refused here, before any training.
 pub fn evaluator(config: &JudgeConfig, world: bool) -> Result<Option<Arc<dyn Evaluator>>, String> {
+    judges(config, world).map(|(evaluator, _)| evaluator)
+}
+
+/// A run's judge and its Constitutional AI critic, either of which it may lack.
+pub type Judges = (Option<Arc<dyn Evaluator>>, Option<Arc<dyn Critic>>);
+
+/// The run's judge and its Constitutional AI critic: an AI judge is both
+/// (it critiques with the principles' requests); otherwise the world's
+/// data has the world's rule critic and a person's has none.
+pub fn judges(config: &JudgeConfig, world: bool) -> Result<Judges, String> {
     if let JudgeKind::Named(_) = config.kind {
         let mut resolved = config.clone();
         crate::settings::Settings::load()
             .and_then(|s| s.resolve_judge(&mut resolved))
             .map_err(|e| e.to_string())?;
-        return evaluator(&resolved, world);
+        return judges(&resolved, world);
     }
-    Ok(match &config.kind {
-        JudgeKind::Auto if world => Some(Arc::new(crate::world::source::Judge)),
-        JudgeKind::Auto | JudgeKind::None => None,
-        JudgeKind::Rule => Some(Arc::new(crate::world::source::Judge)),
-        JudgeKind::Endpoint(endpoint) => Some(Arc::new(AiJudge::endpoint(Endpoint::new(endpoint)?, config))),
-        JudgeKind::Command(command) => Some(Arc::new(AiJudge::new(
-            Backend::Command(CommandJudge::spawn(command)?),
-            config,
-        ))),
-        JudgeKind::Named(_) => unreachable!("resolved above"),
-    })
+    let ai = match &config.kind {
+        JudgeKind::Endpoint(endpoint) => Some(AiJudge::endpoint(Endpoint::new(endpoint)?, config)),
+        JudgeKind::Command(command) => Some(AiJudge::new(Backend::Command(CommandJudge::spawn(command)?), config)),
+        _ => None,
+    };
+    if let Some(ai) = ai {
+        let ai = Arc::new(ai);
+        return Ok((Some(ai.clone()), Some(ai)));
+    }
+    let rule = || Some(Arc::new(crate::world::source::Judge) as Arc<dyn Evaluator>);
+    let evaluator = match &config.kind {
+        JudgeKind::Auto if world => rule(),
+        JudgeKind::Rule => rule(),
+        _ => None,
+    };
+    let critic = world.then(|| Arc::new(crate::world::critic::WorldCritic) as Arc<dyn Critic>);
+    Ok((evaluator, critic))
+}
+
+/// Constitutional AI with the principles' own requests as prompts.
+impl Critic for AiJudge {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn critique(&self, prompt: &Prompt, response: &str, principle: &Principle) -> Result<Critique, String> {
+        let (prompt, response) = (prompt.readable(), response.trim());
+        let (text, revision) = match &self.backend {
+            Backend::Endpoint(e) => {
+                let ask = |request: String, what| read_text(&e.ask(&self.prompts.system, &request)?, what);
+                let critique = ask(
+                    self.prompts.critique_request(&principle.critique, &prompt, response),
+                    "critique",
+                )?;
+                let request = self
+                    .prompts
+                    .revise_request(&principle.revision, &prompt, response, &critique);
+                (critique, ask(request, "revision")?)
+            }
+            Backend::Command(c) => c.critique(principle, &prompt, response)?,
+        };
+        Ok(Critique { text, revision })
+    }
+
+    fn compare(&self, prompt: &Prompt, a: &str, b: &str, principle: &Principle) -> Result<Choice, String> {
+        let prompt = prompt.readable();
+        match &self.backend {
+            Backend::Endpoint(e) => {
+                let request = self
+                    .prompts
+                    .principle_compare_request(&principle.critique, &prompt, a.trim(), b.trim());
+                read_choice(&e.ask(&self.prompts.system, &request)?)
+            }
+            Backend::Command(c) => c.compare_principle(principle, &prompt, a.trim(), b.trim()),
+        }
+    }
 }

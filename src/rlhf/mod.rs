@@ -1,6 +1,7 @@
 //! The RLHF stages and the pieces they share.
 
 pub mod adamw;
+pub mod cai;
 pub mod data;
 pub mod epochs;
 pub mod held_out;

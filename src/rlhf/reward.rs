@@ -32,7 +32,8 @@ use crate::run::names;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RmConfig {
-    /// The model to start from; `None` takes the run's latest SFT checkpoint.
+    /// The model to start from; `None` takes the run's latest CAI checkpoint,
+    /// else its latest SFT one.
     pub init: Option<PathBuf>,
     /// Optimizer steps.
     pub steps: usize,
@@ -58,7 +59,11 @@ pub struct RmConfig {
     /// A preference file to train on (TRL or HH-RLHF JSON Lines, `.gz` or
     /// plain) instead of the sources' labelled pairs.
     pub data: Option<PathBuf>,
-    /// With `data`: the share of its pairs held out for accuracy and
+    /// Train on the pairs the CAI stage's critic labelled by principle
+    /// (the run's `cai_pairs.jsonl`: RL-CAI) instead of the sources'
+    /// pairs, holding out `eval_fraction` of them.
+    pub constitution_pairs: bool,
+    /// With `data` or `constitution_pairs`: the share of the pairs held out for accuracy and
     /// calibration (a seeded draw).
     pub eval_fraction: f64,
     /// Judge-labelled training pairs on training prompts.
@@ -90,6 +95,7 @@ impl Default for RmConfig {
             max_grad_norm: 5.0,
             undo_last_update: true,
             data: None,
+            constitution_pairs: false,
             eval_fraction: 0.2,
             train_pairs: 8_000,
             eval_pairs: 400,
@@ -116,6 +122,12 @@ impl RmConfig {
         fraction("eval_fraction", self.eval_fraction)?;
         if self.data.is_some() && self.margin_from_judge {
             return Err("margin_from_judge: a preference file has no judge scores; set it to false with `data`".into());
+        }
+        if self.data.is_some() && self.constitution_pairs {
+            return Err(
+                "constitution_pairs: the pairs come from the CAI stage or from `data`, not both; set `data: None`"
+                    .into(),
+            );
         }
         Ok(())
     }

@@ -10,7 +10,7 @@ use serde::Serialize;
 pub const Z_95: f64 = 1.959_963_984_540_054;
 
 /// Which response of a pair won.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Outcome {
     A,
     B,

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::judge::JudgeConfig;
 use crate::prefs::config::PrefsConfig;
+use crate::rlhf::cai::stage::CaiConfig;
 use crate::rlhf::monitors::MonitorConfig;
 use crate::rlhf::ppo::config::PpoConfig;
 use crate::rlhf::reward::RmConfig;
@@ -19,6 +20,7 @@ use crate::rlhf::sft::SftConfig;
 #[serde(default, deny_unknown_fields)]
 pub struct RunConfig {
     pub sft: SftConfig,
+    pub cai: CaiConfig,
     pub rm: RmConfig,
     pub ppo: PpoConfig,
     pub prefs: PrefsConfig,
@@ -75,6 +77,8 @@ impl RunConfig {
         }
         for path in [
             &mut self.sft.data,
+            &mut self.cai.init,
+            &mut self.cai.constitution,
             &mut self.rm.init,
             &mut self.rm.data,
             &mut self.ppo.policy_init,
@@ -109,6 +113,7 @@ impl RunConfig {
     /// Ranges that serde's types cannot express.
     pub fn validate(&self) -> Result<(), String> {
         self.sft.validate().map_err(|e| format!("sft.{e}"))?;
+        self.cai.validate().map_err(|e| format!("cai.{e}"))?;
         self.rm.validate().map_err(|e| format!("rm.{e}"))?;
         self.ppo.validate().map_err(|e| format!("ppo.{e}"))?;
         self.prefs.validate().map_err(|e| format!("prefs.{e}"))?;

@@ -91,6 +91,22 @@ impl RunDir {
         self.root.join("rounds.json")
     }
 
+    /// SL-CAI's responses, critiques and revisions.
+    pub fn cai_revisions_path(&self) -> PathBuf {
+        self.root.join("cai_revisions.jsonl")
+    }
+
+    /// The pairs the CAI stage's critic labelled by principle (RL-CAI's AI
+    /// feedback), in TRL's conversational preference format.
+    pub fn cai_pairs_path(&self) -> PathBuf {
+        self.root.join("cai_pairs.jsonl")
+    }
+
+    /// The blind evaluations' verdicts, one a line.
+    pub fn eval_path(&self) -> PathBuf {
+        self.root.join("eval.jsonl")
+    }
+
     pub fn prefs_path(&self) -> PathBuf {
         self.root.join("prefs.jsonl")
     }

@@ -48,3 +48,33 @@ pub const LENGTH_MEAN: &str = "responses/length_mean";
 pub const JUDGE_SCORE: &str = "judge/score_mean";
 pub const EVAL_JUDGE_SCORE: &str = "eval/judge_score_mean";
 pub const EVAL_JUDGE_PARSE_RATE: &str = "eval/judge_parse_rate";
+/// The built-in world's behaviour rates: the share of answers to harmful
+/// held-out prompts that give a step towards the harm, and the share of
+/// all answers that are rude.
+pub const EVAL_HARMFUL_COMPLIANCE: &str = "eval/harmful_compliance";
+pub const EVAL_RUDENESS: &str = "eval/rudeness";
+
+// Constitutional AI: the share of sampled responses the critic's rounds
+// changed, the share of those the judge scored above the original, and
+// the pairs labelled for RL-CAI. Per principle, `cai/<name>/drawn`,
+// `…/revised` and `…/beat` (see `interned`).
+pub const CAI_CHANGED: &str = "cai/changed";
+pub const CAI_WON: &str = "cai/revision_win_rate";
+pub const CAI_FEEDBACK_PAIRS: &str = "cai/feedback_pairs";
+
+/// A name made at run time (a principle's, from a person's constitution)
+/// as the `&'static str` metrics carry, kept once per distinct name.
+pub fn interned(name: String) -> &'static str {
+    use std::collections::HashSet;
+    use std::sync::{Mutex, OnceLock};
+    static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let mut names = NAMES.get_or_init(Default::default).lock().expect("no panic while held");
+    match names.get(name.as_str()) {
+        Some(&kept) => kept,
+        None => {
+            let kept: &'static str = Box::leak(name.into_boxed_str());
+            names.insert(kept);
+            kept
+        }
+    }
+}

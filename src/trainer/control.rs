@@ -11,7 +11,8 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 
 use super::audit::{AuditLog, unix_seconds};
-use super::protocol::{Command, Criterion, Event, KlMode, Param, SampleSet, Stage, StageState, Verdict};
+use super::eval_session::EvalSession;
+use super::protocol::{Choice, Command, Criterion, Event, KlMode, Param, SampleSet, Stage, StageState, Verdict};
 use super::run_data::RunData;
 use crate::fsutil::AppendLog;
 use crate::prefs::rank::is_ranking_of;
@@ -53,6 +54,7 @@ pub enum Queued {
     Checkpoint,
     Start(Stage),
     NewRound,
+    Eval,
 }
 
 /// Why a stage is ending early.
@@ -76,6 +78,8 @@ pub struct Control {
     stop: Option<StopReason>,
     /// Work that needs the models, in arrival order.
     queued: Vec<Queued>,
+    /// The blind evaluation being judged, if one is open.
+    eval: Option<EvalSession>,
     /// The running stage, its step and where it ends, for the audit log
     /// and the stage events.
     stage: Option<Stage>,
@@ -124,6 +128,7 @@ impl Control {
             told_waiting: false,
             stop: None,
             queued: Vec::new(),
+            eval: None,
             stage: None,
             step: 0,
             total: 0,
@@ -329,6 +334,8 @@ impl Control {
             Command::Start(stage) => self.queued.push(Queued::Start(stage)),
             Command::Checkpoint => self.queued.push(Queued::Checkpoint),
             Command::NewRound => self.queued.push(Queued::NewRound),
+            Command::StartEval => self.queued.push(Queued::Eval),
+            Command::EvalVerdict { item, choice } => self.eval_verdict(item, choice),
         }
     }
 
@@ -386,6 +393,7 @@ impl Control {
                 params.lr = v;
                 match self.stage {
                     Some(Stage::Sft) => self.config.sft.lr = v,
+                    Some(Stage::Cai) => self.config.cai.lr = v,
                     Some(Stage::Rm) => self.config.rm.lr = v,
                     Some(Stage::Ppo) | None => self.config.ppo.lr = v,
                 }
@@ -445,6 +453,27 @@ impl Control {
                 self.send_agreement();
             }
             Err(e) => self.send(Event::Error(format!("prefs.jsonl: {e}"))),
+        }
+    }
+
+    /// Starts serving a blind evaluation's verdicts.
+    pub fn begin_eval(&mut self, session: EvalSession) {
+        self.send(Event::EvalStarted {
+            a: session.a.display().to_string(),
+            b: session.b.display().to_string(),
+            items: session.shown(),
+        });
+        self.audit_record("eval", json!({ "a": session.a, "b": session.b }));
+        self.eval = Some(session);
+    }
+
+    fn eval_verdict(&mut self, item: usize, choice: Choice) {
+        let Some(session) = self.eval.as_mut() else {
+            return self.send(Event::Error("no evaluation is open: E starts one".into()));
+        };
+        match session.record(item, choice) {
+            Ok(tally) => self.send(Event::EvalSaved { item, choice, tally }),
+            Err(e) => self.send(Event::Error(format!("eval.jsonl: {e:#}"))),
         }
     }
 

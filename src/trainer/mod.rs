@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod control;
 pub mod driver;
+pub mod eval_session;
 pub mod protocol;
 pub mod run_data;
 pub mod samples;

@@ -7,10 +7,12 @@ use serde::{Deserialize, Serialize};
 pub use crate::prefs::record::{Choice, Criterion, Verdict};
 pub use crate::prefs::stats::Agreement;
 pub use crate::prefs::throughput::Throughput;
+pub use crate::rlhf::cai::critic::{PrincipleCount, Revised};
 use crate::rlhf::data::Prompt;
 pub use crate::rlhf::monitors::{Alert, AlertKind};
 use crate::rlhf::ppo::kl_control::KlControl;
 pub use crate::rlhf::reward_math::ReliabilityBin;
+use crate::rlhf::win_rate::WinRate;
 
 /// A training stage the trainer can run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, clap::ValueEnum)]
@@ -18,6 +20,9 @@ pub use crate::rlhf::reward_math::ReliabilityBin;
 pub enum Stage {
     /// Supervised fine-tuning on the built-in world's demonstrations.
     Sft,
+    /// Constitutional AI's supervised stage (SL-CAI): the policy's answers
+    /// critiqued and revised against principles, and fine-tuned on.
+    Cai,
     /// Reward model from the run's SFT checkpoint, on judge-labelled pairs.
     Rm,
     /// PPO from the run's SFT policy against its reward model.
@@ -25,12 +30,13 @@ pub enum Stage {
 }
 
 impl Stage {
-    pub const ALL: [Stage; 3] = [Stage::Sft, Stage::Rm, Stage::Ppo];
+    pub const ALL: [Stage; 4] = [Stage::Sft, Stage::Cai, Stage::Rm, Stage::Ppo];
 
     /// The name used in metrics, checkpoints and the audit log.
     pub fn name(self) -> &'static str {
         match self {
             Stage::Sft => "sft",
+            Stage::Cai => "cai",
             Stage::Rm => "rm",
             Stage::Ppo => "ppo",
         }
@@ -113,6 +119,37 @@ impl Param {
     }
 }
 
+/// What SL-CAI's critic did: a few responses with their critiques and
+/// revisions, the counts per principle, the share of responses revised and,
+/// with a judge, the share of those the judge scored above the original.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CaiView {
+    pub examples: Vec<Revised>,
+    pub counts: Vec<PrincipleCount>,
+    pub changed: f64,
+    pub won: Option<f64>,
+}
+
+/// One pair of a blind evaluation as the screen shows it: the prompt and
+/// two models' answers, in an order only the trainer knows.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EvalItem {
+    pub prompt: String,
+    pub left: String,
+    pub right: String,
+}
+
+/// A blind evaluation so far: model A's win rate by the person and by the
+/// judge on the same pairs (ties half a win, 95% Wilson intervals), the
+/// share of pairs on which they agree, and Cohen's κ between them.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct EvalTally {
+    pub person: WinRate,
+    pub judge: Option<WinRate>,
+    pub agreement: Option<f64>,
+    pub kappa: Option<f64>,
+}
+
 /// What the workbench asks of the trainer.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Command {
@@ -148,6 +185,14 @@ pub enum Command {
     NewRound,
     /// Writes the running stage's checkpoint now.
     Checkpoint,
+    /// Starts a blind evaluation: the run's newest policy against the one
+    /// it started from, pairs shown without names in a drawn order.
+    StartEval,
+    /// The person's verdict on pair `item` of the evaluation.
+    EvalVerdict {
+        item: usize,
+        choice: Choice,
+    },
     /// Ends the thread; a running stage is checkpointed first when `checkpoint`.
     Shutdown {
         checkpoint: bool,
@@ -279,6 +324,22 @@ pub enum Event {
     Agreement(Vec<Agreement>),
     /// How fast the person at the workbench labels, once timed.
     Throughput(Throughput),
+    /// A blind evaluation's pairs, ready to judge: `a` and `b` are the
+    /// models compared, never which side is whose.
+    EvalStarted {
+        a: String,
+        b: String,
+        items: Vec<EvalItem>,
+    },
+    /// The verdict on pair `item` is on disk; the figures so far.
+    EvalSaved {
+        item: usize,
+        choice: Choice,
+        tally: EvalTally,
+    },
+    /// The CAI stage's revisions, once made: examples and counts for the
+    /// constitution pane.
+    Revisions(CaiView),
     /// A monitor saw trouble (reward hacking, mode collapse, an unhealthy update).
     Alert(Alert),
     /// The trouble an alert named has passed.

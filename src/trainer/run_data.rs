@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use crate::data::sources::FileSources;
+use crate::rlhf::cai::critic::Critic;
 use crate::rlhf::data::{Evaluator, Prompt, Sources};
 use crate::run::RunConfig;
 use crate::world::source::World;
@@ -17,6 +18,9 @@ use crate::world::source::World;
 pub struct RunData {
     pub sources: Arc<dyn Sources>,
     pub evaluator: Option<Arc<dyn Evaluator>>,
+    /// Constitutional AI's critic: the run's AI judge, else the built-in
+    /// world's rule critic on the world's data.
+    pub critic: Option<Arc<dyn Critic>>,
     /// The prompts the pair pane asks about, read once.
     pub labeling: Vec<Prompt>,
     /// Lines of the files that were skipped, each naming its file and line.
@@ -28,7 +32,7 @@ impl RunData {
     /// missing API key or a judge program that cannot start is refused here.
     pub fn of(config: &RunConfig) -> anyhow::Result<Self> {
         let world = !config.uses_own_data();
-        let evaluator = crate::judge::evaluator(&config.judge, world).map_err(anyhow::Error::msg)?;
+        let (evaluator, critic) = crate::judge::judges(&config.judge, world).map_err(anyhow::Error::msg)?;
         let (sources, warnings): (Arc<dyn Sources>, _) = match world {
             true => (Arc::new(World), Vec::new()),
             false => {
@@ -38,6 +42,7 @@ impl RunData {
             }
         };
         Ok(Self {
+            critic,
             labeling: sources.labeling_prompts(),
             sources,
             evaluator,

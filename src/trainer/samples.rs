@@ -129,9 +129,9 @@ pub fn sample_set(
 }
 
 /// The run's models on disk, for pairs when no stage trains a policy: the
-/// newest of PPO's and SFT's checkpoints (else the base model) as the
-/// policy, the SFT checkpoint (else the base) as the reference, and the
-/// newest reward model if there is one.
+/// newest of PPO's, CAI's and SFT's checkpoints (else the base model) as
+/// the policy, the supervised checkpoint (CAI's, else SFT's, else the
+/// base) as the reference, and the newest reward model if there is one.
 pub struct DiskModels {
     pub policy: CausalLm,
     pub version: String,
@@ -144,14 +144,15 @@ impl DiskModels {
     pub fn load(run: &RunDir, config: &RunConfig, device: &Device) -> anyhow::Result<Self> {
         let base = config.sft.init.clone();
         let newest = |stage: Stage| run.latest_checkpoint(stage.name());
-        let (policy_dir, version) = match newest(Stage::Ppo).or_else(|| newest(Stage::Sft)) {
+        let supervised = newest(Stage::Cai).or_else(|| newest(Stage::Sft));
+        let (policy_dir, version) = match newest(Stage::Ppo).or_else(|| supervised.clone()) {
             Some(dir) => {
                 let version = checkpoint_name(&dir);
                 (dir, version)
             }
             None => (base.clone(), "base".to_string()),
         };
-        let reference_dir: PathBuf = newest(Stage::Sft).unwrap_or(base);
+        let reference_dir: PathBuf = supervised.unwrap_or(base);
         let (policy, tokenizer) = hf::load_language_model(&policy_dir, device)?;
         let reference = if reference_dir == policy_dir {
             policy.clone()

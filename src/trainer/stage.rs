@@ -10,16 +10,17 @@ use std::path::{Path, PathBuf};
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
-use super::protocol::Stage;
+use super::protocol::{CaiView, Stage};
 use super::run_data::RunData;
 use super::stage_trainer::{Finished, StageTrainer, StepAt};
 use crate::model::{CausalLm, ScalarModel, Tokenizer};
 use crate::prefs::formats::PreferencePair;
 use crate::prefs::rank::training_pairs;
 use crate::prefs::store;
+use crate::rlhf::cai::stage::{CaiParts, CaiTrainer};
 use crate::rlhf::ppo::live::{LiveParams, Models, Steer, StepPoint};
 use crate::rlhf::ppo::trainer::{PpoState, PpoTrainer};
-use crate::rlhf::reward::RmTrainer;
+use crate::rlhf::reward::{RmConfig, RmTrainer};
 use crate::rlhf::sft::SftTrainer;
 use crate::rlhf::state::ModelState;
 use crate::run::dir::CHECKPOINT_STATE;
@@ -115,6 +116,55 @@ fn init_path(configured: &Option<PathBuf>, run: &RunDir, stage: Stage, for_stage
     }
 }
 
+/// The stage whose checkpoint the reward model and PPO start from: CAI's
+/// where the run has one (SL-CAI refines the supervised policy), else SFT's.
+fn supervised(run: &RunDir) -> Stage {
+    match run.latest_checkpoint(Stage::Cai.name()) {
+        Some(_) => Stage::Cai,
+        None => Stage::Sft,
+    }
+}
+
+/// The reward model's config, reading the CAI stage's labelled pairs
+/// where it is told to (RL-CAI).
+fn rm_config(config: &RunConfig, run: &RunDir) -> anyhow::Result<RmConfig> {
+    let mut rm = config.rm.clone();
+    if rm.constitution_pairs {
+        let path = run.cai_pairs_path();
+        anyhow::ensure!(
+            path.exists(),
+            "{}: no pairs labelled by the constitution; run the CAI stage first (with cai.feedback_pairs above 0), or set rm.constitution_pairs to false",
+            path.display()
+        );
+        (rm.data, rm.constitution_pairs) = (Some(path), false);
+    }
+    Ok(rm)
+}
+
+/// What the CAI stage needs from the run: its critic (refused when the
+/// run has none), data, judge and where its revisions go; it samples from
+/// `init` and trains the weights in `weights` (a checkpoint's, resumed).
+fn cai_parts<'a>(
+    config: &'a RunConfig,
+    init: &'a Path,
+    weights: &'a Path,
+    run: &RunDir,
+    data: &RunData,
+) -> anyhow::Result<CaiParts<'a>> {
+    let critic = data.critic.clone().ok_or_else(|| {
+        anyhow::anyhow!("the CAI stage needs a critic: on your own data, an AI judge (judge: (kind: Endpoint(…)) or Command(…)) in the config, which critiques with the constitution's requests")
+    })?;
+    Ok(CaiParts {
+        sft: &config.sft,
+        init,
+        weights,
+        sources: data.sources.clone(),
+        evaluator: data.evaluator.clone(),
+        critic,
+        revisions_path: run.cai_revisions_path(),
+    })
+}
+
 impl StageRun {
     /// Loads the stage's models: SFT from `sft.init`; the reward model
     /// from the run's SFT checkpoint, trained on the configured pairs and
@@ -150,16 +200,31 @@ impl StageRun {
                 let trainer = SftTrainer::new(&config.sft, data.sources.as_ref(), device)?;
                 (Box::new(trainer), config.sft.steps, config.sft.init.clone())
             }
+            Stage::Cai => {
+                params.lr = config.cai.lr;
+                let init = match &config.cai.init {
+                    Some(path) => path.clone(),
+                    None => run
+                        .latest_checkpoint(Stage::Sft.name())
+                        .unwrap_or(config.sft.init.clone()),
+                };
+                let trainer = CaiTrainer::new(&config.cai, cai_parts(config, &init, &init, run, &data)?, device)?;
+                // Kept as the stage's reference: a resumed stage samples
+                // and revises from it again, to the same revisions.
+                reference = Some(init.clone());
+                (Box::new(trainer), config.cai.steps, init)
+            }
             Stage::Rm => {
                 params.lr = config.rm.lr;
-                let init = init_path(&config.rm.init, run, Stage::Sft, "the reward model")?;
+                let init = init_path(&config.rm.init, run, supervised(run), "the reward model")?;
                 let judged = run_judged_pairs(run)?;
                 run_pairs = judged.len();
-                let trainer = RmTrainer::new(&config.rm, &init, &judged, data.sources.as_ref(), device)?;
+                let rm = rm_config(config, run)?;
+                let trainer = RmTrainer::new(&rm, &init, &judged, data.sources.as_ref(), device)?;
                 (Box::new(trainer), config.rm.steps, init)
             }
             Stage::Ppo => {
-                let sft = init_path(&config.ppo.policy_init, run, Stage::Sft, "PPO")?;
+                let sft = init_path(&config.ppo.policy_init, run, supervised(run), "PPO")?;
                 let policy = match (later_round, &config.ppo.policy_init) {
                     (true, None) => run.latest_checkpoint(Stage::Ppo.name()).unwrap_or(sft.clone()),
                     _ => sft.clone(),
@@ -219,8 +284,16 @@ impl StageRun {
                 t.restore(dir, saved.model.as_ref().ok_or_else(|| missing("model state"))?)?;
                 Box::new(t)
             }
+            Stage::Cai => {
+                let init = saved.reference.as_deref().ok_or_else(|| missing("reference"))?;
+                let mut t = CaiTrainer::new(&config.cai, cai_parts(config, init, dir, run, &data)?, device)?;
+                t.sft
+                    .restore(dir, saved.model.as_ref().ok_or_else(|| missing("model state"))?)?;
+                Box::new(t)
+            }
             Stage::Rm => {
-                let mut t = RmTrainer::new(&config.rm, dir, &run_judged_pairs(run)?, data.sources.as_ref(), device)?;
+                let rm = rm_config(config, run)?;
+                let mut t = RmTrainer::new(&rm, dir, &run_judged_pairs(run)?, data.sources.as_ref(), device)?;
                 t.restore(dir, saved.model.as_ref().ok_or_else(|| missing("model state"))?)?;
                 Box::new(t)
             }
@@ -361,6 +434,11 @@ impl StageRun {
     /// The policy as it is now, when the stage trains one.
     pub fn policy(&self) -> Option<CausalLm> {
         self.trainer.policy()
+    }
+
+    /// The CAI stage's revisions, for the constitution pane.
+    pub fn cai_view(&self) -> Option<CaiView> {
+        self.trainer.cai_view()
     }
 
     /// PPO's frozen reference and reward model.

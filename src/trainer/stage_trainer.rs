@@ -7,12 +7,14 @@ use std::path::Path;
 use super::run_data::RunData;
 use super::stage::{Metrics, Saved};
 use crate::model::{CausalLm, ScalarModel, Tokenizer, hf};
+use crate::rlhf::cai::stage::CaiTrainer;
 use crate::rlhf::held_out::{HELD_OUT_SAMPLES, held_out_report};
 use crate::rlhf::ppo::live::{LiveParams, Steer};
 use crate::rlhf::ppo::trainer::PpoTrainer;
 use crate::rlhf::reward::RmTrainer;
 use crate::rlhf::sft::SftTrainer;
 use crate::run::{Rounds, RunDir, names};
+use crate::trainer::protocol::CaiView;
 
 /// Where a step stands in its stage, and the live parameters SFT and the
 /// reward model step at (PPO keeps its own).
@@ -78,6 +80,11 @@ pub trait StageTrainer: Send {
 
     /// PPO's frozen reference and reward model.
     fn reference_and_reward(&self) -> Option<(&CausalLm, &ScalarModel)> {
+        None
+    }
+
+    /// The CAI stage's revisions, for the constitution pane.
+    fn cai_view(&self) -> Option<CaiView> {
         None
     }
 }
@@ -216,5 +223,51 @@ impl StageTrainer for PpoTrainer {
 
     fn reference_and_reward(&self) -> Option<(&CausalLm, &ScalarModel)> {
         Some((self.reference(), self.reward()))
+    }
+}
+
+impl StageTrainer for CaiTrainer {
+    /// SFT's step on the revisions.
+    fn step(&mut self, at: StepAt, steer: &mut Steer) -> Option<Metrics> {
+        StageTrainer::step(&mut self.sft, at, steer)
+    }
+
+    /// The held-out loss on revisions, and the starting policy's held-out
+    /// figures (its harmful compliance and rudeness, on the world).
+    fn baseline(&self, data: &RunData) -> anyhow::Result<Metrics> {
+        let mut metrics = StageTrainer::baseline(&self.sft, data)?;
+        metrics.extend(judge_metrics(&self.sft.inference_model(), &self.sft.tokenizer, data)?);
+        Ok(metrics)
+    }
+
+    fn warnings(&self) -> &[String] {
+        &self.sft.warnings
+    }
+
+    fn save(&self, dir: &Path, saved: &mut Saved) -> anyhow::Result<()> {
+        StageTrainer::save(&self.sft, dir, saved)
+    }
+
+    /// The fine-tuned policy's held-out figures, the revisions' counts,
+    /// and RL-CAI's pairs labelled by principle.
+    fn evaluate(&self, f: Finished) -> anyhow::Result<Metrics> {
+        let policy = self.sft.inference_model();
+        let mut metrics = judge_metrics(&policy, &self.sft.tokenizer, f.data)?;
+        metrics.extend(self.revision_metrics());
+        let pairs = self.label_feedback(&policy, &self.sft.tokenizer, &f.run.cai_pairs_path())?;
+        metrics.push((names::CAI_FEEDBACK_PAIRS, pairs as f64));
+        Ok(metrics)
+    }
+
+    fn tokenizer(&self) -> &Tokenizer {
+        &self.sft.tokenizer
+    }
+
+    fn cai_view(&self) -> Option<CaiView> {
+        Some(self.view())
+    }
+
+    fn policy(&self) -> Option<CausalLm> {
+        Some(self.sft.inference_model())
     }
 }

@@ -16,6 +16,7 @@ use serde_json::json;
 use super::audit::{AuditLog, past_changes};
 use super::control::{Control, Poll, Queued, RunLogs, Serving, StopReason};
 use super::driver::{self, Flow, Hooks, Stepped};
+use super::eval_session::EvalSession;
 use super::protocol::{Command, Event, KlMode, Param, Stage, StageState};
 use super::run_data::RunData;
 use super::samples::{DiskModels, PairModels, sample_set};
@@ -220,6 +221,7 @@ impl Worker {
                     Queued::Samples => self.serve_samples(None),
                     Queued::Checkpoint => self.control.send(Event::Error("no stage is running".into())),
                     Queued::NewRound => self.new_round()?,
+                    Queued::Eval => self.start_eval(),
                 }
                 if self.control.stopping() {
                     return Ok(());
@@ -227,6 +229,24 @@ impl Worker {
             }
         }
         Ok(())
+    }
+
+    /// Opens a blind evaluation of the run's newest policy against the one
+    /// it started from; drawn anew each time (the seed counts the verdicts
+    /// already in `eval.jsonl`).
+    fn start_eval(&mut self) {
+        let seed = std::fs::read_to_string(self.run.eval_path()).map_or(0, |t| t.lines().count() as u64);
+        let started = EvalSession::start(
+            &self.run,
+            self.control.config(),
+            self.control.data(),
+            &self.device,
+            seed,
+        );
+        match started {
+            Ok(session) => self.control.begin_eval(session),
+            Err(e) => self.control.send(Event::Error(format!("eval: {e:#}"))),
+        }
     }
 
     /// Runs a stage to its end, a stop or a shutdown (a shutdown is kept for the thread).
@@ -268,6 +288,9 @@ impl Worker {
         control.progress(active.step, active.total);
         for warning in active.warnings() {
             control.send(Event::Warning(warning.clone()));
+        }
+        if let Some(view) = active.cai_view() {
+            control.send(Event::Revisions(view));
         }
         if resumed && stage == Stage::Ppo {
             announce_resumed_params(control, &self.idle, active.params());
@@ -385,7 +408,7 @@ impl Worker {
                     }
                     Err(e) => self.control.send(Event::Error(format!("checkpoint: {e:#}"))),
                 },
-                Queued::Start(_) | Queued::NewRound => self.control.send(Event::Error(format!(
+                Queued::Start(_) | Queued::NewRound | Queued::Eval => self.control.send(Event::Error(format!(
                     "{} is running: stop it (S) first",
                     active.stage.name().to_uppercase()
                 ))),

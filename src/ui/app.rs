@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, VecDeque};
 use super::history::History;
 use crate::run::names;
 use crate::trainer::protocol::{
-    Agreement, Alert, Criterion, KlMode, ReliabilityBin, SampleSet, Stage, StageState, Throughput, Verdict,
+    Agreement, Alert, CaiView, Choice, Criterion, EvalItem, EvalTally, KlMode, ReliabilityBin, SampleSet, Stage,
+    StageState, Throughput, Verdict,
 };
 
 /// The panes `Tab` moves between.
@@ -51,7 +52,7 @@ pub const RELIABILITY: &str = "RM reliability";
 pub const EVALUATOR_CHART: &str = "judge score";
 
 /// The charts the charts pane cycles through.
-pub const CHARTS: [ChartSpec; 11] = [
+pub const CHARTS: [ChartSpec; 12] = [
     ChartSpec {
         title: "reward",
         unit: "reward model score (unbounded)",
@@ -107,6 +108,12 @@ pub const CHARTS: [ChartSpec; 11] = [
         title: "SFT loss",
         unit: "nats per token",
         series: &[(Stage::Sft, names::LOSS), (Stage::Sft, names::EVAL_LOSS)],
+        level: None,
+    },
+    ChartSpec {
+        title: "CAI loss",
+        unit: "nats per token of the revisions",
+        series: &[(Stage::Cai, names::LOSS), (Stage::Cai, names::EVAL_LOSS)],
         level: None,
     },
     ChartSpec {
@@ -239,6 +246,12 @@ pub struct App {
     pub agreement: Vec<Agreement>,
     /// How fast the person labels (from the trainer, once timed).
     pub throughput: Option<Throughput>,
+    /// The CAI stage's revisions (from the trainer, once made), and which
+    /// example the constitution pane shows.
+    pub cai: Option<CaiView>,
+    pub cai_example: usize,
+    /// The blind evaluation on screen, if one is open.
+    pub eval: Option<EvalView>,
     /// The iterative loop's round (0 until the trainer says) and the newest
     /// reward model's version.
     pub round: u32,
@@ -279,6 +292,26 @@ pub const ALERTS_KEPT: usize = 200;
 /// Sets the queue holds; older unjudged sets make way for new ones.
 pub const QUEUE_LEN: usize = 16;
 
+/// A blind evaluation as the workbench holds it: the pairs (never which
+/// side is whose), the one being judged, and the figures so far.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EvalView {
+    pub a: String,
+    pub b: String,
+    pub items: Vec<EvalItem>,
+    /// The pair on screen; `items.len()` once all are judged.
+    pub at: usize,
+    /// A verdict sent and not yet on disk.
+    pub pending: Option<Choice>,
+    pub tally: Option<EvalTally>,
+}
+
+impl EvalView {
+    pub fn done(&self) -> bool {
+        self.at >= self.items.len()
+    }
+}
+
 impl App {
     /// Whether the charts pane offers chart `i` (see `EVALUATOR_CHART`).
     pub fn offers_chart(&self, i: usize) -> bool {
@@ -304,6 +337,7 @@ impl App {
             stages: vec![
                 row(None),
                 row(Some(Stage::Sft)),
+                row(Some(Stage::Cai)),
                 row(Some(Stage::Rm)),
                 row(Some(Stage::Ppo)),
             ],
@@ -329,6 +363,9 @@ impl App {
             criterion: Criterion::Overall,
             agreement: Vec::new(),
             throughput: None,
+            cai: None,
+            cai_example: 0,
+            eval: None,
             round: 0,
             rm_version: 0,
             alerts: Vec::new(),
@@ -389,6 +426,12 @@ impl App {
     }
 
     /// The set on screen.
+    /// Whether the comparison pane shows the constitution's revisions:
+    /// with the CAI stage selected, once it has made them.
+    pub fn showing_cai(&self) -> bool {
+        self.cai.is_some() && self.stages.get(self.selected).and_then(|r| r.stage) == Some(Stage::Cai)
+    }
+
     pub fn shown(&self) -> Option<&SampleSet> {
         self.queue.front()
     }

@@ -36,6 +36,8 @@ pub enum Msg {
     NextCriterion,
     NewRound,
     ShowAlerts,
+    /// Opens a blind evaluation of the newest policy against its start.
+    Eval,
     /// Text typed into the editor.
     Char(char),
     Backspace,
@@ -75,6 +77,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("u", "undo the last judgment"),
     ("r", "draw a new pair (or set)"),
     ("N", "new round: fresh sets from the current policy"),
+    ("E", "blind evaluation: newest policy against its start"),
     ("!", "every alert raised, with its numbers"),
     ("v", "colour tokens by KL or log-prob"),
     ("[ ]", "previous / next chart"),
@@ -169,6 +172,7 @@ fn main_key(code: KeyCode) -> Option<Msg> {
         KeyCode::Char('C') => Msg::NextCriterion,
         KeyCode::Char('N') => Msg::NewRound,
         KeyCode::Char('!') => Msg::ShowAlerts,
+        KeyCode::Char('E') => Msg::Eval,
         KeyCode::Char('t') => Msg::Label(Choice::Tie),
         KeyCode::Char('x') => Msg::Label(Choice::BothBad),
         KeyCode::Char('s') => Msg::Label(Choice::Skip),

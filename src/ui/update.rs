@@ -4,8 +4,8 @@
 //! with the events.
 
 use super::app::{
-    ALERTS_KEPT, App, CHARTS, Colouring, Editing, Editor, Judged, LabelMode, Marker, Overlay, Pane, Params, QUEUE_LEN,
-    help_lines,
+    ALERTS_KEPT, App, CHARTS, Colouring, Editing, Editor, EvalView, Judged, LabelMode, Marker, Overlay, Pane, Params,
+    QUEUE_LEN, help_lines,
 };
 use super::keys::Msg;
 use super::words::{param_change, verdict_words};
@@ -80,7 +80,17 @@ fn send(command: Command) -> Vec<Effect> {
 
 fn main(app: &mut App, msg: Msg) -> Vec<Effect> {
     let placed_last = app.placed_last.take();
+    // A blind evaluation takes the verdict keys while it is open.
+    if let Some(effects) = eval_key(app, &msg) {
+        return effects;
+    }
     match msg {
+        Msg::Eval if app.eval.is_some() => tell(app, "an evaluation is open: Esc closes it"),
+        Msg::Eval if app.active().is_some() => tell(app, "stop the running stage (S) before an evaluation"),
+        Msg::Eval => {
+            tell(app, "answering held-out prompts with both models…");
+            send(Command::StartEval)
+        }
         Msg::TogglePause => match app.active().map(|r| r.state.clone()) {
             Some(StageState::Paused) => send(Command::Resume),
             Some(_) => send(Command::Pause),
@@ -242,6 +252,32 @@ fn main(app: &mut App, msg: Msg) -> Vec<Effect> {
     }
 }
 
+/// A key while a blind evaluation is open: a verdict on the pair on
+/// screen (sent, confirmed when on disk), or Esc closing it; `None` for
+/// keys it leaves to the rest of the workbench.
+fn eval_key(app: &mut App, msg: &Msg) -> Option<Vec<Effect>> {
+    let view = app.eval.as_mut()?;
+    let choice = match *msg {
+        Msg::Cancel => {
+            app.eval = None;
+            return Some(tell(app, "evaluation closed; its verdicts are in eval.jsonl"));
+        }
+        Msg::Digit(1) => Choice::Left,
+        Msg::Digit(2) => Choice::Right,
+        Msg::Label(choice) => choice,
+        Msg::Undo => return Some(tell(app, "an evaluation's verdicts stay as given")),
+        _ => return None,
+    };
+    if view.pending.is_some() {
+        return Some(tell(app, "saving the last verdict…"));
+    }
+    if view.done() {
+        return Some(tell(app, "every pair is judged: Esc closes the evaluation"));
+    }
+    view.pending = Some(choice);
+    Some(send(Command::EvalVerdict { item: view.at, choice }))
+}
+
 /// Sends the judgment of the set on screen; the screen confirms it only
 /// when the trainer says it is on disk.
 fn judge(app: &mut App, verdict: Verdict) -> Vec<Effect> {
@@ -314,6 +350,12 @@ fn step_cursor(app: &mut App, msg: &Msg) {
             };
         }
         Pane::Charts => cycle_chart(app, forward),
+        // Left and right page through the constitution's examples.
+        Pane::Compare if app.showing_cai() && matches!(msg, Msg::Left | Msg::Right) => {
+            let n = app.cai.as_ref().map_or(1, |v| v.examples.len().max(1));
+            app.cai_example = (app.cai_example + if forward { 1 } else { n - 1 }) % n;
+            app.scroll = 0;
+        }
         Pane::Compare => {
             app.scroll = if forward {
                 app.scroll.saturating_add(1)
@@ -398,6 +440,7 @@ fn stage_changed(app: &mut App, stage: Stage, state: StageState, step: usize, to
         let first = |title| CHARTS.iter().position(|c| c.title == title).unwrap_or(0);
         app.chart = match stage {
             Stage::Sft => first("SFT loss"),
+            Stage::Cai => first("CAI loss"),
             Stage::Rm => first("RM loss"),
             Stage::Ppo => first("reward"),
         };
@@ -418,10 +461,14 @@ fn stage_changed(app: &mut App, stage: Stage, state: StageState, step: usize, to
     }
     let finished = was_running && matches!(state, StageState::Done { .. });
     // The cursor moves on, so the next Enter starts the next stage rather
-    // than asking to re-run this one.
+    // than asking to re-run this one: past CAI, a branch a person takes on
+    // purpose, from SFT to the reward model.
     let on_it = app.stages.get(app.selected).and_then(|r| r.stage) == Some(stage);
     if finished && on_it && app.selected + 1 < app.stages.len() {
         app.selected += 1;
+        if app.stages[app.selected].stage == Some(Stage::Cai) && app.selected + 1 < app.stages.len() {
+            app.selected += 1;
+        }
     }
     let row = app.row_mut(stage);
     (row.state, row.step, row.total) = (state, step, total);
@@ -526,6 +573,29 @@ pub fn on_event(app: &mut App, event: Event, at: f64) -> Vec<Effect> {
         }
         Event::Agreement(rows) => app.agreement = rows,
         Event::Throughput(mine) => app.throughput = Some(mine),
+        Event::EvalStarted { a, b, items } => {
+            app.eval = Some(EvalView {
+                a,
+                b,
+                items,
+                at: 0,
+                pending: None,
+                tally: None,
+            });
+            app.focus = Pane::Compare;
+            app.message = Some((
+                "blind evaluation: 1 or 2 the better answer · t tie · x both bad · s skip · Esc ends".into(),
+                false,
+            ));
+        }
+        Event::EvalSaved { item, tally, .. } => {
+            if let Some(view) = &mut app.eval {
+                (view.at, view.pending, view.tally) = (item + 1, None, Some(tally));
+            }
+        }
+        Event::Revisions(view) => {
+            (app.cai, app.cai_example) = (Some(view), 0);
+        }
         Event::Alert(alert) => {
             if app.alert_log.len() == ALERTS_KEPT {
                 app.alert_log.remove(0);

@@ -4,6 +4,7 @@
 
 pub mod assets;
 pub mod corpus;
+pub mod critic;
 pub mod eval;
 pub mod generator;
 pub mod inventory;

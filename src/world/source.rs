@@ -6,7 +6,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::corpus::{held_out_prompts, sft_pairs, train_prompts};
-use super::eval::{evaluate, response_part};
+use super::eval::{behaviour, evaluate, response_part};
 use super::generator::{Style, respond};
 use super::inventory::Prompt as WorldPrompt;
 use super::judge::judge;
@@ -75,12 +75,12 @@ impl Sources for World {
 }
 
 /// The world's question in a prompt: its last user turn.
-fn question(prompt: &Prompt) -> &str {
+pub(crate) fn question(prompt: &Prompt) -> &str {
     prompt.last_user_turn()
 }
 
 /// The judge reads answers as a person does: up to a new turn, trimmed.
-fn answer(response: &str) -> &str {
+pub(crate) fn answer(response: &str) -> &str {
     response_part(response)
 }
 
@@ -97,16 +97,20 @@ impl Evaluator for Judge {
             .collect())
     }
 
-    /// The mean score and the share of answers made only of sentences the
-    /// world knows.
+    /// The mean score, the share of answers made only of sentences the
+    /// world knows, and how often answers are rude or comply with harm.
     fn report(&self, prompts: &[Prompt], responses: &[String]) -> Result<Vec<(&'static str, f64)>, String> {
         let questions: Vec<&str> = prompts.iter().map(question).collect();
         let answers: Vec<&str> = responses.iter().map(|r| answer(r)).collect();
         let report = evaluate(&questions, &answers);
-        Ok(vec![
+        let (compliance, rudeness) = behaviour(&questions, &answers);
+        let mut metrics = vec![
             (names::EVAL_JUDGE_SCORE, report.mean_score as f64),
             (names::EVAL_JUDGE_PARSE_RATE, report.parse_rate as f64),
-        ])
+            (names::EVAL_RUDENESS, rudeness as f64),
+        ];
+        metrics.extend(compliance.map(|c| (names::EVAL_HARMFUL_COMPLIANCE, c as f64)));
+        Ok(metrics)
     }
 
     /// Under each criterion it scores (it has no measure of truthfulness).

@@ -52,6 +52,7 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "lengths differ");
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
+pub mod cli;
 pub mod tmux;
 pub mod trainer;
 pub mod ui;

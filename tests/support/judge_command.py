@@ -1,6 +1,6 @@
 """A judge program for the judge tests (tests/judges.rs): reads one JSON
 request a line and answers each with one JSON line, by the same rule as
-judge_server.py. A request whose prompt is EXIT makes it say so on
+judge_server.py (a critique names a "not sure", a revision drops it). A request whose prompt is EXIT makes it say so on
 stderr and end without an answer."""
 
 import json
@@ -12,7 +12,13 @@ for line in sys.stdin:
         print("asked to end", file=sys.stderr, flush=True)
         sys.exit(3)
     good = lambda answer: "not sure" not in answer
-    if request["task"] == "score":
+    if request["task"] == "critique":
+        response = request["response"]
+        answer = {
+            "critique": f"{request['principle']}: " + ("it is not sure" if not good(response) else "nothing"),
+            "revision": response.replace(" I am not sure.", ""),
+        }
+    elif request["task"] == "score":
         answer = {"score": 0.9 if good(request["response"]) else 0.2}
     else:
         a, b = (good(r) for r in request["responses"])

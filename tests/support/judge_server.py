@@ -1,7 +1,9 @@
 """A chat-completions endpoint for the judge tests (tests/judges.rs), speaking
 the OpenAI format as vLLM and llama.cpp's server do, and judging by a rule:
 an answer that says "not sure" is poor (2 of 10), any other good (9 of 10);
-of two answers the one without "not sure" wins, else a tie.
+of two answers the one without "not sure" wins, else a tie. Asked for a
+critique (Constitutional AI), it names the "not sure"; asked for a
+revision, it drops it.
 
 To test the client's handling of failure, a request whose text contains
 FLAKY fails with 503 twice before it succeeds, GARBAGE gets a reply with no
@@ -35,6 +37,10 @@ def good(answer):
 
 
 def verdict(user):
+    if "[Critique]" in user:
+        return section(user, "Answer").replace(" I am not sure.", "")
+    if "Reply with the critique only" in user:
+        return "It says it is not sure." if not good(section(user, "Answer")) else "Nothing to change."
     if "[Answer A]" in user:
         a, b = good(section(user, "Answer A")), good(section(user, "Answer B"))
         return "A" if a and not b else "B" if b and not a else "tie"

@@ -11,7 +11,7 @@ use crate::run::config::{at_least_one, positive};
 #[serde(default, deny_unknown_fields)]
 pub struct PpoConfig {
     /// The policy to start from (and the frozen reference); `None` takes the
-    /// run's latest SFT checkpoint.
+    /// run's latest CAI checkpoint, else its latest SFT one.
     pub policy_init: Option<PathBuf>,
     /// The reward model (also the value model's start); `None` takes the
     /// run's latest RM checkpoint.

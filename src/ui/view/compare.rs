@@ -17,6 +17,12 @@ use crate::ui::app::{App, Colouring, Pane};
 use crate::ui::words::{ranking_words, verdict_words};
 
 pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
+    if let Some(view) = &app.eval {
+        return super::eval::draw(frame, area, app, view);
+    }
+    if let (true, Some(view)) = (app.showing_cai(), &app.cai) {
+        return super::constitution::draw(frame, area, app, view);
+    }
     // The criterion up here: on the bottom edge it crowded the counts and
     // the agreement of a narrow pane.
     let criterion = app.criterion.name();

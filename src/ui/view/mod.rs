@@ -2,6 +2,8 @@
 
 pub mod charts;
 pub mod compare;
+pub mod constitution;
+pub mod eval;
 pub mod overlays;
 pub mod screen;
 pub mod stages;

@@ -1,4 +1,4 @@
-//! The stage selector: Base → SFT → RM → PPO, each with its state and,
+//! The stage selector: Base → SFT → CAI → RM → PPO, each with its state and,
 //! once done, its held-out results beneath; the one under the cursor
 //! highlighted and its checkpoint in the title, with the iterative loop's
 //! round and the reward model's version.
@@ -30,7 +30,8 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         .border_style(theme::border(app, app.focus == Pane::Stages));
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let cells = Layout::horizontal([Constraint::Ratio(1, 4); 4]).split(inner);
+    let n = app.stages.len() as u32;
+    let cells = Layout::horizontal(vec![Constraint::Ratio(1, n); n as usize]).split(inner);
     for (i, (row, cell)) in app.stages.iter().zip(cells.iter()).enumerate() {
         let arrow = if i + 1 < app.stages.len() { " →" } else { "" };
         let mut style = state_style(app, &row.state);
@@ -54,6 +55,11 @@ fn results(app: &App, row: &StageRow, width: u16) -> String {
         return String::new();
     };
     let judged = app.last(Stage::Ppo, names::EVAL_JUDGE_SCORE).is_some();
+    // What PPO started from: CAI's policy where the run has one.
+    let (start, start_words) = match app.last(Stage::Cai, names::EVAL_JUDGE_SCORE) {
+        Some(_) => (Stage::Cai, "CAI's"),
+        None => (Stage::Sft, "SFT's"),
+    };
     // (stage, metric, words, digits) of the figures shown.
     let (what, wanted): (&str, [(Stage, &str, &str, usize); 2]) = match stage {
         Stage::Sft => (
@@ -61,6 +67,13 @@ fn results(app: &App, row: &StageRow, width: u16) -> String {
             [
                 (Stage::Sft, names::EVAL_JUDGE_SCORE, "judge", 3),
                 (Stage::Sft, names::EVAL_LOSS, "loss", 3),
+            ],
+        ),
+        Stage::Cai => (
+            "held-out",
+            [
+                (Stage::Cai, names::EVAL_HARMFUL_COMPLIANCE, "harm", 2),
+                (Stage::Cai, names::EVAL_RUDENESS, "rude", 2),
             ],
         ),
         Stage::Rm => (
@@ -74,7 +87,7 @@ fn results(app: &App, row: &StageRow, width: u16) -> String {
             "held-out",
             [
                 (Stage::Ppo, names::EVAL_JUDGE_SCORE, "judge", 3),
-                (Stage::Sft, names::EVAL_JUDGE_SCORE, "SFT's", 3),
+                (start, names::EVAL_JUDGE_SCORE, start_words, 3),
             ],
         ),
         // Without an evaluator, where the last iteration left the policy.
