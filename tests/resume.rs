@@ -1,8 +1,8 @@
 //! Exact resume on the CPU: a stage stopped at a checkpoint and continued
 //! in a new trainer gives the same metrics for the following steps as one
 //! that never stopped, to 1e-6: PPO (policy, value model, both optimizers'
-//! moments, generator, KL controller, counters) and SFT (model, optimizer,
-//! data order). Also: only the newest `keep_last` checkpoints stay, and
+//! moments, generator, KL controller, counters), SFT (model, optimizer,
+//! data order) and CAI (its revisions made again from its start). Also: only the newest `keep_last` checkpoints stay, and
 //! `train --resume` continues a run from the command line.
 
 mod common;
@@ -97,6 +97,31 @@ fn sft_resumes_exactly_and_old_checkpoints_make_way() {
     let mut resumed = StageRun::resume(&config, &run, &dir, None, &device).unwrap();
     let (compared, largest) = assert_same(&straight[3..], &steps(&mut resumed, 5));
     eprintln!("SFT: {compared} metric values over 5 steps after resuming, largest difference {largest:e}");
+}
+
+/// The CAI stage resumed samples and revises from its start again, to the
+/// same revisions, and continues its fine-tuning exactly.
+#[test]
+fn cai_resumes_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let device = Device::flex();
+    let config = RunConfig::parse(
+        "(sft: (eval_examples: 4, eval_every: 100), cai: (samples: 24, steps: 6, batch_size: 4, warmup_steps: 2, feedback_pairs: 0))",
+    )
+    .unwrap();
+    let straight_run = RunDir::create(tmp.path(), "straight").unwrap();
+    let mut straight = StageRun::start(Stage::Cai, &config, &straight_run, &device).unwrap();
+    let straight = steps(&mut straight, 6);
+    let run = RunDir::create(tmp.path(), "stopped").unwrap();
+    let mut first = StageRun::start(Stage::Cai, &config, &run, &device).unwrap();
+    steps(&mut first, 2);
+    let dir = first.checkpoint(&run).unwrap();
+    drop(first);
+    let revisions = std::fs::read_to_string(run.cai_revisions_path()).unwrap();
+    let mut resumed = StageRun::resume(&config, &run, &dir, None, &device).unwrap();
+    assert_eq!(std::fs::read_to_string(run.cai_revisions_path()).unwrap(), revisions);
+    let (compared, largest) = assert_same(&straight[2..], &steps(&mut resumed, 4));
+    eprintln!("CAI: {compared} metric values over 4 steps after resuming, largest difference {largest:e}");
 }
 
 #[test]

@@ -1,9 +1,9 @@
 //! SL-CAI, the supervised half of Constitutional AI: responses sampled
 //! from the starting policy on training prompts are critiqued and revised
 //! against principles drawn at random, and the policy is fine-tuned on the
-//! revisions (prompt-masked, as SFT). At its end the fine-tuned policy's
-//! own pairs are labelled by the critic under a principle drawn at random
-//! (RL-CAI's AI feedback), for the reward model and PPO that follow.
+//! revisions (prompt-masked, as SFT). At its end the critic labels pairs
+//! of answers under a principle drawn at random (RL-CAI's AI feedback),
+//! for the reward model and PPO that follow.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -48,9 +48,10 @@ pub struct CaiConfig {
     pub batch_size: usize,
     pub lr: f64,
     pub warmup_steps: usize,
-    /// Pairs of the fine-tuned policy's responses the critic labels at
-    /// the end, each under a principle drawn at random (ties dropped), for
-    /// `rm: (constitution_pairs: true)`; 0 labels none.
+    /// Pairs the critic labels at the end (the fine-tuned policy's answer
+    /// against its own or the starting policy's), each under a principle
+    /// drawn at random, ties dropped, for `rm: (constitution_pairs:
+    /// true)`; 0 labels none.
     pub feedback_pairs: usize,
     pub seed: u64,
 }
@@ -139,6 +140,8 @@ pub struct CaiTrainer {
     pub constitution: Constitution,
     critic: Arc<dyn Critic>,
     sources: Arc<dyn Sources>,
+    /// The policy the stage started from, for RL-CAI's pairs.
+    start: CausalLm,
     /// Per principle, over the training revisions.
     pub counts: Vec<PrincipleCount>,
     /// The share of responses the rounds changed, and of those the share
@@ -225,6 +228,7 @@ impl CaiTrainer {
             constitution,
             critic: parts.critic,
             sources: parts.sources,
+            start: model,
         })
     }
 
@@ -251,11 +255,15 @@ impl CaiTrainer {
         metrics
     }
 
-    /// RL-CAI's AI feedback: two responses of `policy` to training prompts
-    /// (in turn, shuffled, as often as needed), compared by the critic
-    /// under a principle drawn at random; ties dropped. Written to `path`
-    /// in TRL's conversational preference format with the principle named.
-    /// Returns the number of pairs written.
+    /// RL-CAI's AI feedback: pairs of answers to training prompts (in
+    /// turn, shuffled, as often as needed), compared by the critic under a
+    /// principle drawn at random; ties dropped. One answer of each pair is
+    /// the fine-tuned `policy`'s, the other its own again or, half the
+    /// time, the starting policy's: the world's harmful prompts are few
+    /// and the fine-tuned policy rarely misbehaves on them, so pairs of its
+    /// answers alone would teach the reward model little of what the
+    /// revisions removed. Written to `path` in TRL's conversational
+    /// preference format with the principle named; returns how many.
     pub fn label_feedback(&self, policy: &CausalLm, tokenizer: &Tokenizer, path: &Path) -> anyhow::Result<usize> {
         if self.config.feedback_pairs == 0 {
             return Ok(0);
@@ -263,24 +271,25 @@ impl CaiTrainer {
         let mut rng = ChaCha8Rng::seed_from_u64(self.config.seed ^ 0xfeed);
         let mut prompts = self.sources.prompts(Split::Train);
         let mut lines = Vec::new();
-        // Four passes over the prompts at most: a policy that is already
-        // clean under every principle gives mostly ties.
+        // Four passes' worth of the pairs asked for at most: policies that
+        // are already clean under a principle tie under it.
         let passes = 4 * self.config.feedback_pairs.div_ceil(prompts.len().max(1));
+        let max_new = self.config.max_new_tokens;
         for _ in 0..passes {
             prompts.shuffle(&mut rng);
             for chunk in prompts.chunks(CHUNK) {
                 let seed = rng.random::<u64>();
-                let a = sample_answers(policy, tokenizer, chunk, self.config.max_new_tokens, seed)
-                    .map_err(anyhow::Error::msg)?;
-                let b = sample_answers(
-                    policy,
-                    tokenizer,
-                    chunk,
-                    self.config.max_new_tokens,
-                    seed.wrapping_add(1),
-                )
-                .map_err(anyhow::Error::msg)?;
-                for ((prompt, a), b) in chunk.iter().zip(&a).zip(&b) {
+                let sample =
+                    |model, seed| sample_answers(model, tokenizer, chunk, max_new, seed).map_err(anyhow::Error::msg);
+                let tuned = sample(policy, seed)?;
+                let again = sample(policy, seed.wrapping_add(1))?;
+                let start = sample(&self.start, seed.wrapping_add(2))?;
+                for (i, prompt) in chunk.iter().enumerate() {
+                    let other = if rng.random_bool(0.5) { &start[i] } else { &again[i] };
+                    let (a, b) = match rng.random_bool(0.5) {
+                        true => (&tuned[i], other),
+                        false => (other, &tuned[i]),
+                    };
                     let principle = self.constitution.principles.choose(&mut rng).expect("validated");
                     let (chosen, rejected) = match self
                         .critic
