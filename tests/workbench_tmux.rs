@@ -292,6 +292,14 @@ fn the_constitution_pane_and_a_blind_evaluation() {
     assert_eq!(verdicts[1]["person"], "tie");
     let revisions = std::fs::read_to_string(run.join("cai_revisions.jsonl")).unwrap();
     assert_eq!(revisions.lines().count(), 64);
+    // Reopened, the run shows its revisions again with CAI selected.
+    drop(tmux);
+    let tmux = Tmux::start("cai-again", &script);
+    tmux.wait_for("CAI ✓ cai-20", 60);
+    tmux.keys(&["Right"]);
+    tmux.wait_for("constitution · example 1 of", 10);
+    tmux.keys(&["q"]);
+    tmux.wait_for("EXIT=0", 30);
 }
 
 /// SFT started and stopped (the pane then shows SFT's answers), the reward

@@ -264,7 +264,7 @@ impl StageTrainer for CaiTrainer {
     }
 
     fn cai_view(&self) -> Option<CaiView> {
-        Some(self.view())
+        Some(self.view.clone())
     }
 
     fn policy(&self) -> Option<CausalLm> {

@@ -17,7 +17,7 @@ use super::audit::{AuditLog, past_changes};
 use super::control::{Control, Poll, Queued, RunLogs, Serving, StopReason};
 use super::driver::{self, Flow, Hooks, Stepped};
 use super::eval_session::EvalSession;
-use super::protocol::{Command, Event, KlMode, Param, Stage, StageState};
+use super::protocol::{CaiView, Command, Event, KlMode, Param, Stage, StageState};
 use super::run_data::RunData;
 use super::samples::{DiskModels, PairModels, sample_set};
 use super::stage::{Metrics, Saved, StageRun};
@@ -25,6 +25,8 @@ use super::watch::{guard, watch};
 use crate::fsutil::AppendLog;
 use crate::prefs::record::Source;
 use crate::prefs::store::{self, PrefStore};
+use crate::rlhf::cai::constitution::Constitution;
+use crate::rlhf::cai::critic::{Revised, summary};
 use crate::rlhf::ppo::live::{LiveParams, Models, StepPoint};
 use crate::rlhf::reward_math::Calibration;
 use crate::run::metrics::read_log;
@@ -204,6 +206,7 @@ fn run(setup: WorkerSetup, commands: Receiver<Command>, events: Sender<Event>) -
         worker.control.send_agreement();
     }
     worker.send_calibration();
+    worker.send_revisions();
     worker.idle_loop()
 }
 
@@ -376,6 +379,30 @@ impl Worker {
         match serde_json::from_str::<Calibration>(&text) {
             Ok(calibration) => self.control.send(Event::Calibration(calibration.bins)),
             Err(e) => self.control.send(Event::Warning(format!("{}: {e}", path.display()))),
+        }
+    }
+
+    /// A reopened run's CAI revisions, for the constitution pane: what its
+    /// `cai_revisions.jsonl` holds, counted by the run's constitution.
+    fn send_revisions(&self) {
+        let path = self.run.cai_revisions_path();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(e) => return self.control.send(Event::Warning(format!("{}: {e}", path.display()))),
+        };
+        let read = || -> anyhow::Result<CaiView> {
+            let constitution = Constitution::load(self.control.config().cai.constitution.as_deref())?;
+            let revised = text
+                .lines()
+                .map(serde_json::from_str)
+                .collect::<Result<Vec<Revised>, _>>()?;
+            let judged = revised.iter().any(|r| !r.scores.is_empty());
+            Ok(summary(&constitution, &revised, judged))
+        };
+        match read() {
+            Ok(view) => self.control.send(Event::Revisions(view)),
+            Err(e) => self.control.send(Event::Warning(format!("{}: {e:#}", path.display()))),
         }
     }
 

@@ -9,8 +9,8 @@ use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
 use super::constitution::{Constitution, Principle};
-use crate::rlhf::data::Prompt;
-use crate::trainer::protocol::Choice;
+use crate::rlhf::data::{Prompt, TIE_MARGIN};
+use crate::trainer::protocol::{CaiView, Choice};
 
 /// What the critic found under one principle, and the response revised.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -140,12 +140,36 @@ pub fn count(constitution: &Constitution, revised: &[Revised]) -> Vec<PrincipleC
             c.drawn += 1;
             if step.changed(before) {
                 c.revised += 1;
-                let beat = matches!(r.scores.get(i..i + 2), Some([b, a]) if a - b >= crate::rlhf::data::TIE_MARGIN);
+                let beat = matches!(r.scores.get(i..i + 2), Some([b, a]) if a - b >= TIE_MARGIN);
                 c.beat += usize::from(beat);
             }
         }
     }
     counts
+}
+
+/// Revisions in the pane's examples.
+const EXAMPLES: usize = 8;
+
+/// What a set of revisions came to: the first few that changed their
+/// response, the counts per principle, the share of responses changed
+/// and, where they were `judged`, the share of those the judge scored
+/// above their original by more than a tie.
+pub fn summary(constitution: &Constitution, revised: &[Revised], judged: bool) -> CaiView {
+    let changed: Vec<&Revised> = revised.iter().filter(|r| r.revision() != r.original).collect();
+    let won = judged.then(|| {
+        let beat = changed
+            .iter()
+            .filter(|r| matches!((r.scores.first(), r.scores.last()), (Some(a), Some(b)) if b - a >= TIE_MARGIN))
+            .count();
+        beat as f64 / changed.len().max(1) as f64
+    });
+    CaiView {
+        examples: changed.iter().take(EXAMPLES).map(|r| (*r).clone()).collect(),
+        counts: count(constitution, revised),
+        changed: changed.len() as f64 / revised.len().max(1) as f64,
+        won,
+    }
 }
 
 #[cfg(test)]

@@ -15,10 +15,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::constitution::Constitution;
-use super::critic::{Critic, PrincipleCount, Revised, count, revise};
+use super::critic::{Critic, Revised, revise, summary};
 use crate::fsutil::write_atomic;
 use crate::model::{CausalLm, Tokenizer, hf};
-use crate::rlhf::data::{Demonstration, Evaluator, LabelledPair, Prompt, Sources, Split, TIE_MARGIN};
+use crate::rlhf::data::{Demonstration, Evaluator, LabelledPair, Prompt, Sources, Split};
 use crate::rlhf::held_out::sample_answers;
 use crate::rlhf::sft::{SftConfig, SftTrainer};
 use crate::run::config::{at_least_one, positive};
@@ -90,9 +90,6 @@ impl CaiConfig {
 /// Responses sampled per generation batch.
 const CHUNK: usize = 64;
 
-/// Revisions in the pane's examples.
-const EXAMPLES: usize = 8;
-
 /// The revisions as SFT's demonstrations: training ones from training
 /// prompts, held-out ones (for the eval loss) from held-out prompts.
 struct Revisions {
@@ -142,14 +139,8 @@ pub struct CaiTrainer {
     sources: Arc<dyn Sources>,
     /// The policy the stage started from, for RL-CAI's pairs.
     start: CausalLm,
-    /// Per principle, over the training revisions.
-    pub counts: Vec<PrincipleCount>,
-    /// The share of responses the rounds changed, and of those the share
-    /// the judge scored above their original (with a judge).
-    pub changed: f64,
-    pub won: Option<f64>,
-    /// The first few changed ones, for the pane.
-    pub examples: Vec<Revised>,
+    /// What the training revisions came to, for the pane and the metrics.
+    pub view: CaiView,
 }
 
 impl CaiTrainer {
@@ -210,19 +201,8 @@ impl CaiTrainer {
         };
         let sft = SftTrainer::new(&sft_config, &revisions, device)?;
         let revised: Vec<Revised> = train.into_iter().map(|(_, r)| r).collect();
-        let changed: Vec<&Revised> = revised.iter().filter(|r| r.revision() != r.original).collect();
-        let won = parts.evaluator.as_ref().map(|_| {
-            let beat = changed
-                .iter()
-                .filter(|r| matches!((r.scores.first(), r.scores.last()), (Some(a), Some(b)) if b - a >= TIE_MARGIN))
-                .count();
-            beat as f64 / changed.len().max(1) as f64
-        });
         Ok(Self {
-            counts: count(&constitution, &revised),
-            changed: changed.len() as f64 / revised.len().max(1) as f64,
-            won,
-            examples: changed.iter().take(EXAMPLES).map(|r| (*r).clone()).collect(),
+            view: summary(&constitution, &revised, parts.evaluator.is_some()),
             sft,
             config: config.clone(),
             constitution,
@@ -232,22 +212,12 @@ impl CaiTrainer {
         })
     }
 
-    /// What the constitution pane shows.
-    pub fn view(&self) -> CaiView {
-        CaiView {
-            examples: self.examples.clone(),
-            counts: self.counts.clone(),
-            changed: self.changed,
-            won: self.won,
-        }
-    }
-
     /// The revision figures: the shares changed and won overall, and per
     /// principle the rounds that drew it, changed the response and beat it.
     pub fn revision_metrics(&self) -> Vec<(&'static str, f64)> {
-        let mut metrics = vec![(names::CAI_CHANGED, self.changed)];
-        metrics.extend(self.won.map(|w| (names::CAI_WON, w)));
-        for c in &self.counts {
+        let mut metrics = vec![(names::CAI_CHANGED, self.view.changed)];
+        metrics.extend(self.view.won.map(|w| (names::CAI_WON, w)));
+        for c in &self.view.counts {
             for (what, n) in [("drawn", c.drawn), ("revised", c.revised), ("beat", c.beat)] {
                 metrics.push((names::interned(format!("cai/{}/{what}", c.name)), n as f64));
             }
