@@ -12,13 +12,10 @@ use crate::device::{self, DeviceChoice};
 use crate::judge::JudgeKind;
 use crate::model::hf;
 use crate::rlhf::data::{Prompt, Split};
-use crate::rlhf::held_out::sample_answers;
-use crate::rlhf::win_rate::{Outcome, WinRate};
+use crate::rlhf::held_out::{ANSWER_TOKENS, sample_answers};
+use crate::rlhf::win_rate::{WinRate, judged_outcomes};
 use crate::run::RunConfig;
 use crate::trainer::run_data::RunData;
-
-/// Tokens an answer may run to, as in the held-out reports.
-const MAX_NEW_TOKENS: usize = 64;
 
 #[derive(Debug, clap::Args)]
 pub struct EvalArgs {
@@ -96,18 +93,12 @@ pub fn run(args: EvalArgs, choice: DeviceChoice) -> anyhow::Result<()> {
         }
         let batch = &prompts[..left.min(prompts.len())];
         let seed = args.seed + round;
-        let answer = |m, t| sample_answers(m, t, batch, MAX_NEW_TOKENS, seed).map_err(anyhow::Error::msg);
+        let answer = |m, t| sample_answers(m, t, batch, ANSWER_TOKENS, seed).map_err(anyhow::Error::msg);
         answers_a.extend(answer(&model_a, &tokenizer_a)?);
         answers_b.extend(answer(&model_b, &tokenizer_b)?);
         asked.extend(batch.iter().cloned());
     }
-    let score = |answers: &[String]| judge.scores(&asked, answers).map_err(anyhow::Error::msg);
-    let (scores_a, scores_b) = (score(&answers_a)?, score(&answers_b)?);
-    let outcomes: Vec<Outcome> = scores_a
-        .iter()
-        .zip(&scores_b)
-        .map(|(&a, &b)| Outcome::of_scores(a, b))
-        .collect();
+    let outcomes = judged_outcomes(judge.as_ref(), &asked, &answers_a, &answers_b).map_err(anyhow::Error::msg)?;
     let rate = WinRate::of(&outcomes);
     if args.json {
         let mut line = serde_json::to_value(rate)?;

@@ -9,8 +9,8 @@ use crate::model::{CausalLm, GenerateConfig, Tokenizer, generate};
 /// Responses sampled per held-out prompt for the report.
 pub const HELD_OUT_SAMPLES: u64 = 4;
 
-/// Tokens a held-out response may run to.
-const MAX_NEW_TOKENS: usize = 64;
+/// Tokens a held-out answer may run to (here and in blind evaluations).
+pub const ANSWER_TOKENS: usize = 64;
 
 /// One answer per prompt (T = 1, no truncation, stopping at the end of the
 /// turn), as its text up to where the model would start a new turn.
@@ -48,7 +48,7 @@ pub fn held_out_report(
     let prompts = sources.prompts(Split::HeldOut);
     let (mut asked, mut answers) = (Vec::new(), Vec::new());
     for seed in 1..=samples {
-        answers.extend(sample_answers(model, tokenizer, &prompts, MAX_NEW_TOKENS, seed)?);
+        answers.extend(sample_answers(model, tokenizer, &prompts, ANSWER_TOKENS, seed)?);
         asked.extend(prompts.iter().cloned());
     }
     evaluator.report(&asked, &answers)

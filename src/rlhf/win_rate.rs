@@ -6,6 +6,8 @@
 
 use serde::Serialize;
 
+use super::data::{Evaluator, Prompt};
+
 /// The standard normal quantile of 0.975: a two-sided 95% interval.
 pub const Z_95: f64 = 1.959_963_984_540_054;
 
@@ -26,6 +28,18 @@ impl Outcome {
             _ => Self::Tie,
         }
     }
+}
+
+/// The judge's outcome of each pair of answers to `prompts`, A's against
+/// B's, each scored without the judge knowing whose it is.
+pub fn judged_outcomes(
+    judge: &dyn Evaluator,
+    prompts: &[Prompt],
+    answers_a: &[String],
+    answers_b: &[String],
+) -> Result<Vec<Outcome>, String> {
+    let (a, b) = (judge.scores(prompts, answers_a)?, judge.scores(prompts, answers_b)?);
+    Ok(a.iter().zip(&b).map(|(&a, &b)| Outcome::of_scores(a, b)).collect())
 }
 
 /// A's win rate over B and its 95% interval.

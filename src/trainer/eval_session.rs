@@ -19,18 +19,16 @@ use serde_json::json;
 
 use super::protocol::{Choice, EvalItem, EvalTally, Stage};
 use super::run_data::RunData;
+use super::stage::supervised;
 use crate::model::hf;
 use crate::prefs::agreement::cohen_kappa;
 use crate::rlhf::data::{Prompt, Split};
-use crate::rlhf::held_out::sample_answers;
-use crate::rlhf::win_rate::{Outcome, WinRate};
+use crate::rlhf::held_out::{ANSWER_TOKENS, sample_answers};
+use crate::rlhf::win_rate::{Outcome, WinRate, judged_outcomes};
 use crate::run::{RunConfig, RunDir};
 
 /// Pairs a person judges in one evaluation.
 pub const EVAL_ITEMS: usize = 20;
-
-/// Tokens an answer may run to, as in the held-out reports.
-const MAX_NEW_TOKENS: usize = 64;
 
 /// One pair as this side knows it.
 struct Hidden {
@@ -50,12 +48,11 @@ pub struct EvalSession {
 }
 
 /// The run's newest policy and the policy it started from: PPO's against
-/// the supervised one (CAI's, else SFT's), a supervised one against the
+/// the supervised one (see `supervised`), a supervised one against the
 /// base model.
 fn models(run: &RunDir, config: &RunConfig) -> anyhow::Result<(PathBuf, PathBuf)> {
     let newest = |stage: Stage| run.latest_checkpoint(stage.name());
-    let supervised = newest(Stage::Cai).or_else(|| newest(Stage::Sft));
-    match (newest(Stage::Ppo), supervised) {
+    match (newest(Stage::Ppo), newest(supervised(run))) {
         (Some(ppo), Some(start)) => Ok((ppo, start)),
         (Some(ppo), None) => Ok((ppo, config.sft.init.clone())),
         (None, Some(start)) => Ok((start, config.sft.init.clone())),
@@ -79,18 +76,15 @@ impl EvalSession {
         let answer_seed = rng.random::<u64>();
         let answers = |dir: &Path| -> anyhow::Result<Vec<String>> {
             let (model, tokenizer) = hf::load_language_model(dir, device)?;
-            sample_answers(&model, &tokenizer, &prompts, MAX_NEW_TOKENS, answer_seed).map_err(anyhow::Error::msg)
+            sample_answers(&model, &tokenizer, &prompts, ANSWER_TOKENS, answer_seed).map_err(anyhow::Error::msg)
         };
         let (answers_a, answers_b) = (answers(&a)?, answers(&b)?);
-        let judged = match &data.evaluator {
-            Some(judge) => {
-                let score = |answers: &[String]| judge.scores(&prompts, answers).map_err(anyhow::Error::msg);
-                let (sa, sb) = (score(&answers_a)?, score(&answers_b)?);
-                sa.iter()
-                    .zip(&sb)
-                    .map(|(&x, &y)| Some(Outcome::of_scores(x, y)))
-                    .collect()
-            }
+        let judged: Vec<Option<Outcome>> = match &data.evaluator {
+            Some(judge) => judged_outcomes(judge.as_ref(), &prompts, &answers_a, &answers_b)
+                .map_err(anyhow::Error::msg)?
+                .into_iter()
+                .map(Some)
+                .collect(),
             None => vec![None; prompts.len()],
         };
         let items = prompts

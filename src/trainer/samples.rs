@@ -14,6 +14,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::protocol::{Response, SampleSet, Stage};
 use super::run_data::RunData;
+use super::stage::supervised;
 use crate::model::sampling::SamplingParams;
 use crate::model::{CausalLm, GenerateConfig, ScalarModel, Tokenizer, generate, hf};
 use crate::rlhf::data::Prompt;
@@ -144,7 +145,7 @@ impl DiskModels {
     pub fn load(run: &RunDir, config: &RunConfig, device: &Device) -> anyhow::Result<Self> {
         let base = config.sft.init.clone();
         let newest = |stage: Stage| run.latest_checkpoint(stage.name());
-        let supervised = newest(Stage::Cai).or_else(|| newest(Stage::Sft));
+        let supervised = newest(supervised(run));
         let (policy_dir, version) = match newest(Stage::Ppo).or_else(|| supervised.clone()) {
             Some(dir) => {
                 let version = checkpoint_name(&dir);

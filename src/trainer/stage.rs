@@ -116,9 +116,10 @@ fn init_path(configured: &Option<PathBuf>, run: &RunDir, stage: Stage, for_stage
     }
 }
 
-/// The stage whose checkpoint the reward model and PPO start from: CAI's
+/// The run's supervised stage, whose checkpoint the reward model, PPO,
+/// the pair pane's reference and the blind evaluation start from: CAI's
 /// where the run has one (SL-CAI refines the supervised policy), else SFT's.
-fn supervised(run: &RunDir) -> Stage {
+pub fn supervised(run: &RunDir) -> Stage {
     match run.latest_checkpoint(Stage::Cai.name()) {
         Some(_) => Stage::Cai,
         None => Stage::Sft,

@@ -208,14 +208,16 @@ pub fn load_scalar_model(
 fn pooling_of(dir: &Path) -> Result<Pooling, ImportError> {
     let path = dir.join(CONFIG);
     let text = std::fs::read_to_string(&path).map_err(|e| ImportError::io(&path, e))?;
-    let value: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-    match value.get(POOLING_KEY).and_then(|v| v.as_str()) {
-        None | Some("last") => Ok(Pooling::Last),
-        Some("mean") => Ok(Pooling::Mean),
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| ImportError::refused(&path, "config.json", e.to_string()))?;
+    match value.get(POOLING_KEY) {
+        None => Ok(Pooling::Last),
+        Some(v) if v == "last" => Ok(Pooling::Last),
+        Some(v) if v == "mean" => Ok(Pooling::Mean),
         Some(other) => Err(ImportError::refused(
             &path,
             POOLING_KEY,
-            format!("is {other:?}; \"last\" and \"mean\" are read here"),
+            format!("is {other}; \"last\" and \"mean\" are read here"),
         )),
     }
 }
@@ -276,6 +278,23 @@ pub fn save_scalar_model(dir: &Path, model: &ScalarModel, tokenizer: &Tokenizer)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The pooling mark is read as written; anything else is refused with
+    /// the file and the key, never taken for the default.
+    #[test]
+    fn the_pooling_mark_is_read_or_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let pooling = |text: &str| {
+            std::fs::write(dir.path().join(CONFIG), text).unwrap();
+            pooling_of(dir.path())
+        };
+        assert_eq!(pooling("{}").unwrap(), Pooling::Last);
+        assert_eq!(pooling(r#"{"rlhf_tui_pooling": "mean"}"#).unwrap(), Pooling::Mean);
+        for bad in [r#"{"rlhf_tui_pooling": 1}"#, r#"{"rlhf_tui_pooling": "max"}"#, "{"] {
+            let err = pooling(bad).unwrap_err().to_string();
+            assert!(err.contains("config.json"), "{bad}: {err}");
+        }
+    }
 
     /// The files that say how the model takes turns are written into every
     /// directory saved from it, as they were, so a checkpoint reads

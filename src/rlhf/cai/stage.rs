@@ -171,8 +171,7 @@ impl CaiTrainer {
             .iter()
             .map(|(_, r)| serde_json::to_string(r))
             .collect::<Result<_, _>>()?;
-        write_atomic(&parts.revisions_path, (lines.join("\n") + "\n").as_bytes())
-            .map_err(|e| anyhow::anyhow!("{}: {e}", parts.revisions_path.display()))?;
+        write_lines(&parts.revisions_path, &lines)?;
 
         let demos = |set: &[(Prompt, Revised)]| {
             set.iter()
@@ -281,6 +280,7 @@ impl CaiTrainer {
     }
 }
 
+/// `lines` as a JSON Lines file, written atomically; returns how many.
 fn write_lines(path: &Path, lines: &[String]) -> anyhow::Result<usize> {
     write_atomic(path, (lines.join("\n") + "\n").as_bytes()).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     Ok(lines.len())
