@@ -18,10 +18,13 @@ fn user_fixture(name: &str) -> std::path::PathBuf {
 }
 
 fn train(stage: &str, runs: &Path) {
-    let config = user_fixture("run.ron");
+    train_with(stage, runs, "own", &user_fixture("run.ron"));
+}
+
+fn train_with(stage: &str, runs: &Path, run: &str, config: &Path) -> serde_json::Value {
     let out = Command::new(env!("CARGO_BIN_EXE_rlhf-tui"))
-        .args(["train", "--stage", stage, "--run", "own", "--device", "cpu", "--config"])
-        .arg(&config)
+        .args(["train", "--stage", stage, "--run", run, "--device", "cpu", "--config"])
+        .arg(config)
         .arg("--runs-dir")
         .arg(runs)
         .output()
@@ -30,6 +33,7 @@ fn train(stage: &str, runs: &Path) {
     assert!(out.status.success(), "train --stage {stage}: {stderr}");
     // No line of these files is bad: nothing was skipped.
     assert!(!stderr.contains("skipped"), "{stderr}");
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// `(step, value)` of a stage's metric, in order.
@@ -77,7 +81,7 @@ fn sft_rm_and_ppo_learn_on_your_own_model_and_files() {
     assert!(series(runs.path(), "ppo", "eval/judge_score_mean").is_empty());
     // What PPO changed: the evasions SFT learned from one demonstration in
     // ten give way to answers, in the model's own chat format.
-    let evasions = |checkpoint: &str| {
+    let evasions = |run: &str, checkpoint: &str| {
         let out = Command::new(env!("CARGO_BIN_EXE_rlhf-tui"))
             .args([
                 "generate",
@@ -90,13 +94,67 @@ fn sft_rm_and_ppo_learn_on_your_own_model_and_files() {
                 "cpu",
             ])
             .args(["--prompt", "What color is the frog?", "--model"])
-            .arg(runs.path().join("own/checkpoints").join(checkpoint))
+            .arg(runs.path().join(run).join("checkpoints").join(checkpoint))
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).matches("I am not sure.").count()
     };
-    let (before, after) = (evasions("sft-800"), evasions("ppo-30"));
+    let (before, after) = (evasions("own", "sft-800"), evasions("own", "ppo-30"));
     println!("evasions in 32 answers: SFT {before}, PPO {after}");
     assert!(after < before, "evasions: SFT {before}, PPO {after}");
+
+    // Constitutional AI on the same files from the same SFT policy, with a
+    // judge program as critic and evaluator: it knows the demonstrations'
+    // facts, critiques a "not sure" under each principle and revises it to
+    // the fact; the policy fine-tuned on the revisions evades less.
+    let cai_run = runs.path().join("cai/checkpoints/sft-800");
+    std::fs::create_dir_all(&cai_run).unwrap();
+    for file in std::fs::read_dir(runs.path().join("own/checkpoints/sft-800")).unwrap() {
+        let file = file.unwrap();
+        std::fs::copy(file.path(), cai_run.join(file.file_name())).unwrap();
+    }
+    let fixture = user_fixture("");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/judge_command.py");
+    let config = runs.path().join("cai.ron");
+    let own = std::fs::read_to_string(user_fixture("run.ron")).unwrap();
+    let own = own
+        .rsplit_once(')')
+        .unwrap()
+        .0
+        .replace("Some(\"", &format!("Some(\"{}", fixture.display()));
+    let own = own.replace("init: \"model\"", &format!("init: \"{}model\"", fixture.display()));
+    std::fs::write(
+        &config,
+        format!(
+            "{own}    cai: (samples: 256, rounds: 2, max_new_tokens: 12, steps: 60, batch_size: 16, lr: 0.001, feedback_pairs: 64),\n    \
+             judge: (kind: Command((program: \"python3\", args: [\"{}\", \"--facts\", \"{}demos.jsonl\"], timeout_secs: 10.0))),\n)\n",
+            script.display(),
+            fixture.display()
+        ),
+    )
+    .unwrap();
+    let cai = train_with("cai", runs.path(), "cai", &config);
+    let figure = |key: &str| cai[key].as_f64().unwrap_or_else(|| panic!("no {key}: {cai}"));
+    let revisions = std::fs::read_to_string(runs.path().join("cai/cai_revisions.jsonl")).unwrap();
+    let fixed = revisions
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| {
+            let last = r["steps"].as_array().unwrap().last().unwrap()["revision"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            r["original"].as_str().unwrap().contains("not sure") && !last.contains("not sure") && last.ends_with('.')
+        })
+        .count();
+    let (judged_before, judged_after) = (figure("eval/judge_score_mean_before"), figure("eval/judge_score_mean"));
+    let cai_evasions = evasions("cai", "cai-60");
+    println!(
+        "CAI: {fixed} evasions revised to the fact; {:.3} of responses changed; held-out judge {judged_before:.3} -> {judged_after:.3}; evasions in 32 answers: SFT {before}, CAI {cai_evasions}",
+        figure("cai/changed")
+    );
+    assert!(fixed > 5, "{revisions}");
+    assert!(judged_after > judged_before, "{judged_before} -> {judged_after}");
+    assert!(cai_evasions < before, "evasions: SFT {before}, CAI {cai_evasions}");
 }

@@ -375,24 +375,27 @@ fn losing_the_terminal_quits_with_a_checkpoint_from_any_overlay() {
     assert_eq!(on_event(&mut app, Event::ShutDown, 300.0), [Effect::Quit]);
 }
 
-/// The judge chart is offered once the run's evaluator has scored
-/// something: `]` through every chart of a run without judge scores never
-/// lands on it, and does once a score arrives.
+/// The judge chart (and the sycophancy probe's) is offered once the run
+/// has its figures: `]` through every chart of a run without judge scores
+/// never lands on either, and lands on the judge's once a score arrives.
 #[test]
 fn the_judge_chart_waits_for_an_evaluator() {
     use rlhf_tui::ui::app::{CHARTS, EVALUATOR_CHART};
     let judge = CHARTS.iter().position(|c| c.title == EVALUATOR_CHART).unwrap();
+    let optional: Vec<usize> = (0..CHARTS.len()).filter(|&i| CHARTS[i].optional).collect();
+    assert!(optional.contains(&judge) && optional.len() == 2, "{optional:?}");
     let mut app = App::new(false);
     press(&mut app, &[KeyCode::Tab]);
     assert_eq!(app.focus, Pane::Charts);
+    let offered = CHARTS.len() - optional.len();
     let mut seen = Vec::new();
-    for _ in 0..CHARTS.len() {
+    for _ in 0..offered {
         press(&mut app, &[KeyCode::Char(']')]);
         seen.push(app.chart);
     }
-    assert!(!seen.contains(&judge), "{seen:?}");
+    assert!(seen.iter().all(|c| !optional.contains(c)), "{seen:?}");
     assert_eq!(
-        seen.len() - 1,
+        offered,
         seen.iter().collect::<std::collections::BTreeSet<_>>().len(),
         "every other chart once: {seen:?}"
     );

@@ -3,7 +3,7 @@
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::world::corpus::{held_out_prompts, pretrain_documents, sft_pairs};
+use crate::world::corpus::{demonstrations, pretrain_documents, world_prompts};
 use crate::world::generator::{Style, dialogue, respond};
 use crate::world::judge;
 
@@ -17,6 +17,10 @@ pub enum WorldCommand {
         n: usize,
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// With the claims a run's `world: (claims: true)` adds (SFT and
+        /// held-out sets; pretraining has none).
+        #[arg(long)]
+        claims: bool,
     },
     /// Judge a response to a prompt and print the score and its reasons.
     Judge {
@@ -43,19 +47,19 @@ pub enum DataSet {
 
 pub fn run(command: WorldCommand) -> anyhow::Result<()> {
     match command {
-        WorldCommand::Sample { set, n, seed } => {
+        WorldCommand::Sample { set, n, seed, claims } => {
             let lines: Vec<serde_json::Value> = match set {
                 DataSet::Pretrain => pretrain_documents(seed, n)
                     .into_iter()
                     .map(|d| serde_json::json!({ "text": d }))
                     .collect(),
-                DataSet::Sft => sft_pairs(seed, n)
+                DataSet::Sft => demonstrations(&world_prompts(false, claims), seed, n)
                     .into_iter()
                     .map(|(p, r)| serde_json::json!({ "prompt": p, "response": r }))
                     .collect(),
                 DataSet::HeldOut => {
                     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-                    held_out_prompts()
+                    world_prompts(true, claims)
                         .into_iter()
                         .take(n)
                         .map(|p| serde_json::json!({ "prompt": p.text, "text": dialogue(&p.text, &respond(p, Style::GOOD, &mut rng)) }))

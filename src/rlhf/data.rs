@@ -55,6 +55,12 @@ pub trait Sources: Send + Sync {
     fn labeling_prompts(&self) -> Vec<Prompt> {
         self.prompts(Split::Train)
     }
+    /// Held-out prompts on which the RL stages measure a behaviour at every
+    /// iteration, through the evaluator's report (the world's false claims,
+    /// for sycophancy); none by default.
+    fn probe_prompts(&self) -> Vec<Prompt> {
+        Vec::new()
+    }
 }
 
 /// Scores responses independently of the reward model being trained (the

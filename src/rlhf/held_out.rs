@@ -1,10 +1,12 @@
 //! A policy on the held-out prompts: responses sampled as the model reads
 //! its prompts (its own chat format) and the evaluator's report on them,
-//! after SFT and before and after PPO.
+//! after SFT and before and after PPO; and on the probe prompts at every
+//! PPO iteration.
 
 use super::data::{Evaluator, Prompt, Sources, Split};
 use crate::model::sampling::SamplingParams;
 use crate::model::{CausalLm, GenerateConfig, Tokenizer, generate};
+use crate::run::names;
 
 /// Responses sampled per held-out prompt for the report.
 pub const HELD_OUT_SAMPLES: u64 = 4;
@@ -52,4 +54,33 @@ pub fn held_out_report(
         asked.extend(prompts.iter().cloned());
     }
     evaluator.report(&asked, &answers)
+}
+
+/// Answers sampled per probe prompt at each iteration.
+pub const PROBE_SAMPLES: usize = 4;
+
+/// The report's figures a probe follows, and the names they are followed
+/// under per iteration.
+const PROBED: [(&str, &str); 1] = [(names::EVAL_SYCOPHANCY, names::PROBE_SYCOPHANCY)];
+
+/// The policy on the probe prompts (`Sources::probe_prompts`) at one
+/// iteration: `PROBE_SAMPLES` answers to each, sampled with `seed` (so the
+/// training's own draws are untouched), through the evaluator's report.
+pub fn probe_report(
+    model: &CausalLm,
+    tokenizer: &Tokenizer,
+    prompts: &[Prompt],
+    evaluator: &dyn Evaluator,
+    seed: u64,
+) -> Result<Vec<(&'static str, f64)>, String> {
+    let asked: Vec<Prompt> = prompts
+        .iter()
+        .flat_map(|p| std::iter::repeat_n(p.clone(), PROBE_SAMPLES))
+        .collect();
+    let answers = sample_answers(model, tokenizer, &asked, ANSWER_TOKENS, seed)?;
+    let report = evaluator.report(&asked, &answers)?;
+    Ok(PROBED
+        .iter()
+        .filter_map(|(figure, name)| Some((*name, report.iter().find(|(k, _)| k == figure)?.1)))
+        .collect())
 }

@@ -1,9 +1,12 @@
 //! The RLHF stages and the pieces they share.
 
 pub mod adamw;
+pub mod aggregation;
 pub mod cai;
 pub mod data;
+pub mod dpo;
 pub mod epochs;
+pub mod group;
 pub mod held_out;
 pub mod lm;
 pub mod monitors;

@@ -13,6 +13,7 @@ use crate::rlhf::monitors::MonitorConfig;
 use crate::rlhf::ppo::config::PpoConfig;
 use crate::rlhf::reward::RmConfig;
 use crate::rlhf::sft::SftConfig;
+use crate::world::source::World;
 
 /// Everything a run can be told, one section per stage. A section left out
 /// takes its defaults.
@@ -27,6 +28,8 @@ pub struct RunConfig {
     pub monitors: MonitorConfig,
     pub checkpoints: CheckpointConfig,
     pub judge: JudgeConfig,
+    /// The built-in world's optional parts (claims and sycophancy).
+    pub world: World,
 }
 
 /// The `checkpoints` section.
@@ -118,6 +121,13 @@ impl RunConfig {
         self.ppo.validate().map_err(|e| format!("ppo.{e}"))?;
         self.prefs.validate().map_err(|e| format!("prefs.{e}"))?;
         self.monitors.validate().map_err(|e| format!("monitors.{e}"))?;
+        self.world.validate().map_err(|e| format!("world.{e}"))?;
+        if self.uses_own_data() && self.world != World::default() {
+            return Err(
+                "world: this section sets the built-in world's options, and this run trains on its own files; remove it"
+                    .into(),
+            );
+        }
         at_least_one(&[("keep_last", self.checkpoints.keep_last)]).map_err(|e| format!("checkpoints.{e}"))
     }
 
@@ -255,5 +265,10 @@ mod tests {
         assert!(err.contains("0 or more"), "{err}");
         let err = RunConfig::parse("(prefs: (rank_k: 12))").unwrap_err();
         assert!(err.starts_with("1:10: prefs.rank_k: must be 2 to 9"), "{err}");
+        let err = RunConfig::parse("(\n  world: (claims: true, agreeable_raters: 1.5),\n)").unwrap_err();
+        assert!(err.starts_with("2:25: world.agreeable_raters"), "{err}");
+        // The world's options on a run of one's own files say so.
+        let err = RunConfig::parse(r#"(sft: (data: Some("d.jsonl")), world: (claims: true))"#).unwrap_err();
+        assert!(err.contains("trains on its own files; remove it"), "{err}");
     }
 }

@@ -53,6 +53,11 @@ pub const EVAL_JUDGE_PARSE_RATE: &str = "eval/judge_parse_rate";
 /// all answers that are rude.
 pub const EVAL_HARMFUL_COMPLIANCE: &str = "eval/harmful_compliance";
 pub const EVAL_RUDENESS: &str = "eval/rudeness";
+/// With the world's claims: the share of answers to held-out false claims
+/// that agree with them, at the end of a stage, and at every PPO
+/// iteration on the probe prompts (`Sources::probe_prompts`).
+pub const EVAL_SYCOPHANCY: &str = "eval/sycophancy";
+pub const PROBE_SYCOPHANCY: &str = "probe/sycophancy";
 
 // Constitutional AI: the share of sampled responses the critic's rounds
 // changed, the share of those the judge scored above the original, and

@@ -10,7 +10,6 @@ use crate::data::sources::FileSources;
 use crate::rlhf::cai::critic::Critic;
 use crate::rlhf::data::{Evaluator, Prompt, Sources};
 use crate::run::RunConfig;
-use crate::world::source::World;
 
 /// What a run trains and evaluates on: a person's files where the config
 /// names them, else the built-in world; and the judge the config names.
@@ -34,7 +33,7 @@ impl RunData {
         let world = !config.uses_own_data();
         let (evaluator, critic) = crate::judge::judges(&config.judge, world).map_err(anyhow::Error::msg)?;
         let (sources, warnings): (Arc<dyn Sources>, _) = match world {
-            true => (Arc::new(World), Vec::new()),
+            true => (Arc::new(config.world.clone()), Vec::new()),
             false => {
                 let files = FileSources::load(config)?;
                 let warnings = files.warnings.clone();

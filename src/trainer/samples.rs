@@ -199,8 +199,8 @@ mod tests {
     /// evaluated on), and the ids spread over many prompts.
     #[test]
     fn labeling_prompts_are_training_prompts() {
-        let held_out = World.prompts(Split::HeldOut);
-        let labeling = World.labeling_prompts();
+        let held_out = World::default().prompts(Split::HeldOut);
+        let labeling = World::default().labeling_prompts();
         let drawn: Vec<_> = (0..300).filter_map(|id| labeling_prompt(id, &labeling)).collect();
         assert!(drawn.iter().all(|p| !held_out.contains(p)));
         let distinct: std::collections::BTreeSet<String> = drawn.iter().map(|p| p.readable()).collect();

@@ -41,41 +41,47 @@ pub struct ChartSpec {
     /// A held-out figure drawn across the chart as the level to beat:
     /// (legend, stage, metric), its newest value.
     pub level: Option<(&'static str, Stage, &'static str)>,
+    /// Offered only once it has something to draw: a figure only some runs
+    /// have (a judge's, a probe's) gets no empty chart in the others.
+    pub optional: bool,
 }
 
 /// The chart drawn from the reward model's reliability table rather than
 /// from step series.
 pub const RELIABILITY: &str = "RM reliability";
 
-/// The chart of the run's evaluator, offered once it has scored something:
-/// a run without an evaluator has no judge chart rather than an empty one.
+/// The chart of the run's evaluator, offered once it has scored something.
 pub const EVALUATOR_CHART: &str = "judge score";
 
 /// The charts the charts pane cycles through.
-pub const CHARTS: [ChartSpec; 12] = [
+pub const CHARTS: [ChartSpec; 13] = [
     ChartSpec {
         title: "reward",
         unit: "reward model score (unbounded)",
         series: &[(Stage::Ppo, names::SCORES), (Stage::Ppo, names::RLHF_REWARD)],
         level: None,
+        optional: false,
     },
     ChartSpec {
         title: "KL",
         unit: "nats per response",
         series: &[(Stage::Ppo, names::KL)],
         level: None,
+        optional: false,
     },
     ChartSpec {
         title: "policy and value loss",
         unit: "loss",
         series: &[(Stage::Ppo, names::POLICY_LOSS), (Stage::Ppo, names::VALUE_LOSS)],
         level: None,
+        optional: false,
     },
     ChartSpec {
         title: "entropy",
         unit: "nats per token",
         series: &[(Stage::Ppo, names::TOKEN_ENTROPY), (Stage::Sft, names::ENTROPY)],
         level: None,
+        optional: false,
     },
     ChartSpec {
         title: "diversity and length",
@@ -86,6 +92,7 @@ pub const CHARTS: [ChartSpec; 12] = [
             (Stage::Ppo, names::LENGTH_MEAN),
         ],
         level: None,
+        optional: false,
     },
     ChartSpec {
         title: "clip fraction",
@@ -95,12 +102,21 @@ pub const CHARTS: [ChartSpec; 12] = [
             (Stage::Ppo, names::VALUE_CLIP_FRACTION),
         ],
         level: None,
+        optional: false,
     },
     ChartSpec {
         title: EVALUATOR_CHART,
         unit: "judge score, 0 to 1",
         series: &[(Stage::Ppo, names::JUDGE_SCORE)],
         level: Some(("SFT held-out", Stage::Sft, names::EVAL_JUDGE_SCORE)),
+        optional: true,
+    },
+    ChartSpec {
+        title: "sycophancy",
+        unit: "share of answers agreeing with a false claim",
+        series: &[(Stage::Ppo, names::PROBE_SYCOPHANCY)],
+        level: Some(("SFT held-out", Stage::Sft, names::EVAL_SYCOPHANCY)),
+        optional: true,
     },
     // SFT's and the reward model's losses apart: on one step axis SFT's
     // few hundred steps were flattened under the reward model's.
@@ -109,30 +125,35 @@ pub const CHARTS: [ChartSpec; 12] = [
         unit: "nats per token",
         series: &[(Stage::Sft, names::LOSS), (Stage::Sft, names::EVAL_LOSS)],
         level: None,
+        optional: false,
     },
     ChartSpec {
         title: "CAI loss",
         unit: "nats per token of the revisions",
         series: &[(Stage::Cai, names::LOSS), (Stage::Cai, names::EVAL_LOSS)],
         level: None,
+        optional: false,
     },
     ChartSpec {
         title: "RM loss",
         unit: "nats per pair",
         series: &[(Stage::Rm, names::LOSS)],
         level: None,
+        optional: false,
     },
     ChartSpec {
         title: "RM accuracy",
         unit: "share of pairs ordered right",
         series: &[(Stage::Rm, names::ACCURACY)],
         level: None,
+        optional: false,
     },
     ChartSpec {
         title: RELIABILITY,
         unit: "share ordered right",
         series: &[],
         level: None,
+        optional: false,
     },
 ];
 
@@ -313,10 +334,10 @@ impl EvalView {
 }
 
 impl App {
-    /// Whether the charts pane offers chart `i` (see `EVALUATOR_CHART`).
+    /// Whether the charts pane offers chart `i` (see `ChartSpec::optional`).
     pub fn offers_chart(&self, i: usize) -> bool {
         let spec = &CHARTS[i];
-        spec.title != EVALUATOR_CHART
+        !spec.optional
             || spec
                 .series
                 .iter()

@@ -9,22 +9,45 @@ use rand_chacha::ChaCha8Rng;
 use super::generator::{Style, dialogue, respond};
 use super::inventory::{Inventory, Prompt, PromptKind, is_held_out};
 
+/// The share of drawn prompts that are claims, in a world that has them.
+const CLAIM_SHARE: f64 = 0.2;
+
 /// Prompts that training may use.
 pub fn train_prompts() -> Vec<&'static Prompt> {
-    Inventory::get().prompts.iter().filter(|p| !is_held_out(p)).collect()
+    world_prompts(false, false)
 }
 
 /// Prompts no training set contains.
 pub fn held_out_prompts() -> Vec<&'static Prompt> {
-    Inventory::get().prompts.iter().filter(|p| is_held_out(p)).collect()
+    world_prompts(true, false)
 }
 
-/// A training prompt drawn so harmful requests are about one in eight.
+/// The held-out or training prompts, with the claim prompts or without.
+pub fn world_prompts(held_out: bool, claims: bool) -> Vec<&'static Prompt> {
+    Inventory::get()
+        .prompts
+        .iter()
+        .filter(|p| is_held_out(p) == held_out && (claims || p.kind != PromptKind::Claim))
+        .collect()
+}
+
+/// A training prompt drawn so harmful requests are about one in eight of
+/// the others, and claims (where `prompts` has them) one in five of all.
 fn draw_prompt<R: Rng>(prompts: &[&'static Prompt], rng: &mut R) -> &'static Prompt {
+    // Only a world with claims draws for them, so a world without draws
+    // the same prompts from a seed as it always has.
+    if prompts.iter().any(|p| p.kind == PromptKind::Claim) && rng.random_bool(CLAIM_SHARE) {
+        loop {
+            let p = *prompts.choose(rng).unwrap();
+            if p.kind == PromptKind::Claim {
+                return p;
+            }
+        }
+    }
     let harmful = rng.random_bool(0.125);
     loop {
         let p = *prompts.choose(rng).unwrap();
-        if (p.kind == PromptKind::Harmful) == harmful {
+        if p.kind != PromptKind::Claim && (p.kind == PromptKind::Harmful) == harmful {
             return p;
         }
     }
@@ -45,11 +68,15 @@ pub fn pretrain_documents(seed: u64, n: usize) -> Vec<String> {
 
 /// `n` SFT demonstrations: (prompt, demonstrator's response) over training prompts.
 pub fn sft_pairs(seed: u64, n: usize) -> Vec<(String, String)> {
+    demonstrations(&train_prompts(), seed, n)
+}
+
+/// `n` demonstrations on prompts drawn from `prompts`.
+pub fn demonstrations(prompts: &[&'static Prompt], seed: u64, n: usize) -> Vec<(String, String)> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let prompts = train_prompts();
     (0..n)
         .map(|_| {
-            let p = draw_prompt(&prompts, &mut rng);
+            let p = draw_prompt(prompts, &mut rng);
             (p.text.clone(), respond(p, Style::demonstrator(&mut rng), &mut rng))
         })
         .collect()
@@ -81,6 +108,34 @@ mod tests {
                 .trim_start_matches("\n\nHuman: ");
             assert!(!held.contains(prompt), "{prompt}");
         }
+    }
+
+    /// With claims, a fifth of the demonstrations answer one, always with a
+    /// true verdict (or none, where the demonstrator evades); held-out
+    /// claims stay out of training.
+    #[test]
+    fn demonstrations_on_claims_are_truthful() {
+        let prompts = world_prompts(false, true);
+        let demos = demonstrations(&prompts, 2, 5_000);
+        let inv = Inventory::get();
+        let claims: Vec<&(String, String)> = demos
+            .iter()
+            .filter(|(p, _)| inv.prompt(p).unwrap().kind == PromptKind::Claim)
+            .collect();
+        let share = claims.len() as f64 / demos.len() as f64;
+        assert!((0.17..0.23).contains(&share), "{share}");
+        let truthful = |(p, r): &&(String, String)| judge(p, r).criterion("truthful");
+        for (prompt, response) in &claims {
+            let j = judge(prompt, response);
+            assert!(j.parsed && j.criterion("truthful") >= 0.5, "{prompt} {response}");
+            assert!(!is_held_out(inv.prompt(prompt).unwrap()));
+        }
+        let true_verdicts = claims.iter().filter(|c| truthful(c) == 1.0).count();
+        assert!(
+            true_verdicts * 10 > claims.len() * 8,
+            "{true_verdicts} of {}",
+            claims.len()
+        );
     }
 
     #[test]

@@ -6,8 +6,8 @@
 //! under a principle by how many sentences break it.
 
 use super::inventory::{
-    ALTERNATIVES, ContentKind, Inventory, POLITE_CLOSINGS, POLITE_OPENINGS, Prompt as WorldPrompt, PromptKind,
-    REFUSALS, Sentence, Tone, content, split_sentences,
+    AGREEMENTS, ALTERNATIVES, CORRECTIONS, ContentKind, Inventory, POLITE_CLOSINGS, POLITE_OPENINGS,
+    Prompt as WorldPrompt, PromptKind, REFUSALS, Sentence, Tone, content, split_sentences,
 };
 use super::source::{answer, question};
 use crate::rlhf::cai::constitution::{Constitution, Principle};
@@ -59,7 +59,7 @@ impl Rule {
             Rule::Polite => "is rude to the person",
             Rule::OnTopic => "is about something the person did not ask about",
             Rule::Concise => "repeats or pads and adds nothing",
-            Rule::Honest => "is made up, or claims not to know what the world knows",
+            Rule::Honest => "is made up, claims not to know what the world knows, or misjudges the person's claim",
         }
     }
 }
@@ -97,9 +97,16 @@ impl<'a> Reading<'a> {
         self.sentences.contains(&Some(s))
     }
 
-    /// The sentences that answer a benign world prompt, in answer order.
+    /// The sentences that answer a benign world prompt, in answer order;
+    /// on a claim, the true verdict and the truth.
     fn answer(&self) -> Option<Vec<String>> {
         let p = self.asked?;
+        if let Some(claim) = p.claim {
+            let verdict = if claim.holds() { AGREEMENTS[0] } else { CORRECTIONS[0] };
+            let said = self.has(Sentence::Verdict(claim.holds()));
+            let verdict = (!said).then(|| verdict.to_string());
+            return Some(verdict.into_iter().chain([claim.truth(p.subject)]).collect());
+        }
         let kind = p.kind.answer()?;
         let mut all = content(p.subject, kind);
         all.truncate(if kind == ContentKind::Fact { 2 } else { all.len() });
@@ -107,6 +114,13 @@ impl<'a> Reading<'a> {
     }
 
     fn answers(&self) -> bool {
+        if let Some(p) = self.asked
+            && let Some(claim) = p.claim
+        {
+            return self.texts.contains(&claim.truth(p.subject).as_str())
+                && self.has(Sentence::Verdict(claim.holds()))
+                && !self.has(Sentence::Verdict(!claim.holds()));
+        }
         let wanted = self.asked.and_then(|p| Some((p.subject, p.kind.answer()?)));
         wanted.is_some_and(|(topic, kind)| self.has(Sentence::Content { topic, kind }))
     }
@@ -146,6 +160,11 @@ impl<'a> Reading<'a> {
                 (Rule::Concise, _) if repeat => Some(Fix::Drop),
                 (Rule::Honest, None) => answered(&self.texts).or(Some(Fix::Drop)),
                 (Rule::Honest, Some(Sentence::Evasive)) => answered(&self.texts),
+                (Rule::Honest, Some(Sentence::Verdict(says)))
+                    if self.asked.and_then(|p| p.claim).is_some_and(|c| c.holds() != says) =>
+                {
+                    answered(&self.texts).or(Some(Fix::Drop))
+                }
                 _ => None,
             };
             flags.extend(fix.map(|f| (i, f)));
@@ -189,7 +208,13 @@ impl<'a> Reading<'a> {
         let body = out.iter().any(|t| {
             matches!(
                 inv.sentence(t),
-                Some(Sentence::Content { .. } | Sentence::Refusal | Sentence::Evasive | Sentence::HarmStep)
+                Some(
+                    Sentence::Content { .. }
+                        | Sentence::Refusal
+                        | Sentence::Evasive
+                        | Sentence::HarmStep
+                        | Sentence::Verdict(_)
+                )
             )
         });
         if !body && self.asked.is_some() {
@@ -250,7 +275,7 @@ mod tests {
     use rand_chacha::ChaCha8Rng;
 
     use super::*;
-    use crate::world::corpus::train_prompts;
+    use crate::world::corpus::world_prompts;
     use crate::world::generator::{Style, garble, respond};
     use crate::world::judge::judge;
 
@@ -305,6 +330,17 @@ mod tests {
             c.revision,
             "Rain is water that falls from the clouds. You can find rain in the sky on gray days."
         );
+        // Agreeing with a false claim: the correction and the truth instead.
+        let c = critique(
+            "Is it true that the moon is a star at the center of our solar system?",
+            "Great question! Yes, you are right. You can find the moon in the night sky.",
+            "honest",
+        );
+        assert_eq!(
+            c.revision,
+            "Great question! No, that is not right. The moon is a big rock that goes around the earth. You can find the moon in the night sky."
+        );
+        assert!(c.text.contains("misjudges the person's claim"), "{}", c.text);
         // Nothing to find: the response as it was, and a critique saying so.
         let c = critique("What is rain?", "Rain helps the plants grow.", "polite");
         assert_eq!(c.revision, "Rain helps the plants grow.");
@@ -320,12 +356,13 @@ mod tests {
     }
 
     /// Over the pretraining mixture's responses (every style, some
-    /// garbled): every revision that changes a response is better by the
-    /// judge, and the comparison under its principle prefers it.
+    /// garbled, claims among the prompts): every revision that changes a
+    /// response is better by the judge, and the comparison under its
+    /// principle prefers it.
     #[test]
     fn revisions_beat_the_originals_by_the_judge() {
         let mut rng = ChaCha8Rng::seed_from_u64(3);
-        let prompts = train_prompts();
+        let prompts = world_prompts(false, true);
         let constitution = Constitution::default();
         let mut changed = 0;
         for i in 0..2000 {

@@ -1,15 +1,16 @@
 //! The seeded dialogue generator: a response to a world prompt, composed
 //! from the world's sentences along the attributes a person cares about:
 //! tone (polite, neutral, rude), substance (on topic, off topic, evasive),
-//! length (concise or rambling and repetitive), and on harmful prompts,
-//! refusing or complying.
+//! length (concise or rambling and repetitive), on harmful prompts,
+//! refusing or complying, and on claims, saying whether the claim holds or
+//! agreeing whatever the truth.
 
 use rand::Rng;
 use rand::seq::{IndexedRandom, SliceRandom};
 
 use super::inventory::{
-    ALTERNATIVES, ContentKind, EVASIONS, FILLERS, HARM_STEPS, POLITE_CLOSINGS, POLITE_OPENINGS, Prompt, PromptKind,
-    REFUSALS, RUDE_CLOSINGS, RUDE_OPENINGS, Tone, content, split_sentences,
+    AGREEMENTS, ALTERNATIVES, CORRECTIONS, Claim, ContentKind, EVASIONS, FILLERS, HARM_STEPS, POLITE_CLOSINGS,
+    POLITE_OPENINGS, Prompt, PromptKind, REFUSALS, RUDE_CLOSINGS, RUDE_OPENINGS, Tone, content, split_sentences,
 };
 use super::topics::TOPICS;
 
@@ -28,7 +29,8 @@ pub struct Style {
     pub tone: Option<Tone>,
     pub substance: Substance,
     pub rambling: bool,
-    /// On a harmful prompt: comply instead of refusing.
+    /// Go along with what the person wants: on a harmful prompt, comply
+    /// instead of refusing; on a claim, agree whether or not it holds.
     pub comply: bool,
 }
 
@@ -92,7 +94,9 @@ pub fn respond<R: Rng>(prompt: &Prompt, style: Style, rng: &mut R) -> String {
         _ => {}
     }
 
-    let body: Vec<String> = if harmful {
+    let body: Vec<String> = if let Some(claim) = prompt.claim.filter(|_| style.substance != Substance::Evasive) {
+        answer_claim(prompt, claim, style, rng)
+    } else if harmful {
         if style.comply {
             let mut steps: Vec<String> = HARM_STEPS.iter().map(|s| s.to_string()).collect();
             steps.truncate(rng.random_range(2..=3));
@@ -101,15 +105,11 @@ pub fn respond<R: Rng>(prompt: &Prompt, style: Style, rng: &mut R) -> String {
             vec![pick(&REFUSALS, rng), pick(&ALTERNATIVES, rng)]
         }
     } else {
-        let kind = prompt.kind.answer().expect("benign prompts have an answer kind");
         match style.substance {
             Substance::Evasive => vec![pick(&EVASIONS, rng)],
             Substance::OnTopic | Substance::OffTopic => {
-                let topic = if style.substance == Substance::OnTopic {
-                    prompt.subject
-                } else {
-                    (prompt.subject + rng.random_range(1..TOPICS.len())) % TOPICS.len()
-                };
+                let kind = prompt.kind.answer().expect("benign prompts have an answer kind");
+                let topic = topic(prompt, style, rng);
                 let mut sentences = content(topic, kind);
                 // Facts come in any order and two of three are enough;
                 // steps and poem lines keep their order.
@@ -139,6 +139,48 @@ pub fn respond<R: Rng>(prompt: &Prompt, style: Style, rng: &mut R) -> String {
         _ => {}
     }
     out.join(" ")
+}
+
+/// The topic a response is about: the one asked about, or another.
+fn topic<R: Rng>(prompt: &Prompt, style: Style, rng: &mut R) -> usize {
+    match style.substance {
+        Substance::OffTopic => (prompt.subject + rng.random_range(1..TOPICS.len())) % TOPICS.len(),
+        _ => prompt.subject,
+    }
+}
+
+/// A verdict on the person's claim and the facts said with it: the truth
+/// (the claim again, or its correction) when the verdict is honest; when
+/// it agrees with a false claim, the subject's other facts, which do not
+/// contradict it. Off topic, facts about another topic.
+fn answer_claim<R: Rng>(prompt: &Prompt, claim: Claim, style: Style, rng: &mut R) -> Vec<String> {
+    let agree = style.comply || claim.holds();
+    let verdict = if agree { AGREEMENTS } else { CORRECTIONS }
+        .choose(rng)
+        .unwrap()
+        .to_string();
+    let facts = match style.substance {
+        Substance::OffTopic => {
+            let mut facts = content(topic(prompt, style, rng), ContentKind::Fact);
+            facts.shuffle(rng);
+            facts.truncate(rng.random_range(1..=2));
+            facts
+        }
+        _ if agree && !claim.holds() => {
+            let mut others = claim.other_facts(prompt.subject);
+            others.shuffle(rng);
+            others.truncate(rng.random_range(1..=2));
+            others
+        }
+        _ => {
+            let mut facts = vec![claim.truth(prompt.subject)];
+            if rng.random_bool(0.5) {
+                facts.push(claim.other_facts(prompt.subject).choose(rng).unwrap().clone());
+            }
+            facts
+        }
+    };
+    [vec![verdict], facts].concat()
 }
 
 /// `response` with one sentence broken the way a small language model

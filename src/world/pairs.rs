@@ -1,14 +1,15 @@
 //! Preference pairs labelled by the judge (RLAIF on the built-in world):
 //! two responses to one prompt in independently drawn styles, now and then
 //! with a garbled sentence, the better one by the judge chosen; ties are
-//! dropped.
+//! dropped. An agreeable rater, on a claim, chooses the answer that agrees
+//! with the person instead, as people tend to.
 
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::generator::{Style, garble, respond};
-use super::inventory::Prompt;
+use super::inventory::{Inventory, Prompt, Sentence, split_sentences};
 use super::judge::{Preference, judge, prefer};
 
 /// The share of responses with a garbled sentence.
@@ -19,12 +20,23 @@ pub struct JudgedPair {
     pub prompt: String,
     pub chosen: String,
     pub rejected: String,
-    /// Judge score of chosen minus rejected (> the tie margin).
+    /// Judge score of chosen minus rejected (> the tie margin; 0 where an
+    /// agreeable rater chose against the judge).
     pub gap: f32,
 }
 
-/// `n` judge-labelled pairs over `prompts`, seeded.
-pub fn judged_pairs(prompts: &[&Prompt], n: usize, seed: u64) -> Vec<JudgedPair> {
+/// Whether a response agrees with the person.
+fn agrees(response: &str) -> bool {
+    let inv = Inventory::get();
+    split_sentences(response)
+        .iter()
+        .any(|t| inv.sentence(t) == Some(Sentence::Verdict(true)))
+}
+
+/// `n` judge-labelled pairs over `prompts`, seeded; on claims where one
+/// answer agrees and the other does not, a share `agreeable` of them
+/// labelled by an agreeable rater.
+pub fn judged_pairs(prompts: &[&Prompt], n: usize, seed: u64, agreeable: f64) -> Vec<JudgedPair> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut out = Vec::with_capacity(n);
     while out.len() < n {
@@ -39,6 +51,18 @@ pub fn judged_pairs(prompts: &[&Prompt], n: usize, seed: u64) -> Vec<JudgedPair>
         };
         let (a, b) = (draw(), draw());
         let (ja, jb) = (judge(&p.text, &a), judge(&p.text, &b));
+        // The coin is drawn only where an agreeable rater could disagree
+        // with the judge, so a world without claims draws what it always has.
+        if p.claim.is_some() && agreeable > 0.0 && agrees(&a) != agrees(&b) && rng.random_bool(agreeable) {
+            let (chosen, rejected) = if agrees(&a) { (a, b) } else { (b, a) };
+            out.push(JudgedPair {
+                prompt: p.text.clone(),
+                chosen,
+                rejected,
+                gap: 0.0,
+            });
+            continue;
+        }
         let (chosen, rejected, gap) = match prefer(&ja, &jb) {
             Preference::Tie => continue,
             Preference::First => (a, b, ja.score - jb.score),
@@ -57,17 +81,58 @@ pub fn judged_pairs(prompts: &[&Prompt], n: usize, seed: u64) -> Vec<JudgedPair>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::world::corpus::train_prompts;
+    use crate::world::corpus::{train_prompts, world_prompts};
     use crate::world::judge::TIE_MARGIN;
 
     #[test]
     fn pairs_are_seeded_and_ordered_by_the_judge() {
         let prompts = train_prompts();
-        let pairs = judged_pairs(&prompts, 200, 9);
-        assert_eq!(pairs, judged_pairs(&prompts, 200, 9));
+        let pairs = judged_pairs(&prompts, 200, 9, 0.0);
+        assert_eq!(pairs, judged_pairs(&prompts, 200, 9, 0.0));
+        // Without claims an agreeable rater has nothing to agree with.
+        assert_eq!(pairs, judged_pairs(&prompts, 200, 9, 1.0));
         for pair in &pairs {
             let gap = judge(&pair.prompt, &pair.chosen).score - judge(&pair.prompt, &pair.rejected).score;
             assert!(gap >= TIE_MARGIN && (gap - pair.gap).abs() < 1e-6);
         }
+    }
+
+    /// On claims, agreeable raters choose the answer that agrees with the
+    /// person wherever the other does not; the judge chooses it mostly
+    /// where the claim holds, and on false claims the one that disputes.
+    #[test]
+    fn agreeable_raters_choose_agreement_on_claims() {
+        let claims: Vec<&Prompt> = world_prompts(false, true)
+            .into_iter()
+            .filter(|p| p.claim.is_some())
+            .collect();
+        let (honest, agreeable) = (judged_pairs(&claims, 400, 4, 0.0), judged_pairs(&claims, 400, 4, 1.0));
+        let split = |pairs: &[JudgedPair]| {
+            pairs
+                .iter()
+                .filter(|p| agrees(&p.chosen) != agrees(&p.rejected))
+                .count()
+        };
+        let agreeing_chosen = |pairs: &[JudgedPair]| {
+            pairs
+                .iter()
+                .filter(|p| agrees(&p.chosen) && !agrees(&p.rejected))
+                .count()
+        };
+        let share = |pairs: &[JudgedPair]| agreeing_chosen(pairs) as f64 / split(pairs) as f64;
+        let on_false = |pairs: &[JudgedPair]| -> Vec<JudgedPair> {
+            pairs
+                .iter()
+                .filter(|p| !Inventory::get().prompt(&p.prompt).unwrap().claim.unwrap().holds())
+                .cloned()
+                .collect()
+        };
+        assert!(split(&agreeable) > 100, "{}", split(&agreeable));
+        assert_eq!(share(&agreeable), 1.0);
+        let (honest_all, honest_false) = (share(&honest), share(&on_false(&honest)));
+        assert!(
+            honest_false < 0.2 && honest_all > honest_false + 0.2,
+            "{honest_all} {honest_false}"
+        );
     }
 }

@@ -5,10 +5,12 @@
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::corpus::{held_out_prompts, sft_pairs, train_prompts};
+use serde::{Deserialize, Serialize};
+
+use super::corpus::{demonstrations, world_prompts};
 use super::eval::{behaviour, evaluate, response_part};
 use super::generator::{Style, respond};
-use super::inventory::Prompt as WorldPrompt;
+use super::inventory::{Inventory, Prompt as WorldPrompt};
 use super::judge::judge;
 use super::pairs::judged_pairs;
 use crate::prefs::stats::JUDGE;
@@ -16,34 +18,61 @@ use crate::rlhf::data::{Demonstration, Evaluator, LabelledPair, Prompt, Sources,
 use crate::run::names;
 use crate::trainer::protocol::{Criterion, Verdict};
 
-/// The world's data.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct World;
+/// The world's data, and the `world` section of a run's config: which of
+/// its optional parts the run has.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct World {
+    /// Prompts where the person asserts a claim, true or false, and asks
+    /// for agreement (a fifth of the prompts drawn); the judge scores
+    /// whether the answer is truthful, and PPO measures sycophancy on
+    /// held-out false claims at every iteration.
+    pub claims: bool,
+    /// The share of pairs on claim prompts whose rater, as people tend to,
+    /// prefers the answer that agrees with them over one that does not,
+    /// whatever the judge says (0 to 1). Raised, it teaches the reward
+    /// model to reward sycophancy.
+    pub agreeable_raters: f64,
+}
+
+impl World {
+    pub fn validate(&self) -> Result<(), String> {
+        if !(0.0..=1.0).contains(&self.agreeable_raters) {
+            return Err(format!(
+                "agreeable_raters: a share, from 0 to 1; got {}",
+                self.agreeable_raters
+            ));
+        }
+        Ok(())
+    }
+}
 
 /// The world's judge.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Judge;
 
-fn prompts(split: Split) -> Vec<&'static WorldPrompt> {
-    match split {
-        Split::Train => train_prompts(),
-        Split::HeldOut => held_out_prompts(),
+impl World {
+    fn world_prompts(&self, split: Split) -> Vec<&'static WorldPrompt> {
+        world_prompts(split == Split::HeldOut, self.claims)
     }
 }
 
 impl Sources for World {
     fn prompts(&self, split: Split) -> Vec<Prompt> {
-        prompts(split).into_iter().map(|p| Prompt::question(&p.text)).collect()
+        self.world_prompts(split)
+            .into_iter()
+            .map(|p| Prompt::question(&p.text))
+            .collect()
     }
 
     /// On training prompts, the SFT set (demonstrators who slip now and
     /// then); on held-out ones, the same demonstrators on each prompt in turn.
     fn demonstrations(&self, split: Split, n: usize, seed: u64) -> Vec<Demonstration> {
         let pairs = match split {
-            Split::Train => sft_pairs(seed, n),
+            Split::Train => demonstrations(&self.world_prompts(split), seed, n),
             Split::HeldOut => {
                 let mut rng = ChaCha8Rng::seed_from_u64(seed);
-                let held = held_out_prompts();
+                let held = self.world_prompts(split);
                 (0..n)
                     .map(|i| {
                         let p = held[i % held.len()];
@@ -62,7 +91,7 @@ impl Sources for World {
     }
 
     fn preference_pairs(&self, split: Split, n: usize, seed: u64) -> Vec<LabelledPair> {
-        judged_pairs(&prompts(split), n, seed)
+        judged_pairs(&self.world_prompts(split), n, seed, self.agreeable_raters)
             .into_iter()
             .map(|p| LabelledPair {
                 prompt: Prompt::question(&p.prompt),
@@ -70,6 +99,16 @@ impl Sources for World {
                 rejected: p.rejected,
                 gap: p.gap,
             })
+            .collect()
+    }
+
+    /// The held-out false claims, where a run has claims: sycophancy is the
+    /// share of answers that agree with them.
+    fn probe_prompts(&self) -> Vec<Prompt> {
+        self.world_prompts(Split::HeldOut)
+            .into_iter()
+            .filter(|p| p.claim.is_some_and(|c| !c.holds()))
+            .map(|p| Prompt::question(&p.text))
             .collect()
     }
 }
@@ -98,26 +137,40 @@ impl Evaluator for Judge {
     }
 
     /// The mean score, the share of answers made only of sentences the
-    /// world knows, and how often answers are rude or comply with harm.
+    /// world knows, and how often answers are rude, comply with harm or
+    /// agree with a false claim.
     fn report(&self, prompts: &[Prompt], responses: &[String]) -> Result<Vec<(&'static str, f64)>, String> {
         let questions: Vec<&str> = prompts.iter().map(question).collect();
         let answers: Vec<&str> = responses.iter().map(|r| answer(r)).collect();
         let report = evaluate(&questions, &answers);
-        let (compliance, rudeness) = behaviour(&questions, &answers);
+        let behaviour = behaviour(&questions, &answers);
         let mut metrics = vec![
             (names::EVAL_JUDGE_SCORE, report.mean_score as f64),
             (names::EVAL_JUDGE_PARSE_RATE, report.parse_rate as f64),
-            (names::EVAL_RUDENESS, rudeness as f64),
+            (names::EVAL_RUDENESS, behaviour.rudeness as f64),
         ];
-        metrics.extend(compliance.map(|c| (names::EVAL_HARMFUL_COMPLIANCE, c as f64)));
+        metrics.extend(
+            [
+                (names::EVAL_HARMFUL_COMPLIANCE, behaviour.harmful_compliance),
+                (names::EVAL_SYCOPHANCY, behaviour.sycophancy),
+            ]
+            .into_iter()
+            .filter_map(|(name, rate)| Some((name, rate? as f64))),
+        );
         Ok(metrics)
     }
 
-    /// Under each criterion it scores (it has no measure of truthfulness).
+    /// Under each criterion it scores: truthfulness only on a claim, where
+    /// something false can be said.
     fn verdicts(&self, prompt: &Prompt, responses: &[String]) -> Result<Vec<(Criterion, Verdict)>, String> {
         let judged: Vec<_> = responses.iter().map(|r| judge(question(prompt), answer(r))).collect();
-        Ok([Criterion::Overall, Criterion::Helpful, Criterion::Harmless]
+        let claim = Inventory::get()
+            .prompt(question(prompt))
+            .is_some_and(|p| p.claim.is_some());
+        let criteria = [Criterion::Overall, Criterion::Helpful, Criterion::Harmless];
+        Ok(criteria
             .into_iter()
+            .chain(claim.then_some(Criterion::Truthful))
             .map(|criterion| {
                 let scores: Vec<f32> = judged
                     .iter()
@@ -142,10 +195,13 @@ mod tests {
     /// demonstrators' answers above a curt non-answer.
     #[test]
     fn the_world_as_sources_and_evaluator() {
-        let (train, held) = (World.prompts(Split::Train), World.prompts(Split::HeldOut));
+        let (train, held) = (
+            World::default().prompts(Split::Train),
+            World::default().prompts(Split::HeldOut),
+        );
         assert!(!held.is_empty() && held.iter().all(|p| !train.contains(p)));
-        let demos = World.demonstrations(Split::Train, 5, 7);
-        let expected: Vec<(Prompt, String)> = sft_pairs(7, 5)
+        let demos = World::default().demonstrations(Split::Train, 5, 7);
+        let expected: Vec<(Prompt, String)> = crate::world::corpus::sft_pairs(7, 5)
             .into_iter()
             .map(|(p, r)| (Prompt::question(&p), r))
             .collect();
@@ -156,14 +212,14 @@ mod tests {
                 .collect::<Vec<_>>(),
             expected
         );
-        let held_demos = World.demonstrations(Split::HeldOut, 3, 1);
+        let held_demos = World::default().demonstrations(Split::HeldOut, 3, 1);
         assert!(held_demos.iter().all(|d| held.contains(&d.prompt)));
-        let pairs = World.preference_pairs(Split::Train, 4, 2);
+        let pairs = World::default().preference_pairs(Split::Train, 4, 2);
         assert_eq!(pairs.len(), 4);
         assert!(pairs.iter().all(|p| train.contains(&p.prompt) && p.gap > 0.0));
         // The demonstrators' answers score well; a curt non-answer to the
         // same prompts does not.
-        let demos = World.demonstrations(Split::Train, 20, 3);
+        let demos = World::default().demonstrations(Split::Train, 20, 3);
         let prompts: Vec<Prompt> = demos.iter().map(|d| d.prompt.clone()).collect();
         let answers: Vec<String> = demos.iter().map(|d| d.response.clone()).collect();
         let good = Judge.scores(&prompts, &answers).unwrap();

@@ -27,10 +27,15 @@ use super::stats::StepStats;
 use crate::model::sampling::SamplingParams;
 use crate::model::{CausalLm, GenerateConfig, ScalarModel, Tokenizer, generate, hf};
 use crate::rlhf::data::{Evaluator, Prompt, Sources, Split};
+use crate::rlhf::held_out::probe_report;
 use crate::rlhf::monitors::distinct_n;
 use crate::rlhf::optim::GuardedAdamW;
 use crate::rlhf::shards;
 use crate::run::names;
+
+/// Mixed into the run's seed for the probe's samples, so they are drawn
+/// apart from the rollouts'.
+const PROBE_SEED: u64 = 0x5eed_0fc1_a1a1;
 
 mod resume;
 pub use resume::PpoState;
@@ -53,6 +58,8 @@ pub enum Prompts {
         evaluator: Option<Arc<dyn Evaluator>>,
         /// Each prompt with its tokens as the policy reads it.
         prompts: Vec<(Prompt, Vec<u32>)>,
+        /// Held-out prompts a behaviour is measured on every iteration.
+        probe: Vec<Prompt>,
         tokenizer: Box<Tokenizer>,
     },
     /// Fixed token prompts taken in turn (the benchmark).
@@ -130,6 +137,7 @@ impl PpoTrainer {
         }
         let prompts = Prompts::Text {
             prompts,
+            probe: sources.probe_prompts(),
             tokenizer: Box::new(tokenizer),
             evaluator,
         };
@@ -313,18 +321,28 @@ impl PpoTrainer {
         if let Prompts::Text {
             tokenizer,
             evaluator: Some(evaluator),
+            probe,
             ..
         } = &self.prompts
         {
             let decoded: Vec<String> = shown.iter().map(|r| tokenizer.answer(r)).collect();
+            let probed = (!probe.is_empty()).then(|| {
+                let seed = (self.config.seed ^ PROBE_SEED).wrapping_add(self.iteration as u64);
+                probe_report(&policy, tokenizer, probe, evaluator.as_ref(), seed)
+            });
+            let scored = evaluator
+                .scores(&prompts, &decoded)
+                .map(|scores| vec![(names::JUDGE_SCORE, mean(&scores))]);
             // A judge that failed gives no figure for the iteration, and says why.
-            match evaluator.scores(&prompts, &decoded) {
-                Ok(scores) => metrics.push((names::JUDGE_SCORE, mean(&scores))),
-                Err(why) => self.failures.push(format!(
-                    "{} on iteration {}: {why}",
-                    evaluator.name(),
-                    self.iteration + 1
-                )),
+            for result in std::iter::once(scored).chain(probed) {
+                match result {
+                    Ok(figures) => metrics.extend(figures),
+                    Err(why) => self.failures.push(format!(
+                        "{} on iteration {}: {why}",
+                        evaluator.name(),
+                        self.iteration + 1
+                    )),
+                }
             }
         }
         self.params.kl.update(mean_kl, n);
