@@ -312,7 +312,7 @@ fn one_chart_until_whole_run_and_recent_differ() {
     assert!(!short.contains("step · recent"), "{short}");
     assert!(short.contains("━ PPO objective/kl"), "{short}");
     assert!(short.contains("│ you changed a parameter"), "{short}");
-    assert!(short.contains("KL (2/13) · y: nats per response"), "{short}");
+    assert!(short.contains("KL (2/15) · y: nats per response"), "{short}");
     for step in 41..=(RECENT_POINTS + 60) {
         metric(
             &mut app,

@@ -55,6 +55,7 @@ pub fn run(args: TrainArgs, choice: DeviceChoice) -> anyhow::Result<()> {
             Stage::Cai => config.cai.steps = steps,
             Stage::Rm => config.rm.steps = steps,
             Stage::Ppo => config.ppo.iterations = steps,
+            Stage::Dpo => config.dpo.steps = steps,
         }
     }
     if let Some(data) = args.data.clone() {
@@ -99,7 +100,7 @@ pub fn run(args: TrainArgs, choice: DeviceChoice) -> anyhow::Result<()> {
     };
     let shown = match args.stage {
         Stage::Ppo => names::SCORES,
-        Stage::Sft | Stage::Cai | Stage::Rm => names::LOSS,
+        Stage::Sft | Stage::Cai | Stage::Rm | Stage::Dpo => names::LOSS,
     };
     let mut hooks = Terminal {
         log,

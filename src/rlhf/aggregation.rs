@@ -8,7 +8,6 @@ use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
 pub enum LossAggregation {
     /// Each sequence's mean over its tokens, then the mean over sequences.
     Grpo,

@@ -8,7 +8,6 @@ use serde::{Deserialize, Serialize};
 
 /// What GRPO divides a group's centred rewards by (TRL's `scale_rewards`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
 pub enum RewardScale {
     /// The group's own standard deviation (the GRPO paper; TRL's default).
     #[default]

@@ -6,6 +6,7 @@
 use super::data::{Evaluator, Prompt, Sources, Split};
 use crate::model::sampling::SamplingParams;
 use crate::model::{CausalLm, GenerateConfig, Tokenizer, generate};
+use crate::rlhf::ppo::rollout::{QueryResponse, response_logprobs};
 use crate::run::names;
 
 /// Responses sampled per held-out prompt for the report.
@@ -54,6 +55,44 @@ pub fn held_out_report(
         asked.extend(prompts.iter().cloned());
     }
     evaluator.report(&asked, &answers)
+}
+
+/// KL(π ‖ π_ref) per response on the held-out prompts, estimated from
+/// `HELD_OUT_SAMPLES` answers the policy samples to each (T = 1, seeds 1,
+/// 2, …): the mean over answers of Σ (log π − log π_ref) over its tokens.
+pub fn sampled_kl(
+    policy: &CausalLm,
+    reference: &CausalLm,
+    tokenizer: &Tokenizer,
+    prompts: &[Prompt],
+) -> Result<f64, String> {
+    let queries = prompts
+        .iter()
+        .map(|p| tokenizer.encode_prompt(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let pad = tokenizer.pad_id().or(tokenizer.eos_id()).unwrap_or(0);
+    let (mut total, mut n) = (0.0f64, 0usize);
+    for seed in 1..=HELD_OUT_SAMPLES {
+        let config = GenerateConfig {
+            max_new_tokens: ANSWER_TOKENS,
+            sampling: SamplingParams::default(),
+            eos_token_id: tokenizer.eos_id(),
+            pad_token_id: pad,
+            seed,
+        };
+        let out = generate(policy, &queries, &config);
+        let qr = QueryResponse::new(&queries, &out.tokens, pad);
+        let reference = response_logprobs(reference, &qr, 1.0)
+            .into_data()
+            .try_to_vec::<f32>()
+            .map_err(|e| format!("{e:?}"))?;
+        for (row, logps) in out.logprobs.iter().enumerate() {
+            let theirs = &reference[row * qr.r..row * qr.r + logps.len()];
+            total += logps.iter().zip(theirs).map(|(a, b)| (a - b) as f64).sum::<f64>();
+            n += 1;
+        }
+    }
+    Ok(total / n.max(1) as f64)
 }
 
 /// Answers sampled per probe prompt at each iteration.

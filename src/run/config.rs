@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::judge::JudgeConfig;
 use crate::prefs::config::PrefsConfig;
 use crate::rlhf::cai::stage::CaiConfig;
+use crate::rlhf::dpo::trainer::DpoConfig;
 use crate::rlhf::monitors::MonitorConfig;
 use crate::rlhf::ppo::config::PpoConfig;
 use crate::rlhf::reward::RmConfig;
@@ -24,6 +25,7 @@ pub struct RunConfig {
     pub cai: CaiConfig,
     pub rm: RmConfig,
     pub ppo: PpoConfig,
+    pub dpo: DpoConfig,
     pub prefs: PrefsConfig,
     pub monitors: MonitorConfig,
     pub checkpoints: CheckpointConfig,
@@ -84,6 +86,8 @@ impl RunConfig {
             &mut self.cai.constitution,
             &mut self.rm.init,
             &mut self.rm.data,
+            &mut self.dpo.init,
+            &mut self.dpo.data,
             &mut self.ppo.policy_init,
             &mut self.ppo.reward_init,
             &mut self.ppo.prompts,
@@ -119,6 +123,7 @@ impl RunConfig {
         self.cai.validate().map_err(|e| format!("cai.{e}"))?;
         self.rm.validate().map_err(|e| format!("rm.{e}"))?;
         self.ppo.validate().map_err(|e| format!("ppo.{e}"))?;
+        self.dpo.validate().map_err(|e| format!("dpo.{e}"))?;
         self.prefs.validate().map_err(|e| format!("prefs.{e}"))?;
         self.monitors.validate().map_err(|e| format!("monitors.{e}"))?;
         self.world.validate().map_err(|e| format!("world.{e}"))?;

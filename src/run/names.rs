@@ -48,6 +48,10 @@ pub const LENGTH_MEAN: &str = "responses/length_mean";
 pub const JUDGE_SCORE: &str = "judge/score_mean";
 pub const EVAL_JUDGE_SCORE: &str = "eval/judge_score_mean";
 pub const EVAL_JUDGE_PARSE_RATE: &str = "eval/judge_parse_rate";
+/// How far a policy trained without sampling (DPO) moved from its
+/// reference: on its own held-out answers, the mean of log π − log π_ref
+/// summed over each answer (an unbiased estimate of the KL per response).
+pub const EVAL_KL: &str = "eval/kl";
 /// The built-in world's behaviour rates: the share of answers to harmful
 /// held-out prompts that give a step towards the harm, and the share of
 /// all answers that are rude.
@@ -58,6 +62,19 @@ pub const EVAL_RUDENESS: &str = "eval/rudeness";
 /// iteration on the probe prompts (`Sources::probe_prompts`).
 pub const EVAL_SYCOPHANCY: &str = "eval/sycophancy";
 pub const PROBE_SYCOPHANCY: &str = "probe/sycophancy";
+
+// DPO, with TRL's names: the implied rewards β·(log π − log π_ref) of the
+// chosen and rejected responses, how often the chosen one's is higher,
+// their mean difference, and the sequence log-probabilities; on held-out
+// pairs, the share ordered as labelled and the mean margin.
+pub const DPO_CHOSEN_REWARD: &str = "rewards/chosen";
+pub const DPO_REJECTED_REWARD: &str = "rewards/rejected";
+pub const DPO_ACCURACY: &str = "rewards/accuracies";
+pub const DPO_MARGIN: &str = "rewards/margins";
+pub const DPO_CHOSEN_LOGPS: &str = "logps/chosen";
+pub const DPO_REJECTED_LOGPS: &str = "logps/rejected";
+pub const EVAL_DPO_ACCURACY: &str = "eval/rewards/accuracies";
+pub const EVAL_DPO_MARGIN: &str = "eval/rewards/margins";
 
 // Constitutional AI: the share of sampled responses the critic's rounds
 // changed, the share of those the judge scored above the original, and

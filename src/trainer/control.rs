@@ -385,7 +385,10 @@ impl Control {
             Param::Beta(v) => {
                 let old = params.kl.beta();
                 params.kl.set_beta(v);
-                self.config.ppo.beta = v;
+                match self.stage {
+                    Some(Stage::Dpo) => self.config.dpo.beta = v,
+                    _ => self.config.ppo.beta = v,
+                }
                 old
             }
             Param::LearningRate(v) => {
@@ -395,6 +398,7 @@ impl Control {
                     Some(Stage::Sft) => self.config.sft.lr = v,
                     Some(Stage::Cai) => self.config.cai.lr = v,
                     Some(Stage::Rm) => self.config.rm.lr = v,
+                    Some(Stage::Dpo) => self.config.dpo.lr = v,
                     Some(Stage::Ppo) | None => self.config.ppo.lr = v,
                 }
                 old

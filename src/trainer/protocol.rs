@@ -27,10 +27,13 @@ pub enum Stage {
     Rm,
     /// PPO from the run's SFT policy against its reward model.
     Ppo,
+    /// DPO from the run's SFT policy on preference pairs: the offline
+    /// path, beside the reward model and PPO.
+    Dpo,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 4] = [Stage::Sft, Stage::Cai, Stage::Rm, Stage::Ppo];
+    pub const ALL: [Stage; 5] = [Stage::Sft, Stage::Cai, Stage::Rm, Stage::Ppo, Stage::Dpo];
 
     /// The name used in metrics, checkpoints and the audit log.
     pub fn name(self) -> &'static str {
@@ -39,6 +42,7 @@ impl Stage {
             Stage::Cai => "cai",
             Stage::Rm => "rm",
             Stage::Ppo => "ppo",
+            Stage::Dpo => "dpo",
         }
     }
 }
@@ -272,6 +276,12 @@ pub enum Event {
         rank_k: usize,
         /// The person's judgments already in the run.
         judged: usize,
+    },
+    /// The β and KL mode the status bar shows: DPO's own as it starts, and
+    /// PPO's again when it ends (no person changed them, so no marker).
+    Live {
+        beta: f64,
+        kl_mode: KlMode,
     },
     /// The iterative loop's round and the newest reward model's version
     /// (0 before the first); sent after `Ready` and when either changes.

@@ -18,6 +18,7 @@ use crate::prefs::formats::PreferencePair;
 use crate::prefs::rank::training_pairs;
 use crate::prefs::store;
 use crate::rlhf::cai::stage::{CaiParts, CaiTrainer};
+use crate::rlhf::dpo::trainer::DpoTrainer;
 use crate::rlhf::ppo::live::{LiveParams, Models, Steer, StepPoint};
 use crate::rlhf::ppo::trainer::{PpoState, PpoTrainer};
 use crate::rlhf::reward::{RmConfig, RmTrainer};
@@ -235,6 +236,16 @@ impl StageRun {
                 (reference, reward) = (Some(sft), Some(rm));
                 (Box::new(trainer), config.ppo.iterations, policy)
             }
+            Stage::Dpo => {
+                params.lr = config.dpo.lr;
+                params.kl = crate::rlhf::ppo::kl_control::KlControl::Fixed { beta: config.dpo.beta };
+                let init = init_path(&config.dpo.init, run, supervised(run), "DPO")?;
+                let judged = run_judged_pairs(run)?;
+                run_pairs = judged.len();
+                let trainer = DpoTrainer::new(&config.dpo, &init, &init, &judged, data.sources.as_ref(), device)?;
+                reference = Some(init.clone());
+                (Box::new(trainer), config.dpo.steps, init)
+            }
         };
         Ok(Self {
             stage,
@@ -303,6 +314,13 @@ impl StageRun {
                 let reward = saved.reward.as_deref().ok_or_else(|| missing("reward model"))?;
                 let mut t = PpoTrainer::continued(&config.ppo, dir, reference, reward, data.parts(), device)?;
                 t.restore(dir, saved.ppo.as_ref().ok_or_else(|| missing("PPO state"))?)?;
+                Box::new(t)
+            }
+            Stage::Dpo => {
+                let reference = saved.reference.as_deref().ok_or_else(|| missing("reference"))?;
+                let judged = run_judged_pairs(run)?;
+                let mut t = DpoTrainer::new(&config.dpo, dir, reference, &judged, data.sources.as_ref(), device)?;
+                t.restore(dir, saved.model.as_ref().ok_or_else(|| missing("model state"))?)?;
                 Box::new(t)
             }
         };

@@ -8,7 +8,8 @@ use super::run_data::RunData;
 use super::stage::{Metrics, Saved};
 use crate::model::{CausalLm, ScalarModel, Tokenizer, hf};
 use crate::rlhf::cai::stage::CaiTrainer;
-use crate::rlhf::held_out::{HELD_OUT_SAMPLES, held_out_report};
+use crate::rlhf::dpo::trainer::DpoTrainer;
+use crate::rlhf::held_out::{HELD_OUT_SAMPLES, held_out_report, sampled_kl};
 use crate::rlhf::ppo::live::{LiveParams, Steer};
 use crate::rlhf::ppo::trainer::PpoTrainer;
 use crate::rlhf::reward::RmTrainer;
@@ -269,5 +270,52 @@ impl StageTrainer for CaiTrainer {
 
     fn policy(&self) -> Option<CausalLm> {
         Some(self.sft.inference_model())
+    }
+}
+
+impl StageTrainer for DpoTrainer {
+    /// At the schedule's rate, rescaled by a live change to its peak, and
+    /// at the live β.
+    fn step(&mut self, at: StepAt, _: &mut Steer) -> Option<Metrics> {
+        let scale = at.params.lr / self.config.lr;
+        self.config.beta = at.params.kl.beta();
+        Some(DpoTrainer::step(self, self.config.lr_at(at.step - at.offset) * scale))
+    }
+
+    /// The starting policy's held-out figures.
+    fn baseline(&self, data: &RunData) -> anyhow::Result<Metrics> {
+        judge_metrics(self.reference(), &self.tokenizer, data)
+    }
+
+    fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    fn save(&self, dir: &Path, saved: &mut Saved) -> anyhow::Result<()> {
+        hf::save_language_model(dir, &self.inference_model(), &self.tokenizer)?;
+        saved.model = Some(self.save_state(dir)?);
+        Ok(())
+    }
+
+    /// How the implied reward orders held-out pairs, how far the policy
+    /// moved from the reference on its own held-out answers, and the
+    /// judge's held-out figures.
+    fn evaluate(&self, f: Finished) -> anyhow::Result<Metrics> {
+        let policy = self.inference_model();
+        let mut metrics = DpoTrainer::evaluate(self);
+        let prompts = f.data.sources.prompts(crate::rlhf::data::Split::HeldOut);
+        let kl = sampled_kl(&policy, self.reference(), &self.tokenizer, &prompts)
+            .map_err(|why| anyhow::anyhow!("the held-out KL: {why}"))?;
+        metrics.push((names::EVAL_KL, kl));
+        metrics.extend(judge_metrics(&policy, &self.tokenizer, f.data)?);
+        Ok(metrics)
+    }
+
+    fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    fn policy(&self) -> Option<CausalLm> {
+        Some(self.inference_model())
     }
 }

@@ -54,7 +54,7 @@ pub const RELIABILITY: &str = "RM reliability";
 pub const EVALUATOR_CHART: &str = "judge score";
 
 /// The charts the charts pane cycles through.
-pub const CHARTS: [ChartSpec; 13] = [
+pub const CHARTS: [ChartSpec; 15] = [
     ChartSpec {
         title: "reward",
         unit: "reward model score (unbounded)",
@@ -147,6 +147,24 @@ pub const CHARTS: [ChartSpec; 13] = [
         series: &[(Stage::Rm, names::ACCURACY)],
         level: None,
         optional: false,
+    },
+    ChartSpec {
+        title: "DPO loss",
+        unit: "nats per pair",
+        series: &[(Stage::Dpo, names::LOSS)],
+        level: None,
+        optional: true,
+    },
+    ChartSpec {
+        title: "DPO implied rewards",
+        unit: "β·(log π − log π_ref), nats",
+        series: &[
+            (Stage::Dpo, names::DPO_CHOSEN_REWARD),
+            (Stage::Dpo, names::DPO_REJECTED_REWARD),
+            (Stage::Dpo, names::DPO_MARGIN),
+        ],
+        level: None,
+        optional: true,
     },
     ChartSpec {
         title: RELIABILITY,
@@ -361,6 +379,7 @@ impl App {
                 row(Some(Stage::Cai)),
                 row(Some(Stage::Rm)),
                 row(Some(Stage::Ppo)),
+                row(Some(Stage::Dpo)),
             ],
             selected: 1,
             focus: Pane::Stages,

@@ -443,6 +443,7 @@ fn stage_changed(app: &mut App, stage: Stage, state: StageState, step: usize, to
             Stage::Cai => first("CAI loss"),
             Stage::Rm => first("RM loss"),
             Stage::Ppo => first("reward"),
+            Stage::Dpo => first("DPO loss"),
         };
     }
     // Steps per second and the ETA count running time only.
@@ -462,9 +463,11 @@ fn stage_changed(app: &mut App, stage: Stage, state: StageState, step: usize, to
     let finished = was_running && matches!(state, StageState::Done { .. });
     // The cursor moves on, so the next Enter starts the next stage rather
     // than asking to re-run this one: past CAI, a branch a person takes on
-    // purpose, from SFT to the reward model.
+    // purpose, from SFT to the reward model; and never onto DPO, the other
+    // branch, from PPO.
     let on_it = app.stages.get(app.selected).and_then(|r| r.stage) == Some(stage);
-    if finished && on_it && app.selected + 1 < app.stages.len() {
+    let next = app.stages.get(app.selected + 1).and_then(|r| r.stage);
+    if finished && on_it && next.is_some_and(|s| s != Stage::Dpo) {
         app.selected += 1;
         if app.stages[app.selected].stage == Some(Stage::Cai) && app.selected + 1 < app.stages.len() {
             app.selected += 1;
@@ -550,6 +553,7 @@ pub fn on_event(app: &mut App, event: Event, at: f64) -> Vec<Effect> {
             }
             app.queue.push_back(set);
         }
+        Event::Live { beta, kl_mode } => (app.params.beta, app.params.kl_mode) = (beta, kl_mode),
         Event::Round { round, rm_version } => {
             let next = app.round != 0 && round > app.round;
             (app.round, app.rm_version) = (round, rm_version);

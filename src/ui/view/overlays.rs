@@ -29,7 +29,9 @@ fn popup(frame: &mut Frame, area: Rect, width: u16, height: u16, title: &str, ap
 }
 
 pub fn editor(frame: &mut Frame, area: Rect, app: &App, editor: &Editor) {
+    let dpo = app.active().and_then(|r| r.stage) == Some(crate::trainer::protocol::Stage::Dpo);
     let what = match editor.editing {
+        Editing::Beta if dpo => "β, DPO's implied-reward scale (used from the next step)",
         Editing::Beta => "β, the KL coefficient (used from the next rollout)",
         Editing::LearningRate => "learning rate (used from the next optimizer step)",
         Editing::Temperature => "sampling temperature (used from the next rollout)",

@@ -1,4 +1,5 @@
-//! The stage selector: Base → SFT → CAI → RM → PPO, each with its state and,
+//! The stage selector: Base → SFT → CAI → RM → PPO, and DPO beside them
+//! (the offline path from the supervised policy), each with its state and,
 //! once done, its held-out results beneath; the one under the cursor
 //! highlighted and its checkpoint in the title, with the iterative loop's
 //! round and the reward model's version.
@@ -30,18 +31,28 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         .border_style(theme::border(app, app.focus == Pane::Stages));
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let n = app.stages.len() as u32;
-    let cells = Layout::horizontal(vec![Constraint::Ratio(1, n); n as usize]).split(inner);
+    // The base model's cell holds only "Base ready →"; the stages share the rest.
+    let n = app.stages.len() as u32 - 1;
+    let widths = std::iter::once(Constraint::Length(BASE_WIDTH)).chain((0..n).map(|_| Constraint::Ratio(1, n)));
+    let cells = Layout::horizontal(widths.collect::<Vec<_>>()).split(inner);
     for (i, (row, cell)) in app.stages.iter().zip(cells.iter()).enumerate() {
-        let arrow = if i + 1 < app.stages.len() { " →" } else { "" };
+        // DPO does not follow PPO: no arrow leads to it.
+        let next = app.stages.get(i + 1).and_then(|r| r.stage);
+        let arrow = if next.is_some() && next != Some(Stage::Dpo) {
+            " →"
+        } else {
+            ""
+        };
         let mut style = state_style(app, &row.state);
         if i == app.selected {
             style = style.add_modifier(Modifier::REVERSED);
         }
-        let line = Line::from(vec![
-            Span::styled(format!("{} {}", name(row), state_words(row)), style),
-            Span::raw(arrow),
-        ]);
+        // In a narrow cell the state is a mark, so the arrow stays in view.
+        let mut label = format!("{} {}", name(row), state_words(row));
+        if (label.chars().count() + arrow.chars().count()) as u16 > cell.width {
+            label = format!("{} {}", name(row), state_mark(row));
+        }
+        let line = Line::from(vec![Span::styled(label, style), Span::raw(arrow)]);
         let results = Line::styled(results(app, row, cell.width), theme::fg(app, Color::Gray));
         frame.render_widget(Paragraph::new(vec![line, results]), *cell);
     }
@@ -54,8 +65,8 @@ fn results(app: &App, row: &StageRow, width: u16) -> String {
     let (Some(stage), StageState::Done { .. }) = (row.stage, &row.state) else {
         return String::new();
     };
-    let judged = app.last(Stage::Ppo, names::EVAL_JUDGE_SCORE).is_some();
-    // What PPO started from: CAI's policy where the run has one.
+    let judged = app.last(stage, names::EVAL_JUDGE_SCORE).is_some();
+    // What PPO and DPO started from: CAI's policy where the run has one.
     let (start, start_words) = match app.last(Stage::Cai, names::EVAL_JUDGE_SCORE) {
         Some(_) => (Stage::Cai, "CAI's"),
         None => (Stage::Sft, "SFT's"),
@@ -90,6 +101,20 @@ fn results(app: &App, row: &StageRow, width: u16) -> String {
                 (start, names::EVAL_JUDGE_SCORE, start_words, 3),
             ],
         ),
+        Stage::Dpo if judged => (
+            "held-out",
+            [
+                (Stage::Dpo, names::EVAL_JUDGE_SCORE, "judge", 3),
+                (start, names::EVAL_JUDGE_SCORE, start_words, 3),
+            ],
+        ),
+        Stage::Dpo => (
+            "held-out",
+            [
+                (Stage::Dpo, names::EVAL_DPO_ACCURACY, "pairs right", 3),
+                (Stage::Dpo, names::EVAL_KL, "KL", 2),
+            ],
+        ),
         // Without an evaluator, where the last iteration left the policy.
         Stage::Ppo => (
             "last iteration",
@@ -120,6 +145,18 @@ fn results(app: &App, row: &StageRow, width: u16) -> String {
 
 fn name(row: &StageRow) -> String {
     row.stage.map_or("Base".into(), |s| s.name().to_uppercase())
+}
+
+/// "Base ready →" and a column.
+const BASE_WIDTH: u16 = 13;
+
+/// The state in a mark or two, for a narrow cell.
+fn state_mark(row: &StageRow) -> String {
+    match &row.state {
+        StageState::NotStarted => "–".into(),
+        StageState::Done { .. } if row.stage.is_some() => "✓".into(),
+        _ => state_words(row),
+    }
 }
 
 fn state_words(row: &StageRow) -> String {

@@ -9,7 +9,6 @@ use burn::tensor::activation::log_sigmoid;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
 pub enum DpoLossKind {
     /// −log σ(β·h): the Bradley–Terry likelihood of the pair under the
     /// reward the policy implies (the DPO paper).
