@@ -147,6 +147,9 @@ fn reward_model_learns_the_judges_preferences_and_ppo_improves_on_sft() {
     assert!(after > before + 0.04, "held-out judge {before} -> {after}");
     assert!(last > first + 0.03, "batch judge {first} -> {last}");
     assert!(max_kl < 8.0, "objective/kl reached {max_kl}");
+    // The same drift on held-out prompts, measured as DPO's is.
+    let held_out_kl = summary["eval/kl"].as_f64().unwrap();
+    assert!((0.0..10.0).contains(&held_out_kl), "eval/kl {held_out_kl}");
     hf::load_language_model(&run.join("checkpoints/ppo-40"), &Device::flex()).unwrap();
 
     // InstructGPT's headline, blind: the judge prefers the PPO policy's

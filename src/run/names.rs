@@ -48,8 +48,8 @@ pub const LENGTH_MEAN: &str = "responses/length_mean";
 pub const JUDGE_SCORE: &str = "judge/score_mean";
 pub const EVAL_JUDGE_SCORE: &str = "eval/judge_score_mean";
 pub const EVAL_JUDGE_PARSE_RATE: &str = "eval/judge_parse_rate";
-/// How far a policy trained without sampling (DPO) moved from its
-/// reference: on its own held-out answers, the mean of log π − log π_ref
+/// How far PPO's or DPO's policy moved from its reference, measured alike
+/// for both: on its own held-out answers, the mean of log π − log π_ref
 /// summed over each answer (an unbiased estimate of the KL per response).
 pub const EVAL_KL: &str = "eval/kl";
 /// The built-in world's behaviour rates: the share of answers to harmful

@@ -106,6 +106,20 @@ fn judge_metrics(model: &CausalLm, tokenizer: &Tokenizer, data: &RunData) -> any
     .map_err(|why| anyhow::anyhow!("the held-out evaluation: {why}"))
 }
 
+/// `eval/kl`: the policy's KL to its reference per response, on its own
+/// answers to the held-out prompts.
+fn held_out_kl(
+    policy: &CausalLm,
+    reference: &CausalLm,
+    tokenizer: &Tokenizer,
+    data: &RunData,
+) -> anyhow::Result<(&'static str, f64)> {
+    let prompts = data.sources.prompts(crate::rlhf::data::Split::HeldOut);
+    let kl =
+        sampled_kl(policy, reference, tokenizer, &prompts).map_err(|why| anyhow::anyhow!("the held-out KL: {why}"))?;
+    Ok((names::EVAL_KL, kl))
+}
+
 impl StageTrainer for SftTrainer {
     /// At the schedule's rate, rescaled by a live change to its peak; the
     /// held-out loss every `eval_every` steps and at the last.
@@ -210,8 +224,13 @@ impl StageTrainer for PpoTrainer {
         Ok(())
     }
 
+    /// How far the policy moved from the reference on its own held-out
+    /// answers, and the judge's held-out figures.
     fn evaluate(&self, f: Finished) -> anyhow::Result<Metrics> {
-        judge_metrics(&self.inference_policy(), StageTrainer::tokenizer(self), f.data)
+        let (policy, tokenizer) = (self.inference_policy(), StageTrainer::tokenizer(self));
+        let mut metrics = vec![held_out_kl(&policy, self.reference(), tokenizer, f.data)?];
+        metrics.extend(judge_metrics(&policy, tokenizer, f.data)?);
+        Ok(metrics)
     }
 
     fn tokenizer(&self) -> &Tokenizer {
@@ -303,10 +322,7 @@ impl StageTrainer for DpoTrainer {
     fn evaluate(&self, f: Finished) -> anyhow::Result<Metrics> {
         let policy = self.inference_model();
         let mut metrics = DpoTrainer::evaluate(self);
-        let prompts = f.data.sources.prompts(crate::rlhf::data::Split::HeldOut);
-        let kl = sampled_kl(&policy, self.reference(), &self.tokenizer, &prompts)
-            .map_err(|why| anyhow::anyhow!("the held-out KL: {why}"))?;
-        metrics.push((names::EVAL_KL, kl));
+        metrics.push(held_out_kl(&policy, self.reference(), &self.tokenizer, f.data)?);
         metrics.extend(judge_metrics(&policy, &self.tokenizer, f.data)?);
         Ok(metrics)
     }
