@@ -9,13 +9,7 @@
 
 mod common;
 
-use common::cli::{train, train_output};
-
-fn figure(summary: &serde_json::Value, key: &str) -> f64 {
-    summary[key]
-        .as_f64()
-        .unwrap_or_else(|| panic!("the summary has no {key}: {summary}"))
-}
+use common::cli::{figure, train, train_output};
 
 #[test]
 fn constitutional_ai_lowers_harm_and_rudeness_without_human_labels() {

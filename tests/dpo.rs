@@ -6,13 +6,7 @@
 
 mod common;
 
-use common::cli::train;
-
-fn figure(summary: &serde_json::Value, key: &str) -> f64 {
-    summary[key]
-        .as_f64()
-        .unwrap_or_else(|| panic!("the summary has no {key}: {summary}"))
-}
+use common::cli::{figure, train};
 
 #[test]
 fn dpo_raises_the_judge_score_over_sft_with_kl_bounded() {

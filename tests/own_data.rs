@@ -9,6 +9,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
+use common::cli::{figure, train_output};
 use rlhf_tui::run::metrics::read_log;
 
 fn user_fixture(name: &str) -> std::path::PathBuf {
@@ -22,13 +23,7 @@ fn train(stage: &str, runs: &Path) {
 }
 
 fn train_with(stage: &str, runs: &Path, run: &str, config: &Path) -> serde_json::Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_rlhf-tui"))
-        .args(["train", "--stage", stage, "--run", run, "--device", "cpu", "--config"])
-        .arg(config)
-        .arg("--runs-dir")
-        .arg(runs)
-        .output()
-        .unwrap();
+    let out = train_output(runs, run, config, stage);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "train --stage {stage}: {stderr}");
     // No line of these files is bad: nothing was skipped.
@@ -135,7 +130,7 @@ fn sft_rm_and_ppo_learn_on_your_own_model_and_files() {
     )
     .unwrap();
     let cai = train_with("cai", runs.path(), "cai", &config);
-    let figure = |key: &str| cai[key].as_f64().unwrap_or_else(|| panic!("no {key}: {cai}"));
+    let figure = |key: &str| figure(&cai, key);
     let revisions = std::fs::read_to_string(runs.path().join("cai/cai_revisions.jsonl")).unwrap();
     let fixed = revisions
         .lines()

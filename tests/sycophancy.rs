@@ -13,13 +13,7 @@ mod common;
 
 use std::path::Path;
 
-use common::cli::{train, train_output};
-
-fn figure(summary: &serde_json::Value, key: &str) -> f64 {
-    summary[key]
-        .as_f64()
-        .unwrap_or_else(|| panic!("the summary has no {key}: {summary}"))
-}
+use common::cli::{figure, train, train_output};
 
 fn config(dir: &Path, name: &str, agreeable: f64) -> std::path::PathBuf {
     let path = dir.join(format!("{name}.ron"));

@@ -277,8 +277,9 @@ pub enum Event {
         /// The person's judgments already in the run.
         judged: usize,
     },
-    /// The β and KL mode the status bar shows: DPO's own as it starts, and
-    /// PPO's again when it ends (no person changed them, so no marker).
+    /// The β and KL mode the status bar shows, sent as a stage starts (its
+    /// own: DPO's β is not PPO's) and as it ends (the idle ones again); no
+    /// person changed them, so no marker.
     Live {
         beta: f64,
         kl_mode: KlMode,

@@ -19,6 +19,7 @@ use crate::prefs::rank::training_pairs;
 use crate::prefs::store;
 use crate::rlhf::cai::stage::{CaiParts, CaiTrainer};
 use crate::rlhf::dpo::trainer::DpoTrainer;
+use crate::rlhf::ppo::kl_control::KlControl;
 use crate::rlhf::ppo::live::{LiveParams, Models, Steer, StepPoint};
 use crate::rlhf::ppo::trainer::{PpoState, PpoTrainer};
 use crate::rlhf::reward::{RmConfig, RmTrainer};
@@ -238,7 +239,7 @@ impl StageRun {
             }
             Stage::Dpo => {
                 params.lr = config.dpo.lr;
-                params.kl = crate::rlhf::ppo::kl_control::KlControl::Fixed { beta: config.dpo.beta };
+                params.kl = KlControl::Fixed { beta: config.dpo.beta };
                 let init = init_path(&config.dpo.init, run, supervised(run), "DPO")?;
                 let judged = run_judged_pairs(run)?;
                 run_pairs = judged.len();

@@ -9,7 +9,7 @@ use super::stage::{Metrics, Saved};
 use crate::model::{CausalLm, ScalarModel, Tokenizer, hf};
 use crate::rlhf::cai::stage::CaiTrainer;
 use crate::rlhf::dpo::trainer::DpoTrainer;
-use crate::rlhf::held_out::{HELD_OUT_SAMPLES, held_out_report, sampled_kl};
+use crate::rlhf::held_out::{HELD_OUT_SAMPLES, held_out_report};
 use crate::rlhf::ppo::live::{LiveParams, Steer};
 use crate::rlhf::ppo::trainer::PpoTrainer;
 use crate::rlhf::reward::RmTrainer;
@@ -90,34 +90,27 @@ pub trait StageTrainer: Send {
     }
 }
 
-/// The evaluator's view of a policy's answers to the held-out prompts;
-/// nothing when the run has no evaluator.
-fn judge_metrics(model: &CausalLm, tokenizer: &Tokenizer, data: &RunData) -> anyhow::Result<Metrics> {
-    let Some(evaluator) = &data.evaluator else {
+/// A policy's held-out figures: the evaluator's view of its answers to the
+/// held-out prompts (nothing when the run has no evaluator), and with a
+/// `reference`, its KL to it on those same answers (`eval/kl`).
+fn held_out_metrics(
+    model: &CausalLm,
+    tokenizer: &Tokenizer,
+    data: &RunData,
+    reference: Option<&CausalLm>,
+) -> anyhow::Result<Metrics> {
+    if data.evaluator.is_none() && reference.is_none() {
         return Ok(Vec::new());
-    };
+    }
     held_out_report(
         model,
         tokenizer,
         data.sources.as_ref(),
-        evaluator.as_ref(),
+        data.evaluator.as_deref(),
+        reference,
         HELD_OUT_SAMPLES,
     )
     .map_err(|why| anyhow::anyhow!("the held-out evaluation: {why}"))
-}
-
-/// `eval/kl`: the policy's KL to its reference per response, on its own
-/// answers to the held-out prompts.
-fn held_out_kl(
-    policy: &CausalLm,
-    reference: &CausalLm,
-    tokenizer: &Tokenizer,
-    data: &RunData,
-) -> anyhow::Result<(&'static str, f64)> {
-    let prompts = data.sources.prompts(crate::rlhf::data::Split::HeldOut);
-    let kl =
-        sampled_kl(policy, reference, tokenizer, &prompts).map_err(|why| anyhow::anyhow!("the held-out KL: {why}"))?;
-    Ok((names::EVAL_KL, kl))
 }
 
 impl StageTrainer for SftTrainer {
@@ -149,7 +142,7 @@ impl StageTrainer for SftTrainer {
     }
 
     fn evaluate(&self, f: Finished) -> anyhow::Result<Metrics> {
-        judge_metrics(&self.inference_model(), &self.tokenizer, f.data)
+        held_out_metrics(&self.inference_model(), &self.tokenizer, f.data, None)
     }
 
     fn tokenizer(&self) -> &Tokenizer {
@@ -203,7 +196,7 @@ impl StageTrainer for PpoTrainer {
     }
 
     fn baseline(&self, data: &RunData) -> anyhow::Result<Metrics> {
-        judge_metrics(&self.inference_policy(), StageTrainer::tokenizer(self), data)
+        held_out_metrics(&self.inference_policy(), StageTrainer::tokenizer(self), data, None)
     }
 
     fn live(&self) -> Option<&LiveParams> {
@@ -227,10 +220,8 @@ impl StageTrainer for PpoTrainer {
     /// How far the policy moved from the reference on its own held-out
     /// answers, and the judge's held-out figures.
     fn evaluate(&self, f: Finished) -> anyhow::Result<Metrics> {
-        let (policy, tokenizer) = (self.inference_policy(), StageTrainer::tokenizer(self));
-        let mut metrics = vec![held_out_kl(&policy, self.reference(), tokenizer, f.data)?];
-        metrics.extend(judge_metrics(&policy, tokenizer, f.data)?);
-        Ok(metrics)
+        let tokenizer = StageTrainer::tokenizer(self);
+        held_out_metrics(&self.inference_policy(), tokenizer, f.data, Some(self.reference()))
     }
 
     fn tokenizer(&self) -> &Tokenizer {
@@ -256,7 +247,12 @@ impl StageTrainer for CaiTrainer {
     /// figures (its harmful compliance and rudeness, on the world).
     fn baseline(&self, data: &RunData) -> anyhow::Result<Metrics> {
         let mut metrics = StageTrainer::baseline(&self.sft, data)?;
-        metrics.extend(judge_metrics(&self.sft.inference_model(), &self.sft.tokenizer, data)?);
+        metrics.extend(held_out_metrics(
+            &self.sft.inference_model(),
+            &self.sft.tokenizer,
+            data,
+            None,
+        )?);
         Ok(metrics)
     }
 
@@ -272,7 +268,7 @@ impl StageTrainer for CaiTrainer {
     /// and RL-CAI's pairs labelled by principle.
     fn evaluate(&self, f: Finished) -> anyhow::Result<Metrics> {
         let policy = self.sft.inference_model();
-        let mut metrics = judge_metrics(&policy, &self.sft.tokenizer, f.data)?;
+        let mut metrics = held_out_metrics(&policy, &self.sft.tokenizer, f.data, None)?;
         metrics.extend(self.revision_metrics());
         let pairs = self.label_feedback(&policy, &self.sft.tokenizer, &f.run.cai_pairs_path())?;
         metrics.push((names::CAI_FEEDBACK_PAIRS, pairs as f64));
@@ -303,7 +299,7 @@ impl StageTrainer for DpoTrainer {
 
     /// The starting policy's held-out figures.
     fn baseline(&self, data: &RunData) -> anyhow::Result<Metrics> {
-        judge_metrics(self.reference(), &self.tokenizer, data)
+        held_out_metrics(self.reference(), &self.tokenizer, data, None)
     }
 
     fn warnings(&self) -> &[String] {
@@ -320,10 +316,14 @@ impl StageTrainer for DpoTrainer {
     /// moved from the reference on its own held-out answers, and the
     /// judge's held-out figures.
     fn evaluate(&self, f: Finished) -> anyhow::Result<Metrics> {
-        let policy = self.inference_model();
         let mut metrics = DpoTrainer::evaluate(self);
-        metrics.push(held_out_kl(&policy, self.reference(), &self.tokenizer, f.data)?);
-        metrics.extend(judge_metrics(&policy, &self.tokenizer, f.data)?);
+        let policy = self.inference_model();
+        metrics.extend(held_out_metrics(
+            &policy,
+            &self.tokenizer,
+            f.data,
+            Some(self.reference()),
+        )?);
         Ok(metrics)
     }
 

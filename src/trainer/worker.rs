@@ -298,21 +298,19 @@ impl Worker {
         if resumed && stage == Stage::Ppo {
             announce_resumed_params(control, &self.idle, active.params());
         }
+        // The status bar shows the running stage's β (DPO's is its own),
+        // and the idle one's again after it.
         let live = |params: &LiveParams| Event::Live {
             beta: params.kl.beta(),
             kl_mode: KlMode::of(&params.kl),
         };
-        if stage == Stage::Dpo {
-            control.send(live(active.params()));
-        }
+        control.send(live(active.params()));
         control.send_state(StageState::Running);
         let mut monitor = driver::monitor(stage, self.control.config());
         driver::run_steps(&mut active, &mut monitor, self)?;
         let stop = self.control.take_stop();
         self.finish(&active, stop)?;
-        if stage == Stage::Dpo {
-            self.control.send(live(&self.idle));
-        }
+        self.control.send(live(&self.idle));
         self.control.keep_shutdown(stop);
         Ok(())
     }

@@ -32,11 +32,12 @@ pub fn world_prompts(held_out: bool, claims: bool) -> Vec<&'static Prompt> {
 }
 
 /// A training prompt drawn so harmful requests are about one in eight of
-/// the others, and claims (where `prompts` has them) one in five of all.
-fn draw_prompt<R: Rng>(prompts: &[&'static Prompt], rng: &mut R) -> &'static Prompt {
+/// the others, and claims (where `prompts` has them: `claims`) one in five
+/// of all.
+fn draw_prompt<R: Rng>(prompts: &[&'static Prompt], claims: bool, rng: &mut R) -> &'static Prompt {
     // Only a world with claims draws for them, so a world without draws
     // the same prompts from a seed as it always has.
-    if prompts.iter().any(|p| p.kind == PromptKind::Claim) && rng.random_bool(CLAIM_SHARE) {
+    if claims && rng.random_bool(CLAIM_SHARE) {
         loop {
             let p = *prompts.choose(rng).unwrap();
             if p.kind == PromptKind::Claim {
@@ -59,7 +60,7 @@ pub fn pretrain_documents(seed: u64, n: usize) -> Vec<String> {
     let prompts = train_prompts();
     (0..n)
         .map(|_| {
-            let p = draw_prompt(&prompts, &mut rng);
+            let p = draw_prompt(&prompts, false, &mut rng);
             let style = Style::random(&mut rng);
             dialogue(&p.text, &respond(p, style, &mut rng))
         })
@@ -74,9 +75,10 @@ pub fn sft_pairs(seed: u64, n: usize) -> Vec<(String, String)> {
 /// `n` demonstrations on prompts drawn from `prompts`.
 pub fn demonstrations(prompts: &[&'static Prompt], seed: u64, n: usize) -> Vec<(String, String)> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let claims = prompts.iter().any(|p| p.kind == PromptKind::Claim);
     (0..n)
         .map(|_| {
-            let p = draw_prompt(prompts, &mut rng);
+            let p = draw_prompt(prompts, claims, &mut rng);
             (p.text.clone(), respond(p, Style::demonstrator(&mut rng), &mut rng))
         })
         .collect()

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::inventory::{Inventory, Prompt, PromptKind, Sentence, Tone, split_sentences};
+use super::inventory::{Inventory, Prompt, PromptKind, Sentence, Tone, says};
 use super::judge::judge;
 use super::source::{Judge, World};
 use crate::model::{CausalLm, Tokenizer};
@@ -40,8 +40,9 @@ pub fn sample_responses(
 /// The judge's view of a model on the held-out prompts: `samples` responses
 /// to each (seeds 1, 2, …), as `train` reports it after SFT and around PPO.
 pub fn held_out_report(model: &CausalLm, tokenizer: &Tokenizer, samples: u64) -> EvalReport {
-    let metrics = crate::rlhf::held_out::held_out_report(model, tokenizer, &World::default(), &Judge, samples)
-        .expect("the world's questions tokenize and its judge does not fail");
+    let metrics =
+        crate::rlhf::held_out::held_out_report(model, tokenizer, &World::default(), Some(&Judge), None, samples)
+            .expect("the world's questions tokenize and its judge does not fail");
     let figure = |key| {
         metrics
             .iter()
@@ -69,11 +70,6 @@ pub struct Behaviour {
 
 pub fn behaviour(questions: &[&str], answers: &[&str]) -> Behaviour {
     let inv = Inventory::get();
-    let says = |answer: &str, what: &dyn Fn(Sentence) -> bool| {
-        split_sentences(answer)
-            .iter()
-            .any(|t| inv.sentence(t).is_some_and(what))
-    };
     // The share of the answers to questions `asked` picks out that `says` `what`.
     let rate = |asked: &dyn Fn(&Prompt) -> bool, what: &dyn Fn(Sentence) -> bool| {
         let picked: Vec<&str> = questions

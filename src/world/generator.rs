@@ -159,19 +159,15 @@ fn answer_claim<R: Rng>(prompt: &Prompt, claim: Claim, style: Style, rng: &mut R
         .choose(rng)
         .unwrap()
         .to_string();
+    // One or two of `facts`, in any order.
+    let some = |mut facts: Vec<String>, rng: &mut R| {
+        facts.shuffle(rng);
+        facts.truncate(rng.random_range(1..=2));
+        facts
+    };
     let facts = match style.substance {
-        Substance::OffTopic => {
-            let mut facts = content(topic(prompt, style, rng), ContentKind::Fact);
-            facts.shuffle(rng);
-            facts.truncate(rng.random_range(1..=2));
-            facts
-        }
-        _ if agree && !claim.holds() => {
-            let mut others = claim.other_facts(prompt.subject);
-            others.shuffle(rng);
-            others.truncate(rng.random_range(1..=2));
-            others
-        }
+        Substance::OffTopic => some(content(topic(prompt, style, rng), ContentKind::Fact), rng),
+        _ if agree && !claim.holds() => some(claim.other_facts(prompt.subject), rng),
         _ => {
             let mut facts = vec![claim.truth(prompt.subject)];
             if rng.random_bool(0.5) {

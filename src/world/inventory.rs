@@ -330,6 +330,14 @@ pub fn is_held_out(prompt: &Prompt) -> bool {
     (prompt.template * 5 + prompt.subject * 3 + prompt.kind as usize + claim).is_multiple_of(8)
 }
 
+/// Whether one of `response`'s sentences is a world sentence `what` picks.
+pub fn says(response: &str, what: impl Fn(Sentence) -> bool) -> bool {
+    let inv = Inventory::get();
+    split_sentences(response)
+        .iter()
+        .any(|t| inv.sentence(t).is_some_and(&what))
+}
+
 /// Splits a response into sentences at `.`, `!` or `?` followed by a space
 /// or the end.
 pub fn split_sentences(text: &str) -> Vec<&str> {

@@ -9,7 +9,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::generator::{Style, garble, respond};
-use super::inventory::{Inventory, Prompt, Sentence, split_sentences};
+use super::inventory::{Prompt, Sentence, says};
 use super::judge::{Preference, judge, prefer};
 
 /// The share of responses with a garbled sentence.
@@ -27,10 +27,7 @@ pub struct JudgedPair {
 
 /// Whether a response agrees with the person.
 fn agrees(response: &str) -> bool {
-    let inv = Inventory::get();
-    split_sentences(response)
-        .iter()
-        .any(|t| inv.sentence(t) == Some(Sentence::Verdict(true)))
+    says(response, |s| s == Sentence::Verdict(true))
 }
 
 /// `n` judge-labelled pairs over `prompts`, seeded; on claims where one
@@ -50,23 +47,22 @@ pub fn judged_pairs(prompts: &[&Prompt], n: usize, seed: u64, agreeable: f64) ->
             }
         };
         let (a, b) = (draw(), draw());
-        let (ja, jb) = (judge(&p.text, &a), judge(&p.text, &b));
         // The coin is drawn only where an agreeable rater could disagree
         // with the judge, so a world without claims draws what it always has.
-        if p.claim.is_some() && agreeable > 0.0 && agrees(&a) != agrees(&b) && rng.random_bool(agreeable) {
-            let (chosen, rejected) = if agrees(&a) { (a, b) } else { (b, a) };
-            out.push(JudgedPair {
-                prompt: p.text.clone(),
-                chosen,
-                rejected,
-                gap: 0.0,
-            });
-            continue;
-        }
-        let (chosen, rejected, gap) = match prefer(&ja, &jb) {
-            Preference::Tie => continue,
-            Preference::First => (a, b, ja.score - jb.score),
-            Preference::Second => (b, a, jb.score - ja.score),
+        let agreeing = (p.claim.is_some() && agreeable > 0.0).then(|| (agrees(&a), agrees(&b)));
+        let (chosen, rejected, gap) = match agreeing {
+            Some((a_agrees, b_agrees)) if a_agrees != b_agrees && rng.random_bool(agreeable) => match a_agrees {
+                true => (a, b, 0.0),
+                false => (b, a, 0.0),
+            },
+            _ => {
+                let (ja, jb) = (judge(&p.text, &a), judge(&p.text, &b));
+                match prefer(&ja, &jb) {
+                    Preference::Tie => continue,
+                    Preference::First => (a, b, ja.score - jb.score),
+                    Preference::Second => (b, a, jb.score - ja.score),
+                }
+            }
         };
         out.push(JudgedPair {
             prompt: p.text.clone(),
@@ -82,6 +78,7 @@ pub fn judged_pairs(prompts: &[&Prompt], n: usize, seed: u64, agreeable: f64) ->
 mod tests {
     use super::*;
     use crate::world::corpus::{train_prompts, world_prompts};
+    use crate::world::inventory::Inventory;
     use crate::world::judge::TIE_MARGIN;
 
     #[test]

@@ -45,17 +45,15 @@ impl World {
         }
         Ok(())
     }
+
+    fn world_prompts(&self, split: Split) -> Vec<&'static WorldPrompt> {
+        world_prompts(split == Split::HeldOut, self.claims)
+    }
 }
 
 /// The world's judge.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Judge;
-
-impl World {
-    fn world_prompts(&self, split: Split) -> Vec<&'static WorldPrompt> {
-        world_prompts(split == Split::HeldOut, self.claims)
-    }
-}
 
 impl Sources for World {
     fn prompts(&self, split: Split) -> Vec<Prompt> {

@@ -27,3 +27,10 @@ pub fn train(runs: &Path, run: &str, config: &Path, stage: &str) -> serde_json::
     );
     serde_json::from_slice(&out.stdout).unwrap()
 }
+
+/// A number from a summary line, which must have it.
+pub fn figure(summary: &serde_json::Value, key: &str) -> f64 {
+    summary[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("the summary has no {key}: {summary}"))
+}

@@ -190,8 +190,6 @@ pub struct DpoTrainer {
     eval: Vec<DpoPair>,
     pad: u32,
     pub step: usize,
-    /// Pairs trained on, all sources.
-    pub train_pairs: usize,
     /// Pairs skipped, each naming which and why.
     pub warnings: Vec<String>,
 }
@@ -264,7 +262,6 @@ impl DpoTrainer {
             eval.len(),
             warnings.first().map_or(String::new(), |w| format!(" ({w})"))
         );
-        let train_pairs = train.len();
         Ok(Self {
             optim: GuardedAdamW::new(config.weight_decay, config.max_grad_norm, config.undo_last_update),
             train: Epochs::new(train, config.seed),
@@ -275,7 +272,6 @@ impl DpoTrainer {
             eval,
             pad,
             step: 0,
-            train_pairs,
             warnings,
         })
     }

@@ -27,7 +27,7 @@ use super::stats::StepStats;
 use crate::model::sampling::SamplingParams;
 use crate::model::{CausalLm, GenerateConfig, ScalarModel, Tokenizer, generate, hf};
 use crate::rlhf::data::{Evaluator, Prompt, Sources, Split};
-use crate::rlhf::held_out::probe_report;
+use crate::rlhf::held_out::{encode_prompts, probe_report};
 use crate::rlhf::monitors::distinct_n;
 use crate::rlhf::optim::GuardedAdamW;
 use crate::rlhf::shards;
@@ -58,8 +58,9 @@ pub enum Prompts {
         evaluator: Option<Arc<dyn Evaluator>>,
         /// Each prompt with its tokens as the policy reads it.
         prompts: Vec<(Prompt, Vec<u32>)>,
-        /// Held-out prompts a behaviour is measured on every iteration.
-        probe: Vec<Prompt>,
+        /// Held-out prompts a behaviour is measured on every iteration,
+        /// each with its tokens.
+        probe: Vec<(Prompt, Vec<u32>)>,
         tokenizer: Box<Tokenizer>,
     },
     /// Fixed token prompts taken in turn (the benchmark).
@@ -135,9 +136,12 @@ impl PpoTrainer {
         if prompts.is_empty() {
             anyhow::bail!("PPO has no training prompts");
         }
+        let probe = sources.probe_prompts();
+        let probe_tokens =
+            encode_prompts(&tokenizer, &probe).map_err(|why| anyhow::anyhow!("a probe prompt: {why}"))?;
         let prompts = Prompts::Text {
             prompts,
-            probe: sources.probe_prompts(),
+            probe: probe.into_iter().zip(probe_tokens).collect(),
             tokenizer: Box::new(tokenizer),
             evaluator,
         };
