@@ -4,17 +4,19 @@
 # lines and the ratio:
 #   gen  transformers' generate (scripts/bench_gen_transformers.py)
 #   ppo  TRL's PPOTrainer       (scripts/bench_trl.py ppo)
+#   grpo TRL's GRPOTrainer      (scripts/bench_trl.py grpo)
+#   dpo  TRL's DPOTrainer       (scripts/bench_trl.py dpo)
 #   rm   TRL's RewardTrainer    (scripts/bench_trl.py rm)
 #   sft  TRL's SFTTrainer       (scripts/bench_trl.py sft)
-# PYTHON must have torch, transformers and, for ppo, rm and sft, trl (see README).
+# PYTHON must have torch, transformers and, for all but gen, trl (see README).
 # ROUNDS=N alternates the two N times and also prints the median of the N
 # ratios: on a shared machine one pair of runs can land minutes apart in
 # very different conditions. SHAPE picks the models' shape (gpt2-4x256, the
 # default, or smollm2-135m; see scripts/bench_shapes.py).
-#   SHAPE=smollm2-135m ROUNDS=3 scripts/bench_compare.sh gen|ppo|rm|sft [repeats]
+#   SHAPE=smollm2-135m ROUNDS=3 scripts/bench_compare.sh gen|ppo|grpo|dpo|rm|sft [repeats]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-workload="${1:?usage: scripts/bench_compare.sh gen|ppo|rm|sft [repeats]}"
+workload="${1:?usage: scripts/bench_compare.sh gen|ppo|grpo|dpo|rm|sft [repeats]}"
 repeats="${2:-5}"
 threads="${THREADS:-$(nproc)}"
 python="${PYTHON:-python3}"
@@ -23,9 +25,11 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/rlhf-tui-target}"
 case "$workload" in
     gen) peer_cmd=(scripts/bench_gen_transformers.py "$repeats"); key=tokens_per_s ;;
     ppo) peer_cmd=(scripts/bench_trl.py ppo "$repeats"); key=episodes_per_s ;;
+    grpo) peer_cmd=(scripts/bench_trl.py grpo "$repeats"); key=episodes_per_s ;;
+    dpo) peer_cmd=(scripts/bench_trl.py dpo "$repeats"); key=pairs_per_s ;;
     rm) peer_cmd=(scripts/bench_trl.py rm "$repeats"); key=pairs_per_s ;;
     sft) peer_cmd=(scripts/bench_trl.py sft "$repeats"); key=tokens_per_s ;;
-    *) echo "unknown workload $workload: gen, ppo, rm or sft" >&2; exit 2 ;;
+    *) echo "unknown workload $workload: gen, ppo, grpo, dpo, rm or sft" >&2; exit 2 ;;
 esac
 cargo build --release --quiet
 rounds="${ROUNDS:-1}"

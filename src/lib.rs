@@ -10,6 +10,7 @@ pub mod judge;
 pub mod kernels;
 pub mod model;
 pub mod prefs;
+pub mod remote;
 pub mod rlhf;
 pub mod run;
 pub mod settings;

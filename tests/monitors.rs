@@ -55,7 +55,7 @@ fn run_stage(handle: &TrainerHandle, stage: Stage) -> Vec<(AlertKind, usize, Str
                 ..
             } => panic!("{stage:?} failed: {e}"),
             Event::Stage {
-                state: StageState::Done { .. },
+                state: StageState::Done { .. } | StageState::Stopped { .. },
                 ..
             } => return alerts,
             Event::Alert(alert) => {

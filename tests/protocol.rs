@@ -147,6 +147,71 @@ fn ppo_pauses_within_a_step_and_takes_beta_from_the_next_rollout() {
     assert!(set["time"].as_f64().unwrap() > 1.7e9);
 }
 
+/// GRPO through the channels: K is refused while no GRPO or RLOO runs,
+/// taken live while one does (from the next rollout, audited), and each
+/// iteration streams a pair from the updated policy, as PPO's does.
+#[test]
+fn grpo_takes_k_live_from_the_next_rollout() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rm_dir = fresh_reward_model(tmp.path());
+    let mut config = RunConfig::parse(
+        "(grpo: (iterations: 30, prompts_per_iteration: 2, group_size: 2, minibatch_size: 4, epochs: 1, max_new_tokens: 8))",
+    )
+    .unwrap();
+    config.grpo.policy_init = Some(base());
+    config.grpo.reward_init = Some(rm_dir);
+    let handle = start(tmp.path(), config);
+
+    handle.commands.send(Command::Set(Param::GroupSize(3))).unwrap();
+    let refused = std::iter::repeat_with(|| next(&handle))
+        .find(|e| matches!(e, Event::Error(_)))
+        .unwrap();
+    assert!(
+        matches!(&refused, Event::Error(why) if why.contains("GRPO's and RLOO's")),
+        "{refused:?}"
+    );
+
+    handle.commands.send(Command::Start(Stage::Grpo)).unwrap();
+    let (live, _) = until(&handle, |e| matches!(e, Event::Live { .. }));
+    assert!(
+        matches!(
+            live,
+            Event::Live {
+                beta: 0.0,
+                group_size: Some(2),
+                ..
+            }
+        ),
+        "{live:?}"
+    );
+    let (first, _) = until(&handle, is_step_metrics);
+    assert_eq!(metric(&first, "num_generations"), Some(2.0));
+    let (pair, _) = until(&handle, |e| matches!(e, Event::Samples(_)));
+    let Event::Samples(pair) = pair else { unreachable!() };
+    assert_eq!(pair.policy, "grpo-1");
+
+    handle.commands.send(Command::Set(Param::GroupSize(3))).unwrap();
+    let (changed, _) = until(&handle, |e| matches!(e, Event::ParamChanged { .. }));
+    let Event::ParamChanged { param, old, .. } = changed else {
+        unreachable!()
+    };
+    assert_eq!((param, old), (Param::GroupSize(3), 2.0));
+    // The iteration under way keeps its batch; the one after samples 3 a prompt.
+    let (_, _) = until(&handle, is_step_metrics);
+    let (after, _) = until(&handle, is_step_metrics);
+    assert_eq!(metric(&after, "num_generations"), Some(3.0));
+
+    handle.commands.send(Command::Shutdown { checkpoint: false }).unwrap();
+    until(&handle, |e| *e == Event::ShutDown);
+    handle.thread.join().unwrap();
+    let lines = audit(tmp.path());
+    let set = lines.iter().find(|l| l["event"] == "set").unwrap();
+    assert_eq!(
+        (set["param"].as_str(), set["stage"].as_str(), set["new"].as_f64()),
+        (Some("group_size"), Some("grpo"), Some(3.0))
+    );
+}
+
 #[test]
 fn sft_steps_once_while_paused_and_judgments_reach_the_store() {
     let tmp = tempfile::tempdir().unwrap();
@@ -335,7 +400,7 @@ fn a_nan_pauses_the_stage_and_a_lower_learning_rate_carries_on() {
         match next(&handle) {
             Event::Error(e) => break e,
             Event::Stage {
-                state: StageState::Done { .. },
+                state: StageState::Done { .. } | StageState::Stopped { .. },
                 ..
             } => panic!("no NaN reported"),
             _ => {}

@@ -2,9 +2,11 @@
 //! in a new trainer gives the same metrics for the following steps as one
 //! that never stopped, to 1e-6: PPO (policy, value model, both optimizers'
 //! moments, generator, KL controller, counters), SFT (model, optimizer,
-//! data order), CAI (its revisions made again from its start) and DPO
-//! (policy, optimizer, data order, its frozen reference and a live β). Also: only the newest `keep_last` checkpoints stay, and
-//! `train --resume` continues a run from the command line.
+//! data order), CAI (its revisions made again from its start), DPO
+//! (policy, optimizer, data order, its frozen reference and a live β),
+//! and GRPO and RLOO (policy, optimizer, generator, live β and K). Also:
+//! only the newest `keep_last` checkpoints stay, and `train --resume`
+//! continues a run from the command line.
 
 mod common;
 
@@ -156,6 +158,142 @@ fn dpo_resumes_exactly() {
     eprintln!("DPO: {compared} metric values over 3 steps after resuming, largest difference {largest:e}");
 }
 
+/// GRPO and RLOO resume exactly, at the β and K a person set while they ran.
+#[test]
+fn grpo_and_rloo_resume_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let device = Device::flex();
+    let rm_dir = fresh_reward_model(tmp.path());
+    let section = "(iterations: 6, prompts_per_iteration: 2, group_size: 3, minibatch_size: 3, max_new_tokens: 8, lr: 0.0003, loss_type: Bnpo)";
+    let mut config = RunConfig::parse(&format!("(grpo: {section}, rloo: {section})")).unwrap();
+    for group in [&mut config.grpo, &mut config.rloo] {
+        group.policy_init = Some(base());
+        group.reward_init = Some(rm_dir.clone());
+    }
+    for stage in [Stage::Grpo, Stage::Rloo] {
+        let steer = |run: &mut StageRun| {
+            let params = run.params_mut();
+            params.kl.set_beta(0.2);
+            params.group_size = Some(2);
+        };
+        let straight_run = RunDir::create(tmp.path(), &format!("{}-straight", stage.name())).unwrap();
+        let mut straight = StageRun::start(stage, &config, &straight_run, &device).unwrap();
+        let mut straight_metrics = steps(&mut straight, 3);
+        steer(&mut straight);
+        straight_metrics.extend(steps(&mut straight, 3));
+
+        let run = RunDir::create(tmp.path(), &format!("{}-stopped", stage.name())).unwrap();
+        let mut first = StageRun::start(stage, &config, &run, &device).unwrap();
+        steps(&mut first, 3);
+        steer(&mut first);
+        let dir = first.checkpoint(&run).unwrap();
+        drop(first);
+        let mut resumed = StageRun::resume(&config, &run, &dir, None, &device).unwrap();
+        let after = steps(&mut resumed, 3);
+        let (compared, largest) = assert_same(&straight_metrics[3..], &after);
+        // K 2 after the change: 2 prompts, 4 responses an iteration.
+        let episodes = |m: &Metrics| m.iter().find(|(k, _)| *k == "eps").unwrap().1;
+        assert_eq!(episodes(&after[2]) - episodes(&after[1]), 4.0);
+        eprintln!(
+            "{}: {compared} metric values over 3 iterations after resuming, largest difference {largest:e}",
+            stage.name()
+        );
+    }
+}
+
+/// `kill -9` part way through PPO on the command line, after a periodic
+/// checkpoint (`checkpoints.every_steps`), then `train --resume`: the
+/// stage continues from that checkpoint, the log keeps each iteration
+/// once, and every metric after the checkpoint equals an uninterrupted
+/// run's to 1e-6.
+#[test]
+fn a_killed_run_resumes_from_its_periodic_checkpoint_as_if_never_stopped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rm_dir = fresh_reward_model(tmp.path());
+    let config = tmp.path().join("c.ron");
+    std::fs::write(
+        &config,
+        format!(
+            "(ppo: (policy_init: Some({:?}), reward_init: Some({rm_dir:?}), iterations: 60, batch_size: 4, minibatch_size: 2, ppo_epochs: 2, max_new_tokens: 8, lr: 0.0003), checkpoints: (every_steps: Some(5), keep_last: 2))",
+            base()
+        ),
+    )
+    .unwrap();
+    let command = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_rlhf-tui"));
+        c.current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(["train", "--device", "cpu", "--stage", "ppo", "--runs-dir"])
+            .arg(tmp.path())
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        c
+    };
+    let config_arg = config.to_str().unwrap();
+    assert!(
+        command(&["--run", "straight", "--config", config_arg])
+            .status()
+            .unwrap()
+            .success()
+    );
+
+    let mut child = command(&["--run", "killed", "--config", config_arg]).spawn().unwrap();
+    let log = tmp.path().join("killed/metrics.jsonl");
+    let logged = || std::fs::read_to_string(&log).unwrap_or_default().lines().count();
+    // Killed two iterations past its second periodic checkpoint (step 10):
+    // the log then holds steps the checkpoint does not.
+    let start = std::time::Instant::now();
+    while logged() < 13 {
+        assert!(start.elapsed().as_secs() < 120, "the run never reached step 12");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it was killed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let run = RunDir::create(tmp.path(), "killed").unwrap();
+    let (from, _) = run.latest_step("ppo").unwrap();
+    assert!(from >= 10 && from % 5 == 0, "resumes from ppo-{from}");
+    assert!(Saved::unfinished(&run, Stage::Ppo).unwrap().is_some());
+
+    let out = command(&["--resume", "killed"])
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let read = |name: &str| {
+        let (steps, torn) = rlhf_tui::run::metrics::read_log(&tmp.path().join(name).join("metrics.jsonl"));
+        assert_eq!(torn, 0);
+        steps
+    };
+    let (straight, resumed) = (read("straight"), read("killed"));
+    let steps = |log: &[rlhf_tui::run::metrics::LoggedStep]| log.iter().map(|(_, s, _)| *s).collect::<Vec<_>>();
+    assert_eq!(steps(&straight), steps(&resumed), "each step logged once, in order");
+    let (mut compared, mut largest) = (0, 0.0f64);
+    for ((_, step, a), (_, _, b)) in straight.iter().zip(&resumed).filter(|(l, _)| l.1 > from) {
+        assert_eq!(a.len(), b.len(), "step {step}");
+        for ((ka, va), (kb, vb)) in a.iter().zip(b) {
+            assert_eq!(ka, kb);
+            assert!(
+                (va - vb).abs() <= 1e-6 * va.abs().max(1.0),
+                "step {step} {ka}: {va} vs {vb}"
+            );
+            compared += 1;
+            largest = largest.max((va - vb).abs());
+        }
+    }
+    eprintln!(
+        "killed after step 12, resumed from ppo-{from}: {compared} values after it, largest difference {largest:e}"
+    );
+    // keep_last 2 held through the periodic checkpoints.
+    let kept = std::fs::read_dir(tmp.path().join("killed/checkpoints"))
+        .unwrap()
+        .count();
+    assert_eq!(kept, 2);
+}
+
 #[test]
 fn train_resume_continues_a_run_from_the_command_line() {
     let tmp = tempfile::tempdir().unwrap();
@@ -212,7 +350,7 @@ fn the_workbench_reopens_a_run_with_its_history_and_continues_a_stopped_stage() 
     handle.commands.send(Command::Stop).unwrap();
     let stopped_at = loop {
         if let Event::Stage {
-            state: StageState::Done { .. },
+            state: StageState::Stopped { .. },
             step,
             ..
         } = handle.events.recv_timeout(wait).unwrap()
@@ -224,11 +362,16 @@ fn the_workbench_reopens_a_run_with_its_history_and_continues_a_stopped_stage() 
     while handle.events.recv_timeout(wait).unwrap() != Event::ShutDown {}
     handle.thread.join().unwrap();
 
-    // Reopened: the logged steps come back for the charts first.
+    // Reopened: SFT is stopped, not done, and the logged steps come back
+    // for the charts first.
     let handle = open();
     let mut replayed = Vec::new();
     loop {
         match handle.events.recv_timeout(wait).unwrap() {
+            Event::Ready { stages, .. } => {
+                let sft = stages.iter().find(|(s, _)| *s == Stage::Sft).unwrap();
+                assert!(matches!(sft.1, StageState::Stopped { .. }), "{sft:?}");
+            }
             Event::Metrics { step, values, .. } if values.iter().any(|(k, _)| k == "loss") => replayed.push(step),
             Event::Round { .. } => break,
             _ => {}

@@ -312,7 +312,7 @@ fn one_chart_until_whole_run_and_recent_differ() {
     assert!(!short.contains("step · recent"), "{short}");
     assert!(short.contains("━ PPO objective/kl"), "{short}");
     assert!(short.contains("│ you changed a parameter"), "{short}");
-    assert!(short.contains("KL (2/15) · y: nats per response"), "{short}");
+    assert!(short.contains("KL (2/17) · y: nats per response"), "{short}");
     for step in 41..=(RECENT_POINTS + 60) {
         metric(
             &mut app,
@@ -352,6 +352,48 @@ fn the_judge_chart_has_the_sft_baseline() {
     // The level is drawn below every point of the series (0.80 to 0.90),
     // so the y axis reaches down to it.
     assert!(screen.contains("0.80"), "{screen}");
+}
+
+/// The methods compared on one axis: GRPO's and RLOO's judge score against
+/// their KL iteration by iteration, and each method's held-out result
+/// (DPO's, which has no iterations, too) as a block in its colour.
+#[test]
+fn methods_overlay_judge_against_kl() {
+    use rlhf_tui::trainer::protocol::Stage;
+    let mut app = demo_app(false);
+    for step in 1..=20 {
+        let t = step as f64;
+        metric(&mut app, Stage::Rloo, step, "objective/kl", 0.2 * t);
+        metric(&mut app, Stage::Rloo, step, "judge/score_mean", 0.85 + 0.002 * t);
+        metric(&mut app, Stage::Grpo, step, "objective/kl", 0.1 * t);
+        metric(&mut app, Stage::Grpo, step, "judge/score_mean", 0.85 + 0.005 * t);
+    }
+    metric(&mut app, Stage::Dpo, 200, "eval/kl", 0.2);
+    metric(&mut app, Stage::Dpo, 200, "eval/judge_score_mean", 0.93);
+    app.chart = CHARTS.iter().position(|c| c.title == "judge vs KL").unwrap();
+    assert!(app.offers_chart(app.chart));
+    check("charts-judge-vs-kl", &app, "charts");
+    let buffer = render(&app, (160, 48), "charts");
+    let screen = text(&buffer);
+    for words in [
+        "━ RLOO",
+        "━ GRPO",
+        "━ DPO",
+        "█ held-out",
+        "KL per response, nats",
+        "┄ SFT held-out",
+    ] {
+        assert!(screen.contains(words), "{words}: {screen}");
+    }
+    // The x axis spans the KLs drawn (0.1 to 4.0), not the steps.
+    assert!(screen.contains("0.10") && screen.contains("4.00"), "{screen}");
+    // DPO's one point, a block in DPO's colour.
+    let dpo = colour_of(&buffer, "━ DPO");
+    let blocks = (0..buffer.area.height)
+        .flat_map(|y| (0..buffer.area.width).map(move |x| (x, y)))
+        .filter(|&(x, y)| buffer[(x, y)].symbol() == "█" && buffer[(x, y)].fg == dpo)
+        .count();
+    assert_eq!(blocks, 1, "DPO's held-out point: {screen}");
 }
 
 /// A finished stage shows its held-out results beneath its name; a stage

@@ -375,7 +375,8 @@ fn losing_the_terminal_quits_with_a_checkpoint_from_any_overlay() {
     assert_eq!(on_event(&mut app, Event::ShutDown, 300.0), [Effect::Quit]);
 }
 
-/// The judge chart (and the sycophancy probe's and DPO's) is offered once
+/// The judge chart (and the sycophancy probe's, the methods' comparisons
+/// and DPO's) is offered once
 /// the run has its figures: `]` through every chart of a run without them
 /// never lands on one, and lands on the judge's once a score arrives.
 #[test]
@@ -383,8 +384,9 @@ fn the_judge_chart_waits_for_an_evaluator() {
     use rlhf_tui::ui::app::{CHARTS, EVALUATOR_CHART};
     let judge = CHARTS.iter().position(|c| c.title == EVALUATOR_CHART).unwrap();
     let optional: Vec<usize> = (0..CHARTS.len()).filter(|&i| CHARTS[i].optional).collect();
-    // The judge's, the sycophancy probe's and DPO's two.
-    assert!(optional.contains(&judge) && optional.len() == 4, "{optional:?}");
+    // The judge's, the sycophancy probe's, the two comparisons of methods
+    // and DPO's two.
+    assert!(optional.contains(&judge) && optional.len() == 6, "{optional:?}");
     let mut app = App::new(false);
     press(&mut app, &[KeyCode::Tab]);
     assert_eq!(app.focus, Pane::Charts);
@@ -713,8 +715,9 @@ fn a_blind_evaluation_takes_verdicts_pair_by_pair() {
 
 /// The CAI stage sits between SFT and the reward model; a finished SFT
 /// moves the cursor past it to RM, and with CAI selected the comparison
-/// pane shows the revisions, paged with ← →. DPO, the other branch, sits
-/// beside PPO, and a finished PPO keeps the cursor.
+/// pane shows the revisions, paged with ← →. GRPO, RLOO and DPO, the
+/// other branches, sit beside PPO, and a finished PPO, GRPO or RLOO keeps
+/// the cursor.
 #[test]
 fn cai_is_a_branch_the_cursor_steps_over() {
     use rlhf_tui::trainer::protocol::{CaiView, Revised};
@@ -728,16 +731,22 @@ fn cai_is_a_branch_the_cursor_steps_over() {
             Some(Stage::Cai),
             Some(Stage::Rm),
             Some(Stage::Ppo),
+            Some(Stage::Grpo),
+            Some(Stage::Rloo),
             Some(Stage::Dpo)
         ]
     );
-    app.selected = 4;
-    on_event(&mut app, stage_event(Stage::Ppo, StageState::Running, 1, 2), 0.0);
     let done = |checkpoint: &str| StageState::Done {
         checkpoint: checkpoint.into(),
     };
-    on_event(&mut app, stage_event(Stage::Ppo, done("ppo-2"), 2, 2), 0.5);
-    assert_eq!(app.stages[app.selected].stage, Some(Stage::Ppo));
+    // A finished PPO, GRPO or RLOO keeps the cursor: the next cell is an
+    // alternative, not a next step.
+    for (i, stage) in [(4, Stage::Ppo), (5, Stage::Grpo), (6, Stage::Rloo)] {
+        app.selected = i;
+        on_event(&mut app, stage_event(stage, StageState::Running, 1, 2), 0.0);
+        on_event(&mut app, stage_event(stage, done("x-2"), 2, 2), 0.5);
+        assert_eq!(app.stages[app.selected].stage, Some(stage));
+    }
     app.selected = 1;
     on_event(&mut app, stage_event(Stage::Sft, StageState::Running, 1, 2), 0.0);
     on_event(

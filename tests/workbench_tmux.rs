@@ -368,11 +368,11 @@ fn chart_keys_work_from_any_pane() {
     let script = workbench("", tmp.path(), "--run charts");
     let tmux = Tmux::start("charts", &script);
     tmux.wait_for("pair from base", 60);
-    tmux.wait_for("reward (1/15)", 10);
+    tmux.wait_for("reward (1/17)", 10);
     tmux.keys(&["]"]);
-    tmux.wait_for("KL (2/15)", 10);
+    tmux.wait_for("KL (2/17)", 10);
     tmux.keys(&["[", "["]); // back to the first, then round to the last
-    tmux.wait_for("RM reliability (15/15)", 10);
+    tmux.wait_for("RM reliability (17/17)", 10);
     tmux.keys(&["q"]);
     tmux.wait_for("EXIT=0", 30);
 }

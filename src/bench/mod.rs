@@ -2,7 +2,9 @@
 //! results compare across machines and with other tools' scripts under
 //! `scripts/`.
 
+pub mod dpo;
 pub mod generation;
+pub mod grouped;
 pub mod matmul;
 pub mod ppo;
 pub mod shape;

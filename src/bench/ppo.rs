@@ -49,7 +49,7 @@ pub fn run(selected: &Selected, shape: Shape, repeats: usize, undo_last_update: 
 
 /// The process's peak resident memory in MiB (`VmHWM`), where Linux
 /// reports it.
-fn peak_rss_mib() -> Option<f64> {
+pub(super) fn peak_rss_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;

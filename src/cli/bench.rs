@@ -14,6 +14,10 @@ pub enum Workload {
     Sft,
     /// PPO iterations: 32 prompts × 48 sampled tokens, 4 epochs of 4 minibatches: episodes/s.
     Ppo,
+    /// GRPO iterations: 8 prompts × 4 responses of 48 tokens, one optimizer step: responses/s.
+    Grpo,
+    /// DPO steps: 16 pairs, prompts of 16 tokens, responses of 49: pairs/s.
+    Dpo,
     /// Reward-model training steps, 16 pairs of 96 tokens a side: pairs/s.
     Rm,
     /// The workbench: frame time at 200×50 with 100,000-point histories and
@@ -29,7 +33,7 @@ pub struct BenchArgs {
     /// Timed repetitions after one warm-up; the median is reported.
     #[arg(long, default_value_t = 5)]
     pub repeats: usize,
-    /// The models' shape for gen, sft, rm and ppo (random weights).
+    /// The models' shape for gen, sft, rm, ppo, grpo and dpo (random weights).
     #[arg(long, value_enum, default_value_t = Shape::default())]
     pub shape: Shape,
     /// PPO with `undo_last_update: false`: no copy of the weights and
@@ -47,6 +51,8 @@ pub fn run(args: BenchArgs, choice: DeviceChoice) -> anyhow::Result<()> {
         Workload::Sft => bench::training::sft(&selected, args.shape, args.repeats),
         Workload::Rm => bench::training::rm(&selected, args.shape, args.repeats),
         Workload::Ppo => bench::ppo::run(&selected, args.shape, args.repeats, !args.no_undo),
+        Workload::Grpo => bench::grouped::run(&selected, args.shape, args.repeats),
+        Workload::Dpo => bench::dpo::run(&selected, args.shape, args.repeats),
         Workload::Ui => {
             println!("{}", bench::ui::draw(args.repeats));
             bench::ui::latency(&selected, args.repeats * 10)?

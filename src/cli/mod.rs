@@ -1,6 +1,7 @@
 //! The command line: argument definitions (clap) and dispatch to one file
 //! per subcommand.
 
+mod attach;
 mod bench;
 mod config;
 mod devices;
@@ -9,6 +10,7 @@ mod generate;
 mod prefs;
 mod pretrain;
 mod score;
+mod serve;
 mod train;
 mod workbench;
 mod world;
@@ -55,6 +57,11 @@ pub enum Command {
     Pretrain(pretrain::PretrainArgs),
     /// Run a training stage without the workbench, into runs/NAME/.
     Train(train::TrainArgs),
+    /// Run the trainer without a terminal, for workbenches to attach to;
+    /// it goes on when they quit (Ctrl-C checkpoints and stops it).
+    Serve(serve::ServeArgs),
+    /// Open the workbench on a trainer that `serve` runs.
+    Attach(attach::AttachArgs),
     /// Import, export and summarise a run's preference judgments.
     #[command(subcommand)]
     Prefs(prefs::PrefsCommand),
@@ -75,6 +82,8 @@ pub fn main() -> std::process::ExitCode {
         match cli.command {
             None => workbench::run(cli.workbench, device, &settings),
             Some(Command::Config) => config::run(&settings, cli.device),
+            Some(Command::Serve(args)) => serve::run(args, device, &settings),
+            Some(Command::Attach(args)) => attach::run(args, &settings),
             Some(command) => run(command, device),
         }
     });
@@ -98,6 +107,6 @@ fn run(command: Command, device: DeviceChoice) -> anyhow::Result<()> {
         Command::Train(args) => train::run(args, device),
         Command::Prefs(command) => prefs::run(command),
         Command::World(command) => world::run(command),
-        Command::Config => unreachable!("run with the settings in main"),
+        Command::Config | Command::Serve(_) | Command::Attach(_) => unreachable!("run with the settings in main"),
     }
 }

@@ -55,6 +55,8 @@ pub fn run(args: TrainArgs, choice: DeviceChoice) -> anyhow::Result<()> {
             Stage::Cai => config.cai.steps = steps,
             Stage::Rm => config.rm.steps = steps,
             Stage::Ppo => config.ppo.iterations = steps,
+            Stage::Grpo => config.grpo.iterations = steps,
+            Stage::Rloo => config.rloo.iterations = steps,
             Stage::Dpo => config.dpo.steps = steps,
         }
     }
@@ -81,6 +83,15 @@ pub fn run(args: TrainArgs, choice: DeviceChoice) -> anyhow::Result<()> {
     };
     run.save_config(&saved_config)?;
     let mut log = MetricsLog::open(&run.metrics_path())?;
+    if args.resume.is_some() {
+        let dropped = log.drop_after(args.stage.name(), stage.step)?;
+        if dropped > 0 {
+            eprintln!(
+                "metrics.jsonl: {dropped} lines past the checkpoint's step {} taken out",
+                stage.step
+            );
+        }
+    }
     let name = args.stage.name();
     eprintln!(
         "{name} on {} from {}: {} steps → {}",
@@ -100,6 +111,7 @@ pub fn run(args: TrainArgs, choice: DeviceChoice) -> anyhow::Result<()> {
     };
     let shown = match args.stage {
         Stage::Ppo => names::SCORES,
+        Stage::Grpo | Stage::Rloo => names::REWARD,
         Stage::Sft | Stage::Cai | Stage::Rm | Stage::Dpo => names::LOSS,
     };
     let mut hooks = Terminal {
@@ -107,7 +119,7 @@ pub fn run(args: TrainArgs, choice: DeviceChoice) -> anyhow::Result<()> {
         progress: Progress::new(name, shown, stage.total),
         last: Vec::new(),
     };
-    driver::run_steps(&mut stage, &mut driver::monitor(args.stage, &config), &mut hooks)?;
+    driver::run_steps(&mut stage, &run, &mut driver::monitor(args.stage, &config), &mut hooks)?;
     hooks.progress.finish();
     let (path, eval) = driver::finish(&stage, &run, &mut hooks.log)?;
     let last = hooks.last;
@@ -163,6 +175,11 @@ struct Terminal {
 impl Hooks for Terminal {
     fn log(&mut self) -> &mut MetricsLog {
         &mut self.log
+    }
+
+    fn checkpointed(&mut self, _: &StageRun, path: &std::path::Path) {
+        self.progress.finish();
+        eprintln!("checkpoint {}", path.display());
     }
 
     fn after_step(&mut self, active: &mut StageRun, stepped: Stepped) -> anyhow::Result<Flow> {

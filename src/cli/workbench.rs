@@ -31,10 +31,28 @@ pub struct WorkbenchArgs {
 }
 
 pub fn run(args: WorkbenchArgs, choice: DeviceChoice, settings: &Settings) -> anyhow::Result<()> {
+    ensure_terminal()?;
+    // https://no-color.org: any non-empty value turns colour off.
+    crate::ui::driver::run(setup(args, choice, settings)?, no_color())
+}
+
+/// The workbench needs a terminal to draw on.
+pub fn ensure_terminal() -> anyhow::Result<()> {
     anyhow::ensure!(
         std::io::stdout().is_terminal() && std::io::stdin().is_terminal(),
         "the workbench needs a terminal; `rlhf-tui train --stage sft|rm|ppo` runs a stage without one"
     );
+    Ok(())
+}
+
+/// `NO_COLOR` (https://no-color.org): any non-empty value turns colour off.
+pub fn no_color() -> bool {
+    std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
+}
+
+/// The trainer's setup for the run the arguments name (created, or
+/// reopened with its saved config): what the workbench and `serve` start.
+pub fn setup(args: WorkbenchArgs, choice: DeviceChoice, settings: &Settings) -> anyhow::Result<WorkerSetup> {
     let name = args.run.clone().unwrap_or_else(new_run_name);
     let saved = RunDir::saved_config(&args.runs_dir, &name);
     let mut config = match (&args.config, saved.exists()) {
@@ -52,9 +70,7 @@ pub fn run(args: WorkbenchArgs, choice: DeviceChoice, settings: &Settings) -> an
     let run = RunDir::create(&args.runs_dir, &name)?;
     run.save_config(&config.to_ron())?;
     crate::world::assets::locate_base(&mut config)?;
-    // https://no-color.org: any non-empty value turns colour off.
-    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-    let setup = WorkerSetup {
+    Ok(WorkerSetup {
         data,
         config,
         run,
@@ -62,12 +78,11 @@ pub fn run(args: WorkbenchArgs, choice: DeviceChoice, settings: &Settings) -> an
         device_label: selected.label,
         annotator: annotator(args.annotator.or_else(|| settings.annotator.clone())),
         panic_at_step: std::env::var(PANIC_AT_STEP_VAR).ok().and_then(|v| v.parse().ok()),
-    };
-    crate::ui::driver::run(setup, no_color)
+    })
 }
 
 /// The name given, else the login name; "judge" is the judge's.
-fn annotator(given: Option<String>) -> String {
+pub fn annotator(given: Option<String>) -> String {
     let name = given
         .or_else(|| std::env::var("USER").ok())
         .filter(|n| !n.trim().is_empty())

@@ -41,7 +41,7 @@ impl Message {
 /// What a model is asked: text laid out already (TRL's standard format,
 /// used verbatim), or a conversation whose last turn is the user's, laid
 /// out by the model's chat format.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Prompt {
     Text(String),
     Chat(Vec<Message>),

@@ -10,7 +10,7 @@ use super::rank::ranking_pairs;
 use super::record::{Choice, Criterion, Judgment, Source, Verdict};
 
 /// Agreement on one criterion.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Agreement {
     pub criterion: Criterion,
     /// Units labelled by at least two annotators.
@@ -21,7 +21,7 @@ pub struct Agreement {
     pub kappas: Vec<Kappa>,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Kappa {
     pub first: String,
     pub second: String,

@@ -12,7 +12,7 @@ use super::record::{Judgment, Source};
 /// A longer gap than this is a break, not a judgment's time.
 pub const BREAK: f64 = 600.0;
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Throughput {
     pub annotator: String,
     pub judgments: usize,

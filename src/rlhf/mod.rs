@@ -1,15 +1,15 @@
 //! The RLHF stages and the pieces they share.
 
 pub mod adamw;
-pub mod aggregation;
 pub mod cai;
 pub mod data;
 pub mod dpo;
 pub mod epochs;
-pub mod group;
+pub mod grouped;
 pub mod held_out;
 pub mod lm;
 pub mod monitors;
+pub mod online;
 pub mod optim;
 pub mod ppo;
 pub mod reward;

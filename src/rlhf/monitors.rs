@@ -180,7 +180,16 @@ pub fn distinct_n(responses: &[Vec<u32>], n: usize) -> f64 {
     }
 }
 
-const TRENDED: [&str; 3] = [names::SCORES, names::JUDGE_SCORE, names::PROBE_SYCOPHANCY];
+/// The figures watched for a trend over the window, each under the names
+/// the online methods give it (PPO's, then GRPO's and RLOO's).
+const TRENDED: [(&str, &[&str]); 3] = [
+    ("reward model score", &[names::SCORES, names::REWARD]),
+    ("judge score", &[names::JUDGE_SCORE]),
+    ("sycophancy", &[names::PROBE_SYCOPHANCY]),
+];
+/// The clip's share and the token entropy, likewise.
+const CLIPPED: [&str; 2] = [names::CLIP_FRACTION, names::CLIP_RATIO_REGION];
+const TOKEN_ENTROPY: [&str; 2] = [names::TOKEN_ENTROPY, names::ENTROPY];
 
 impl Monitor {
     pub fn new(config: &MonitorConfig) -> Self {
@@ -192,12 +201,13 @@ impl Monitor {
         }
     }
 
-    /// Reads one PPO iteration's metrics; returns the alerts that start
+    /// Reads one iteration's metrics (PPO's, GRPO's or RLOO's); returns the alerts that start
     /// now and those that stopped. An alert that stays on is not repeated.
     pub fn observe(&mut self, step: usize, metrics: &[(&str, f64)]) -> Changes {
         let get = |key: &str| metrics.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
-        for key in TRENDED {
-            if let Some(v) = get(key) {
+        let any = |keys: &[&str]| keys.iter().find_map(|k| get(k));
+        for (key, names) in TRENDED {
+            if let Some(v) = any(names) {
                 let values = self.recent.entry(key).or_default();
                 values.push_back(v);
                 if values.len() > self.config.window {
@@ -208,7 +218,7 @@ impl Monitor {
         let c = &self.config;
         let mut firing: Vec<(AlertKind, String)> = Vec::new();
         let window = |key| self.recent.get(key).filter(|v| v.len() == c.window);
-        if let (Some(rm), Some(judge)) = (window(TRENDED[0]), window(TRENDED[1])) {
+        if let (Some(rm), Some(judge)) = (window(TRENDED[0].0), window(TRENDED[1].0)) {
             let rm = trend(&rm.iter().copied().collect::<Vec<_>>());
             let judge = trend(&judge.iter().copied().collect::<Vec<_>>());
             if rm >= c.hacking_change && -judge >= c.hacking_change {
@@ -221,7 +231,7 @@ impl Monitor {
                 ));
             }
         }
-        if let Some(agreeing) = window(TRENDED[2]) {
+        if let Some(agreeing) = window(TRENDED[2].0) {
             let values: Vec<f64> = agreeing.iter().copied().collect();
             let rise = trend(&values);
             if rise >= c.sycophancy_rise {
@@ -235,26 +245,26 @@ impl Monitor {
                 ));
             }
         }
-        let mut above = |kind, key: &str, limit: f64, what: &str| {
-            if let Some(v) = get(key).filter(|v| *v > limit || v.is_nan()) {
+        let mut above = |kind, keys: &[&str], limit: f64, what: &str| {
+            if let Some(v) = any(keys).filter(|v| *v > limit || v.is_nan()) {
                 firing.push((kind, format!("{what} {v:.3} > {limit}")));
             }
         };
-        above(AlertKind::RunawayKl, names::KL, c.kl_max, "KL");
+        above(AlertKind::RunawayKl, &[names::KL], c.kl_max, "KL");
+        above(AlertKind::HighClipFraction, &CLIPPED, c.clipfrac_max, "clip fraction");
         above(
-            AlertKind::HighClipFraction,
-            names::CLIP_FRACTION,
-            c.clipfrac_max,
-            "clip fraction",
+            AlertKind::ApproxKlSpike,
+            &[names::APPROX_KL],
+            c.approxkl_max,
+            "approx-KL",
         );
-        above(AlertKind::ApproxKlSpike, names::APPROX_KL, c.approxkl_max, "approx-KL");
         if let Some(ratio) = get(names::RATIO).filter(|r| (r - 1.0).abs() > c.ratio_tolerance) {
             firing.push((
                 AlertKind::RatioOff,
                 format!("ratio {ratio:.3}, more than {} from 1", c.ratio_tolerance),
             ));
         }
-        if let Some(e) = get(names::TOKEN_ENTROPY).filter(|e| *e < c.entropy_min) {
+        if let Some(e) = any(&TOKEN_ENTROPY).filter(|e| *e < c.entropy_min) {
             firing.push((
                 AlertKind::EntropyCollapse,
                 format!("entropy {e:.3} < {}", c.entropy_min),
@@ -350,6 +360,22 @@ mod tests {
         assert_eq!(raised.len(), 1, "{raised:?}");
         assert_eq!(raised[0].kind, AlertKind::RewardHacking);
         assert!(raised[0].message.contains("RM score rose"), "{}", raised[0].message);
+        // GRPO's and RLOO's names for the same figures are watched alike.
+        let mut m = Monitor::new(&MonitorConfig::default());
+        let mut raised = Vec::new();
+        for i in 0..8 {
+            let t = i as f64;
+            let judge = if i < 4 { 0.5 + 0.02 * t } else { 0.58 - 0.05 * (t - 3.0) };
+            raised.extend(kinds(
+                &m.observe(i + 1, &[("reward", 1.0 + 0.1 * t), ("judge/score_mean", judge)]),
+            ));
+        }
+        assert_eq!(raised, vec![AlertKind::RewardHacking]);
+        let grouped = [("clip_ratio/region_mean", 0.6), ("entropy", 0.05)];
+        assert_eq!(
+            kinds(&Monitor::new(&MonitorConfig::default()).observe(1, &grouped)),
+            [AlertKind::HighClipFraction, AlertKind::EntropyCollapse]
+        );
         // Honest progress never fires.
         let mut m = Monitor::new(&MonitorConfig::default());
         for i in 0..8 {

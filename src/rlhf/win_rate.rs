@@ -43,7 +43,7 @@ pub fn judged_outcomes(
 }
 
 /// A's win rate over B and its 95% interval.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
 pub struct WinRate {
     pub n: usize,
     pub wins_a: usize,

@@ -10,6 +10,7 @@ use crate::judge::JudgeConfig;
 use crate::prefs::config::PrefsConfig;
 use crate::rlhf::cai::stage::CaiConfig;
 use crate::rlhf::dpo::trainer::DpoConfig;
+use crate::rlhf::grouped::config::GroupConfig;
 use crate::rlhf::monitors::MonitorConfig;
 use crate::rlhf::ppo::config::PpoConfig;
 use crate::rlhf::reward::RmConfig;
@@ -25,6 +26,9 @@ pub struct RunConfig {
     pub cai: CaiConfig,
     pub rm: RmConfig,
     pub ppo: PpoConfig,
+    /// GRPO's and RLOO's sections: one shape (see `GroupConfig`).
+    pub grpo: GroupConfig,
+    pub rloo: GroupConfig,
     pub dpo: DpoConfig,
     pub prefs: PrefsConfig,
     pub monitors: MonitorConfig,
@@ -39,13 +43,33 @@ pub struct RunConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct CheckpointConfig {
     /// Checkpoints kept per stage; older ones are removed after a new one
-    /// is whole on disk.
+    /// is whole on disk (never one that a kept checkpoint starts from or
+    /// is measured against: see `RunDir::keep_last`).
     pub keep_last: usize,
+    /// Also write one every this many steps (PPO, GRPO, RLOO: iterations),
+    /// between steps, so a crash or a kill loses at most this many.
+    pub every_steps: Option<usize>,
+    /// Also write one when this many minutes have passed since the last.
+    pub every_minutes: Option<f64>,
 }
 
 impl Default for CheckpointConfig {
     fn default() -> Self {
-        Self { keep_last: 3 }
+        Self {
+            keep_last: 3,
+            every_steps: None,
+            every_minutes: Some(30.0),
+        }
+    }
+}
+
+impl CheckpointConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        at_least_one(&[
+            ("keep_last", self.keep_last),
+            ("every_steps", self.every_steps.unwrap_or(1)),
+        ])?;
+        positive(&[("every_minutes", self.every_minutes.unwrap_or(1.0))], false)
     }
 }
 
@@ -90,6 +114,10 @@ impl RunConfig {
             &mut self.dpo.data,
             &mut self.ppo.policy_init,
             &mut self.ppo.reward_init,
+            &mut self.grpo.policy_init,
+            &mut self.grpo.reward_init,
+            &mut self.rloo.policy_init,
+            &mut self.rloo.reward_init,
             &mut self.ppo.prompts,
             &mut self.prefs.prompts,
         ]
@@ -123,17 +151,20 @@ impl RunConfig {
         self.cai.validate().map_err(|e| format!("cai.{e}"))?;
         self.rm.validate().map_err(|e| format!("rm.{e}"))?;
         self.ppo.validate().map_err(|e| format!("ppo.{e}"))?;
+        self.grpo.validate().map_err(|e| format!("grpo.{e}"))?;
+        self.rloo.validate().map_err(|e| format!("rloo.{e}"))?;
         self.dpo.validate().map_err(|e| format!("dpo.{e}"))?;
         self.prefs.validate().map_err(|e| format!("prefs.{e}"))?;
         self.monitors.validate().map_err(|e| format!("monitors.{e}"))?;
         self.world.validate().map_err(|e| format!("world.{e}"))?;
+        self.checkpoints.validate().map_err(|e| format!("checkpoints.{e}"))?;
         if self.uses_own_data() && self.world != World::default() {
             return Err(
                 "world: this section sets the built-in world's options, and this run trains on its own files; remove it"
                     .into(),
             );
         }
-        at_least_one(&[("keep_last", self.checkpoints.keep_last)]).map_err(|e| format!("checkpoints.{e}"))
+        Ok(())
     }
 
     pub fn to_ron(&self) -> String {

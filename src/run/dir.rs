@@ -148,13 +148,44 @@ impl RunDir {
         found
     }
 
-    /// Removes all but the newest `keep` checkpoints of `stage`.
+    /// Removes all but the newest `keep` checkpoints of `stage`, and never
+    /// one that another checkpoint of the run names in its state (PPO's
+    /// frozen reference and reward model, DPO's reference): resuming that
+    /// one needs it.
     pub fn keep_last(&self, stage: &str, keep: usize) -> anyhow::Result<()> {
         let found = self.checkpoints(stage);
-        for (_, path) in &found[..found.len().saturating_sub(keep)] {
+        let old = &found[..found.len().saturating_sub(keep)];
+        if old.is_empty() {
+            return Ok(());
+        }
+        let named = self.named_by_checkpoints();
+        let same =
+            |a: &Path, b: &Path| a == b || a.canonicalize().ok().is_some_and(|a| b.canonicalize().ok() == Some(a));
+        for (_, path) in old {
+            if named.iter().any(|n| same(n, path)) {
+                continue;
+            }
             std::fs::remove_dir_all(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         }
         Ok(())
+    }
+
+    /// The directories the run's checkpoints start from or are measured
+    /// against, as their states name them (`reference`, `reward`).
+    fn named_by_checkpoints(&self) -> Vec<PathBuf> {
+        let Ok(entries) = std::fs::read_dir(self.root.join("checkpoints")) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter_map(|e| std::fs::read_to_string(e.path().join(CHECKPOINT_STATE)).ok())
+            .filter_map(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+            .flat_map(|state| {
+                ["reference", "reward"]
+                    .into_iter()
+                    .filter_map(move |key| state[key].as_str().map(PathBuf::from))
+            })
+            .collect()
     }
 
     /// Writes a checkpoint directory atomically: into a temporary sibling
@@ -233,6 +264,26 @@ mod tests {
         let err = RunDir::create(tmp.path(), "r").unwrap_err().to_string();
         assert!(err.contains("run.json"), "{err}");
         assert_eq!(std::fs::read(run.root.join("run.json")).unwrap(), [0xff, 0xfe]);
+    }
+
+    /// keep_last 2 of sft-1 … sft-4 removes sft-2 but keeps sft-1, which a
+    /// PPO checkpoint names as its reference.
+    #[test]
+    fn keep_last_keeps_what_a_kept_checkpoint_names() {
+        let tmp = tempfile::tempdir().unwrap();
+        let run = RunDir::create(tmp.path(), "r").unwrap();
+        let sft: Vec<PathBuf> = (1..=4)
+            .map(|step| run.write_checkpoint("sft", step, write_file("w")).unwrap())
+            .collect();
+        let state = serde_json::json!({ "reference": sft[0], "reward": tmp.path().join("elsewhere") });
+        run.write_checkpoint("ppo", 10, |dir| {
+            std::fs::create_dir_all(dir)?;
+            std::fs::write(dir.join(CHECKPOINT_STATE), state.to_string())
+        })
+        .unwrap();
+        run.keep_last("sft", 2).unwrap();
+        let left: Vec<bool> = sft.iter().map(|p| p.exists()).collect();
+        assert_eq!(left, [true, false, true, true]);
     }
 
     #[test]

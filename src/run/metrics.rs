@@ -1,7 +1,7 @@
 //! The metrics log: JSON Lines, one object per step, appended and synced
 //! as each step ends so a crash loses nothing already reported.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
@@ -9,13 +9,39 @@ use crate::fsutil::AppendLog;
 
 pub struct MetricsLog {
     log: AppendLog,
+    path: PathBuf,
 }
 
 impl MetricsLog {
     pub fn open(path: &Path) -> anyhow::Result<Self> {
         Ok(Self {
             log: AppendLog::open(path)?,
+            path: path.to_path_buf(),
         })
+    }
+
+    /// Before a stage resumes from its checkpoint at `step`: takes out the
+    /// stage's lines past that step (and a line a kill cut short), which a
+    /// crash or a kill after the checkpoint left, so the steps run again
+    /// are logged once. The log is rewritten whole, atomically; returns the
+    /// lines taken out.
+    pub fn drop_after(&mut self, stage: &str, step: usize) -> anyhow::Result<usize> {
+        let text = std::fs::read_to_string(&self.path).map_err(|e| anyhow::anyhow!("{}: {e}", self.path.display()))?;
+        let past = |line: &str| match serde_json::from_str::<Value>(line) {
+            Ok(v) => v["stage"] == stage && v["step"].as_u64().is_some_and(|s| s as usize > step),
+            Err(_) => true,
+        };
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        let kept: Vec<&str> = lines.iter().copied().filter(|l| !past(l)).collect();
+        let dropped = lines.len() - kept.len();
+        if dropped > 0 {
+            let mut whole = kept.join("\n");
+            whole.push('\n');
+            crate::fsutil::write_atomic(&self.path, whole.as_bytes())
+                .map_err(|e| anyhow::anyhow!("{}: {e}", self.path.display()))?;
+            self.log = AppendLog::open(&self.path)?;
+        }
+        Ok(dropped)
     }
 
     /// Appends `{"stage": ..., "step": ..., <metrics>}` and syncs it.

@@ -44,6 +44,25 @@ pub const DISTINCT_1: &str = "responses/distinct_1";
 pub const DISTINCT_2: &str = "responses/distinct_2";
 pub const LENGTH_MEAN: &str = "responses/length_mean";
 
+// GRPO and RLOO, with TRL's names (`objective/kl` above is their KL per
+// response too, so every online method shares a KL axis): the reward
+// model's mean score and its spread, the share of groups whose responses
+// all scored alike, TRL's per-token KL (`kl`), the clip's shares, the
+// completions' lengths and the share cut off at the length cap, and K.
+pub const REWARD: &str = "reward";
+pub const REWARD_STD: &str = "reward_std";
+pub const FRAC_REWARD_ZERO_STD: &str = "frac_reward_zero_std";
+pub const GROUP_KL: &str = "kl";
+pub const CLIP_RATIO_LOW: &str = "clip_ratio/low_mean";
+pub const CLIP_RATIO_HIGH: &str = "clip_ratio/high_mean";
+pub const CLIP_RATIO_REGION: &str = "clip_ratio/region_mean";
+pub const COMPLETIONS_MEAN_LENGTH: &str = "completions/mean_length";
+pub const COMPLETIONS_MIN_LENGTH: &str = "completions/min_length";
+pub const COMPLETIONS_MAX_LENGTH: &str = "completions/max_length";
+pub const COMPLETIONS_CLIPPED_RATIO: &str = "completions/clipped_ratio";
+pub const COMPLETIONS_MEAN_TERMINATED_LENGTH: &str = "completions/mean_terminated_length";
+pub const NUM_GENERATIONS: &str = "num_generations";
+
 // The evaluator (the judge), when the run has one.
 pub const JUDGE_SCORE: &str = "judge/score_mean";
 pub const EVAL_JUDGE_SCORE: &str = "eval/judge_score_mean";

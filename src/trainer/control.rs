@@ -89,8 +89,12 @@ pub struct Control {
     sets: Vec<SampleSet>,
     /// The size of the sets asked for last; PPO streams sets of this size.
     k: usize,
-    /// Who labels at this keyboard.
+    /// Who labels at this keyboard; with attached workbenches, the one
+    /// that sent the last command (`Command::Client`).
     annotator: String,
+    /// Whether commands come from attached workbenches, whose names the
+    /// audit log records with each line.
+    attached: bool,
     /// The labeling prompts and the evaluator that judges a share of sets.
     data: RunData,
     /// The run's live judgments, for agreement.
@@ -135,6 +139,7 @@ impl Control {
             sets: Vec::new(),
             k: 2,
             annotator,
+            attached: false,
             judgments,
             data,
         }
@@ -336,6 +341,8 @@ impl Control {
             Command::NewRound => self.queued.push(Queued::NewRound),
             Command::StartEval => self.queued.push(Queued::Eval),
             Command::EvalVerdict { item, choice } => self.eval_verdict(item, choice),
+            Command::Client { name } => (self.annotator, self.attached) = (name, true),
+            Command::Detach => {}
         }
     }
 
@@ -368,8 +375,11 @@ impl Control {
         self.send(Event::Warning(what));
     }
 
-    pub fn audit_record(&mut self, event: &str, details: serde_json::Value) {
+    pub fn audit_record(&mut self, event: &str, mut details: serde_json::Value) {
         let stage = self.stage.map(Stage::name);
+        if let (true, Some(details)) = (self.attached, details.as_object_mut()) {
+            details.insert("by".into(), self.annotator.clone().into());
+        }
         if let Err(e) = self.logs.audit.record(stage, self.step, event, details) {
             self.send(Event::Error(format!("audit.jsonl: {e}")));
         }
@@ -381,12 +391,20 @@ impl Control {
             self.send(Event::Error(why));
             return;
         }
+        if matches!(param, Param::GroupSize(_)) && !matches!(self.stage, Some(Stage::Grpo | Stage::Rloo)) {
+            self.send(Event::Error(
+                "K, the responses per prompt, is GRPO's and RLOO's: start one of them first".into(),
+            ));
+            return;
+        }
         let old = match param {
             Param::Beta(v) => {
                 let old = params.kl.beta();
                 params.kl.set_beta(v);
                 match self.stage {
                     Some(Stage::Dpo) => self.config.dpo.beta = v,
+                    Some(Stage::Grpo) => self.config.grpo.beta = Some(v),
+                    Some(Stage::Rloo) => self.config.rloo.beta = Some(v),
                     _ => self.config.ppo.beta = v,
                 }
                 old
@@ -399,6 +417,8 @@ impl Control {
                     Some(Stage::Cai) => self.config.cai.lr = v,
                     Some(Stage::Rm) => self.config.rm.lr = v,
                     Some(Stage::Dpo) => self.config.dpo.lr = v,
+                    Some(Stage::Grpo) => self.config.grpo.lr = v,
+                    Some(Stage::Rloo) => self.config.rloo.lr = v,
                     Some(Stage::Ppo) | None => self.config.ppo.lr = v,
                 }
                 old
@@ -406,7 +426,20 @@ impl Control {
             Param::Temperature(v) => {
                 let old = params.temperature as f64;
                 params.temperature = v as f32;
-                self.config.ppo.temperature = v as f32;
+                match self.stage {
+                    Some(Stage::Grpo) => self.config.grpo.temperature = v as f32,
+                    Some(Stage::Rloo) => self.config.rloo.temperature = v as f32,
+                    _ => self.config.ppo.temperature = v as f32,
+                }
+                old
+            }
+            Param::GroupSize(k) => {
+                let old = params.group_size.unwrap_or(0) as f64;
+                params.group_size = Some(k);
+                match self.stage {
+                    Some(Stage::Rloo) => self.config.rloo.group_size = k,
+                    _ => self.config.grpo.group_size = k,
+                }
                 old
             }
             Param::KlMode(mode) => {

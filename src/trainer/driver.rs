@@ -45,13 +45,17 @@ pub trait Hooks {
         active.step(&mut no_steering)
     }
 
-    /// After each step, once its metrics are in the log.
+    /// After each step, once its metrics are in the log (and a periodic
+    /// checkpoint, when one was due, on disk).
     fn after_step(&mut self, active: &mut StageRun, stepped: Stepped) -> anyhow::Result<Flow>;
+
+    /// A periodic checkpoint was written.
+    fn checkpointed(&mut self, _active: &StageRun, _path: &std::path::Path) {}
 }
 
 /// The monitors a stage runs under: PPO's, none for the others.
 pub fn monitor(stage: Stage, config: &RunConfig) -> Option<Monitor> {
-    (stage == Stage::Ppo).then(|| Monitor::new(&config.monitors))
+    stage.is_online().then(|| Monitor::new(&config.monitors))
 }
 
 /// Logs a fresh start's baseline (the held-out figures before step 1, at
@@ -64,8 +68,16 @@ pub fn log_baseline(active: &StageRun, log: &mut MetricsLog) -> anyhow::Result<M
     Ok(baseline)
 }
 
-/// Steps until the stage is done or a hook stops it.
-pub fn run_steps(active: &mut StageRun, monitor: &mut Option<Monitor>, hooks: &mut impl Hooks) -> anyhow::Result<()> {
+/// Steps until the stage is done or a hook stops it, writing the periodic
+/// checkpoints `checkpoints` asks for into `run` between steps. A step
+/// whose update was withheld (not finite) gets none: the front end decides
+/// whether the stage goes on.
+pub fn run_steps(
+    active: &mut StageRun,
+    run: &RunDir,
+    monitor: &mut Option<Monitor>,
+    hooks: &mut impl Hooks,
+) -> anyhow::Result<()> {
     while !active.is_done() {
         if hooks.before_step(active) == Flow::Stop {
             break;
@@ -82,6 +94,10 @@ pub fn run_steps(active: &mut StageRun, monitor: &mut Option<Monitor>, hooks: &m
             non_finite: metrics.iter().find(|(_, v)| !v.is_finite()).copied(),
             metrics: &metrics,
         };
+        if stepped.non_finite.is_none() && active.checkpoint_due() {
+            let path = active.checkpoint(run)?;
+            hooks.checkpointed(active, &path);
+        }
         if hooks.after_step(active, stepped)? == Flow::Stop {
             break;
         }

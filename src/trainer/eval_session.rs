@@ -19,7 +19,7 @@ use serde_json::json;
 
 use super::protocol::{Choice, EvalItem, EvalTally, Stage};
 use super::run_data::RunData;
-use super::stage::supervised;
+use super::stage::{newest_trained, supervised};
 use crate::model::hf;
 use crate::prefs::agreement::cohen_kappa;
 use crate::rlhf::data::{Prompt, Split};
@@ -47,14 +47,14 @@ pub struct EvalSession {
     file: File,
 }
 
-/// The run's newest policy and the policy it started from: PPO's against
-/// the supervised one (see `supervised`), a supervised one against the
+/// The run's newest policy and the policy it started from: the newest
+/// trained one (PPO's, GRPO's, RLOO's or DPO's) against the supervised one (see `supervised`), a supervised one against the
 /// base model.
 fn models(run: &RunDir, config: &RunConfig) -> anyhow::Result<(PathBuf, PathBuf)> {
     let newest = |stage: Stage| run.latest_checkpoint(stage.name());
-    match (newest(Stage::Ppo), newest(supervised(run))) {
-        (Some(ppo), Some(start)) => Ok((ppo, start)),
-        (Some(ppo), None) => Ok((ppo, config.sft.init.clone())),
+    match (newest_trained(run), newest(supervised(run))) {
+        (Some(trained), Some(start)) => Ok((trained, start)),
+        (Some(trained), None) => Ok((trained, config.sft.init.clone())),
         (None, Some(start)) => Ok((start, config.sft.init.clone())),
         (None, None) => {
             anyhow::bail!("nothing to evaluate yet: train SFT (or CAI) first, then E compares it with the base model")

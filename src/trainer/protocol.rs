@@ -27,13 +27,38 @@ pub enum Stage {
     Rm,
     /// PPO from the run's SFT policy against its reward model.
     Ppo,
+    /// GRPO: as PPO, without a value model, each response judged against
+    /// the others sampled for its prompt.
+    Grpo,
+    /// RLOO: as GRPO, with the leave-one-out baseline and the KL in the reward.
+    Rloo,
     /// DPO from the run's SFT policy on preference pairs: the offline
     /// path, beside the reward model and PPO.
     Dpo,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 5] = [Stage::Sft, Stage::Cai, Stage::Rm, Stage::Ppo, Stage::Dpo];
+    pub const ALL: [Stage; 7] = [
+        Stage::Sft,
+        Stage::Cai,
+        Stage::Rm,
+        Stage::Ppo,
+        Stage::Grpo,
+        Stage::Rloo,
+        Stage::Dpo,
+    ];
+
+    /// The online methods: they sample from the policy as they train,
+    /// against the reward model, with the KL to the reference kept in view.
+    pub fn is_online(self) -> bool {
+        matches!(self, Stage::Ppo | Stage::Grpo | Stage::Rloo)
+    }
+
+    /// The alternatives to PPO that follow the reward model (GRPO, RLOO)
+    /// or the supervised policy (DPO): no arrow leads to them.
+    pub fn is_alternative(self) -> bool {
+        matches!(self, Stage::Grpo | Stage::Rloo | Stage::Dpo)
+    }
 
     /// The name used in metrics, checkpoints and the audit log.
     pub fn name(self) -> &'static str {
@@ -42,6 +67,8 @@ impl Stage {
             Stage::Cai => "cai",
             Stage::Rm => "rm",
             Stage::Ppo => "ppo",
+            Stage::Grpo => "grpo",
+            Stage::Rloo => "rloo",
             Stage::Dpo => "dpo",
         }
     }
@@ -74,6 +101,8 @@ pub enum Param {
     /// Sampling temperature of rollouts and samples; used from the next rollout.
     Temperature(f64),
     KlMode(KlMode),
+    /// GRPO's and RLOO's K; used from the next rollout.
+    GroupSize(usize),
 }
 
 impl Param {
@@ -86,6 +115,7 @@ impl Param {
             "temperature" => Param::Temperature(value),
             "kl_mode" if value >= 0.5 => Param::KlMode(KlMode::Adaptive),
             "kl_mode" => Param::KlMode(KlMode::Fixed),
+            "group_size" => Param::GroupSize(value as usize),
             _ => return None,
         })
     }
@@ -96,6 +126,7 @@ impl Param {
             Param::LearningRate(_) => "lr",
             Param::Temperature(_) => "temperature",
             Param::KlMode(_) => "kl_mode",
+            Param::GroupSize(_) => "group_size",
         }
     }
 
@@ -105,6 +136,7 @@ impl Param {
             Param::Beta(v) | Param::LearningRate(v) | Param::Temperature(v) => v,
             Param::KlMode(KlMode::Fixed) => 0.0,
             Param::KlMode(KlMode::Adaptive) => 1.0,
+            Param::GroupSize(k) => k as f64,
         }
     }
 
@@ -118,6 +150,7 @@ impl Param {
             Param::Temperature(v) if !(v.is_finite() && v > 0.0 && v <= 10.0) => {
                 Err("the temperature must be in (0, 10]".into())
             }
+            Param::GroupSize(k) if !(2..=64).contains(&k) => Err("K must be from 2 to 64".into()),
             _ => Ok(()),
         }
     }
@@ -146,7 +179,7 @@ pub struct EvalItem {
 /// A blind evaluation so far: model A's win rate by the person and by the
 /// judge on the same pairs (ties half a win, 95% Wilson intervals), the
 /// share of pairs on which they agree, and Cohen's κ between them.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EvalTally {
     pub person: WinRate,
     pub judge: Option<WinRate>,
@@ -155,7 +188,7 @@ pub struct EvalTally {
 }
 
 /// What the workbench asks of the trainer.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Command {
     /// Starts a stage from the run's config and checkpoints.
     Start(Stage),
@@ -201,25 +234,39 @@ pub enum Command {
     Shutdown {
         checkpoint: bool,
     },
+    /// From an attached workbench: the commands after this one are `name`'s
+    /// (its judgments are stored under it and the audit log names it).
+    /// The server sends it when the sender changes.
+    Client {
+        name: String,
+    },
+    /// An attached workbench is leaving; the trainer goes on. Its own end
+    /// of the connection acts on it, and in one process it does nothing.
+    Detach,
 }
 
 /// Where a stage stands.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum StageState {
     NotStarted,
     /// Loading models and taking the baseline evaluation.
     Starting,
     Running,
     Paused,
-    /// Finished or stopped, with its checkpoint.
+    /// Finished, with its checkpoint.
     Done {
+        checkpoint: String,
+    },
+    /// Stopped before its end (a stop, a quit, a crash or a kill after a
+    /// checkpoint): starting it again continues from this checkpoint.
+    Stopped {
         checkpoint: String,
     },
     Failed(String),
 }
 
 /// One response with what the comparison pane colours it by.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Response {
     /// The response's tokens as text, EOS excluded.
     pub tokens: Vec<String>,
@@ -243,7 +290,7 @@ impl Response {
 }
 
 /// K responses to one prompt (K = 2: a pair), for comparison and labeling.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SampleSet {
     pub id: u64,
     /// The prompt as the policy read it (its chat format's text), as the
@@ -260,7 +307,7 @@ pub struct SampleSet {
 }
 
 /// What the trainer tells the workbench.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Event {
     /// Sent once at start: where the trainer runs and what the run holds.
     Ready {
@@ -283,6 +330,8 @@ pub enum Event {
     Live {
         beta: f64,
         kl_mode: KlMode,
+        /// GRPO's and RLOO's K; `None` for the other stages.
+        group_size: Option<usize>,
     },
     /// The iterative loop's round and the newest reward model's version
     /// (0 before the first); sent after `Ready` and when either changes.

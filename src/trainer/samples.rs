@@ -14,9 +14,8 @@ use rand_chacha::ChaCha8Rng;
 
 use super::protocol::{Response, SampleSet, Stage};
 use super::run_data::RunData;
-use super::stage::supervised;
-use crate::model::sampling::SamplingParams;
-use crate::model::{CausalLm, GenerateConfig, ScalarModel, Tokenizer, generate, hf};
+use super::stage::{newest_trained, supervised};
+use crate::model::{CausalLm, ScalarModel, Tokenizer, hf};
 use crate::rlhf::data::Prompt;
 use crate::rlhf::ppo::rollout::{QueryResponse, episode_scores, response_logprobs};
 use crate::run::{RunConfig, RunDir};
@@ -64,18 +63,8 @@ pub fn sample_set(
     for (i, &temperature) in temperatures.iter().enumerate() {
         let queries = vec![query.clone()];
         let sample = |attempt: u64| {
-            let config = GenerateConfig {
-                max_new_tokens,
-                sampling: SamplingParams {
-                    temperature,
-                    top_k: 0,
-                    top_p: 1.0,
-                },
-                eos_token_id: eos,
-                pad_token_id: pad,
-                seed: id.wrapping_mul(31).wrapping_add(i as u64).wrapping_add(attempt << 32),
-            };
-            generate(models.policy, &queries, &config)
+            let seed = id.wrapping_mul(31).wrapping_add(i as u64).wrapping_add(attempt << 32);
+            crate::rlhf::online::sample(models.policy, &queries, (max_new_tokens, temperature), (eos, pad), seed)
         };
         // A response the set already has is drawn again (a few times at
         // most): two copies of one text ask the person nothing. Texts are
@@ -130,8 +119,8 @@ pub fn sample_set(
 }
 
 /// The run's models on disk, for pairs when no stage trains a policy: the
-/// newest of PPO's, CAI's and SFT's checkpoints (else the base model) as
-/// the policy, the supervised checkpoint (CAI's, else SFT's, else the
+/// newest trained policy (`newest_trained`: PPO's, GRPO's, RLOO's or
+/// DPO's), else the supervised one (else the base model) as the policy, the supervised checkpoint (CAI's, else SFT's, else the
 /// base) as the reference, and the newest reward model if there is one.
 pub struct DiskModels {
     pub policy: CausalLm,
@@ -146,7 +135,7 @@ impl DiskModels {
         let base = config.sft.init.clone();
         let newest = |stage: Stage| run.latest_checkpoint(stage.name());
         let supervised = newest(supervised(run));
-        let (policy_dir, version) = match newest(Stage::Ppo).or_else(|| supervised.clone()) {
+        let (policy_dir, version) = match newest_trained(run).or_else(|| supervised.clone()) {
             Some(dir) => {
                 let version = checkpoint_name(&dir);
                 (dir, version)

@@ -19,6 +19,8 @@ use crate::prefs::rank::training_pairs;
 use crate::prefs::store;
 use crate::rlhf::cai::stage::{CaiParts, CaiTrainer};
 use crate::rlhf::dpo::trainer::DpoTrainer;
+use crate::rlhf::grouped::config::{GroupConfig, GroupMethod};
+use crate::rlhf::grouped::trainer::{GroupState, GroupTrainer};
 use crate::rlhf::ppo::kl_control::KlControl;
 use crate::rlhf::ppo::live::{LiveParams, Models, Steer, StepPoint};
 use crate::rlhf::ppo::trainer::{PpoState, PpoTrainer};
@@ -52,6 +54,9 @@ pub struct StageRun {
     run_pairs: usize,
     /// The run's data and evaluator, for the held-out evaluation.
     data: RunData,
+    /// When the stage started or last wrote a checkpoint, for
+    /// `checkpoints.every_minutes`.
+    written: std::cell::Cell<std::time::Instant>,
 }
 
 /// A checkpoint's `trainer_state.json`: with the files beside it, all a
@@ -69,6 +74,9 @@ pub struct Saved {
     pub run_pairs: usize,
     pub model: Option<ModelState>,
     pub ppo: Option<PpoState>,
+    /// GRPO's and RLOO's.
+    #[serde(default)]
+    pub group: Option<GroupState>,
 }
 
 impl Saved {
@@ -126,6 +134,24 @@ pub fn supervised(run: &RunDir) -> Stage {
         Some(_) => Stage::Cai,
         None => Stage::Sft,
     }
+}
+
+/// GRPO's or RLOO's method and config section.
+fn group_of(stage: Stage, config: &RunConfig) -> (GroupMethod, &GroupConfig) {
+    match stage {
+        Stage::Rloo => (GroupMethod::Rloo, &config.rloo),
+        _ => (GroupMethod::Grpo, &config.grpo),
+    }
+}
+
+/// The newest checkpoint of a policy trained past the supervised one (PPO,
+/// GRPO, RLOO or DPO, whichever was written last): what the pair pane
+/// samples from and the blind evaluation tries.
+pub fn newest_trained(run: &RunDir) -> Option<PathBuf> {
+    [Stage::Ppo, Stage::Grpo, Stage::Rloo, Stage::Dpo]
+        .into_iter()
+        .filter_map(|stage| run.latest_checkpoint(stage.name()))
+        .max_by_key(|dir| std::fs::metadata(dir).and_then(|m| m.modified()).ok())
 }
 
 /// The reward model's config, reading the CAI stage's labelled pairs
@@ -237,6 +263,14 @@ impl StageRun {
                 (reference, reward) = (Some(sft), Some(rm));
                 (Box::new(trainer), config.ppo.iterations, policy)
             }
+            Stage::Grpo | Stage::Rloo => {
+                let (method, group) = group_of(stage, config);
+                let sft = init_path(&group.policy_init, run, supervised(run), method.name())?;
+                let rm = init_path(&group.reward_init, run, Stage::Rm, method.name())?;
+                let trainer = GroupTrainer::new(method, group, (&sft, &sft, &rm), data.parts(), device)?;
+                (reference, reward) = (Some(sft.clone()), Some(rm));
+                (Box::new(trainer), group.iterations, sft)
+            }
             Stage::Dpo => {
                 params.lr = config.dpo.lr;
                 params.kl = KlControl::Fixed { beta: config.dpo.beta };
@@ -261,6 +295,7 @@ impl StageRun {
             reward,
             run_pairs,
             data,
+            written: std::cell::Cell::new(std::time::Instant::now()),
         })
     }
 
@@ -317,6 +352,15 @@ impl StageRun {
                 t.restore(dir, saved.ppo.as_ref().ok_or_else(|| missing("PPO state"))?)?;
                 Box::new(t)
             }
+            Stage::Grpo | Stage::Rloo => {
+                let (method, group) = group_of(saved.stage, config);
+                let reference = saved.reference.as_deref().ok_or_else(|| missing("reference"))?;
+                let reward = saved.reward.as_deref().ok_or_else(|| missing("reward model"))?;
+                let mut t = GroupTrainer::new(method, group, (dir, reference, reward), data.parts(), device)?;
+                let state = saved.group.as_ref().ok_or_else(|| missing("GRPO or RLOO state"))?;
+                t.restore(dir, state)?;
+                Box::new(t)
+            }
             Stage::Dpo => {
                 let reference = saved.reference.as_deref().ok_or_else(|| missing("reference"))?;
                 let judged = run_judged_pairs(run)?;
@@ -345,6 +389,7 @@ impl StageRun {
             reward: saved.reward,
             run_pairs: saved.run_pairs,
             data,
+            written: std::cell::Cell::new(std::time::Instant::now()),
         })
     }
 
@@ -372,6 +417,21 @@ impl StageRun {
 
     pub fn is_done(&self) -> bool {
         self.step >= self.total
+    }
+
+    /// Whether a periodic checkpoint is due now, between steps: every
+    /// `checkpoints.every_steps` steps of the stage, or `every_minutes`
+    /// after the last one; never at the last step, whose checkpoint the
+    /// stage's end writes.
+    pub fn checkpoint_due(&self) -> bool {
+        let c = &self.config.checkpoints;
+        let by_steps = c
+            .every_steps
+            .is_some_and(|n| (self.step - self.offset).is_multiple_of(n));
+        let by_time = c
+            .every_minutes
+            .is_some_and(|m| self.written.get().elapsed().as_secs_f64() >= m * 60.0);
+        self.step > self.offset && !self.is_done() && (by_steps || by_time)
     }
 
     /// The live parameters the next step will use.
@@ -415,6 +475,7 @@ impl StageRun {
             run_pairs: self.run_pairs,
             model: None,
             ppo: None,
+            group: None,
         };
         let mut write = |dir: &Path| -> anyhow::Result<()> {
             self.trainer.save(dir, &mut saved)?;
@@ -428,6 +489,7 @@ impl StageRun {
             write(dir).map_err(std::io::Error::other)
         })?;
         run.keep_last(self.stage.name(), self.config.checkpoints.keep_last)?;
+        self.written.set(std::time::Instant::now());
         Ok(path)
     }
 

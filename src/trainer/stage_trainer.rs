@@ -9,6 +9,7 @@ use super::stage::{Metrics, Saved};
 use crate::model::{CausalLm, ScalarModel, Tokenizer, hf};
 use crate::rlhf::cai::stage::CaiTrainer;
 use crate::rlhf::dpo::trainer::DpoTrainer;
+use crate::rlhf::grouped::trainer::GroupTrainer;
 use crate::rlhf::held_out::{HELD_OUT_SAMPLES, held_out_report};
 use crate::rlhf::ppo::live::{LiveParams, Steer};
 use crate::rlhf::ppo::trainer::PpoTrainer;
@@ -333,5 +334,52 @@ impl StageTrainer for DpoTrainer {
 
     fn policy(&self) -> Option<CausalLm> {
         Some(self.inference_model())
+    }
+}
+
+impl StageTrainer for GroupTrainer {
+    fn step(&mut self, _: StepAt, steer: &mut Steer) -> Option<Metrics> {
+        GroupTrainer::step(self, steer)
+    }
+
+    fn baseline(&self, data: &RunData) -> anyhow::Result<Metrics> {
+        held_out_metrics(&self.inference_policy(), StageTrainer::tokenizer(self), data, None)
+    }
+
+    fn live(&self) -> Option<&LiveParams> {
+        Some(&self.params)
+    }
+
+    fn live_mut(&mut self) -> Option<&mut LiveParams> {
+        Some(&mut self.params)
+    }
+
+    fn take_failures(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.failures)
+    }
+
+    fn save(&self, dir: &Path, saved: &mut Saved) -> anyhow::Result<()> {
+        hf::save_language_model(dir, &self.inference_policy(), StageTrainer::tokenizer(self))?;
+        saved.group = Some(self.save_state(dir)?);
+        Ok(())
+    }
+
+    /// As PPO's: the KL to the reference on its own held-out answers, and
+    /// the judge's held-out figures.
+    fn evaluate(&self, f: Finished) -> anyhow::Result<Metrics> {
+        let tokenizer = StageTrainer::tokenizer(self);
+        held_out_metrics(&self.inference_policy(), tokenizer, f.data, Some(self.reference()))
+    }
+
+    fn tokenizer(&self) -> &Tokenizer {
+        GroupTrainer::tokenizer(self).expect("a stage's GRPO or RLOO trains on text prompts")
+    }
+
+    fn policy(&self) -> Option<CausalLm> {
+        Some(self.inference_policy())
+    }
+
+    fn reference_and_reward(&self) -> Option<(&CausalLm, &ScalarModel)> {
+        Some((self.reference(), self.reward()))
     }
 }

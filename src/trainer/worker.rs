@@ -134,11 +134,15 @@ fn run(setup: WorkerSetup, commands: Receiver<Command>, events: Sender<Event>) -
     let stages = Stage::ALL
         .iter()
         .map(|&s| {
-            let state = match run.latest_checkpoint(s.name()) {
-                Some(path) => StageState::Done {
+            let unfinished = Saved::unfinished(&run, s).ok().flatten();
+            let state = match (run.latest_checkpoint(s.name()), unfinished) {
+                (Some(path), Some(_)) => StageState::Stopped {
                     checkpoint: path.display().to_string(),
                 },
-                None => StageState::NotStarted,
+                (Some(path), None) => StageState::Done {
+                    checkpoint: path.display().to_string(),
+                },
+                (None, _) => StageState::NotStarted,
             };
             (s, state)
         })
@@ -260,15 +264,18 @@ impl Worker {
         let started = Saved::unfinished(&self.run, stage).and_then(|from| {
             control.audit_record("start", json!({ "resumed_from": from }));
             match &from {
-                Some(dir) => StageRun::resume_with(
-                    control.config(),
-                    &self.run,
-                    dir,
-                    None,
-                    &self.device,
-                    control.data().clone(),
-                )
-                .map(|s| (s, true)),
+                Some(dir) => {
+                    let s = StageRun::resume_with(
+                        control.config(),
+                        &self.run,
+                        dir,
+                        None,
+                        &self.device,
+                        control.data().clone(),
+                    )?;
+                    self.log.drop_after(stage.name(), s.step)?;
+                    Ok((s, true))
+                }
                 None => {
                     let data = control.data().clone();
                     let s = StageRun::start_with(stage, control.config(), &self.run, &self.device, data)?;
@@ -303,11 +310,13 @@ impl Worker {
         let live = |params: &LiveParams| Event::Live {
             beta: params.kl.beta(),
             kl_mode: KlMode::of(&params.kl),
+            group_size: params.group_size,
         };
         control.send(live(active.params()));
         control.send_state(StageState::Running);
         let mut monitor = driver::monitor(stage, self.control.config());
-        driver::run_steps(&mut active, &mut monitor, self)?;
+        let run = self.run.clone();
+        driver::run_steps(&mut active, &run, &mut monitor, self)?;
         let stop = self.control.take_stop();
         self.finish(&active, stop)?;
         self.control.send(live(&self.idle));
@@ -343,10 +352,10 @@ impl Worker {
                 self.send_calibration();
             }
         }
-        let state = match path {
-            Some(path) => StageState::Done {
-                checkpoint: path.display().to_string(),
-            },
+        let checkpoint = path.map(|p| p.display().to_string());
+        let state = match checkpoint {
+            Some(checkpoint) if active.is_done() => StageState::Done { checkpoint },
+            Some(checkpoint) => StageState::Stopped { checkpoint },
             None => StageState::NotStarted,
         };
         self.control.send_state(state);
@@ -511,7 +520,7 @@ impl Hooks for Worker {
                 Poll::Once => {
                     let next = active.step + 1;
                     self.control.send(Event::Note(match active.stage {
-                        Stage::Ppo => {
+                        stage if stage.is_online() => {
                             format!("one step: the rollout of iteration {next}, paused before its first optimizer step")
                         }
                         stage => format!("one step: {} step {next}", stage.name().to_uppercase()),
@@ -520,6 +529,10 @@ impl Hooks for Worker {
                 }
             }
         }
+    }
+
+    fn checkpointed(&mut self, active: &StageRun, path: &std::path::Path) {
+        self.checkpoint_written(active, path);
     }
 
     fn step(&mut self, active: &mut StageRun) -> Option<Metrics> {
@@ -560,7 +573,7 @@ impl Hooks for Worker {
         }
         watch(&mut self.control, stepped.alerts, step);
         guard(&mut self.control, stage, step, stepped.non_finite);
-        if stage == Stage::Ppo {
+        if stage.is_online() {
             // Fresh responses from the updated policy stream into the pane.
             self.serve_samples(Some(active));
         }

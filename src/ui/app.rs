@@ -44,6 +44,28 @@ pub struct ChartSpec {
     /// Offered only once it has something to draw: a figure only some runs
     /// have (a judge's, a probe's) gets no empty chart in the others.
     pub optional: bool,
+    /// Drawn against another figure instead of the step.
+    pub against: Option<Against>,
+}
+
+/// A chart of one figure against another: each point is a step at which
+/// the stage logged both.
+pub struct Against {
+    /// What the x axis counts.
+    pub x_unit: &'static str,
+    /// (stage, x metric, y metric) of each series.
+    pub series: &'static [(Stage, &'static str, &'static str)],
+}
+
+impl ChartSpec {
+    /// The (stage, metric) keys of the figures the chart draws.
+    pub fn y_keys(&self) -> Vec<(Stage, &'static str)> {
+        let against = self
+            .against
+            .iter()
+            .flat_map(|a| a.series.iter().map(|&(s, _, y)| (s, y)));
+        self.series.iter().copied().chain(against).collect()
+    }
 }
 
 /// The chart drawn from the reward model's reliability table rather than
@@ -54,34 +76,57 @@ pub const RELIABILITY: &str = "RM reliability";
 pub const EVALUATOR_CHART: &str = "judge score";
 
 /// The charts the charts pane cycles through.
-pub const CHARTS: [ChartSpec; 15] = [
+pub const CHARTS: [ChartSpec; 17] = [
     ChartSpec {
         title: "reward",
         unit: "reward model score (unbounded)",
-        series: &[(Stage::Ppo, names::SCORES), (Stage::Ppo, names::RLHF_REWARD)],
+        series: &[
+            (Stage::Ppo, names::SCORES),
+            (Stage::Ppo, names::RLHF_REWARD),
+            (Stage::Grpo, names::REWARD),
+            (Stage::Rloo, names::REWARD),
+        ],
         level: None,
         optional: false,
+        against: None,
     },
     ChartSpec {
         title: "KL",
         unit: "nats per response",
-        series: &[(Stage::Ppo, names::KL)],
+        series: &[
+            (Stage::Ppo, names::KL),
+            (Stage::Grpo, names::KL),
+            (Stage::Rloo, names::KL),
+        ],
         level: None,
         optional: false,
+        against: None,
     },
     ChartSpec {
         title: "policy and value loss",
         unit: "loss",
-        series: &[(Stage::Ppo, names::POLICY_LOSS), (Stage::Ppo, names::VALUE_LOSS)],
+        series: &[
+            (Stage::Ppo, names::POLICY_LOSS),
+            (Stage::Ppo, names::VALUE_LOSS),
+            (Stage::Grpo, names::LOSS),
+            (Stage::Rloo, names::LOSS),
+        ],
         level: None,
         optional: false,
+        against: None,
     },
     ChartSpec {
         title: "entropy",
         unit: "nats per token",
-        series: &[(Stage::Ppo, names::TOKEN_ENTROPY), (Stage::Sft, names::ENTROPY)],
+        series: &[
+            (Stage::Ppo, names::TOKEN_ENTROPY),
+            (Stage::Sft, names::ENTROPY),
+            (Stage::Grpo, names::ENTROPY),
+            (Stage::Rloo, names::ENTROPY),
+        ],
         level: None,
         optional: false,
+        against: None,
     },
     ChartSpec {
         title: "diversity and length",
@@ -90,9 +135,12 @@ pub const CHARTS: [ChartSpec; 15] = [
             (Stage::Ppo, names::DISTINCT_1),
             (Stage::Ppo, names::DISTINCT_2),
             (Stage::Ppo, names::LENGTH_MEAN),
+            (Stage::Grpo, names::DISTINCT_2),
+            (Stage::Rloo, names::DISTINCT_2),
         ],
         level: None,
         optional: false,
+        against: None,
     },
     ChartSpec {
         title: "clip fraction",
@@ -100,23 +148,72 @@ pub const CHARTS: [ChartSpec; 15] = [
         series: &[
             (Stage::Ppo, names::CLIP_FRACTION),
             (Stage::Ppo, names::VALUE_CLIP_FRACTION),
+            (Stage::Grpo, names::CLIP_RATIO_REGION),
+            (Stage::Rloo, names::CLIP_RATIO_REGION),
         ],
         level: None,
         optional: false,
+        against: None,
     },
     ChartSpec {
         title: EVALUATOR_CHART,
         unit: "judge score, 0 to 1",
-        series: &[(Stage::Ppo, names::JUDGE_SCORE)],
+        series: &[
+            (Stage::Ppo, names::JUDGE_SCORE),
+            (Stage::Grpo, names::JUDGE_SCORE),
+            (Stage::Rloo, names::JUDGE_SCORE),
+        ],
         level: Some(("SFT held-out", Stage::Sft, names::EVAL_JUDGE_SCORE)),
         optional: true,
+        against: None,
     },
     ChartSpec {
         title: "sycophancy",
         unit: "share of answers agreeing with a false claim",
-        series: &[(Stage::Ppo, names::PROBE_SYCOPHANCY)],
+        series: &[
+            (Stage::Ppo, names::PROBE_SYCOPHANCY),
+            (Stage::Grpo, names::PROBE_SYCOPHANCY),
+            (Stage::Rloo, names::PROBE_SYCOPHANCY),
+        ],
         level: Some(("SFT held-out", Stage::Sft, names::EVAL_SYCOPHANCY)),
         optional: true,
+        against: None,
+    },
+    // The methods side by side: what each bought in judge score for the
+    // drift it took, and for the episodes it sampled.
+    ChartSpec {
+        title: "judge vs KL",
+        unit: "judge score, 0 to 1",
+        series: &[],
+        level: Some(("SFT held-out", Stage::Sft, names::EVAL_JUDGE_SCORE)),
+        optional: true,
+        against: Some(Against {
+            x_unit: "KL per response, nats",
+            series: &[
+                (Stage::Ppo, names::KL, names::JUDGE_SCORE),
+                (Stage::Grpo, names::KL, names::JUDGE_SCORE),
+                (Stage::Rloo, names::KL, names::JUDGE_SCORE),
+                (Stage::Ppo, names::EVAL_KL, names::EVAL_JUDGE_SCORE),
+                (Stage::Grpo, names::EVAL_KL, names::EVAL_JUDGE_SCORE),
+                (Stage::Rloo, names::EVAL_KL, names::EVAL_JUDGE_SCORE),
+                (Stage::Dpo, names::EVAL_KL, names::EVAL_JUDGE_SCORE),
+            ],
+        }),
+    },
+    ChartSpec {
+        title: "judge vs episodes",
+        unit: "judge score, 0 to 1",
+        series: &[],
+        level: Some(("SFT held-out", Stage::Sft, names::EVAL_JUDGE_SCORE)),
+        optional: true,
+        against: Some(Against {
+            x_unit: "episodes sampled",
+            series: &[
+                (Stage::Ppo, names::EPISODES, names::JUDGE_SCORE),
+                (Stage::Grpo, names::EPISODES, names::JUDGE_SCORE),
+                (Stage::Rloo, names::EPISODES, names::JUDGE_SCORE),
+            ],
+        }),
     },
     // SFT's and the reward model's losses apart: on one step axis SFT's
     // few hundred steps were flattened under the reward model's.
@@ -126,6 +223,7 @@ pub const CHARTS: [ChartSpec; 15] = [
         series: &[(Stage::Sft, names::LOSS), (Stage::Sft, names::EVAL_LOSS)],
         level: None,
         optional: false,
+        against: None,
     },
     ChartSpec {
         title: "CAI loss",
@@ -133,6 +231,7 @@ pub const CHARTS: [ChartSpec; 15] = [
         series: &[(Stage::Cai, names::LOSS), (Stage::Cai, names::EVAL_LOSS)],
         level: None,
         optional: false,
+        against: None,
     },
     ChartSpec {
         title: "RM loss",
@@ -140,6 +239,7 @@ pub const CHARTS: [ChartSpec; 15] = [
         series: &[(Stage::Rm, names::LOSS)],
         level: None,
         optional: false,
+        against: None,
     },
     ChartSpec {
         title: "RM accuracy",
@@ -147,6 +247,7 @@ pub const CHARTS: [ChartSpec; 15] = [
         series: &[(Stage::Rm, names::ACCURACY)],
         level: None,
         optional: false,
+        against: None,
     },
     ChartSpec {
         title: "DPO loss",
@@ -154,6 +255,7 @@ pub const CHARTS: [ChartSpec; 15] = [
         series: &[(Stage::Dpo, names::LOSS)],
         level: None,
         optional: true,
+        against: None,
     },
     ChartSpec {
         title: "DPO implied rewards",
@@ -165,6 +267,7 @@ pub const CHARTS: [ChartSpec; 15] = [
         ],
         level: None,
         optional: true,
+        against: None,
     },
     ChartSpec {
         title: RELIABILITY,
@@ -172,6 +275,7 @@ pub const CHARTS: [ChartSpec; 15] = [
         series: &[],
         level: None,
         optional: false,
+        against: None,
     },
 ];
 
@@ -198,6 +302,7 @@ pub enum Editing {
     Beta,
     LearningRate,
     Temperature,
+    GroupSize,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -220,6 +325,8 @@ pub struct Params {
     pub lr_of: Stage,
     pub temperature: f64,
     pub kl_mode: KlMode,
+    /// GRPO's and RLOO's K while one runs.
+    pub group_size: Option<usize>,
 }
 
 /// A judgment the trainer has stored, kept for undo.
@@ -316,6 +423,9 @@ pub struct App {
     pub message: Option<(String, bool)>,
     pub trainer_gone: bool,
     pub quitting: bool,
+    /// Attached to a served trainer (`rlhf-tui attach`), and where: quitting
+    /// detaches and the trainer goes on.
+    pub attached: Option<String>,
     pub no_color: bool,
 }
 
@@ -357,7 +467,7 @@ impl App {
         let spec = &CHARTS[i];
         !spec.optional
             || spec
-                .series
+                .y_keys()
                 .iter()
                 .any(|(stage, key)| self.series.contains_key(&(*stage, key.to_string())))
     }
@@ -379,6 +489,8 @@ impl App {
                 row(Some(Stage::Cai)),
                 row(Some(Stage::Rm)),
                 row(Some(Stage::Ppo)),
+                row(Some(Stage::Grpo)),
+                row(Some(Stage::Rloo)),
                 row(Some(Stage::Dpo)),
             ],
             selected: 1,
@@ -390,6 +502,7 @@ impl App {
                 lr_of: Stage::Ppo,
                 temperature: 1.0,
                 kl_mode: KlMode::Fixed,
+                group_size: None,
             },
             series: BTreeMap::new(),
             markers: Vec::new(),
@@ -420,6 +533,7 @@ impl App {
             message: None,
             trainer_gone: false,
             quitting: false,
+            attached: None,
             no_color,
         }
     }

@@ -15,7 +15,7 @@ use super::keys::{Msg, key_to_msg};
 use super::update::{Effect, on_event, update};
 use super::{terminal, view};
 use crate::trainer::protocol::{Command, Event};
-use crate::trainer::worker::{self, WorkerSetup};
+use crate::trainer::worker::{self, TrainerHandle, WorkerSetup};
 
 /// What the input thread reads from the terminal.
 #[derive(Clone, Debug)]
@@ -36,11 +36,21 @@ const TICK: Duration = Duration::from_millis(250);
 
 /// Opens the workbench on a real terminal and runs until the person quits.
 pub fn run(setup: WorkerSetup, no_color: bool) -> anyhow::Result<()> {
-    let handle = worker::spawn(setup)?;
+    on_trainer(worker::spawn(setup)?, App::new(no_color))
+}
+
+/// The workbench on a served trainer, `at` the address in words;
+/// quitting detaches.
+pub fn run_attached(handle: TrainerHandle, at: &str, no_color: bool) -> anyhow::Result<()> {
+    let mut app = App::new(no_color);
+    app.attached = Some(at.to_string());
+    on_trainer(handle, app)
+}
+
+fn on_trainer(handle: TrainerHandle, mut app: App) -> anyhow::Result<()> {
     let mut term = terminal::enter()?;
     let inputs = spawn_input_thread()?;
     spawn_signal_thread(inputs.0)?;
-    let mut app = App::new(no_color);
     let panic_key = std::env::var(PANIC_KEY_VAR).ok().and_then(|v| v.chars().next());
     let result = event_loop(
         &mut term,

@@ -64,6 +64,7 @@ pub enum Msg {
 pub const HELP: &[(&str, &str)] = &[
     ("space", "pause / resume the running stage"),
     ("b / l / T", "edit β / learning rate / temperature"),
+    ("K", "GRPO, RLOO: edit K, the responses per prompt"),
     ("m", "KL mode: fixed or adaptive β"),
     ("Enter", "start the stage under the cursor"),
     ("S", "stop the running stage (checkpoint kept)"),
@@ -89,7 +90,7 @@ pub const HELP: &[(&str, &str)] = &[
 
 /// What the screen's marks and numbers mean, for the help window.
 pub const READING: &[(&str, &str)] = &[
-    ("▶ ⏸ ✓ ✗", "running, paused, done, failed; step/total (PPO: iterations)"),
+    ("▶ ⏸ ⏹ ✓ ✗", "running, paused, stopped early, done, failed; step/total"),
     (
         "held-out",
         "under done stages: judge 0–1, SFT loss nats/token, RM acc, ECE",
@@ -149,6 +150,7 @@ fn main_key(code: KeyCode) -> Option<Msg> {
         KeyCode::Char('b') => Msg::Edit(Editing::Beta),
         KeyCode::Char('l') => Msg::Edit(Editing::LearningRate),
         KeyCode::Char('T') => Msg::Edit(Editing::Temperature),
+        KeyCode::Char('K') => Msg::Edit(Editing::GroupSize),
         KeyCode::Char('m') => Msg::ToggleKlMode,
         KeyCode::Char('?') => Msg::Help,
         KeyCode::Char('q') => Msg::Quit,

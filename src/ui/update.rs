@@ -96,11 +96,16 @@ fn main(app: &mut App, msg: Msg) -> Vec<Effect> {
             Some(_) => send(Command::Pause),
             None => tell(app, "no stage is running: Enter starts the one under the cursor"),
         },
+        Msg::Edit(Editing::GroupSize) if app.params.group_size.is_none() => tell(
+            app,
+            "K, the responses per prompt, is GRPO's and RLOO's: start one of them first",
+        ),
         Msg::Edit(editing) => {
             let current = match editing {
                 Editing::Beta => app.params.beta,
                 Editing::LearningRate => app.params.lr,
                 Editing::Temperature => app.params.temperature,
+                Editing::GroupSize => app.params.group_size.unwrap_or(0) as f64,
             };
             app.overlay = Overlay::Editor(Editor {
                 editing,
@@ -125,6 +130,8 @@ fn main(app: &mut App, msg: Msg) -> Vec<Effect> {
             app.overlay = Overlay::Alerts;
             Vec::new()
         }
+        // Attached, the trainer goes on: nothing to ask.
+        Msg::Quit if app.attached.is_some() => quit(app, false),
         Msg::Quit => match app.active() {
             Some(_) if !app.trainer_gone => {
                 app.overlay = Overlay::ConfirmQuit;
@@ -149,11 +156,18 @@ fn main(app: &mut App, msg: Msg) -> Vec<Effect> {
                     let name = row.stage.map_or("", |s| s.name()).to_uppercase();
                     return tell(app, &format!("{name} is running: S stops it first"));
                 }
-                if matches!(app.stages[app.selected].state, StageState::Done { .. }) {
-                    app.overlay = Overlay::ConfirmRerun(stage);
-                    return Vec::new();
+                match &app.stages[app.selected].state {
+                    StageState::Done { .. } => {
+                        app.overlay = Overlay::ConfirmRerun(stage);
+                        Vec::new()
+                    }
+                    StageState::Stopped { checkpoint } => {
+                        let from = checkpoint.rsplit('/').next().unwrap_or(checkpoint).to_string();
+                        tell(app, &format!("continuing {} from {from}", stage.name().to_uppercase()));
+                        send(Command::Start(stage))
+                    }
+                    _ => send(Command::Start(stage)),
                 }
-                send(Command::Start(stage))
             }
             Some(_) => Vec::new(),
             None => tell(app, &format!("the base model: {}", app.base)),
@@ -313,6 +327,10 @@ fn quit(app: &mut App, checkpoint: bool) -> Vec<Effect> {
         return vec![Effect::Quit];
     }
     app.quitting = true;
+    if app.attached.is_some() {
+        app.message = Some(("detaching: the trainer goes on".into(), false));
+        return send(Command::Detach);
+    }
     app.message = Some((
         if checkpoint {
             "writing a checkpoint, then quitting…"
@@ -394,15 +412,19 @@ fn edit(app: &mut App, mut editor: Editor, msg: Msg) -> Vec<Effect> {
             return Vec::new();
         }
         Msg::Enter => {
-            let param = editor.input.trim().parse::<f64>().map(|v| match editor.editing {
-                Editing::Beta => Param::Beta(v),
-                Editing::LearningRate => Param::LearningRate(v),
-                Editing::Temperature => Param::Temperature(v),
-            });
-            match param
-                .map_err(|_| "not a number".to_string())
-                .and_then(|p| p.check().map(|()| p))
-            {
+            let input = editor.input.trim();
+            let param = match editor.editing {
+                Editing::GroupSize => input
+                    .parse::<usize>()
+                    .map(Param::GroupSize)
+                    .map_err(|_| "not a whole number"),
+                editing => input.parse::<f64>().map_err(|_| "not a number").map(|v| match editing {
+                    Editing::Beta => Param::Beta(v),
+                    Editing::LearningRate => Param::LearningRate(v),
+                    _ => Param::Temperature(v),
+                }),
+            };
+            match param.map_err(str::to_string).and_then(|p| p.check().map(|()| p)) {
                 Ok(param) => {
                     app.overlay = Overlay::None;
                     return send(Command::Set(param));
@@ -442,7 +464,7 @@ fn stage_changed(app: &mut App, stage: Stage, state: StageState, step: usize, to
             Stage::Sft => first("SFT loss"),
             Stage::Cai => first("CAI loss"),
             Stage::Rm => first("RM loss"),
-            Stage::Ppo => first("reward"),
+            Stage::Ppo | Stage::Grpo | Stage::Rloo => first("reward"),
             Stage::Dpo => first("DPO loss"),
         };
     }
@@ -463,11 +485,11 @@ fn stage_changed(app: &mut App, stage: Stage, state: StageState, step: usize, to
     let finished = was_running && matches!(state, StageState::Done { .. });
     // The cursor moves on, so the next Enter starts the next stage rather
     // than asking to re-run this one: past CAI, a branch a person takes on
-    // purpose, from SFT to the reward model; and never onto DPO, the other
-    // branch, from PPO.
+    // purpose, from SFT to the reward model; and never from PPO onto its
+    // alternatives (GRPO, RLOO, DPO), branches a person takes on purpose.
     let on_it = app.stages.get(app.selected).and_then(|r| r.stage) == Some(stage);
     let next = app.stages.get(app.selected + 1).and_then(|r| r.stage);
-    if finished && on_it && next.is_some_and(|s| s != Stage::Dpo) {
+    if finished && on_it && next.is_some_and(|s| !s.is_alternative()) {
         app.selected += 1;
         if app.stages[app.selected].stage == Some(Stage::Cai) && app.selected + 1 < app.stages.len() {
             app.selected += 1;
@@ -514,6 +536,7 @@ pub fn on_event(app: &mut App, event: Event, at: f64) -> Vec<Effect> {
                 lr_of: Stage::Ppo,
                 temperature,
                 kl_mode,
+                group_size: None,
             };
             // A first set to judge while nothing runs.
             return fresh_set(app);
@@ -553,7 +576,11 @@ pub fn on_event(app: &mut App, event: Event, at: f64) -> Vec<Effect> {
             }
             app.queue.push_back(set);
         }
-        Event::Live { beta, kl_mode } => (app.params.beta, app.params.kl_mode) = (beta, kl_mode),
+        Event::Live {
+            beta,
+            kl_mode,
+            group_size,
+        } => (app.params.beta, app.params.kl_mode, app.params.group_size) = (beta, kl_mode, group_size),
         Event::Round { round, rm_version } => {
             let next = app.round != 0 && round > app.round;
             (app.round, app.rm_version) = (round, rm_version);
@@ -639,6 +666,7 @@ pub fn on_event(app: &mut App, event: Event, at: f64) -> Vec<Effect> {
                 Param::LearningRate(v) => app.params.lr = v,
                 Param::Temperature(v) => app.params.temperature = v,
                 Param::KlMode(mode) => app.params.kl_mode = mode,
+                Param::GroupSize(k) => app.params.group_size = Some(k),
             }
             let stage = app.active().and_then(|r| r.stage);
             let label = param_change(&param, old);

@@ -37,6 +37,7 @@ pub fn param_change(param: &Param, old: f64) -> String {
         Param::Beta(v) => format!("β {old} → {v}"),
         Param::LearningRate(v) => format!("lr {old} → {v}"),
         Param::Temperature(v) => format!("T {old} → {v}"),
+        Param::GroupSize(k) => format!("K {old} → {k}"),
         Param::KlMode(new) => format!("KL mode {} → {}", mode(old), mode(Param::KlMode(*new).value())),
     }
 }

@@ -44,11 +44,12 @@ pub fn spawn_worker(run: RunDir, config: RunConfig) -> TrainerHandle {
     .unwrap()
 }
 
-/// The checkpoint a stage's `Done` event names; `None` for any other event.
+/// The checkpoint a stage's `Done` (or, stopped before its end,
+/// `Stopped`) event names; `None` for any other event.
 pub fn done_checkpoint(event: &Event) -> Option<&str> {
     match event {
         Event::Stage {
-            state: StageState::Done { checkpoint },
+            state: StageState::Done { checkpoint } | StageState::Stopped { checkpoint },
             ..
         } => Some(checkpoint),
         _ => None,

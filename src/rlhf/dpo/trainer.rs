@@ -180,6 +180,66 @@ const STATS: [&str; 7] = [
     names::DPO_REJECTED_LOGPS,
 ];
 
+/// The loss's gradient for `policy` over `pairs` against `reference`,
+/// split into shards that run in parallel (see `shards`), and the batch's
+/// `STATS`: a DPO step's work before the optimizer's (the benchmark's too).
+pub fn gradients(
+    policy: &CausalLm,
+    reference: &CausalLm,
+    pairs: &[DpoPair],
+    pad: u32,
+    (beta, loss): (f64, DpoLossKind),
+) -> ([f64; 7], GradientsParams) {
+    let mean = loss == DpoLossKind::Ipo;
+    // The reference's log-probs, once, without gradient.
+    let reference = sequence_logps(reference, pairs, pad, mean)
+        .into_data()
+        .try_to_vec::<f32>()
+        .expect("f32 log-probs");
+    let n = shards::count(&policy.device(), pairs.len());
+    let ranges = shards::ranges(pairs.len(), n);
+    let (grads, parts) = shards::gradients(policy, n, |model, i| {
+        let range = ranges[i].clone();
+        let (shard, k) = (&pairs[range.clone()], range.len());
+        let policy = sequence_logps(model, shard, pad, mean);
+        let device = policy.device();
+        let of = |offset: usize| {
+            let values = reference[offset + range.start..offset + range.end].to_vec();
+            Tensor::<1>::from_data(TensorData::new(values, [k]), &device)
+        };
+        let logps = policy.clone().detach().into_data().try_to_vec::<f32>().expect("f32");
+        let out = dpo_loss(
+            PairLogps {
+                policy_chosen: policy.clone().narrow(0, 0, k),
+                policy_rejected: policy.narrow(0, k, k),
+                reference_chosen: of(0),
+                reference_rejected: of(pairs.len()),
+            },
+            beta,
+            loss,
+        );
+        // Every figure is a mean over pairs: a shard's share is its pairs'.
+        let share = k as f64 / pairs.len() as f64;
+        let mean_of = |xs: &[f32]| xs.iter().map(|&x| x as f64).sum::<f64>() / k as f64;
+        let stats = [
+            out.loss.clone().into_scalar::<f32>() as f64,
+            out.chosen_reward as f64,
+            out.rejected_reward as f64,
+            out.accuracy as f64,
+            out.margin as f64,
+            mean_of(&logps[..k]),
+            mean_of(&logps[k..]),
+        ]
+        .map(|v| v * share);
+        (out.loss * share, stats)
+    });
+    let mut total = [0.0; 7];
+    for part in parts {
+        total.iter_mut().zip(part).for_each(|(t, v)| *t += v);
+    }
+    (total, grads)
+}
+
 pub struct DpoTrainer {
     pub config: DpoConfig,
     pub policy: CausalLm,
@@ -280,63 +340,16 @@ impl DpoTrainer {
         self.config.loss == DpoLossKind::Ipo
     }
 
-    /// The loss's gradient over `pairs`, split into shards that run in
-    /// parallel (see `shards`), and the batch's `STATS`.
-    fn gradients(&self, pairs: &[DpoPair]) -> ([f64; 7], GradientsParams) {
-        let mean = self.mean_logps();
-        // The reference's log-probs, once, without gradient.
-        let reference = sequence_logps(&self.reference, pairs, self.pad, mean)
-            .into_data()
-            .try_to_vec::<f32>()
-            .expect("f32 log-probs");
-        let n = shards::count(&self.policy.device(), pairs.len());
-        let ranges = shards::ranges(pairs.len(), n);
-        let (grads, parts) = shards::gradients(&self.policy, n, |model, i| {
-            let range = ranges[i].clone();
-            let (shard, k) = (&pairs[range.clone()], range.len());
-            let policy = sequence_logps(model, shard, self.pad, mean);
-            let device = policy.device();
-            let of = |offset: usize| {
-                let values = reference[offset + range.start..offset + range.end].to_vec();
-                Tensor::<1>::from_data(TensorData::new(values, [k]), &device)
-            };
-            let logps = policy.clone().detach().into_data().try_to_vec::<f32>().expect("f32");
-            let out = dpo_loss(
-                PairLogps {
-                    policy_chosen: policy.clone().narrow(0, 0, k),
-                    policy_rejected: policy.narrow(0, k, k),
-                    reference_chosen: of(0),
-                    reference_rejected: of(pairs.len()),
-                },
-                self.config.beta,
-                self.config.loss,
-            );
-            // Every figure is a mean over pairs: a shard's share is its pairs'.
-            let share = k as f64 / pairs.len() as f64;
-            let mean_of = |xs: &[f32]| xs.iter().map(|&x| x as f64).sum::<f64>() / k as f64;
-            let stats = [
-                out.loss.clone().into_scalar::<f32>() as f64,
-                out.chosen_reward as f64,
-                out.rejected_reward as f64,
-                out.accuracy as f64,
-                out.margin as f64,
-                mean_of(&logps[..k]),
-                mean_of(&logps[k..]),
-            ]
-            .map(|v| v * share);
-            (out.loss * share, stats)
-        });
-        let mut total = [0.0; 7];
-        for part in parts {
-            total.iter_mut().zip(part).for_each(|(t, v)| *t += v);
-        }
-        (total, grads)
-    }
-
     /// One optimizer step at learning rate `lr`; TRL's DPO metrics.
     pub fn step(&mut self, lr: f64) -> Vec<(&'static str, f64)> {
         let pairs = self.train.next(self.config.batch_size).to_vec();
-        let (stats, grads) = self.gradients(&pairs);
+        let (stats, grads) = gradients(
+            &self.policy,
+            &self.reference,
+            &pairs,
+            self.pad,
+            (self.config.beta, self.config.loss),
+        );
         let norm = self.optim.step(lr, &mut self.policy, stats[0], grads);
         self.step += 1;
         let mut metrics: Vec<(&'static str, f64)> = STATS.into_iter().zip(stats).collect();

@@ -1,5 +1,6 @@
-//! The PPO parameters a person may change while a run goes on: learning
-//! rate, sampling temperature and the KL coefficient's controller. The
+//! The parameters a person may change while an online run goes on:
+//! learning rate, sampling temperature, the KL coefficient's controller
+//! and (GRPO, RLOO) the group size. The
 //! trainer hands them to a steering callback before every optimizer step
 //! and before every rollout, so a change takes effect at the next point
 //! the parameter is used: the learning rate at the next optimizer step,
@@ -20,6 +21,10 @@ pub struct LiveParams {
     pub lr: f64,
     pub temperature: f32,
     pub kl: KlControl,
+    /// GRPO's and RLOO's K, the responses sampled per prompt (used from
+    /// the next rollout); `None` for the other stages.
+    #[serde(default)]
+    pub group_size: Option<usize>,
 }
 
 impl LiveParams {
@@ -37,6 +42,7 @@ impl LiveParams {
             lr: config.lr,
             temperature: config.temperature,
             kl,
+            group_size: None,
         }
     }
 }

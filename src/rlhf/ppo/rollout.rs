@@ -122,6 +122,17 @@ pub fn episode_scores(
         .expect("f32 scores")
 }
 
+/// Rows of different lengths as a `[rows, width]` tensor padded with 0.
+pub fn padded<'a>(rows: impl Iterator<Item = &'a Vec<f32>>, width: usize, device: &burn::tensor::Device) -> Tensor<2> {
+    let mut flat = Vec::new();
+    let mut count = 0;
+    for row in rows {
+        flat.extend(row.iter().copied().chain(std::iter::repeat_n(0.0, width - row.len())));
+        count += 1;
+    }
+    Tensor::from_data(TensorData::new(flat, [count, width]), device)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

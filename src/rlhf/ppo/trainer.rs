@@ -11,9 +11,9 @@ use std::sync::Arc;
 
 use burn::module::Module;
 use burn::optim::GradientsParams;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Tensor};
 use rand::SeedableRng;
-use rand::seq::{IndexedRandom, SliceRandom};
+use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use super::advantage::{gae, masked_mean, masked_whiten, shaped_rewards};
@@ -21,21 +21,16 @@ use super::config::PpoConfig;
 use super::live::{LiveParams, Models, Steer, StepPoint};
 use super::loss::{policy_loss, value_loss};
 use super::rollout::{
-    QueryResponse, episode_scores, response_logprobs, response_logprobs_and_entropy, response_values,
+    QueryResponse, episode_scores, padded, response_logprobs, response_logprobs_and_entropy, response_values,
 };
 use super::stats::StepStats;
-use crate::model::sampling::SamplingParams;
-use crate::model::{CausalLm, GenerateConfig, ScalarModel, Tokenizer, generate, hf};
-use crate::rlhf::data::{Evaluator, Prompt, Sources, Split};
-use crate::rlhf::held_out::{encode_prompts, probe_report};
-use crate::rlhf::monitors::distinct_n;
+use crate::model::{CausalLm, ScalarModel, Tokenizer, hf};
+use crate::rlhf::data::{Evaluator, Sources};
+pub use crate::rlhf::online::Prompts;
+use crate::rlhf::online::{sample, without_eos};
 use crate::rlhf::optim::GuardedAdamW;
 use crate::rlhf::shards;
 use crate::run::names;
-
-/// Mixed into the run's seed for the probe's samples, so they are drawn
-/// apart from the rollouts'.
-const PROBE_SEED: u64 = 0x5eed_0fc1_a1a1;
 
 mod resume;
 pub use resume::PpoState;
@@ -48,23 +43,6 @@ struct Batch {
     values: Vec<Vec<f32>>,
     advantages: Vec<Vec<f32>>,
     returns: Vec<Vec<f32>>,
-}
-
-/// Where the trainer's prompts come from.
-pub enum Prompts {
-    /// The sources' training prompts, drawn at random; the evaluator, when
-    /// there is one, scores every response (`judge/score_mean`).
-    Text {
-        evaluator: Option<Arc<dyn Evaluator>>,
-        /// Each prompt with its tokens as the policy reads it.
-        prompts: Vec<(Prompt, Vec<u32>)>,
-        /// Held-out prompts a behaviour is measured on every iteration,
-        /// each with its tokens.
-        probe: Vec<(Prompt, Vec<u32>)>,
-        tokenizer: Box<Tokenizer>,
-    },
-    /// Fixed token prompts taken in turn (the benchmark).
-    Tokens(Vec<Vec<u32>>),
 }
 
 pub struct PpoTrainer {
@@ -121,30 +99,7 @@ impl PpoTrainer {
             .eos_id()
             .ok_or_else(|| anyhow::anyhow!("{}: the model names no end-of-sequence token", policy_dir.display()))?;
         let pad = tokenizer.pad_id().unwrap_or(eos);
-        // Laid out once, as the policy reads them.
-        let prompts = sources
-            .prompts(Split::Train)
-            .into_iter()
-            .enumerate()
-            .map(|(i, prompt)| {
-                let tokens = tokenizer
-                    .encode_prompt(&prompt)
-                    .map_err(|why| anyhow::anyhow!("PPO's training prompt {}: {why}", i + 1))?;
-                Ok((prompt, tokens))
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        if prompts.is_empty() {
-            anyhow::bail!("PPO has no training prompts");
-        }
-        let probe = sources.probe_prompts();
-        let probe_tokens =
-            encode_prompts(&tokenizer, &probe).map_err(|why| anyhow::anyhow!("a probe prompt: {why}"))?;
-        let prompts = Prompts::Text {
-            prompts,
-            probe: probe.into_iter().zip(probe_tokens).collect(),
-            tokenizer: Box::new(tokenizer),
-            evaluator,
-        };
+        let prompts = Prompts::text((sources, evaluator), tokenizer, "PPO")?;
         let mut trainer = Self::from_models(config, policy, value, prompts, Some(eos), pad);
         if reference_dir != policy_dir {
             trainer.reference = hf::load_language_model(reference_dir, device)?.0;
@@ -189,10 +144,7 @@ impl PpoTrainer {
 
     /// The prompts' tokenizer (`None` on token prompts).
     pub fn tokenizer(&self) -> Option<&Tokenizer> {
-        match &self.prompts {
-            Prompts::Text { tokenizer, .. } => Some(tokenizer),
-            Prompts::Tokens(_) => None,
-        }
+        self.prompts.tokenizer()
     }
 
     /// Whether a sampled response stopped at EOS (rather than at the length cap).
@@ -200,44 +152,14 @@ impl PpoTrainer {
         self.eos.is_some_and(|eos| response.last() == Some(&eos))
     }
 
-    /// The batch's queries, and on text prompts the prompts they ask.
-    fn draw_queries(&mut self) -> (Vec<Vec<u32>>, Vec<Prompt>) {
-        let n = self.config.batch_size;
-        match &self.prompts {
-            Prompts::Text { prompts, .. } => (0..n)
-                .map(|_| {
-                    let (prompt, tokens) = prompts.choose(&mut self.rng).expect("checked when made");
-                    (tokens.clone(), prompt.clone())
-                })
-                .unzip(),
-            Prompts::Tokens(all) => {
-                let queries = (0..n).map(|i| all[(self.cursor + i) % all.len()].clone()).collect();
-                self.cursor = (self.cursor + n) % all.len();
-                (queries, Vec::new())
-            }
-        }
-    }
-
     /// Samples and scores a batch; returns it with the rollout metrics.
     fn rollout(&mut self, temperature: f32) -> (Batch, Vec<(&'static str, f64)>) {
         let n = self.config.batch_size;
-        let (queries, prompts) = self.draw_queries();
+        let (queries, prompts) = self.prompts.draw(n, &mut self.rng, &mut self.cursor);
         let policy = self.policy.valid();
-        let generated = generate(
-            &policy,
-            &queries,
-            &GenerateConfig {
-                max_new_tokens: self.config.max_new_tokens,
-                sampling: SamplingParams {
-                    temperature,
-                    top_k: 0,
-                    top_p: 1.0,
-                },
-                eos_token_id: self.eos,
-                pad_token_id: self.pad,
-                seed: self.config.seed.wrapping_add(self.iteration as u64),
-            },
-        );
+        let seed = self.config.seed.wrapping_add(self.iteration as u64);
+        let sizes = (self.config.max_new_tokens, temperature);
+        let generated = sample(&policy, &queries, sizes, (self.eos, self.pad), seed);
         let responses = generated.tokens;
         let qr = QueryResponse::new(&queries, &responses, self.pad);
         let r = qr.r;
@@ -309,46 +231,9 @@ impl PpoTrainer {
                 responses.iter().filter(|r| self.ended(r)).count() as f64,
             ),
         ];
-        // What the monitors read for mode collapse: the responses without EOS.
-        let shown: Vec<Vec<u32>> = responses
-            .iter()
-            .map(|r| r.iter().copied().take_while(|&t| Some(t) != self.eos).collect())
-            .collect();
-        metrics.extend([
-            (names::DISTINCT_1, distinct_n(&shown, 1)),
-            (names::DISTINCT_2, distinct_n(&shown, 2)),
-            (
-                names::LENGTH_MEAN,
-                mean(&shown.iter().map(|r| r.len() as f32).collect::<Vec<_>>()),
-            ),
-        ]);
-        if let Prompts::Text {
-            tokenizer,
-            evaluator: Some(evaluator),
-            probe,
-            ..
-        } = &self.prompts
-        {
-            let decoded: Vec<String> = shown.iter().map(|r| tokenizer.answer(r)).collect();
-            let probed = (!probe.is_empty()).then(|| {
-                let seed = (self.config.seed ^ PROBE_SEED).wrapping_add(self.iteration as u64);
-                probe_report(&policy, tokenizer, probe, evaluator.as_ref(), seed)
-            });
-            let scored = evaluator
-                .scores(&prompts, &decoded)
-                .map(|scores| vec![(names::JUDGE_SCORE, mean(&scores))]);
-            // A judge that failed gives no figure for the iteration, and says why.
-            for result in std::iter::once(scored).chain(probed) {
-                match result {
-                    Ok(figures) => metrics.extend(figures),
-                    Err(why) => self.failures.push(format!(
-                        "{} on iteration {}: {why}",
-                        evaluator.name(),
-                        self.iteration + 1
-                    )),
-                }
-            }
-        }
+        let shown = without_eos(&responses, self.eos);
+        let at = (self.config.seed, self.iteration);
+        metrics.extend(self.prompts.report(&policy, &prompts, &shown, at, &mut self.failures));
         self.params.kl.update(mean_kl, n);
         let batch = Batch {
             queries,
@@ -472,10 +357,7 @@ impl PpoTrainer {
             policy: &self.policy,
             reference: &self.reference,
             reward: &self.reward,
-            tokenizer: match &self.prompts {
-                Prompts::Text { tokenizer, .. } => Some(tokenizer),
-                Prompts::Tokens(_) => None,
-            },
+            tokenizer: self.prompts.tokenizer(),
             steps_per_iteration: self.config.steps_per_iteration(),
         };
         steer(&mut self.params, point, &models).continue_value()
@@ -494,17 +376,6 @@ impl PpoTrainer {
     pub fn reward(&self) -> &ScalarModel {
         &self.reward
     }
-}
-
-/// Rows of different lengths as a `[rows, width]` tensor padded with 0.
-fn padded<'a>(rows: impl Iterator<Item = &'a Vec<f32>>, width: usize, device: &Device) -> Tensor<2> {
-    let mut flat = Vec::new();
-    let mut count = 0;
-    for row in rows {
-        flat.extend(row.iter().copied().chain(std::iter::repeat_n(0.0, width - row.len())));
-        count += 1;
-    }
-    Tensor::from_data(TensorData::new(flat, [count, width]), device)
 }
 
 /// Whitens every entry of every row together (rows are one batch).

@@ -3,8 +3,9 @@
 //! differ, with a vertical marker wherever a parameter was changed by hand
 //! (yellow) or a monitor raised an alert (red), a held-out level where the
 //! chart has one, a legend line naming all of it, and the y axis's
-//! unit in the title; and the reward model's reliability diagram with its
-//! numbers.
+//! unit in the title; the methods' comparisons, one figure against
+//! another with a colour per method and each method's held-out result as
+//! a block; and the reward model's reliability diagram with its numbers.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -19,7 +20,7 @@ use crate::trainer::protocol::{ReliabilityBin, Stage};
 use crate::ui::app::{App, CHARTS, ChartSpec, Pane, RELIABILITY};
 use crate::ui::history::History;
 
-const COLOURS: [Color; 3] = [Color::Cyan, Color::Magenta, Color::Green];
+const COLOURS: [Color; 4] = [Color::Cyan, Color::Magenta, Color::Green, Color::LightBlue];
 /// The held-out level a chart's series are measured against.
 const LEVEL: Color = Color::Gray;
 const MIN_HEIGHT_FOR_TWO: u16 = 12;
@@ -40,6 +41,9 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     frame.render_widget(block, area);
     if spec.title == RELIABILITY {
         return draw_reliability(frame, inner, app);
+    }
+    if let Some(against) = &spec.against {
+        return draw_against(frame, inner, app, spec, against);
     }
     let whole = series(app, spec, |h| h.whole());
     if whole.iter().all(|(_, points)| points.is_empty()) {
@@ -135,23 +139,11 @@ fn draw_chart(
     marks: &[(f64, bool)],
     label: &str,
 ) {
-    let points = series.iter().flat_map(|(_, p)| p.iter());
-    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
-    for &(x, y) in points {
-        (x0, x1, y0, y1) = (x0.min(x), x1.max(x), y0.min(y), y1.max(y));
-    }
-    if x0 > x1 {
+    if series.iter().all(|(_, p)| p.is_empty()) {
         return;
     }
-    if let Some((_, v)) = level {
-        (y0, y1) = (y0.min(v), y1.max(v));
-    }
-    if x1 - x0 < 1.0 {
-        x1 = x0 + 1.0;
-    }
-    if y1 - y0 < 1e-9 {
-        (y0, y1) = (y0 - 0.5, y1 + 0.5);
-    }
+    let points = series.iter().flat_map(|(_, p)| p.iter());
+    let ([x0, x1], [y0, y1]) = bounds(points, level.map(|(_, v)| v));
     let level_line = level.map(|(_, v)| [(x0, v), (x1, v)]);
     let marks: Vec<([(f64, f64); 2], bool)> = marks
         .iter()
@@ -174,13 +166,6 @@ fn draw_chart(
     for (i, (_, points)) in series.iter().enumerate() {
         datasets.push(line_of(app, points, COLOURS[i % COLOURS.len()], Dots::Braille));
     }
-    let fmt = |v: f64| {
-        if v.abs() >= 1000.0 || (v != 0.0 && v.abs() < 0.01) {
-            format!("{v:.1e}")
-        } else {
-            format!("{v:.2}")
-        }
-    };
     let chart = Chart::new(datasets)
         .x_axis(Axis::default().bounds([x0, x1]).labels([
             format!("{x0:.0}"),
@@ -190,6 +175,104 @@ fn draw_chart(
         .y_axis(Axis::default().bounds([y0, y1]).labels([fmt(y0), fmt(y1)]))
         .legend_position(None);
     frame.render_widget(chart, area);
+}
+
+/// Bounds around every point and the level, never empty.
+fn bounds<'a>(points: impl Iterator<Item = &'a (f64, f64)>, level: Option<f64>) -> ([f64; 2], [f64; 2]) {
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    for &(x, y) in points {
+        (x0, x1, y0, y1) = (x0.min(x), x1.max(x), y0.min(y), y1.max(y));
+    }
+    if let Some(v) = level {
+        (y0, y1) = (y0.min(v), y1.max(v));
+    }
+    if x1 - x0 < 1.0 {
+        x1 = x0 + 1.0;
+    }
+    if y1 - y0 < 1e-9 {
+        (y0, y1) = (y0 - 0.5, y1 + 0.5);
+    }
+    ([x0, x1], [y0, y1])
+}
+
+fn fmt(v: f64) -> String {
+    if v.abs() >= 1000.0 || (v != 0.0 && v.abs() < 0.01) {
+        format!("{v:.1e}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+/// A comparison chart: each method's figure against its other figure at
+/// the same steps (its trajectory, a line), and its held-out result (one
+/// point, a block), in the method's colour.
+fn draw_against(frame: &mut Frame, area: Rect, app: &App, spec: &ChartSpec, against: &crate::ui::app::Against) {
+    let methods: Vec<Stage> = Stage::ALL
+        .into_iter()
+        .filter(|s| s.is_online() || *s == Stage::Dpo)
+        .collect();
+    let colour = |stage: Stage| COLOURS[methods.iter().position(|&s| s == stage).unwrap_or(0) % COLOURS.len()];
+    let drawn: Vec<(Stage, Vec<(f64, f64)>)> = against
+        .series
+        .iter()
+        .map(|&(stage, x, y)| (stage, joined(app, stage, x, y)))
+        .filter(|(_, points)| !points.is_empty())
+        .collect();
+    if drawn.is_empty() {
+        let hint = "no data yet: PPO, GRPO, RLOO and DPO with a judge draw here, each in its colour";
+        frame.render_widget(Paragraph::new(hint).style(theme::fg(app, Color::Gray)), area);
+        return;
+    }
+    let level = spec
+        .level
+        .and_then(|(name, stage, key)| Some((name, app.last(stage, key)?)));
+    let mut legend = Vec::new();
+    for stage in methods.iter().filter(|s| drawn.iter().any(|(d, _)| d == *s)) {
+        legend.push(Span::styled("━ ", theme::fg(app, colour(*stage))));
+        legend.push(Span::raw(format!("{}  ", stage.name().to_uppercase())));
+    }
+    if drawn.iter().any(|(_, p)| p.len() == 1) {
+        legend.push(Span::raw("█ held-out  "));
+    }
+    if let Some((name, value)) = level {
+        legend.push(Span::styled("┄ ", theme::fg(app, LEVEL)));
+        legend.push(Span::raw(format!("{name} {value:.2}")));
+    }
+    let [legend_area, chart_area] = Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(area);
+    frame.render_widget(Paragraph::new(Line::from(legend)), legend_area);
+    let ([x0, x1], [y0, y1]) = bounds(drawn.iter().flat_map(|(_, p)| p.iter()), level.map(|(_, v)| v));
+    let level_line = level.map(|(_, v)| [(x0, v), (x1, v)]);
+    let mut datasets: Vec<Dataset> = level_line
+        .iter()
+        .map(|line| line_of(app, line, LEVEL, Dots::Dot))
+        .collect();
+    for (stage, points) in &drawn {
+        let dataset = match points.len() {
+            1 => line_of(app, points, colour(*stage), Dots::Block).graph_type(GraphType::Scatter),
+            _ => line_of(app, points, colour(*stage), Dots::Braille),
+        };
+        datasets.push(dataset);
+    }
+    let chart = Chart::new(datasets)
+        .x_axis(
+            Axis::default()
+                .bounds([x0, x1])
+                .labels([fmt(x0), against.x_unit.to_string(), fmt(x1)]),
+        )
+        .y_axis(Axis::default().bounds([y0, y1]).labels([fmt(y0), fmt(y1)]))
+        .legend_position(None);
+    frame.render_widget(chart, chart_area);
+}
+
+/// (x, y) at each step where `stage` logged both `x` and `y`, in step order.
+fn joined(app: &App, stage: Stage, x: &str, y: &str) -> Vec<(f64, f64)> {
+    let history = |key: &str| app.series.get(&(stage, key.to_string())).map(History::whole);
+    let (Some(xs), Some(ys)) = (history(x), history(y)) else {
+        return Vec::new();
+    };
+    ys.iter()
+        .filter_map(|&(step, value)| xs.iter().find(|(s, _)| *s == step).map(|&(_, at)| (at, value)))
+        .collect()
 }
 
 fn line_of<'a>(app: &App, points: &'a [(f64, f64)], colour: Color, marker: Dots) -> Dataset<'a> {

@@ -35,6 +35,7 @@ pub fn editor(frame: &mut Frame, area: Rect, app: &App, editor: &Editor) {
         Editing::Beta => "β, the KL coefficient (used from the next rollout)",
         Editing::LearningRate => "learning rate (used from the next optimizer step)",
         Editing::Temperature => "sampling temperature (used from the next rollout)",
+        Editing::GroupSize => "K, the responses sampled per prompt (used from the next rollout)",
     };
     let inner = popup(frame, area, 66, 6, " set a parameter ", app);
     let mut lines = vec![

@@ -1,5 +1,6 @@
-//! The stage selector: Base → SFT → CAI → RM → PPO, and DPO beside them
-//! (the offline path from the supervised policy), each with its state and,
+//! The stage selector: Base → SFT → CAI → RM → PPO, with GRPO and RLOO
+//! beside PPO (on the same reward model) and DPO (the offline path from
+//! the supervised policy), each with its state and,
 //! once done, its held-out results beneath; the one under the cursor
 //! highlighted and its checkpoint in the title, with the iterative loop's
 //! round and the reward model's version.
@@ -18,7 +19,7 @@ use crate::ui::app::{App, Pane, StageRow};
 pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let selected = &app.stages[app.selected];
     let checkpoint = match &selected.state {
-        StageState::Done { checkpoint } => format!(" {checkpoint} "),
+        StageState::Done { checkpoint } | StageState::Stopped { checkpoint } => format!(" {checkpoint} "),
         _ => String::new(),
     };
     let round = match app.rm_version {
@@ -31,14 +32,19 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         .border_style(theme::border(app, app.focus == Pane::Stages));
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    // The base model's cell holds only "Base ready →"; the stages share the rest.
-    let n = app.stages.len() as u32 - 1;
-    let widths = std::iter::once(Constraint::Length(BASE_WIDTH)).chain((0..n).map(|_| Constraint::Ratio(1, n)));
+    // The base model's cell holds only "Base ready →"; the stages share the
+    // rest, a stage that has run (with its state and results to show)
+    // twice as wide as one that has not.
+    let widths = app.stages.iter().map(|row| match (row.stage, &row.state) {
+        (None, _) => Constraint::Length(BASE_WIDTH),
+        (Some(_), StageState::NotStarted) => Constraint::Fill(1),
+        (Some(_), _) => Constraint::Fill(2),
+    });
     let cells = Layout::horizontal(widths.collect::<Vec<_>>()).split(inner);
     for (i, (row, cell)) in app.stages.iter().zip(cells.iter()).enumerate() {
-        // DPO does not follow PPO: no arrow leads to it.
+        // GRPO, RLOO and DPO are PPO's alternatives: no arrow leads to them.
         let next = app.stages.get(i + 1).and_then(|r| r.stage);
-        let arrow = if next.is_some() && next != Some(Stage::Dpo) {
+        let arrow = if next.is_some_and(|s| !s.is_alternative()) {
             " →"
         } else {
             ""
@@ -94,10 +100,10 @@ fn results(app: &App, row: &StageRow, width: u16) -> String {
                 (Stage::Rm, names::EVAL_ECE, "ECE", 3),
             ],
         ),
-        Stage::Ppo if judged => (
+        Stage::Ppo | Stage::Grpo | Stage::Rloo if judged => (
             "held-out",
             [
-                (Stage::Ppo, names::EVAL_JUDGE_SCORE, "judge", 3),
+                (stage, names::EVAL_JUDGE_SCORE, "judge", 3),
                 (start, names::EVAL_JUDGE_SCORE, start_words, 3),
             ],
         ),
@@ -122,6 +128,10 @@ fn results(app: &App, row: &StageRow, width: u16) -> String {
                 (Stage::Ppo, names::SCORES, "RM score", 2),
                 (Stage::Ppo, names::KL, "KL", 2),
             ],
+        ),
+        Stage::Grpo | Stage::Rloo => (
+            "last iteration",
+            [(stage, names::REWARD, "RM score", 2), (stage, names::KL, "KL", 2)],
         ),
     };
     let figures: Vec<String> = wanted
@@ -155,6 +165,9 @@ fn state_mark(row: &StageRow) -> String {
     match &row.state {
         StageState::NotStarted => "–".into(),
         StageState::Done { .. } if row.stage.is_some() => "✓".into(),
+        StageState::Running => format!("▶ {}", row.step),
+        StageState::Paused => format!("⏸ {}", row.step),
+        StageState::Stopped { .. } => "⏹".into(),
         _ => state_words(row),
     }
 }
@@ -170,6 +183,10 @@ fn state_words(row: &StageRow) -> String {
             let name = checkpoint.rsplit('/').next().unwrap_or(checkpoint);
             format!("✓ {name}")
         }
+        StageState::Stopped { checkpoint } => {
+            let name = checkpoint.rsplit('/').next().unwrap_or(checkpoint);
+            format!("⏹ {name}")
+        }
         StageState::Failed(_) => "✗ failed".into(),
     }
 }
@@ -179,6 +196,7 @@ fn state_style(app: &App, state: &StageState) -> ratatui::style::Style {
         StageState::Running | StageState::Starting => theme::bold(app, Color::Green),
         StageState::Paused => theme::bold(app, Color::Yellow),
         StageState::Done { .. } => theme::fg(app, Color::Cyan),
+        StageState::Stopped { .. } => theme::fg(app, Color::Yellow),
         StageState::Failed(_) => theme::error(app),
         StageState::NotStarted => theme::fg(app, Color::Gray),
     }

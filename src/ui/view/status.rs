@@ -25,6 +25,10 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         ));
     }
     spans.push(Span::raw(format!(" {}", app.device)));
+    if let Some(at) = &app.attached {
+        spans.push(sep());
+        spans.push(Span::styled(format!("attached {at}"), theme::bold(app, Color::Cyan)));
+    }
     match app.active() {
         Some(row) => {
             let name = row.stage.map_or("", |s| s.name()).to_uppercase();
@@ -61,6 +65,9 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         sep(),
         Span::raw(format!("T {}", p.temperature)),
     ]);
+    if let Some(k) = p.group_size {
+        spans.extend([sep(), Span::raw(format!("K {k}"))]);
+    }
     let state = match app.active().map(|r| &r.state) {
         Some(StageState::Paused) => Some(("⏸ PAUSED", Color::Yellow)),
         Some(StageState::Starting) => Some(("… STARTING", Color::Green)),

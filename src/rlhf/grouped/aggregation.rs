@@ -47,6 +47,23 @@ pub fn aggregate(per_token: Tensor<2>, mask: Tensor<2>, how: LossAggregation, si
     }
 }
 
+/// The weight of one shard's `aggregate` (over its own rows) in the
+/// minibatch's: the shards of a minibatch run apart (see `shards`), and
+/// their weighted losses must add up to the minibatch's loss.
+pub fn shard_weight(
+    how: LossAggregation,
+    (rows, all_rows): (usize, usize),
+    (tokens, all_tokens): (usize, usize),
+) -> f32 {
+    match how {
+        // Per-row means and a per-row normaliser: the shard's share of rows.
+        LossAggregation::Grpo | LossAggregation::DrGrpo => rows as f32 / all_rows.max(1) as f32,
+        // A normaliser fixed for the whole batch: the shard's sum as it is.
+        LossAggregation::Dapo => 1.0,
+        LossAggregation::Bnpo => tokens as f32 / all_tokens.max(1) as f32,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,5 +90,27 @@ mod tests {
         assert!((value(LossAggregation::DrGrpo) - 1.25).abs() < 1e-6);
         // dapo: 10 / the batch's 8 tokens (this minibatch is half of it) = 1.25.
         assert!((value(LossAggregation::Dapo) - 1.25).abs() < 1e-6);
+        // Each row alone, weighted, adds up to the pair's loss.
+        let row = |i: usize| {
+            (
+                loss.clone().slice([i..i + 1, 0..4]),
+                mask.clone().slice([i..i + 1, 0..4]),
+            )
+        };
+        for how in [
+            LossAggregation::Grpo,
+            LossAggregation::DrGrpo,
+            LossAggregation::Dapo,
+            LossAggregation::Bnpo,
+        ] {
+            let parts: f32 = [(0, 1), (1, 3)]
+                .into_iter()
+                .map(|(i, tokens)| {
+                    let (l, m) = row(i);
+                    aggregate(l, m, how, sizes).into_scalar::<f32>() * shard_weight(how, (1, 2), (tokens, 4))
+                })
+                .sum();
+            assert!((parts - value(how)).abs() < 1e-6, "{how:?}: {parts} vs {}", value(how));
+        }
     }
 }
