@@ -1,5 +1,7 @@
 //! `rlhf-tui serve` and `attach`: the trainer behind a socket.
 //!
+//! - Two workbenches at once see the same events, either steers, and the
+//!   audit log names who.
 //! - The protocol under fuzz: random bytes, truncated and oversized
 //!   frames, a wrong version, a wrong or missing token and garbage after
 //!   a good hello each close only their own connection, with the reason in
@@ -166,6 +168,65 @@ fn malformed_frames_close_only_their_connection_and_the_trainer_serves_on() {
         .unwrap();
     assert!(server.wait().unwrap().success());
     assert!(!tmp.path().join("f/trainer.sock").exists());
+}
+
+/// Two workbenches at once: both are told every event, either may steer,
+/// and the audit log names which did.
+#[test]
+fn two_workbenches_see_the_same_events_and_the_audit_log_names_who_steered() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut server, lines) = serve(tmp.path(), &["--run", "two"]);
+    wait_line(&lines, "serving run two");
+    let socket = Address::Unix(tmp.path().join("two/trainer.sock"));
+    let a = attach(&socket, "ann", None).unwrap();
+    let b = attach(&socket, "bob", None).unwrap();
+    let changed = |handle: &rlhf_tui::trainer::worker::TrainerHandle| loop {
+        match handle.events.recv_timeout(Duration::from_secs(30)).unwrap() {
+            Event::ParamChanged { param, .. } => break param,
+            Event::Error(e) => panic!("{e}"),
+            _ => {}
+        }
+    };
+    use rlhf_tui::trainer::protocol::Param;
+    a.commands.send(Cmd::Set(Param::Beta(0.2))).unwrap();
+    assert_eq!((changed(&a), changed(&b)), (Param::Beta(0.2), Param::Beta(0.2)));
+    b.commands.send(Cmd::Set(Param::Beta(0.3))).unwrap();
+    assert_eq!((changed(&a), changed(&b)), (Param::Beta(0.3), Param::Beta(0.3)));
+    for handle in [a, b] {
+        handle.commands.send(Cmd::Detach).unwrap();
+        handle.thread.join().unwrap();
+    }
+    let audit = std::fs::read_to_string(tmp.path().join("two/audit.jsonl")).unwrap();
+    let by: Vec<&str> = audit
+        .lines()
+        .filter(|l| l.contains("\"event\":\"set\""))
+        .map(|l| {
+            if l.contains("\"by\":\"ann\"") {
+                "ann"
+            } else if l.contains("\"by\":\"bob\"") {
+                "bob"
+            } else {
+                "?"
+            }
+        })
+        .collect();
+    assert_eq!(by, ["ann", "bob"], "{audit}");
+    // The server notes each leaving once it has closed that connection.
+    let start = Instant::now();
+    loop {
+        let log = std::fs::read_to_string(tmp.path().join("two/serve.log")).unwrap();
+        if log.contains("ann detached") && log.contains("bob detached") {
+            break;
+        }
+        assert!(start.elapsed().as_secs() < 10, "{log}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(server.try_wait().unwrap().is_none());
+    Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(server.wait().unwrap().success());
 }
 
 fn attach_script(runs: &Path) -> String {

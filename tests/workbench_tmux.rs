@@ -207,11 +207,12 @@ fn losing_the_terminal_checkpoints_a_running_stage_and_exits() {
     assert!(audit.lines().last().unwrap().contains("\"stop\""), "{audit}");
 }
 
-/// Enter on a finished stage asks before training it again, Esc keeps it,
-/// and training it again writes a new checkpoint beside the first; when
-/// the stage under the cursor finishes, the cursor moves to the next.
+/// A stage stopped with `S` shows as stopped and the cursor moves to the
+/// next; Enter on it continues it from its checkpoint without asking, and
+/// its next checkpoint is written beside the first. (Enter on a finished
+/// stage asks first: `ui_update`'s tests.)
 #[test]
-fn enter_on_a_finished_stage_asks_and_never_overwrites() {
+fn enter_on_a_stopped_stage_continues_it_and_never_overwrites() {
     let tmp = tempfile::tempdir().unwrap();
     let script = workbench("", tmp.path(), "--run again");
     let tmux = Tmux::start("again", &script);
@@ -219,23 +220,21 @@ fn enter_on_a_finished_stage_asks_and_never_overwrites() {
     tmux.keys(&["Enter"]);
     tmux.wait_for("steps/s", 60);
     tmux.keys(&["S"]);
-    let done = tmux.wait_for("SFT ✓ sft-", 60);
-    let first: String = done
-        .split("SFT ✓ ")
+    let stopped = tmux.wait_for("SFT ⏹ sft-", 60);
+    let first: String = stopped
+        .split("SFT ⏹ ")
         .nth(1)
         .and_then(|s| s.split_whitespace().next())
         .unwrap()
         .to_string();
-    // The cursor moved on past CAI to RM: back to SFT, and Enter asks.
+    // The cursor moved on past CAI to RM: back to SFT, and Enter continues
+    // it from its checkpoint without asking.
     tmux.keys(&["Left", "Left", "Enter"]);
-    tmux.wait_for("train SFT again?", 10);
-    tmux.keys(&["Escape"]);
-    tmux.wait_for("SFT kept as it is", 10);
-    tmux.keys(&["Enter", "y"]);
+    tmux.wait_for(&format!("continuing SFT from {first}"), 10);
     tmux.wait_for("▶ RUNNING", 60);
     tmux.wait_for("steps/s", 60);
     tmux.keys(&["S"]);
-    tmux.wait_for("SFT ✓", 60);
+    tmux.wait_for("SFT ⏹", 60);
     tmux.keys(&["q"]);
     tmux.wait_for("EXIT=0", 60);
     let checkpoints: Vec<String> = std::fs::read_dir(tmp.path().join("again/checkpoints"))

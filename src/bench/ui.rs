@@ -257,3 +257,85 @@ pub fn latency(selected: &Selected, presses: usize) -> anyhow::Result<Value> {
         "key_to_frame_ms_max": percentile(&times, 1.0),
     }))
 }
+
+/// Key press to redrawn frame for a change the trainer must confirm:
+/// β set in the editor (`b`, the value, Enter) until the trainer's
+/// `ParamChanged` is drawn, with no stage running, so what is measured is
+/// the path itself: in one process over channels, or `attached` over the
+/// run's Unix socket to a `serve`d trainer (frames both ways). Also the
+/// sizes of the frames the trainer sent, from the metrics on.
+pub fn steer_latency(selected: &Selected, presses: usize, attached: bool) -> anyhow::Result<Value> {
+    let dir = std::env::temp_dir().join(format!("rlhf-tui-bench-steer-{}-{attached}", std::process::id()));
+    let config = RunConfig::default();
+    let setup = WorkerSetup {
+        data: RunData::of(&config)?,
+        config,
+        run: RunDir::create(&dir, "bench")?,
+        device: selected.device.clone(),
+        device_label: selected.label.clone(),
+        annotator: "bench".into(),
+        panic_at_step: None,
+    };
+    let handle = if attached {
+        let socket = crate::remote::server::socket_of(&setup.run.root);
+        std::thread::spawn(move || crate::remote::server::serve(setup, None));
+        let start = Instant::now();
+        while !socket.exists() {
+            anyhow::ensure!(start.elapsed().as_secs() < 60, "the server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let address = crate::remote::handshake::Address::Unix(socket);
+        crate::remote::client::attach(&address, "bench", None)?
+    } else {
+        spawn(setup)?
+    };
+
+    let pending = Arc::new(Mutex::new(None));
+    let latencies = Arc::new(Mutex::new(Vec::new()));
+    let backend = ProbeBackend {
+        inner: TestBackend::new(SIZE.0, SIZE.1),
+        pending: pending.clone(),
+        latencies: latencies.clone(),
+    };
+    let (keys, inputs) = unbounded();
+    let press = move |code| {
+        let _ = keys.send(Input::Key(KeyEvent::new(code, KeyModifiers::NONE)));
+    };
+    let presser = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(2));
+        // β from the config's 0.05 to 0.1 (untimed), then between 0.2 and 0.1.
+        for i in 0..=presses {
+            let (value, shown) = match i {
+                0 => ("0.1", None),
+                _ if i % 2 == 1 => ("0.2", Some("β 0.1 → 0.2")),
+                _ => ("0.1", Some("β 0.2 → 0.1")),
+            };
+            press(KeyCode::Char('b'));
+            std::thread::sleep(Duration::from_millis(50));
+            for c in value.chars() {
+                press(KeyCode::Char(c));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+            *pending.lock().expect("probe lock") = shown.map(|s| (Instant::now(), s));
+            press(KeyCode::Enter);
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        press(KeyCode::Char('q'));
+    });
+    let mut term = Terminal::new(backend)?;
+    let mut app = App::new(false);
+    app.attached = attached.then(|| "bench".into());
+    event_loop(&mut term, &mut app, &inputs, &handle.commands, &handle.events, None)?;
+    presser.join().expect("key thread");
+    let _ = handle.thread.join();
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut times = latencies.lock().expect("probe lock").clone();
+    anyhow::ensure!(!times.is_empty(), "no change reached the screen");
+    times.sort_by(f64::total_cmp);
+    Ok(json!({
+        "workload": "ui-steer-latency", "path": if attached { "attached (unix socket)" } else { "in-process" },
+        "presses": presses, "seen": times.len(),
+        "key_to_frame_ms_p50": percentile(&times, 0.5), "key_to_frame_ms_p99": percentile(&times, 0.99),
+        "key_to_frame_ms_max": percentile(&times, 1.0),
+    }))
+}

@@ -21,8 +21,10 @@ pub enum Workload {
     /// Reward-model training steps, 16 pairs of 96 tokens a side: pairs/s.
     Rm,
     /// The workbench: frame time at 200×50 with 100,000-point histories and
-    /// memory as they grow (one line), then key-to-frame latency while PPO
-    /// trains (a second line; `--repeats` × 10 key presses).
+    /// memory as they grow (one line); key-to-frame latency of a β change
+    /// the trainer confirms, in one process and attached over the run's
+    /// socket (two lines); then key-to-frame latency while PPO trains (a
+    /// last line; `--repeats` × 10 key presses each).
     Ui,
 }
 
@@ -55,6 +57,9 @@ pub fn run(args: BenchArgs, choice: DeviceChoice) -> anyhow::Result<()> {
         Workload::Dpo => bench::dpo::run(&selected, args.shape, args.repeats),
         Workload::Ui => {
             println!("{}", bench::ui::draw(args.repeats));
+            for attached in [false, true] {
+                println!("{}", bench::ui::steer_latency(&selected, args.repeats * 10, attached)?);
+            }
             bench::ui::latency(&selected, args.repeats * 10)?
         }
     };

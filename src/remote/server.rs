@@ -209,7 +209,11 @@ fn spawn_acceptor(
         .name(format!("accept-{kind}"))
         .spawn(move || {
             loop {
-                let Ok((stream, peer)) = accept() else { continue };
+                let Ok((stream, peer)) = accept() else {
+                    // Out of descriptors, say: wait rather than spin.
+                    std::thread::sleep(Duration::from_millis(100));
+                    continue;
+                };
                 let (shared, token) = (shared.clone(), token.clone());
                 let _ = std::thread::Builder::new()
                     .name("connection".into())
@@ -255,13 +259,17 @@ fn connection(mut stream: Box<dyn Stream>, peer: String, shared: &Shared, token:
     };
     shared.note(&peer, &format!("{name} attached"), "");
     let Ok(mut writer) = stream.try_clone_box() else { return };
+    // Frames sent, bytes, and the largest frame, for the log.
     let events = std::thread::spawn(move || {
+        let (mut frames, mut bytes, mut largest) = (0usize, 0usize, 0usize);
         for event in rx.iter() {
-            if frame::write(&mut writer, &event).is_err() {
-                break;
+            match frame::write(&mut writer, &event) {
+                Ok(n) => (frames, bytes, largest) = (frames + 1, bytes + n, largest.max(n)),
+                Err(_) => break,
             }
         }
         writer.close();
+        (frames, bytes, largest)
     });
     let why = loop {
         match frame::read::<Command>(&mut stream) {
@@ -288,9 +296,10 @@ fn connection(mut stream: Box<dyn Stream>, peer: String, shared: &Shared, token:
         .clients
         .retain(|(c, _)| *c != id);
     stream.close();
-    let _ = events.join();
+    let (frames, bytes, largest) = events.join().unwrap_or_default();
     let what = if why.is_empty() { "detached" } else { "closed" };
-    shared.note(&peer, &format!("{name} {what}"), &why);
+    let sent = format!("{frames} frames sent, {bytes} bytes, the largest {largest}");
+    shared.note(&peer, &format!("{name} {what} ({sent})"), &why);
 }
 
 fn refuse(mut stream: Box<dyn Stream>, peer: &str, shared: &Shared, reason: &str) {

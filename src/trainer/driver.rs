@@ -53,7 +53,7 @@ pub trait Hooks {
     fn checkpointed(&mut self, _active: &StageRun, _path: &std::path::Path) {}
 }
 
-/// The monitors a stage runs under: PPO's, none for the others.
+/// The monitors a stage runs under: the online methods' (PPO, GRPO, RLOO), none for the others.
 pub fn monitor(stage: Stage, config: &RunConfig) -> Option<Monitor> {
     stage.is_online().then(|| Monitor::new(&config.monitors))
 }

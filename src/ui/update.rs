@@ -482,7 +482,8 @@ fn stage_changed(app: &mut App, stage: Stage, state: StageState, step: usize, to
         StageState::Running if was_paused => app.message = Some((format!("{name} resumed"), false)),
         _ => {}
     }
-    let finished = was_running && matches!(state, StageState::Done { .. });
+    // Stopped early with a checkpoint counts: the next stage can start from it.
+    let finished = was_running && matches!(state, StageState::Done { .. } | StageState::Stopped { .. });
     // The cursor moves on, so the next Enter starts the next stage rather
     // than asking to re-run this one: past CAI, a branch a person takes on
     // purpose, from SFT to the reward model; and never from PPO onto its

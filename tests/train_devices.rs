@@ -1,9 +1,11 @@
-//! Training on `Device::wgpu` against the CPU: SFT, the reward model and
-//! PPO each take the same steps from the same weights and data on both,
-//! and their losses, statistics and updated weights agree to a stated
-//! tolerance. On a machine without a GPU this runs on Mesa's software
-//! Vulkan driver (lavapipe, which `.ci/run` installs), so the runs are
-//! kept to a few small steps.
+//! Training on the other backends against the CPU: SFT, the reward model
+//! and PPO each take the same steps from the same weights and data on
+//! both, and their losses, statistics and updated weights agree to a
+//! stated tolerance. wgpu (on a machine without a GPU, Mesa's software
+//! Vulkan driver, lavapipe, which `.ci/run` installs) in every build;
+//! LibTorch in a build with `--features tch` (`.ci/run` runs it where a
+//! Python with the torch tch expects is installed, and says so where
+//! not). The runs are kept to a few small steps.
 //!
 //! Tolerance: 2e-3 relative (1e-3 absolute near 0) on every metric and
 //! 2e-3 on the logits of the updated policy. The two backends sum in
@@ -12,11 +14,11 @@
 //! policies' logits to 6e-4 (SFT) and 2e-4 (PPO), far below what a wrong
 //! gradient or a skipped update gives.
 
-#![cfg(feature = "wgpu")]
+#![cfg(any(feature = "wgpu", feature = "tch"))]
 
 mod common;
 
-use burn::tensor::{Device, DeviceKind};
+use burn::tensor::Device;
 use common::trainer::{base, fresh_reward_model};
 use rlhf_tui::model::CausalLm;
 use rlhf_tui::model::batch::PaddedBatch;
@@ -53,15 +55,15 @@ fn train(
     (metrics, policy)
 }
 
-fn compare(stage: Stage, config: &RunConfig, dir: &std::path::Path) {
+fn compare(stage: Stage, config: &RunConfig, dir: &std::path::Path, (device, on): (&Device, &str)) {
     let (cpu, cpu_logits) = train(stage, config, (dir, "cpu"), &Device::flex());
-    let (gpu, gpu_logits) = train(stage, config, (dir, "wgpu"), &Device::wgpu(DeviceKind::DefaultDevice));
+    let (gpu, gpu_logits) = train(stage, config, (dir, on), device);
     let mut largest = (0.0f64, "");
     for (a, b) in cpu.iter().zip(&gpu) {
         assert_eq!(a.len(), b.len());
         for ((key, x), (_, y)) in a.iter().zip(b) {
             let diff = (x - y).abs();
-            assert!(diff <= 2e-3 * x.abs().max(0.5), "{stage:?} {key}: cpu {x}, wgpu {y}");
+            assert!(diff <= 2e-3 * x.abs().max(0.5), "{stage:?} {key}: cpu {x}, {on} {y}");
             if diff > largest.0 {
                 largest = (diff, key);
             }
@@ -74,7 +76,7 @@ fn compare(stage: Stage, config: &RunConfig, dir: &std::path::Path) {
         assert!(diff < 2e-3, "{stage:?}: updated policy's logits differ by {diff}");
     }
     eprintln!(
-        "{}: {STEPS} steps, largest metric difference {:e} ({}), updated policy's logits {:?}",
+        "{} on {on}: {STEPS} steps, largest metric difference {:e} ({}), updated policy's logits {:?}",
         stage.name(),
         largest.0,
         largest.1,
@@ -82,8 +84,8 @@ fn compare(stage: Stage, config: &RunConfig, dir: &std::path::Path) {
     );
 }
 
-#[test]
-fn sft_rm_and_ppo_train_on_wgpu_as_on_the_cpu() {
+/// SFT, the reward model and PPO on `device` against the CPU.
+fn sft_rm_and_ppo_as_on_the_cpu(device: &Device, on: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let rm_dir = fresh_reward_model(tmp.path());
     let mut config = RunConfig::parse(
@@ -95,7 +97,19 @@ fn sft_rm_and_ppo_train_on_wgpu_as_on_the_cpu() {
     config.rm.init = Some(base());
     config.ppo.policy_init = Some(base());
     config.ppo.reward_init = Some(rm_dir);
-    compare(Stage::Sft, &config, tmp.path());
-    compare(Stage::Rm, &config, tmp.path());
-    compare(Stage::Ppo, &config, tmp.path());
+    for stage in [Stage::Sft, Stage::Rm, Stage::Ppo] {
+        compare(stage, &config, tmp.path(), (device, on));
+    }
+}
+
+#[cfg(feature = "wgpu")]
+#[test]
+fn sft_rm_and_ppo_train_on_wgpu_as_on_the_cpu() {
+    sft_rm_and_ppo_as_on_the_cpu(&Device::wgpu(burn::tensor::DeviceKind::DefaultDevice), "wgpu");
+}
+
+#[cfg(feature = "tch")]
+#[test]
+fn sft_rm_and_ppo_train_on_libtorch_as_on_the_cpu() {
+    sft_rm_and_ppo_as_on_the_cpu(&Device::libtorch(), "tch");
 }
