@@ -1,6 +1,10 @@
 //! rlhf-tui: a terminal workbench for running RLHF end to end on one
 //! machine (SFT, a reward model, PPO against it) and watching it live.
 
+// burn 0.22 marks its LibTorch backend deprecated; the `tch` feature uses
+// it on purpose, as the GPU path that builds without a network download.
+#![cfg_attr(feature = "tch", allow(deprecated))]
+
 pub mod bench;
 pub mod cli;
 pub mod data;
