@@ -230,8 +230,12 @@ fn enter_on_a_stopped_stage_continues_it_and_never_overwrites() {
     // The cursor moved on past CAI to RM: back to SFT, and Enter continues
     // it from its checkpoint without asking.
     tmux.keys(&["Left", "Left", "Enter"]);
-    tmux.wait_for(&format!("continuing SFT from {first}"), 10);
     tmux.wait_for("▶ RUNNING", 60);
+    // Continued from the stop, not started over (the screen's word for it
+    // may already have given way to the next message).
+    let audit = std::fs::read_to_string(tmp.path().join("again/audit.jsonl")).unwrap();
+    let start = audit.lines().rfind(|l| l.contains("\"event\":\"start\"")).unwrap();
+    assert!(start.contains(&format!("checkpoints/{first}")), "{start}");
     tmux.wait_for("steps/s", 60);
     tmux.keys(&["S"]);
     tmux.wait_for("SFT ⏹", 60);
