@@ -22,7 +22,7 @@ use crate::run::names;
 use crate::run::{RunConfig, RunDir};
 use crate::trainer::protocol::{Command, Event, Response, SampleSet, Stage, StageState};
 use crate::trainer::run_data::RunData;
-use crate::trainer::worker::{WorkerSetup, spawn};
+use crate::trainer::worker::{TrainerHandle, WorkerSetup, spawn};
 use crate::ui::app::App;
 use crate::ui::driver::{Input, event_loop};
 use crate::ui::update::on_event;
@@ -211,7 +211,47 @@ pub fn latency(selected: &Selected, presses: usize) -> anyhow::Result<Value> {
         panic_at_step: None,
     })?;
     handle.commands.send(Command::Start(Stage::Ppo))?;
+    let (app, times) = probed(handle, App::new(false), move |press, pending| {
+        // PPO's baseline evaluation and first iterations get going.
+        std::thread::sleep(Duration::from_secs(20));
+        for i in 0..presses {
+            // `v` switches the comparison's colouring (from KL, first), and
+            // the legend's offer of the other one with it.
+            let title = if i % 2 == 0 {
+                "v KL colours"
+            } else {
+                "v log-prob colours"
+            };
+            *pending.lock().expect("probe lock") = Some((Instant::now(), title));
+            press(KeyCode::Char('v'));
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        press(KeyCode::Char('q'));
+        press(KeyCode::Char('n'));
+    })?;
+    let _ = std::fs::remove_dir_all(&dir);
+    let ppo_steps = app
+        .stages
+        .iter()
+        .find(|r| r.stage == Some(Stage::Ppo))
+        .map_or(0, |r| r.step);
+    let mut report = json!({
+        "workload": "ui-latency", "device": selected.label, "presses": presses,
+        "ppo_iterations_meanwhile": ppo_steps,
+    });
+    add_figures(&mut report, &times);
+    Ok(report)
+}
 
+/// Runs the real event loop on `handle` into a probing backend while
+/// `script` presses keys (and says, through `Pending`, what the frame
+/// should come to show); returns the app as it ended and the key-to-frame
+/// times seen, sorted.
+fn probed(
+    handle: TrainerHandle,
+    mut app: App,
+    script: impl FnOnce(&dyn Fn(KeyCode), &Mutex<Pending>) + Send + 'static,
+) -> anyhow::Result<(App, Vec<f64>)> {
     let pending = Arc::new(Mutex::new(None));
     let latencies = Arc::new(Mutex::new(Vec::new()));
     let backend = ProbeBackend {
@@ -220,42 +260,28 @@ pub fn latency(selected: &Selected, presses: usize) -> anyhow::Result<Value> {
         latencies: latencies.clone(),
     };
     let (keys, inputs) = unbounded();
-    let press = move |code| {
-        let _ = keys.send(Input::Key(KeyEvent::new(code, KeyModifiers::NONE)));
-    };
     let presser = std::thread::spawn(move || {
-        // PPO's baseline evaluation and first iterations get going.
-        std::thread::sleep(Duration::from_secs(20));
-        for i in 0..presses {
-            // `v` switches the comparison's colouring, and its title with it.
-            let title = if i % 2 == 0 { "log-prob colours" } else { "KL colours" };
-            *pending.lock().expect("probe lock") = Some((Instant::now(), title));
-            press(KeyCode::Char('v'));
-            std::thread::sleep(Duration::from_millis(250));
-        }
-        press(KeyCode::Char('q'));
-        press(KeyCode::Char('n'));
+        let press = |code| {
+            let _ = keys.send(Input::Key(KeyEvent::new(code, KeyModifiers::NONE)));
+        };
+        script(&press, &pending);
     });
     let mut term = Terminal::new(backend)?;
-    let mut app = App::new(false);
     event_loop(&mut term, &mut app, &inputs, &handle.commands, &handle.events, None)?;
     presser.join().expect("key thread");
     let _ = handle.thread.join();
-    let _ = std::fs::remove_dir_all(&dir);
-    let ppo_steps = app
-        .stages
-        .iter()
-        .find(|r| r.stage == Some(Stage::Ppo))
-        .map_or(0, |r| r.step);
     let mut times = latencies.lock().expect("probe lock").clone();
     anyhow::ensure!(!times.is_empty(), "no key press reached the screen");
     times.sort_by(f64::total_cmp);
-    Ok(json!({
-        "workload": "ui-latency", "device": selected.label, "presses": presses, "seen": times.len(),
-        "ppo_iterations_meanwhile": ppo_steps,
-        "key_to_frame_ms_p50": percentile(&times, 0.5), "key_to_frame_ms_p99": percentile(&times, 0.99),
-        "key_to_frame_ms_max": percentile(&times, 1.0),
-    }))
+    Ok((app, times))
+}
+
+/// How many were seen and their p50, p99 and largest, into `report`.
+fn add_figures(report: &mut Value, sorted: &[f64]) {
+    report["seen"] = json!(sorted.len());
+    report["key_to_frame_ms_p50"] = json!(percentile(sorted, 0.5));
+    report["key_to_frame_ms_p99"] = json!(percentile(sorted, 0.99));
+    report["key_to_frame_ms_max"] = json!(percentile(sorted, 1.0));
 }
 
 /// Key press to redrawn frame for a change the trainer must confirm:
@@ -290,18 +316,9 @@ pub fn steer_latency(selected: &Selected, presses: usize, attached: bool) -> any
         spawn(setup)?
     };
 
-    let pending = Arc::new(Mutex::new(None));
-    let latencies = Arc::new(Mutex::new(Vec::new()));
-    let backend = ProbeBackend {
-        inner: TestBackend::new(SIZE.0, SIZE.1),
-        pending: pending.clone(),
-        latencies: latencies.clone(),
-    };
-    let (keys, inputs) = unbounded();
-    let press = move |code| {
-        let _ = keys.send(Input::Key(KeyEvent::new(code, KeyModifiers::NONE)));
-    };
-    let presser = std::thread::spawn(move || {
+    let mut app = App::new(false);
+    app.attached = attached.then(|| "bench".into());
+    let (_, times) = probed(handle, app, move |press, pending| {
         std::thread::sleep(Duration::from_secs(2));
         // β from the config's 0.05 to 0.1 (untimed), then between 0.2 and 0.1.
         for i in 0..=presses {
@@ -321,21 +338,14 @@ pub fn steer_latency(selected: &Selected, presses: usize, attached: bool) -> any
             std::thread::sleep(Duration::from_millis(200));
         }
         press(KeyCode::Char('q'));
-    });
-    let mut term = Terminal::new(backend)?;
-    let mut app = App::new(false);
-    app.attached = attached.then(|| "bench".into());
-    event_loop(&mut term, &mut app, &inputs, &handle.commands, &handle.events, None)?;
-    presser.join().expect("key thread");
-    let _ = handle.thread.join();
+    })?;
     let _ = std::fs::remove_dir_all(&dir);
-    let mut times = latencies.lock().expect("probe lock").clone();
-    anyhow::ensure!(!times.is_empty(), "no change reached the screen");
-    times.sort_by(f64::total_cmp);
-    Ok(json!({
-        "workload": "ui-steer-latency", "path": if attached { "attached (unix socket)" } else { "in-process" },
-        "presses": presses, "seen": times.len(),
-        "key_to_frame_ms_p50": percentile(&times, 0.5), "key_to_frame_ms_p99": percentile(&times, 0.99),
-        "key_to_frame_ms_max": percentile(&times, 1.0),
-    }))
+    let path = if attached {
+        "attached (unix socket)"
+    } else {
+        "in-process"
+    };
+    let mut report = json!({ "workload": "ui-steer-latency", "path": path, "presses": presses });
+    add_figures(&mut report, &times);
+    Ok(report)
 }

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use rand::seq::IndexedRandom;
+use rand::seq::{IndexedRandom, SliceRandom};
 use rand_chacha::ChaCha8Rng;
 
 use crate::model::sampling::SamplingParams;
@@ -165,6 +165,20 @@ pub fn sample(
         seed,
     };
     generate(policy, queries, &config)
+}
+
+/// An iteration's minibatches, in the order they are stepped: `epochs`
+/// passes over `n` episodes, each pass a fresh shuffle of the last,
+/// cut into chunks of `size` (at most `n`). Drawn up front, so the
+/// generator moves the same whether or not steering stops the iteration.
+pub fn minibatches(n: usize, epochs: usize, size: usize, rng: &mut ChaCha8Rng) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut chunks = Vec::new();
+    for _ in 0..epochs {
+        order.shuffle(rng);
+        chunks.extend(order.chunks(size.clamp(1, n.max(1))).map(<[usize]>::to_vec));
+    }
+    chunks
 }
 
 pub fn mean(xs: &[f64]) -> f64 {

@@ -23,7 +23,7 @@ const STD_EPS: f32 = 1e-4;
 
 /// The mean and sample standard deviation (Bessel's correction, as
 /// `torch.std`) of `xs`; the deviation of one value is 0.
-fn mean_std(xs: &[f32]) -> (f32, f32) {
+pub fn mean_std(xs: &[f32]) -> (f32, f32) {
     let n = xs.len() as f32;
     let mean = xs.iter().sum::<f32>() / n;
     if xs.len() < 2 {

@@ -108,7 +108,7 @@ impl Default for GroupConfig {
 }
 
 impl GroupConfig {
-    /// Responses sampled per iteration.
+    /// Responses sampled per iteration (at the config's K).
     pub fn batch_size(&self) -> usize {
         self.prompts_per_iteration * self.group_size
     }
@@ -121,9 +121,11 @@ impl GroupConfig {
         })
     }
 
-    /// Optimizer steps an iteration takes.
-    pub fn steps_per_iteration(&self) -> usize {
-        self.epochs * self.batch_size().div_ceil(self.minibatch_size)
+    /// Optimizer steps an iteration takes at K `group_size` (live, so
+    /// possibly not the config's); a minibatch is never more than the batch.
+    pub fn steps_per_iteration(&self, group_size: usize) -> usize {
+        let batch = self.prompts_per_iteration * group_size;
+        self.epochs * batch.div_ceil(self.minibatch_size.min(batch))
     }
 
     pub fn validate(&self) -> Result<(), String> {
@@ -171,7 +173,9 @@ mod tests {
         assert_eq!(config.beta_for(GroupMethod::Grpo), 0.0);
         assert_eq!(config.beta_for(GroupMethod::Rloo), 0.05);
         // 8 prompts × 4 = 32 responses, minibatches of 8, 2 passes: 8 steps.
-        assert_eq!(config.steps_per_iteration(), 8);
+        assert_eq!(config.steps_per_iteration(4), 8);
+        // K 2 live: 16 responses, 2 minibatches, 2 passes.
+        assert_eq!(config.steps_per_iteration(2), 4);
         let one = GroupConfig {
             group_size: 1,
             ..GroupConfig::default()

@@ -13,17 +13,16 @@ use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::SeedableRng;
-use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::advantages::{RewardScale, group_advantages, leave_one_out};
+use super::advantages::{group_advantages, leave_one_out, mean_std};
 use super::aggregation::{Normalisers, shard_weight};
 use super::config::{GroupConfig, GroupMethod};
 use super::loss::{grpo_loss, rloo_loss};
 use crate::model::{CausalLm, ScalarModel, Tokenizer, hf};
 use crate::rlhf::data::{Evaluator, Sources};
-use crate::rlhf::online::{Prompts, mean, sample, without_eos};
+use crate::rlhf::online::{Prompts, mean, minibatches, sample, without_eos};
 use crate::rlhf::optim::GuardedAdamW;
 use crate::rlhf::ppo::advantage::{masked_mean, masked_whiten};
 use crate::rlhf::ppo::kl_control::KlControl;
@@ -238,9 +237,11 @@ impl GroupTrainer {
             .map(|(old, r)| old.iter().zip(r).map(|(o, r)| o - r).sum())
             .collect();
         let beta = self.params.kl.beta() as f32;
-        let spread = group_advantages(&scores, k, RewardScale::None);
+        // GRPO's advantages; for RLOO only the share of groups without spread.
+        let grouped = group_advantages(&scores, k, self.config.scale_rewards);
+        let frac_zero_std = grouped.frac_zero_std;
         let advantages = match self.method {
-            GroupMethod::Grpo => group_advantages(&scores, k, self.config.scale_rewards).advantages,
+            GroupMethod::Grpo => grouped.advantages,
             GroupMethod::Rloo => {
                 let rewards: Vec<f32> = scores.iter().zip(&sequence_kl).map(|(s, kl)| s - beta * kl).collect();
                 let loo = leave_one_out(&rewards, k);
@@ -251,7 +252,6 @@ impl GroupTrainer {
             }
         };
 
-        let f64s = |xs: &[f32]| xs.iter().map(|&x| x as f64).collect::<Vec<_>>();
         let lengths: Vec<f64> = responses.iter().map(|r| r.len() as f64).collect();
         let terminated: Vec<f64> = lengths
             .iter()
@@ -259,16 +259,13 @@ impl GroupTrainer {
             .filter(|(_, e)| **e)
             .map(|(l, _)| *l)
             .collect();
-        let reward_mean = mean(&f64s(&scores));
-        let reward_std = (f64s(&scores).iter().map(|s| (s - reward_mean).powi(2)).sum::<f64>()
-            / (scores.len().max(2) - 1) as f64)
-            .sqrt();
+        let (reward_mean, reward_std) = mean_std(&scores);
         let tokens = lengths.iter().sum::<f64>();
         let mut metrics = vec![
-            (names::REWARD, reward_mean),
-            (names::REWARD_STD, reward_std),
-            (names::FRAC_REWARD_ZERO_STD, spread.frac_zero_std as f64),
-            (names::KL, mean(&f64s(&sequence_kl))),
+            (names::REWARD, reward_mean as f64),
+            (names::REWARD_STD, reward_std as f64),
+            (names::FRAC_REWARD_ZERO_STD, frac_zero_std as f64),
+            (names::KL, mean_std(&sequence_kl).0 as f64),
             (names::KL_COEF, beta as f64),
             (names::COMPLETIONS_MEAN_LENGTH, mean(&lengths)),
             (
@@ -318,25 +315,22 @@ impl GroupTrainer {
         let temperature = self.params.temperature;
         let (batch, mut metrics) = self.rollout(temperature);
         let n = batch.queries.len();
-        let mut order: Vec<usize> = (0..n).collect();
         let mut steps = Vec::new();
-        for _ in 0..self.config.epochs {
-            order.shuffle(&mut self.rng);
-            for chunk in order.chunks(self.config.minibatch_size.min(n)) {
-                let point = StepPoint::Optimizer {
-                    iteration: self.iteration,
-                    step: self.optimizer_steps,
-                };
-                self.steer_at(steer, point)?;
-                let lr = self.params.lr;
-                let (stats, grads) = self.minibatch_gradients(&batch, chunk, temperature);
-                let norm = self.opt.step(lr, &mut self.policy, stats.loss, grads);
-                self.optimizer_steps += 1;
-                steps.push(StepStats {
-                    grad_norm: norm,
-                    ..stats
-                });
-            }
+        let (epochs, size) = (self.config.epochs, self.config.minibatch_size);
+        for chunk in minibatches(n, epochs, size, &mut self.rng) {
+            let point = StepPoint::Optimizer {
+                iteration: self.iteration,
+                step: self.optimizer_steps,
+            };
+            self.steer_at(steer, point)?;
+            let lr = self.params.lr;
+            let (stats, grads) = self.minibatch_gradients(&batch, &chunk, temperature);
+            let norm = self.opt.step(lr, &mut self.policy, stats.loss, grads);
+            self.optimizer_steps += 1;
+            steps.push(StepStats {
+                grad_norm: norm,
+                ..stats
+            });
         }
         self.iteration += 1;
         self.episodes += n;
@@ -433,13 +427,12 @@ impl GroupTrainer {
     }
 
     fn steer_at(&mut self, steer: &mut Steer, point: StepPoint) -> Option<()> {
-        let batch = self.config.prompts_per_iteration * self.group_size();
         let models = Models {
             policy: &self.policy,
             reference: &self.reference,
             reward: &self.reward,
             tokenizer: self.prompts.tokenizer(),
-            steps_per_iteration: self.config.epochs * batch.div_ceil(self.config.minibatch_size.min(batch)),
+            steps_per_iteration: self.config.steps_per_iteration(self.group_size()),
         };
         steer(&mut self.params, point, &models).continue_value()
     }

@@ -13,7 +13,6 @@ use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
 use rand::SeedableRng;
-use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use super::advantage::{gae, masked_mean, masked_whiten, shaped_rewards};
@@ -27,7 +26,7 @@ use super::stats::StepStats;
 use crate::model::{CausalLm, ScalarModel, Tokenizer, hf};
 use crate::rlhf::data::{Evaluator, Sources};
 pub use crate::rlhf::online::Prompts;
-use crate::rlhf::online::{sample, without_eos};
+use crate::rlhf::online::{minibatches, sample, without_eos};
 use crate::rlhf::optim::GuardedAdamW;
 use crate::rlhf::shards;
 use crate::run::names;
@@ -258,33 +257,30 @@ impl PpoTrainer {
         let temperature = self.params.temperature;
         let (batch, mut metrics) = self.rollout(temperature);
         let n = batch.queries.len();
-        let mut order: Vec<usize> = (0..n).collect();
         let mut steps = Vec::new();
-        for _ in 0..self.config.ppo_epochs {
-            order.shuffle(&mut self.rng);
-            for chunk in order.chunks(self.config.minibatch_size) {
-                let point = StepPoint::Optimizer {
-                    iteration: self.iteration,
-                    step: self.optimizer_steps,
-                };
-                self.steer_at(steer, point)?;
-                let lr = self.params.lr;
-                let (stats, mut grads) = self.minibatch_gradients(&batch, chunk, temperature);
-                let policy_grads = shards::take(&mut grads, &self.policy);
-                let value_grads = shards::take(&mut grads, &self.value);
-                let loss = stats.policy_loss + stats.value_loss;
-                // The two models' steps are independent; side by side, one
-                // model's small per-parameter passes overlap the other's.
-                let (policy_norm, value_norm) = rayon::join(
-                    || self.policy_opt.step(lr, &mut self.policy, loss, policy_grads),
-                    || self.value_opt.step(lr, &mut self.value, loss, value_grads),
-                );
-                self.optimizer_steps += 1;
-                steps.push(StepStats {
-                    grad_norm: policy_norm.hypot(value_norm),
-                    ..stats
-                });
-            }
+        let (epochs, size) = (self.config.ppo_epochs, self.config.minibatch_size);
+        for chunk in minibatches(n, epochs, size, &mut self.rng) {
+            let point = StepPoint::Optimizer {
+                iteration: self.iteration,
+                step: self.optimizer_steps,
+            };
+            self.steer_at(steer, point)?;
+            let lr = self.params.lr;
+            let (stats, mut grads) = self.minibatch_gradients(&batch, &chunk, temperature);
+            let policy_grads = shards::take(&mut grads, &self.policy);
+            let value_grads = shards::take(&mut grads, &self.value);
+            let loss = stats.policy_loss + stats.value_loss;
+            // The two models' steps are independent; side by side, one
+            // model's small per-parameter passes overlap the other's.
+            let (policy_norm, value_norm) = rayon::join(
+                || self.policy_opt.step(lr, &mut self.policy, loss, policy_grads),
+                || self.value_opt.step(lr, &mut self.value, loss, value_grads),
+            );
+            self.optimizer_steps += 1;
+            steps.push(StepStats {
+                grad_norm: policy_norm.hypot(value_norm),
+                ..stats
+            });
         }
         self.iteration += 1;
         self.episodes += n;

@@ -264,15 +264,24 @@ fn draw_against(frame: &mut Frame, area: Rect, app: &App, spec: &ChartSpec, agai
     frame.render_widget(chart, chart_area);
 }
 
-/// (x, y) at each step where `stage` logged both `x` and `y`, in step order.
+/// (x, y) at each step where `stage` logged both `x` and `y`, in step order:
+/// one pass over both (each is in step order), as this runs every frame.
 fn joined(app: &App, stage: Stage, x: &str, y: &str) -> Vec<(f64, f64)> {
     let history = |key: &str| app.series.get(&(stage, key.to_string())).map(History::whole);
     let (Some(xs), Some(ys)) = (history(x), history(y)) else {
         return Vec::new();
     };
-    ys.iter()
-        .filter_map(|&(step, value)| xs.iter().find(|(s, _)| *s == step).map(|&(_, at)| (at, value)))
-        .collect()
+    let mut xs = xs.into_iter().peekable();
+    let mut points = Vec::with_capacity(ys.len());
+    for (step, value) in ys {
+        while xs.next_if(|&(s, _)| s < step).is_some() {}
+        if let Some(&(s, at)) = xs.peek()
+            && s == step
+        {
+            points.push((at, value));
+        }
+    }
+    points
 }
 
 fn line_of<'a>(app: &App, points: &'a [(f64, f64)], colour: Color, marker: Dots) -> Dataset<'a> {
