@@ -784,3 +784,65 @@ fn cai_is_a_branch_the_cursor_steps_over() {
     press(&mut app, &[KeyCode::Right, KeyCode::Right]);
     assert_eq!(app.cai_example, 1);
 }
+
+/// An external trainer (a TRL run through the bridge) takes some controls:
+/// the others send nothing and say so; the ones it takes go out as usual,
+/// and its completions (without log-probs) are labelled as any pair.
+#[test]
+fn an_external_trainer_gets_only_the_controls_it_takes() {
+    use rlhf_tui::trainer::protocol::{Control, External};
+    let mut app = demo_app(false);
+    on_event(
+        &mut app,
+        Event::External(External {
+            trainer: "DPOTrainer".into(),
+            controls: vec![Control::Pause, Control::LearningRate, Control::Beta, Control::Stop],
+        }),
+        0.0,
+    );
+    for (key, words) in [
+        ('r', "sample requests"),
+        ('T', "temperature changes"),
+        ('1', "labels"),
+        ('N', "new rounds"),
+        ('c', "checkpoints on request"),
+    ] {
+        assert_eq!(press(&mut app, &[KeyCode::Char(key)]), [], "{key}");
+        let message = &app.message.as_ref().unwrap().0;
+        assert_eq!(message, &format!("DPOTrainer does not take {words} from the workbench"));
+    }
+    assert_eq!(app.overlay, Overlay::None);
+    assert_eq!(press(&mut app, &[KeyCode::Char(' ')]), [Effect::Send(Command::Resume)]);
+    let mut keys = vec![KeyCode::Char('l'), KeyCode::Backspace, KeyCode::Backspace];
+    keys.extend(chars("1e-5"));
+    keys.push(KeyCode::Enter);
+    let sent = press(&mut app, &keys);
+    assert!(
+        matches!(sent.as_slice(), [Effect::Send(Command::Set(Param::LearningRate(_)))]),
+        "{sent:?}"
+    );
+
+    // GRPO's sets come without log-probs: drawn plain, labelled as usual.
+    on_event(
+        &mut app,
+        Event::External(External {
+            trainer: "GRPOTrainer".into(),
+            controls: vec![Control::Label, Control::Samples],
+        }),
+        0.0,
+    );
+    let mut set = pair(90);
+    for response in &mut set.responses {
+        response.logprobs.clear();
+        response.ref_logprobs.clear();
+    }
+    app.queue.clear();
+    on_event(&mut app, Event::Samples(set), 1.0);
+    let lines = rlhf_tui::ui::view::compare::token_lines(&app, &app.queue[0].responses[0]);
+    assert!(!lines.is_empty());
+    let sent = press(&mut app, &[KeyCode::Char('1')]);
+    assert!(
+        matches!(sent.as_slice(), [Effect::Send(Command::Label { set: 90, .. })]),
+        "{sent:?}"
+    );
+}

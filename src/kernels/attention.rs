@@ -35,7 +35,6 @@ use burn::backend::{Backend, Dispatch, TensorMetadata, backend_extension, get_de
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Shape, Slice, Tensor, TensorData};
 
-use super::composed_elsewhere;
 use crate::model::window::Window;
 
 /// How many query heads there are, and how many key/value heads they share
@@ -109,14 +108,31 @@ pub trait FusedAttention: Backend {
         heads: Heads,
         starts: Vec<usize>,
     ) -> FloatTensor<Self> {
-        composed::<Self>(qkv, hidden, heads, &starts)
+        composed::<Self>(qkv, hidden, heads, &starts, MaskMeans::Hidden)
     }
+}
+
+/// What a true in the mask handed to the backend's attention means. burn
+/// means hidden, and composes attention so under autodiff; burn-tch 0.22
+/// hands the mask to torch's `scaled_dot_product_attention` unchanged,
+/// where true means visible, so LibTorch is given it the other way round.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum MaskMeans {
+    Hidden,
+    #[cfg_attr(not(feature = "tch"), allow(dead_code))]
+    Visible,
 }
 
 /// The projection split into heads (each key/value head copied for the
 /// query heads it serves), the window's queries gathered, and burn's
 /// attention over them.
-fn composed<B: Backend>(qkv: FloatTensor<B>, hidden: FloatTensor<B>, all: Heads, starts: &[usize]) -> FloatTensor<B> {
+fn composed<B: Backend>(
+    qkv: FloatTensor<B>,
+    hidden: FloatTensor<B>,
+    all: Heads,
+    starts: &[usize],
+    means: MaskMeans,
+) -> FloatTensor<B> {
     let shape = qkv.shape();
     let (b, t) = (shape[0], shape[1]);
     let (m, hd) = (hidden.shape()[1], all.head_dim(shape[2]));
@@ -147,7 +163,10 @@ fn composed<B: Backend>(qkv: FloatTensor<B>, hidden: FloatTensor<B>, all: Heads,
         let rows = TensorData::new(rows, [b, heads, m, hd]).convert_dtype(settings.int_dtype.into());
         query = B::float_gather(2, query, B::int_from_data(rows, &device));
     }
-    let mask = B::float_greater_elem(hidden, 0.5.into(), settings.bool_dtype);
+    let mask = match means {
+        MaskMeans::Hidden => B::float_greater_elem(hidden, 0.5.into(), settings.bool_dtype),
+        MaskMeans::Visible => B::float_lower_equal_elem(hidden, 0.5.into(), settings.bool_dtype),
+    };
     // Backends' attention kernels differ in how they broadcast a mask; a
     // full-size one works on all of them.
     let mask = B::bool_expand(
@@ -165,7 +184,47 @@ fn composed<B: Backend>(qkv: FloatTensor<B>, hidden: FloatTensor<B>, all: Heads,
     B::float_reshape(B::float_swap_dims(y, 1, 2), Shape::new([b, m, d]))
 }
 
-composed_elsewhere!(FusedAttention);
+/// burn's attention of `q` over `k` and `v`, `hidden` true where a key is
+/// hidden from a query; on LibTorch (without autodiff) the mask goes the
+/// other way round, as `MaskMeans` says why.
+pub fn masked_attention(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    hidden: Tensor<4, Bool>,
+    options: AttentionModuleOptions,
+) -> Tensor<4> {
+    #[cfg(feature = "tch")]
+    let hidden = match q.device().as_dispatch() {
+        burn::backend::DispatchDevice::LibTorch(_) => hidden.bool_not(),
+        _ => hidden,
+    };
+    burn::tensor::module::attention(q, k, v, Some(hidden), None, options)
+}
+
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+impl FusedAttention for burn::backend::Cube {}
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+impl<C: burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy> FusedAttention
+    for burn::backend::Autodiff<burn::backend::Cube, C>
+{
+}
+#[cfg(feature = "tch")]
+impl FusedAttention for burn::backend::LibTorch {
+    fn fused_attention(
+        qkv: FloatTensor<Self>,
+        hidden: FloatTensor<Self>,
+        heads: Heads,
+        starts: Vec<usize>,
+    ) -> FloatTensor<Self> {
+        composed::<Self>(qkv, hidden, heads, &starts, MaskMeans::Visible)
+    }
+}
+#[cfg(feature = "tch")]
+impl<C: burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy> FusedAttention
+    for burn::backend::Autodiff<burn::backend::LibTorch, C>
+{
+}
 
 /// The CPU's version.
 #[cfg(feature = "flex")]
@@ -180,14 +239,14 @@ mod cpu {
     use burn::tensor::Shape;
     use rayon::prelude::*;
 
-    use super::{FusedAttention, Heads, composed};
+    use super::{FusedAttention, Heads, MaskMeans, composed};
     use crate::kernels::cpu_tensor::{f32s, zeros};
     use crate::kernels::path;
 
     impl FusedAttention for Flex {
         fn fused_attention(qkv: FlexTensor, hidden: FlexTensor, heads: Heads, starts: Vec<usize>) -> FlexTensor {
             if path::composed() {
-                return composed::<Self>(qkv, hidden, heads, &starts);
+                return composed::<Self>(qkv, hidden, heads, &starts, MaskMeans::Hidden);
             }
             forward(&qkv.to_contiguous(), &hidden.to_contiguous(), heads, &starts).0
         }
@@ -201,7 +260,7 @@ mod cpu {
             starts: Vec<usize>,
         ) -> FloatTensor<Self> {
             if path::composed() {
-                return composed::<Self>(qkv, hidden, heads, &starts);
+                return composed::<Self>(qkv, hidden, heads, &starts, MaskMeans::Hidden);
             }
             #[derive(Debug)]
             struct AttentionBackward;
@@ -574,7 +633,13 @@ mod tests {
                         Some(w) => (w.take(hidden), w.starts.clone()),
                         None => (hidden, vec![0; b]),
                     };
-                    let y = composed::<Dispatch>(qkv.clone().into_dispatch(), hidden.into_dispatch(), heads, &starts);
+                    let y = composed::<Dispatch>(
+                        qkv.clone().into_dispatch(),
+                        hidden.into_dispatch(),
+                        heads,
+                        &starts,
+                        MaskMeans::Hidden,
+                    );
                     Tensor::from_dispatch(y)
                 } else {
                     // Key/value head j serves query heads j·h/g .. (j + 1)·h/g.

@@ -2,11 +2,10 @@
 //! and values of every position already seen, so a decoding step computes
 //! attention for one new position instead of re-running the whole prefix.
 
-use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Tensor};
 
-use crate::kernels::attention::Heads;
+use crate::kernels::attention::{Heads, masked_attention};
 
 /// One layer's cached keys and values, `[b, h, k, hd]` each.
 #[derive(Debug, Default)]
@@ -59,8 +58,8 @@ impl LayerCache {
             softcap: None,
             is_causal: false,
         };
-        let mask = Some(mask.expand([b, h, q, k]));
-        let y = attention(split(0, h), share(key), share(value), mask, None, options);
+        let mask = mask.expand([b, h, q, k]);
+        let y = masked_attention(split(0, h), share(key), share(value), mask, options);
         y.swap_dims(1, 2).reshape([b, q, h * hd])
     }
 }

@@ -52,7 +52,9 @@ pub fn attach(address: &Address, name: &str, token: Option<String>) -> anyhow::R
             loop {
                 match frame::read::<Event>(&mut reader) {
                     Ok(event) => {
-                        if event_tx.send(event).is_err() {
+                        // The trainer has ended: the connection's close is no error.
+                        let last = event == Event::ShutDown;
+                        if event_tx.send(event).is_err() || last {
                             return;
                         }
                     }

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Bumped whenever a `Command` or `Event` changes shape.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Where a trainer is reached: the run's Unix socket, or a TCP address.
 #[derive(Clone, Debug, PartialEq, Eq)]

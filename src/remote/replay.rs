@@ -29,6 +29,7 @@ impl Replay {
                     .retain(|e| !matches!(e, Event::Stage { stage: s, .. } if s == stage));
             }
             Event::Live { .. }
+            | Event::External(_)
             | Event::Round { .. }
             | Event::Samples(_)
             | Event::Agreement(_)

@@ -187,6 +187,59 @@ pub struct EvalTally {
     pub kappa: Option<f64>,
 }
 
+/// A control of the workbench, as an external trainer (one the workbench
+/// reaches through a bridge, not rlhf-tui's own) says it takes or not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Control {
+    Pause,
+    Step,
+    Stop,
+    Checkpoint,
+    Beta,
+    LearningRate,
+    Temperature,
+    KlMode,
+    GroupSize,
+    Label,
+    Samples,
+    Start,
+    Round,
+    Eval,
+}
+
+impl Control {
+    /// What the control does, for "… does not take …".
+    pub fn words(self) -> &'static str {
+        match self {
+            Control::Pause => "pause and resume",
+            Control::Step => "single steps",
+            Control::Stop => "stopping",
+            Control::Checkpoint => "checkpoints on request",
+            Control::Beta => "β",
+            Control::LearningRate => "learning-rate changes",
+            Control::Temperature => "temperature changes",
+            Control::KlMode => "an adaptive β",
+            Control::GroupSize => "K changes",
+            Control::Label => "labels",
+            Control::Samples => "sample requests",
+            Control::Start => "starting stages",
+            Control::Round => "new rounds",
+            Control::Eval => "blind evaluations",
+        }
+    }
+}
+
+/// A trainer the workbench is attached to through a bridge (a TRL trainer
+/// with rlhf-tui's callback), and the controls it takes; the others are
+/// greyed out and refused with a message.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct External {
+    /// Its class, e.g. `GRPOTrainer`.
+    pub trainer: String,
+    pub controls: Vec<Control>,
+}
+
 /// What the workbench asks of the trainer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Command {
@@ -410,6 +463,9 @@ pub enum Event {
     /// The newest reward model's reliability table (held-out pairs binned
     /// by its confidence), for the reliability chart.
     Calibration(Vec<ReliabilityBin>),
+    /// The trainer is an external one (sent before `Ready`), with the
+    /// controls it takes.
+    External(External),
     /// Something was skipped or assumed; work goes on.
     Warning(String),
     /// What the trainer did with a request, in words: the one step `.`

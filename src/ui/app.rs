@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, VecDeque};
 use super::history::History;
 use crate::run::names;
 use crate::trainer::protocol::{
-    Agreement, Alert, CaiView, Choice, Criterion, EvalItem, EvalTally, KlMode, ReliabilityBin, SampleSet, Stage,
-    StageState, Throughput, Verdict,
+    Agreement, Alert, CaiView, Choice, Control, Criterion, EvalItem, EvalTally, External, KlMode, ReliabilityBin,
+    SampleSet, Stage, StageState, Throughput, Verdict,
 };
 
 /// The panes `Tab` moves between.
@@ -426,6 +426,9 @@ pub struct App {
     /// Attached to a served trainer (`rlhf-tui attach`), and where: quitting
     /// detaches and the trainer goes on.
     pub attached: Option<String>,
+    /// Attached to an external trainer (through the TRL bridge): its name
+    /// and the controls it takes.
+    pub external: Option<External>,
     pub no_color: bool,
 }
 
@@ -462,6 +465,11 @@ impl EvalView {
 }
 
 impl App {
+    /// Whether the trainer takes `control`: rlhf-tui's own takes them all.
+    pub fn takes(&self, control: Control) -> bool {
+        self.external.as_ref().is_none_or(|e| e.controls.contains(&control))
+    }
+
     /// Whether the charts pane offers chart `i` (see `ChartSpec::optional`).
     pub fn offers_chart(&self, i: usize) -> bool {
         let spec = &CHARTS[i];
@@ -534,6 +542,7 @@ impl App {
             trainer_gone: false,
             quitting: false,
             attached: None,
+            external: None,
             no_color,
         }
     }

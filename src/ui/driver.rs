@@ -61,7 +61,10 @@ fn on_trainer(handle: TrainerHandle, mut app: App) -> anyhow::Result<()> {
         panic_key,
     );
     terminal::restore();
-    // The trainer has written its checkpoint and said `ShutDown`, or is gone.
+    // The trainer has written its checkpoint and said `ShutDown`, or is
+    // gone; an attached workbench's sending thread ends when its channel
+    // closes.
+    drop(handle.commands);
     let _ = handle.thread.join();
     result
 }

@@ -10,7 +10,7 @@ use super::app::{
 use super::keys::Msg;
 use super::words::{param_change, verdict_words};
 use crate::run::names;
-use crate::trainer::protocol::{Choice, Command, Criterion, Event, KlMode, Param, Stage, StageState, Verdict};
+use crate::trainer::protocol::{Choice, Command, Control, Criterion, Event, KlMode, Param, Stage, StageState, Verdict};
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Effect {
@@ -83,6 +83,13 @@ fn main(app: &mut App, msg: Msg) -> Vec<Effect> {
     // A blind evaluation takes the verdict keys while it is open.
     if let Some(effects) = eval_key(app, &msg) {
         return effects;
+    }
+    if let Some(control) = control_of(app, &msg).filter(|c| !app.takes(*c)) {
+        let trainer = app.external.as_ref().map_or("", |e| e.trainer.as_str()).to_string();
+        return tell(
+            app,
+            &format!("{trainer} does not take {} from the workbench", control.words()),
+        );
     }
     match msg {
         Msg::Eval if app.eval.is_some() => tell(app, "an evaluation is open: Esc closes it"),
@@ -311,9 +318,33 @@ fn judge(app: &mut App, verdict: Verdict) -> Vec<Effect> {
 }
 
 /// Asks for a set of the current mode's size.
+/// The control a key asks of the trainer, where it asks one.
+fn control_of(app: &App, msg: &Msg) -> Option<Control> {
+    Some(match msg {
+        Msg::TogglePause => Control::Pause,
+        Msg::StepOnce => Control::Step,
+        Msg::Stop => Control::Stop,
+        Msg::Checkpoint => Control::Checkpoint,
+        Msg::Edit(Editing::Beta) => Control::Beta,
+        Msg::Edit(Editing::LearningRate) => Control::LearningRate,
+        Msg::Edit(Editing::Temperature) => Control::Temperature,
+        Msg::Edit(Editing::GroupSize) => Control::GroupSize,
+        Msg::ToggleKlMode => Control::KlMode,
+        Msg::Label(_) | Msg::Digit(_) | Msg::Undo => Control::Label,
+        Msg::NewPair | Msg::ToggleRankMode => Control::Samples,
+        Msg::NewRound => Control::Round,
+        Msg::Eval => Control::Eval,
+        Msg::Enter if app.focus == Pane::Stages => Control::Start,
+        _ => return None,
+    })
+}
+
 fn fresh_set(app: &mut App) -> Vec<Effect> {
     app.scroll = 0;
     app.ranking.clear();
+    if !app.takes(Control::Samples) {
+        return Vec::new();
+    }
     send(Command::RequestSamples { k: app.set_size() })
 }
 
@@ -552,7 +583,8 @@ pub fn on_event(app: &mut App, event: Event, at: f64) -> Vec<Effect> {
             let row = app.row_mut(stage);
             row.step = step;
             for (key, value) in values {
-                if key == names::LR {
+                // TRL logs the rate as `learning_rate`.
+                if key == names::LR || key == "learning_rate" {
                     (app.params.lr, app.params.lr_of) = (value, stage);
                 }
                 app.series.entry((stage, key)).or_default().push(step as f64, value);
@@ -603,6 +635,7 @@ pub fn on_event(app: &mut App, event: Event, at: f64) -> Vec<Effect> {
                 return fresh_set(app);
             }
         }
+        Event::External(external) => app.external = Some(external),
         Event::Agreement(rows) => app.agreement = rows,
         Event::Throughput(mine) => app.throughput = Some(mine),
         Event::EvalStarted { a, b, items } => {

@@ -188,7 +188,11 @@ fn draw_response(frame: &mut Frame, area: Rect, app: &App, name: &str, response:
 pub fn token_lines<'a>(app: &App, response: &'a Response) -> Vec<Line<'a>> {
     let mut lines = vec![Line::default()];
     for (i, token) in response.tokens.iter().enumerate() {
-        let style = token_style(app, response.logprobs[i], response.ref_logprobs[i]);
+        // An external trainer's completions come without log-probs: plain.
+        let style = match (response.logprobs.get(i), response.ref_logprobs.get(i)) {
+            (Some(&logp), Some(&ref_logp)) => token_style(app, logp, ref_logp),
+            _ => Style::default(),
+        };
         for (j, piece) in token.split('\n').enumerate() {
             if j > 0 {
                 lines.push(Line::default());

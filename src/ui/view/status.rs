@@ -9,7 +9,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
 use super::theme;
-use crate::trainer::protocol::{KlMode, StageState};
+use crate::trainer::protocol::{Control, KlMode, StageState};
 use crate::ui::app::App;
 
 pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
@@ -28,6 +28,13 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     if let Some(at) = &app.attached {
         spans.push(sep());
         spans.push(Span::styled(format!("attached {at}"), theme::bold(app, Color::Cyan)));
+    }
+    if let Some(external) = &app.external {
+        spans.push(sep());
+        spans.push(Span::styled(
+            format!("external {}", external.trainer),
+            theme::bold(app, Color::Magenta),
+        ));
     }
     match app.active() {
         Some(row) => {
@@ -91,12 +98,40 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let second = match &app.message {
         Some((text, true)) => Line::styled(format!(" {text}"), theme::error(app)),
         Some((text, false)) => Line::styled(format!(" {text}"), theme::fg(app, Color::Cyan)),
+        None if app.external.is_some() => controls_line(app),
         None => Line::styled(
             " ? help · q quit · space pause · Enter start stage · Tab panes · b β · l lr",
             Style::default().add_modifier(Modifier::DIM),
         ),
     };
     frame.render_widget(Paragraph::new(vec![Line::from(spans), second]), area);
+}
+
+/// An external trainer's keys: the controls it takes as usual, the others
+/// greyed and struck through.
+fn controls_line(app: &App) -> Line<'static> {
+    const KEYS: [(&str, Control); 10] = [
+        ("space pause", Control::Pause),
+        (". step", Control::Step),
+        ("S stop", Control::Stop),
+        ("c checkpoint", Control::Checkpoint),
+        ("l lr", Control::LearningRate),
+        ("b β", Control::Beta),
+        ("T temperature", Control::Temperature),
+        ("1 2 label", Control::Label),
+        ("r new pair", Control::Samples),
+        ("Enter start", Control::Start),
+    ];
+    let mut spans = vec![Span::raw(" ? help · q detach")];
+    for (keys, control) in KEYS {
+        spans.push(Span::raw(" · "));
+        let style = match app.takes(control) {
+            true => Style::default(),
+            false => theme::fg(app, Color::DarkGray).add_modifier(Modifier::CROSSED_OUT),
+        };
+        spans.push(Span::styled(keys, style));
+    }
+    Line::from(spans)
 }
 
 /// `1h02m`, `3m05s` or `42s`.
