@@ -3,8 +3,9 @@
 //! by the bridge's callback, watched and steered from the real workbench in
 //! tmux: GRPO (metrics and sample pairs arrive; pause on both ranks at one
 //! step; learning rate and β changed, checked on each rank and in TRL's own
-//! log from the next step; a pair labelled into `prefs.jsonl`; resume; stop
-//! with a checkpoint), then DPO (its controls greyed where it takes none;
+//! log from the next step; a pair labelled into `prefs.jsonl`; the
+//! sampling temperature changed on each rank; resume; stop with a
+//! checkpoint), then DPO (its controls greyed where it takes none;
 //! pause, learning rate and β, stop).
 //!
 //! It needs a Python with torch, transformers, trl and accelerate, named by
@@ -28,6 +29,7 @@ struct Launched {
     child: Child,
     lines: crossbeam_channel::Receiver<String>,
     seen: Vec<String>,
+    reaped: bool,
 }
 
 impl Launched {
@@ -74,6 +76,7 @@ impl Launched {
             child,
             lines,
             seen: Vec::new(),
+            reaped: false,
         }
     }
 
@@ -117,6 +120,7 @@ impl Launched {
         loop {
             self.drain();
             if let Some(status) = self.child.try_wait().unwrap() {
+                self.reaped = true;
                 assert!(status.success(), "the trainer failed:\n{}", self.tail());
                 return;
             }
@@ -128,6 +132,11 @@ impl Launched {
 
 impl Drop for Launched {
     fn drop(&mut self) {
+        // Once reaped, its number may be another process group's (the
+        // kill would reach whoever has it now).
+        if self.reaped {
+            return;
+        }
         let _ = Command::new("kill")
             .args(["-KILL", &format!("-{}", self.child.id())])
             .status();
@@ -270,6 +279,11 @@ fn a_trl_run_on_two_processes_is_watched_and_steered_from_the_workbench() {
     assert!(row["prompt"].as_str().unwrap().contains("Human:"), "{row}");
     assert!(row["chosen"].is_string() && row["rejected"].is_string() && row["chosen"] != row["rejected"]);
     assert_eq!(audited(&run, "label", 1)[0]["by"], "ann");
+    // The temperature GRPO's next generation samples at, on each rank.
+    tmux.keys(&["T", "C-u", "0.7", "Enter"]);
+    let temperature = audited(&run, "set", 3).pop().unwrap();
+    assert_eq!(temperature["param"], "temperature", "{temperature}");
+    assert_eq!(rank_values(&temperature), [0.7, 0.7], "{temperature}");
     resume(&tmux, &mut grpo, paused_at);
     stop(&tmux, &mut grpo, &run);
     drop(tmux);

@@ -93,7 +93,10 @@ class WorkbenchCallback(TrainerCallback):
         self.saved = None
         # On the main process: steering commands waiting for a boundary.
         self.steering = queue.Queue()
+        # The sets, made on the trainer's thread (at a log) and the
+        # commands' (on `r`), and read by both.
         self.groups = Groups()
+        self.groups_lock = threading.Lock()
         self.prefs = None
         self.audit = None
         self.lock = threading.Lock()
@@ -183,7 +186,8 @@ class WorkbenchCallback(TrainerCallback):
             self._record(step, "undo", set=set_id, rows=removed, by=by)
             return self.server.publish({"Retracted": {"set": set_id}})
         label = command["Label"]
-        found = self.groups.sets.get(label["set"])
+        with self.groups_lock:
+            found = self.groups.sets.get(label["set"])
         if found is None:
             return self.server.publish({"Error": f"no sample set {label['set']} to label"})
         prompt, completions = found
@@ -194,7 +198,8 @@ class WorkbenchCallback(TrainerCallback):
 
     def _send_set(self, k=2):
         t = self.trainer
-        sample = self.groups.next_set(k, t.state.global_step, trainers.temperature(t) or 1.0)
+        with self.groups_lock:
+            sample = self.groups.next_set(k, t.state.global_step, trainers.temperature(t) or 1.0)
         # Nothing new to show: the next logged generation brings a set.
         if sample is not None:
             self.server.publish(sample)
@@ -300,7 +305,8 @@ class WorkbenchCallback(TrainerCallback):
                       if isinstance(v, (int, float)) and not isinstance(v, bool)]
             self.server.publish({"Metrics": {"stage": self.stage, "step": state.global_step, "values": values}})
             if trainers.samples_logged(self.trainer):
-                self.groups.update(self.trainer._logs)
+                with self.groups_lock:
+                    self.groups.update(self.trainer._logs)
                 self._send_set()
         if self.wait_in_log:
             self._wait(state, control)

@@ -147,8 +147,10 @@ class Server:
     def note(self, peer, what, reason=""):
         line = {"time": round(time.time(), 3), "peer": peer, "event": what, "reason": reason}
         with self._lock:
-            self._log.write(json.dumps(line) + "\n")
-            self._log.flush()
+            # A connection may end after the server has closed.
+            if not self._log.closed:
+                self._log.write(json.dumps(line) + "\n")
+                self._log.flush()
 
     def _refuse(self, conn, peer, reason):
         self.note(peer, "refused", reason)
@@ -253,4 +255,5 @@ class Server:
                 pass
         if os.path.exists(self.socket_path):
             os.remove(self.socket_path)
-        self._log.close()
+        with self._lock:
+            self._log.close()

@@ -75,7 +75,8 @@ def set_temperature(trainer, value):
     kwargs = getattr(trainer, "generation_kwargs", None)
     if isinstance(kwargs, dict):
         kwargs["temperature"] = value
-    return temperature(trainer)
+    # What the next generation samples at.
+    return float(trainer.generation_config.temperature)
 
 
 def _scheduler(trainer):

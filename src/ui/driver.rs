@@ -119,7 +119,7 @@ pub fn event_loop<B: Backend>(
 ) -> anyhow::Result<()> {
     let start = Instant::now();
     let ticks = tick(TICK);
-    let mut inputs = inputs.clone();
+    let (mut inputs, mut events) = (inputs.clone(), events.clone());
     let mut lost = !draw(term, app);
     let mut effects = Vec::new();
     loop {
@@ -158,7 +158,13 @@ pub fn event_loop<B: Backend>(
             },
             recv(events) -> event => match event {
                 Ok(event) => on_event(app, event, start.elapsed().as_secs_f64()),
-                Err(_) => on_event(app, Event::ShutDown, start.elapsed().as_secs_f64()),
+                Err(_) => {
+                    // The trainer's end is gone: said once, then never read
+                    // again, or the closed channel would wake the loop at
+                    // once, forever, while the person reads the last screen.
+                    events = crossbeam_channel::never();
+                    on_event(app, Event::ShutDown, start.elapsed().as_secs_f64())
+                }
             },
             recv(ticks) -> _ => Vec::new(),
         };

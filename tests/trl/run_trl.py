@@ -2,7 +2,7 @@
 to try the bridge by hand: GRPO or DPO on the built-in world's base model
 (assets/base, 0.8M parameters) on the CPU, with rlhf_tui_bridge's callback.
 
-    accelerate launch --cpu --num_processes 2 tests/trl/run_trl.py grpo --run demo
+    accelerate launch --multi_gpu --num_processes 2 tests/trl/run_trl.py grpo --run demo
     rlhf-tui attach --run demo
 """
 
