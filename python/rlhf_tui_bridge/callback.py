@@ -159,22 +159,30 @@ class WorkbenchCallback(TrainerCallback):
             by, command = self.server.commands.get()
             if command is None:
                 return
-            k = kind(command)
-            control = SET_CONTROL.get(next(iter(command["Set"]))) if k == "Set" else CONTROL_OF.get(k)
-            if control not in self.controls:
-                what = control.replace("_", " ") if control else k
-                self.server.publish({"Note": f"{self.name} does not take {what} from the workbench"})
-                continue
-            if k == "Set":
-                param, value = next(iter(command["Set"].items()))
-                why = _check(param, value, self.trainer)
-                if why:
-                    self.server.publish({"Error": why})
-                    continue
-            if k in ("Label", "Undo", "RequestSamples"):
-                self._label(by, k, command)
-            else:
-                self.steering.put((by, command, time.time()))
+            try:
+                self._take(by, command)
+            except (KeyError, TypeError, ValueError, AttributeError, StopIteration):
+                # A frame that is JSON but no command this bridge reads: said,
+                # and the commands after it still taken.
+                self.server.publish({"Error": f"a command the bridge cannot read: {json.dumps(command)[:200]}"})
+
+    def _take(self, by, command):
+        k = kind(command)
+        control = SET_CONTROL.get(next(iter(command["Set"]))) if k == "Set" else CONTROL_OF.get(k)
+        if control not in self.controls:
+            what = control.replace("_", " ") if control else k
+            self.server.publish({"Note": f"{self.name} does not take {what} from the workbench"})
+            return
+        if k == "Set":
+            param, value = next(iter(command["Set"].items()))
+            why = _check(param, value, self.trainer)
+            if why:
+                self.server.publish({"Error": why})
+                return
+        if k in ("Label", "Undo", "RequestSamples"):
+            self._label(by, k, command)
+        else:
+            self.steering.put((by, command, time.time()))
 
     def _label(self, by, k, command):
         step = self.trainer.state.global_step

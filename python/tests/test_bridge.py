@@ -170,3 +170,26 @@ class LearningRateTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class DispatchTest(unittest.TestCase):
+    def test_a_command_it_cannot_read_is_answered_and_the_next_still_taken(self):
+        import queue
+        import threading
+
+        from rlhf_tui_bridge.callback import WorkbenchCallback
+
+        with tempfile.TemporaryDirectory() as tmp:
+            cb = object.__new__(WorkbenchCallback)  # only what dispatching reads
+            cb.server = Server(os.path.join(tmp, "r"))
+            cb.controls, cb.name, cb.steering = ["pause", "beta"], "DPOTrainer", queue.Queue()
+            thread = threading.Thread(target=cb._dispatch, daemon=True)
+            thread.start()
+            for bad in ({"Set": 3}, {"Set": {}}, {"Label": {}}):
+                cb.server.commands.put(("ann", bad))
+            cb.server.commands.put(("ann", "Pause"))
+            self.assertEqual(cb.steering.get(timeout=5)[:2], ("ann", "Pause"))
+            cb.server.commands.put((None, None))
+            thread.join(5)
+            cb.server.close()
+        self.assertFalse(thread.is_alive())
