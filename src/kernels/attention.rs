@@ -55,12 +55,12 @@ impl Heads {
     }
 
     /// Query heads per key/value head.
-    fn group(self) -> usize {
+    pub(super) fn group(self) -> usize {
         self.query / self.kv
     }
 
     /// The head size of a packed row `width` features wide.
-    fn head_dim(self, width: usize) -> usize {
+    pub(super) fn head_dim(self, width: usize) -> usize {
         let heads = self.query + 2 * self.kv;
         assert!(
             self.kv > 0 && self.query.is_multiple_of(self.kv) && width.is_multiple_of(heads),
@@ -117,7 +117,7 @@ pub trait FusedAttention: Backend {
 /// hands the mask to torch's `scaled_dot_product_attention` unchanged,
 /// where true means visible, so LibTorch is given it the other way round.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum MaskMeans {
+pub(super) enum MaskMeans {
     Hidden,
     #[cfg_attr(not(feature = "tch"), allow(dead_code))]
     Visible,
@@ -126,7 +126,7 @@ enum MaskMeans {
 /// The projection split into heads (each key/value head copied for the
 /// query heads it serves), the window's queries gathered, and burn's
 /// attention over them.
-fn composed<B: Backend>(
+pub(super) fn composed<B: Backend>(
     qkv: FloatTensor<B>,
     hidden: FloatTensor<B>,
     all: Heads,
@@ -184,24 +184,6 @@ fn composed<B: Backend>(
     B::float_reshape(B::float_swap_dims(y, 1, 2), Shape::new([b, m, d]))
 }
 
-/// burn's attention of `q` over `k` and `v`, `hidden` true where a key is
-/// hidden from a query; on LibTorch (without autodiff) the mask goes the
-/// other way round, as `MaskMeans` says why.
-pub fn masked_attention(
-    q: Tensor<4>,
-    k: Tensor<4>,
-    v: Tensor<4>,
-    hidden: Tensor<4, Bool>,
-    options: AttentionModuleOptions,
-) -> Tensor<4> {
-    #[cfg(feature = "tch")]
-    let hidden = match q.device().as_dispatch() {
-        burn::backend::DispatchDevice::LibTorch(_) => hidden.bool_not(),
-        _ => hidden,
-    };
-    burn::tensor::module::attention(q, k, v, Some(hidden), None, options)
-}
-
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
 impl FusedAttention for burn::backend::Cube {}
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
@@ -225,6 +207,9 @@ impl<C: burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy> Fused
     for burn::backend::Autodiff<burn::backend::LibTorch, C>
 {
 }
+
+#[cfg(feature = "flex")]
+pub(super) use cpu::kernels::softmax;
 
 /// The CPU's version.
 #[cfg(feature = "flex")]
@@ -416,7 +401,7 @@ mod cpu {
     /// queries the `m` rows from `start`; `y` and `grad` are `[m, d]`, `probs`
     /// one head's `[m, t]` tile. Queries go in blocks of `BLOCK` rows, each
     /// reading keys only up to its limit.
-    pub(super) mod kernels {
+    pub(in crate::kernels) mod kernels {
         use super::Dims;
         use crate::kernels::cpu_tensor::{Matrix, Threads, product};
         use crate::kernels::simd::{exp, widest};

@@ -169,8 +169,8 @@ const PARALLEL_MACS: usize = 1 << 21;
 
 /// `dst[m×n] = alpha·lhs·rhs` (`lhs` m×k, `rhs` k×n), plus `dst`'s own
 /// values when `accumulate`; `dst` is row-major with row stride `dst_rs`.
-/// Runs on our own AVX2 kernel where the CPU has it, else on the gemm
-/// crate's.
+/// Runs on our own kernels where the CPU has their features and the shape
+/// suits them (`gemm_rows`, then `gemm_avx2`), else on the gemm crate's.
 #[allow(clippy::too_many_arguments)]
 pub fn product(
     dims: (usize, usize, usize),
@@ -219,6 +219,22 @@ unsafe fn product_into(
     assert!(reach <= dst.len, "product: destination too small");
     assert!(lhs.holds(m, k) && rhs.holds(k, n), "product: operand too small");
     let parallel = threads == Threads::Pool && m * n * k >= PARALLEL_MACS;
+    #[cfg(target_arch = "x86_64")]
+    if !lhs.transposed && rhs.transposed && super::gemm_rows::suits((m, n, k)) {
+        use super::gemm_rows::{Lines, Output};
+        let lines = |x: Matrix| Lines {
+            ptr: x.data.as_ptr(),
+            stride: x.stride,
+        };
+        let out = Output {
+            ptr: dst.ptr,
+            ldc: dst_rs,
+        };
+        // SAFETY: as below; the left operand's rows and the right's
+        // columns are each contiguous, `stride` apart.
+        unsafe { super::gemm_rows::product((m, n, k), lines(lhs), lines(rhs), out, alpha, accumulate, parallel) };
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
     if super::gemm_avx2::suits((m, n, k)) {
         use super::gemm_avx2::{Operand, Output};

@@ -16,22 +16,29 @@
 //!
 //! The operations: `linear` (and the tied LM head, `linear_transposed`),
 //! `attention` (queries in blocks that stop at their last visible key, and
-//! windows of query columns), `layer_norm`, `gelu`, `token_logprobs` (the
+//! windows of query columns), `cached_attention` (a decoding step's new
+//! positions over the KV cache), `layer_norm`, `gelu`, `token_logprobs` (the
 //! target's log-probability, entropy and argmax in one pass), `adamw` and
 //! `sum_of_squares` (the optimizer step and the gradients' norms). The CPU
 //! versions write outputs they fill whole without zeroing them first
 //! (`cpu_tensor::written`), and their matrix products run on a packed
 //! 6 × 16 AVX2/FMA kernel (`gemm_avx2`) where the CPU has those features
-//! but not AVX-512, and for products of few rows where it does; on the
-//! gemm crate elsewhere (`cpu_tensor::product`).
+//! but not AVX-512, and for products of few rows where it does; products
+//! of few rows against a weight stored `[out, in]` (a Llama model's
+//! projections while decoding) run as dot products on an AVX-512 kernel
+//! that needs no packing (`gemm_rows`); the rest on the gemm crate
+//! (`cpu_tensor::product`).
 
 pub mod adamw;
 pub mod attention;
+pub mod cached_attention;
 #[cfg(feature = "flex")]
 pub mod cpu_tensor;
 pub mod gelu;
 #[cfg(all(feature = "flex", target_arch = "x86_64"))]
 mod gemm_avx2;
+#[cfg(all(feature = "flex", target_arch = "x86_64"))]
+mod gemm_rows;
 pub mod layer_norm;
 pub mod linear;
 pub mod path;
