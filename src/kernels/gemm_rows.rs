@@ -29,15 +29,19 @@ pub fn available() -> bool {
 }
 
 /// Whether a product (`m × k` by `k × n`, the right operand's columns
-/// contiguous) runs here: few rows, as a decoding step has per thread.
-/// Measured on an AMD EPYC at SmolLM2-135M's shapes, one thread, weights
-/// read from memory: a step's projections and LM head about 1.4× faster
-/// than the blocked kernel with 16 rows, 1.3× with 32. Prompts and
-/// training batches keep the blocked products.
-pub fn suits((m, _, _): (usize, usize, usize)) -> bool {
+/// contiguous) runs here: few rows, as a decoding step has per thread,
+/// against a weight of a megabyte or more, which streams from memory (or
+/// L3) once for the whole product. Measured on an AMD EPYC at SmolLM2-135M's
+/// shapes, one thread, weights read from memory: a step's projections and
+/// LM head about 1.4× faster than the blocked kernel with 16 rows, 1.3×
+/// with 32. Smaller products (attention's, a small model's) and longer
+/// batches keep the blocked kernels.
+pub fn suits((m, n, k): (usize, usize, usize)) -> bool {
     /// Rows up to which the kernel wins.
     const ROWS: usize = 32;
-    m <= ROWS && available()
+    /// 1 MiB of f32.
+    const STREAMED: usize = 1 << 18;
+    m <= ROWS && n * k >= STREAMED && available()
 }
 
 /// `m` rows of `k` values from `ptr`, `stride` apart (for the left

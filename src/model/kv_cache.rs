@@ -83,3 +83,83 @@ impl KvCache {
         self.len() == 0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::{Device, Int, TensorData};
+
+    use super::*;
+    use crate::model::batch::{PaddedBatch, attention_mask};
+    use crate::model::llama::Llama;
+    use crate::model::llama_config::LlamaConfig;
+    use crate::model::weights::SeededInit;
+    use crate::testutil::assert_close;
+
+    /// A Llama model whose MLP weights and tied LM head are a megabyte
+    /// each, so that a decoding step's few rows take `gemm_rows` and its
+    /// attention `cached_attention`, while the whole batch at once (40
+    /// rows) takes the blocked kernels and self-attention: decoding
+    /// position by position after a 4-token prompt gives the whole
+    /// sequence's logits, the cache growing past its first room on the way.
+    #[test]
+    fn decoding_with_the_cache_gives_the_whole_sequences_logits() {
+        let config = LlamaConfig::parse(
+            r#"{"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_act": "silu",
+                "vocab_size": 4096, "hidden_size": 64, "intermediate_size": 4096,
+                "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+                "max_position_embeddings": 256, "rms_norm_eps": 1e-05, "rope_theta": 10000.0,
+                "tie_word_embeddings": true}"#,
+            std::path::Path::new("test"),
+        )
+        .unwrap();
+        let device = Device::flex();
+        let model = Llama::build(&config, &mut SeededInit::new(3), &device, true).unwrap();
+        let (b, t, prompt) = (5, 70, 4);
+        let rows: Vec<Vec<u32>> = (0..b)
+            .map(|r| (0..t).map(|i| ((r * 977 + i * 131) % 4096) as u32).collect())
+            .collect();
+        let logits = |hidden: Tensor<3>| model.lm_logits(hidden).into_data().try_to_vec::<f32>().unwrap();
+        let whole = PaddedBatch::left_padded(&rows, 0);
+        let all = logits(model.forward(
+            whole.ids_tensor(&device),
+            whole.positions_tensor(&device),
+            whole.mask_tensor(&device),
+            None,
+        ));
+        let mut cache = KvCache::new(config.layers);
+        let prompts: Vec<Vec<u32>> = rows.iter().map(|r| r[..prompt].to_vec()).collect();
+        let first = PaddedBatch::left_padded(&prompts, 0);
+        let mut stepped = vec![logits(model.forward(
+            first.ids_tensor(&device),
+            first.positions_tensor(&device),
+            first.mask_tensor(&device),
+            Some(&mut cache),
+        ))];
+        for pos in prompt..t {
+            let ids: Vec<i64> = rows.iter().map(|r| r[pos] as i64).collect();
+            let tokens = Tensor::<2, Int>::from_data(TensorData::new(ids, [b, 1]), &device);
+            let positions = Tensor::<2, Int>::from_data(TensorData::new(vec![pos as i64; b], [b, 1]), &device);
+            let mask = attention_mask(&vec![true; b * (pos + 1)], b, 1, pos + 1);
+            let mask = Tensor::<4, Bool>::from_data(TensorData::new(mask, [b, 1, 1, pos + 1]), &device);
+            stepped.push(logits(model.forward(tokens, positions, mask, Some(&mut cache))));
+        }
+        assert_eq!(cache.len(), t);
+        let v = config.vocab_size;
+        for r in 0..b {
+            let row_of = |pos: usize| -> Vec<f32> {
+                match pos < prompt {
+                    true => stepped[0][(r * prompt + pos) * v..][..v].to_vec(),
+                    false => stepped[pos - prompt + 1][r * v..][..v].to_vec(),
+                }
+            };
+            for pos in 0..t {
+                assert_close(
+                    &format!("row {r} position {pos}"),
+                    &row_of(pos),
+                    &all[(r * t + pos) * v..][..v],
+                    1e-4,
+                );
+            }
+        }
+    }
+}
