@@ -1,11 +1,14 @@
 //! Every alert provoked on purpose, through the trainer thread: a reward
-//! model taught to love one word ("star", said over and over beats a good
+//! model taught to love one word ("star", once or twice, beats a good
 //! answer), then PPO from the base model against it with no KL penalty
 //! and a learning rate ten times the default. The policy learns to say
-//! "star": the reward model's score climbs while the judge's falls
-//! (reward hacking), the KL runs away, entropy and distinct-n collapse,
-//! responses shrink, and the large steps push the ratio, the clip
-//! fraction and approx-KL past their limits. Each alert must fire, reach
+//! little more than "star": the reward model's score climbs while the
+//! judge's falls (reward hacking), the KL runs away, entropy and
+//! distinct-n collapse, responses shrink to a token or two, and the large
+//! steps push the ratio, the clip fraction and approx-KL past their
+//! limits. (With answers of up to eight stars the policy ran to the
+//! length cap instead, only a tenth past where it started, and whether
+//! its responses drifted by half turned on the last bits of the sampling.) Each alert must fire, reach
 //! the workbench as an event and the audit log.
 
 mod common;
@@ -78,7 +81,7 @@ fn a_reward_model_that_loves_one_word_sets_off_every_alert() {
         .into_iter()
         .enumerate()
         .map(|(i, (prompt, response))| {
-            let stars = vec!["star"; 2 + i % 7].join(" ");
+            let stars = vec!["star"; 1 + i % 2].join(" ");
             serde_json::json!({
                 "prompt": prompt_text(&prompt),
                 "chosen": format!(" {stars}."),
