@@ -21,17 +21,11 @@ use super::attention::{Heads, MaskMeans, composed as composed_attention};
 
 /// The query heads of `qkv` (`[b, q, (h + 2g)·hd]`, a step's packed
 /// projection) attended over the first `len` positions of `cache` (`[b,
-/// cap, 2g·hd]`: g key heads, then g value heads), `mask` (`[b, 1, q,
-/// len]`) true where a key is hidden from a query: `[b, q, h·hd]`.
-pub fn cached_attention(
-    qkv: Tensor<3>,
-    cache: Tensor<3>,
-    len: usize,
-    mask: Tensor<4, Bool>,
-    heads: Heads,
-) -> Tensor<3> {
+/// cap, 2g·hd]`: g key heads, then g value heads), `len` being the width
+/// of `mask` (`[b, 1, q, len]`), true where a key is hidden from a query:
+/// `[b, q, h·hd]`.
+pub fn cached_attention(qkv: Tensor<3>, cache: Tensor<3>, mask: Tensor<4, Bool>, heads: Heads) -> Tensor<3> {
     let [b, _, q, k] = mask.dims();
-    assert_eq!(k, len, "the mask covers the cached positions");
     let hidden = mask.reshape([b, q, k]).float();
     Tensor::from_dispatch(<Dispatch as FusedCachedAttention>::fused_cached_attention(
         qkv.into_dispatch(),
@@ -262,9 +256,9 @@ mod tests {
         let heads = Heads::each(1);
         let mask =
             |hidden: [bool; 2]| Tensor::<4, Bool>::from_data(TensorData::new(hidden.to_vec(), [1, 1, 1, 2]), &device);
-        let y = cached_attention(qkv.clone(), cache.clone(), 2, mask([false, false]), heads);
+        let y = cached_attention(qkv.clone(), cache.clone(), mask([false, false]), heads);
         assert_close("both", &y.into_data().try_to_vec::<f32>().unwrap(), &[7.0], 1e-6);
-        let y = cached_attention(qkv, cache, 2, mask([false, true]), heads);
+        let y = cached_attention(qkv, cache, mask([false, true]), heads);
         assert_close("first", &y.into_data().try_to_vec::<f32>().unwrap(), &[4.0], 1e-6);
     }
 
@@ -295,7 +289,7 @@ mod tests {
         );
         let step = whole.narrow(1, t - q, q);
         let step_mask = mask.narrow(2, t - q, q);
-        let y = cached_attention(step, cache, t, step_mask, heads);
+        let y = cached_attention(step, cache, step_mask, heads);
         let expected = expected.into_data().try_to_vec::<f32>().unwrap();
         assert_close("y", &y.into_data().try_to_vec::<f32>().unwrap(), &expected, 1e-5);
     }

@@ -53,7 +53,8 @@ impl LayerCache {
         let w = qkv.dims()[2];
         let hd = w / (heads.query + 2 * heads.kv);
         let kv = self.append(qkv.clone().narrow(2, heads.query * hd, 2 * heads.kv * hd));
-        cached_attention(qkv, kv, self.len, mask, heads)
+        assert_eq!(mask.dims()[3], self.len, "the mask covers every cached position");
+        cached_attention(qkv, kv, mask, heads)
     }
 }
 
