@@ -22,6 +22,8 @@ TOKEN = "trainer.token"
 LOG = "serve.log"
 # How long a new connection has to say hello.
 HELLO_WITHIN = 5.0
+# How long closing waits for a workbench to take the frames still queued for it.
+FLUSH_WITHIN = 10.0
 # Metrics events a late workbench is told (older ones thinned, as rlhf-tui's replay does).
 MAX_METRICS = 20_000
 # Events of which only the newest matters to a workbench that attaches late.
@@ -172,19 +174,6 @@ class Server:
         name = hello["name"]
         conn.settimeout(None)
         outbox = queue.Queue()
-        with self._lock:
-            if self._closed:
-                return conn.close()
-            try:
-                conn.sendall(frames.encode({"Accepted": {"version": frames.PROTOCOL_VERSION, "run": self.run}}))
-            except OSError:
-                return conn.close()
-            for event in self._replay.events:
-                outbox.put(event)
-            self._next_id += 1
-            client = self._next_id
-            self._clients[client] = outbox
-        self.note(peer, f"{name} attached")
         sent = {"frames": 0, "bytes": 0, "largest": 0}
 
         def write():
@@ -206,7 +195,20 @@ class Server:
                 pass
 
         writer = threading.Thread(target=write, daemon=True)
-        writer.start()
+        with self._lock:
+            if self._closed:
+                return conn.close()
+            try:
+                conn.sendall(frames.encode({"Accepted": {"version": frames.PROTOCOL_VERSION, "run": self.run}}))
+            except OSError:
+                return conn.close()
+            for event in self._replay.events:
+                outbox.put(event)
+            self._next_id += 1
+            client = self._next_id
+            self._clients[client] = (outbox, writer)
+            writer.start()
+        self.note(peer, f"{name} attached")
         why = ""
         while True:
             try:
@@ -237,17 +239,24 @@ class Server:
         """Sends `event` to every attached workbench and keeps it for late ones."""
         with self._lock:
             self._replay.push(event)
-            for outbox in self._clients.values():
+            for outbox, _ in self._clients.values():
                 outbox.put(event)
 
     def close(self):
-        """Tells the workbenches the trainer has ended and stops serving."""
+        """Tells the workbenches the trainer has ended and stops serving,
+        once what they were sent is out: the writers are daemon threads,
+        and the trainer's process ends soon after (a workbench that lost
+        the last frames would take a clean stop for a failure)."""
         self.publish("ShutDown")
         with self._lock:
             self._closed = True
-            for outbox in self._clients.values():
+            writers = []
+            for outbox, writer in self._clients.values():
                 outbox.put(None)
+                writers.append(writer)
             self._clients.clear()
+        for writer in writers:
+            writer.join(timeout=FLUSH_WITHIN)
         for sock in self._listeners:
             try:
                 sock.close()

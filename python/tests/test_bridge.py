@@ -168,9 +168,6 @@ class LearningRateTest(unittest.TestCase):
         self.assertAlmostEqual(trainers.current_lr(t), 1e-4)
 
 
-if __name__ == "__main__":
-    unittest.main()
-
 
 class DispatchTest(unittest.TestCase):
     def test_a_command_it_cannot_read_is_answered_and_the_next_still_taken(self):
@@ -193,3 +190,53 @@ class DispatchTest(unittest.TestCase):
             thread.join(5)
             cb.server.close()
         self.assertFalse(thread.is_alive())
+
+
+# A trainer that serves, waits for one workbench, sends it more than the
+# socket holds, closes and ends its process at once.
+TRAINER = """
+import sys, time
+from rlhf_tui_bridge.server import Server
+server = Server(sys.argv[1])
+print(server.socket_path, flush=True)
+while not server._clients:
+    time.sleep(0.01)
+for step in range(200):
+    server.publish({"Metrics": {"stage": "grpo", "step": step, "values": [["x" * 20000, 0.5]]}})
+server.close()
+"""
+
+
+class ClosingTest(unittest.TestCase):
+    def test_a_workbench_gets_every_frame_of_a_trainer_that_ends_at_once(self):
+        import subprocess
+        import sys
+
+        with tempfile.TemporaryDirectory() as tmp:
+            package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+            trainer = subprocess.Popen([sys.executable, "-c", TRAINER, os.path.join(tmp, "r")],
+                                       stdout=subprocess.PIPE, text=True,
+                                       env={**os.environ, "PYTHONPATH": package})
+            path = trainer.stdout.readline().strip()
+            sock = socket.socket(socket.AF_UNIX)
+            sock.settimeout(10)
+            sock.connect(path)
+            sock.sendall(frames.encode(hello()))
+            self.assertIn("Accepted", frames.read(sock))
+            # The trainer is past its last publish before this reads on.
+            time.sleep(0.5)
+            got = []
+            while True:
+                try:
+                    got.append(frames.read(sock))
+                except frames.Closed:
+                    break
+            sock.close()
+            self.assertEqual(trainer.wait(10), 0)
+        steps = [e["Metrics"]["step"] for e in got if "Metrics" in e]
+        self.assertEqual(steps, list(range(200)))
+        self.assertEqual(got[-1], "ShutDown")
+
+
+if __name__ == "__main__":
+    unittest.main()
