@@ -219,8 +219,12 @@ unsafe fn product_into(
     assert!(reach <= dst.len, "product: destination too small");
     assert!(lhs.holds(m, k) && rhs.holds(k, n), "product: operand too small");
     let parallel = threads == Threads::Pool && m * n * k >= PARALLEL_MACS;
+    // A decoding team meets at the products of its layers' weights, which
+    // are the ones the pool may split.
     #[cfg(target_arch = "x86_64")]
-    if !lhs.transposed && rhs.transposed && super::gemm_rows::suits((m, n, k)) {
+    let meet = threads == Threads::Pool && super::team::meeting();
+    #[cfg(target_arch = "x86_64")]
+    if !lhs.transposed && rhs.transposed && super::gemm_rows::suits((m, n, k), meet) {
         use super::gemm_rows::{Lines, Output};
         let lines = |x: Matrix| Lines {
             ptr: x.data.as_ptr(),
@@ -232,7 +236,18 @@ unsafe fn product_into(
         };
         // SAFETY: as below; the left operand's rows and the right's
         // columns are each contiguous, `stride` apart.
-        unsafe { super::gemm_rows::product((m, n, k), lines(lhs), lines(rhs), out, alpha, accumulate, parallel) };
+        unsafe {
+            super::gemm_rows::product(
+                (m, n, k),
+                lines(lhs),
+                lines(rhs),
+                out,
+                alpha,
+                accumulate,
+                parallel,
+                meet,
+            )
+        };
         return;
     }
     #[cfg(target_arch = "x86_64")]

@@ -36,12 +36,14 @@ pub fn available() -> bool {
 /// LM head about 1.4× faster than the blocked kernel with 16 rows, 1.3×
 /// with 32. Smaller products (attention's, a small model's) and longer
 /// batches keep the blocked kernels.
-pub fn suits((m, n, k): (usize, usize, usize)) -> bool {
+/// A team's member (`team::meeting`) takes it for every row count, so that
+/// all members meet at the same products.
+pub fn suits((m, n, k): (usize, usize, usize), meeting: bool) -> bool {
     /// Rows up to which the kernel wins.
     const ROWS: usize = 32;
     /// 1 MiB of f32.
     const STREAMED: usize = 1 << 18;
-    m <= ROWS && n * k >= STREAMED && available()
+    (m <= ROWS || meeting) && n * k >= STREAMED && available()
 }
 
 /// `m` rows of `k` values from `ptr`, `stride` apart (for the left
@@ -71,14 +73,56 @@ pub struct Output {
     pub ldc: usize,
 }
 
+/// A product's rows: `m` rows of `a`, written to `c`.
+#[derive(Clone, Copy)]
+pub struct Rows {
+    a: Lines,
+    m: usize,
+    c: Output,
+}
+
+/// One member's post to a team (`team`): its rows of a product, and the
+/// product's weight and terms, which the members' posts share when they
+/// meet over the same product.
+#[derive(Clone, Copy)]
+pub struct Job {
+    rows: Rows,
+    w: Lines,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    accumulate: bool,
+}
+
+impl Job {
+    /// What makes two posts the same product.
+    fn terms(&self) -> (*const f32, usize, usize, usize, u32, bool) {
+        (
+            self.w.ptr,
+            self.w.stride,
+            self.n,
+            self.k,
+            self.alpha.to_bits(),
+            self.accumulate,
+        )
+    }
+
+    fn same_product(&self, other: &Job) -> bool {
+        self.terms() == other.terms()
+    }
+}
+
 // SAFETY: the operands are only read, and the parts of a split product
-// write disjoint columns of the output.
+// write disjoint columns of the output; a team's members post their rows
+// and outputs for the others to use only until they all go on.
 unsafe impl Sync for Lines {}
 unsafe impl Sync for Output {}
+unsafe impl Send for Job {}
 
 /// `c[m×n] = alpha·a·wᵀ`, plus `c`'s own values when `accumulate`, for `a`
-/// `m × k` by rows and `w` `n × k` by rows; when `parallel`, the columns
-/// are split into one block per thread of the pool.
+/// `m × k` by rows and `w` `n × k` by rows. When `meet`, a team's member
+/// computes it with the other members' at once (`team`); otherwise, when
+/// `parallel`, the columns are split into one block per thread of the pool.
 ///
 /// # Safety
 /// `available()` must hold; `a`, `w` and `c` must address valid memory for
@@ -92,44 +136,56 @@ pub unsafe fn product(
     alpha: f32,
     accumulate: bool,
     parallel: bool,
+    meet: bool,
 ) {
     use rayon::prelude::*;
+    let job = Job {
+        rows: Rows { a, m, c },
+        w,
+        n,
+        k,
+        alpha,
+        accumulate,
+    };
+    let shared = meet
+        && super::team::together(job, Job::same_product, |jobs, part, parts| {
+            let rows: Vec<Rows> = jobs.iter().map(|j| j.rows).collect();
+            let len = block(n, parts);
+            let cols = (part * len).min(n)..((part + 1) * len).min(n);
+            // SAFETY: every member's rows and output are valid while the team
+            // meets (each vouched for its own), and the shares' columns are
+            // disjoint.
+            unsafe { columns(&rows, cols, k, w, alpha, accumulate) };
+        });
+    if shared {
+        return;
+    }
     let parts = if parallel { rayon::current_num_threads() } else { 1 };
-    let len = n.div_ceil(parts.max(1)).next_multiple_of(TILE).max(TILE);
+    let len = block(n, parts);
     if parts < 2 || len >= n {
         // SAFETY: as the caller guarantees.
-        return unsafe { columns(m, 0..n, k, a, w, c, alpha, accumulate) };
+        return unsafe { columns(&[job.rows], 0..n, k, w, alpha, accumulate) };
     }
     (0..n)
         .step_by(len)
         .collect::<Vec<_>>()
         .into_par_iter()
         .for_each(|start| {
-            // Whole values, not their pointer fields, are what the closure
-            // shares (a closure otherwise captures just the fields it uses).
-            let (a, w, c) = (a, w, c);
             // SAFETY: each block of columns lies inside the operands and the
             // output the caller vouched for, and no two share an output element.
-            unsafe { columns(m, start..(start + len).min(n), k, a, w, c, alpha, accumulate) };
+            unsafe { columns(&[job.rows], start..(start + len).min(n), k, w, alpha, accumulate) };
         });
 }
 
-/// The product's columns `cols`, every row.
+/// Columns per block when `n` are split `parts` ways, whole tiles each.
+fn block(n: usize, parts: usize) -> usize {
+    n.div_ceil(parts.max(1)).next_multiple_of(TILE).max(TILE)
+}
+
+/// Columns `cols` of the product of each of `rows` with `w`; each tile of
+/// the weight passes over all of them while it is in L1.
 #[target_feature(enable = "avx512f")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn columns(
-    m: usize,
-    cols: std::ops::Range<usize>,
-    k: usize,
-    a: Lines,
-    w: Lines,
-    c: Output,
-    alpha: f32,
-    accumulate: bool,
-) {
-    if m == 0 {
-        return;
-    }
+unsafe fn columns(rows: &[Rows], cols: std::ops::Range<usize>, k: usize, w: Lines, alpha: f32, accumulate: bool) {
     let alpha = _mm_set1_ps(alpha);
     for j in cols.clone().step_by(TILE) {
         let width = TILE.min(cols.end - j);
@@ -137,7 +193,8 @@ unsafe fn columns(
         // writes only the columns that exist; likewise for rows.
         let col_ptrs: [*const f32; TILE] =
             std::array::from_fn(|t| unsafe { w.ptr.add((j + t.min(width - 1)) * w.stride) });
-        for i in (0..m).step_by(TILE) {
+        let blocks = rows.iter().flat_map(|r| (0..r.m).step_by(TILE).map(move |i| (r, i)));
+        for (block, (&Rows { a, m, c }, i)) in blocks.enumerate() {
             let height = TILE.min(m - i);
             let row_ptrs: [*const f32; TILE] =
                 std::array::from_fn(|t| unsafe { a.ptr.add((i + t.min(height - 1)) * a.stride) });
@@ -150,7 +207,7 @@ unsafe fn columns(
                     std::ptr::null()
                 },
                 stride: w.stride,
-                first: i / TILE * k.div_ceil(LANES),
+                first: block * k.div_ceil(LANES),
             };
             let sums = unsafe { tile(k, row_ptrs, col_ptrs, ahead) };
             for r in 0..height {
@@ -308,6 +365,7 @@ mod tests {
                             alpha,
                             accumulate,
                             parallel,
+                            false,
                         )
                     };
                     for i in 0..m {
@@ -328,6 +386,62 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Three members of a team, with 1, 5 and 33 rows, meet at a product:
+    /// each computes a third of the columns for all of their rows. At the
+    /// next meeting member 2 posts another weight, so each computes its
+    /// own. Member 2 then leaves and the other two meet by halves; then
+    /// member 1 leaves and member 0 computes alone. Every output is the
+    /// product by definition, and the team's tally counts those meetings
+    /// and shares.
+    #[test]
+    fn a_team_computes_its_members_rows_against_one_weight() {
+        if !available() {
+            return;
+        }
+        let k = 100;
+        let value = |x: usize, s: usize| (((x * 31 + s * 7) % 23) as f32 - 11.0) / 8.0;
+        let weights: [Vec<f32>; 2] = [
+            (0..300 * k).map(|x| value(x, 1)).collect(),
+            (0..17 * k).map(|x| value(x, 2)).collect(),
+        ];
+        // The products each member takes part in: which weight, in order.
+        let plans: [&[usize]; 3] = [&[0, 0, 0, 0], &[0, 0, 0], &[0, 1]];
+        let tallies = super::super::team::run(3, |member| {
+            let m = [1, 5, 33][member];
+            let a: Vec<f32> = (0..m * k).map(|x| value(x, 3 + member)).collect();
+            let mut tally = None;
+            for (step, &which) in plans[member].iter().enumerate() {
+                let w = &weights[which];
+                let n = w.len() / k;
+                let mut c = vec![f32::NAN; m * n];
+                let lines = |v: &[f32]| Lines {
+                    ptr: v.as_ptr(),
+                    stride: k,
+                };
+                let out = Output {
+                    ptr: c.as_mut_ptr(),
+                    ldc: n,
+                };
+                unsafe { product((m, n, k), lines(&a), lines(w), out, 1.0, false, false, true) };
+                for (x, got) in c.iter().enumerate() {
+                    let (i, j) = (x / n, x % n);
+                    let dot: f64 = (0..k).map(|p| a[i * k + p] as f64 * w[j * k + p] as f64).sum();
+                    assert!(
+                        (*got as f64 - dot).abs() <= 1e-4 * (1.0 + dot.abs()),
+                        "member {member}: ({i}, {j}) is {got}, not {dot}"
+                    );
+                }
+                // No meeting can be held after this one without member 0.
+                if step == 2 {
+                    tally = Some(super::super::team::tally());
+                }
+            }
+            tally
+        });
+        // Meetings of 3, 3 (each computing its own) and 2 members.
+        assert_eq!(tallies[0], Some((3, 8)));
     }
 
     /// The lane sums by hand: vector i holds i + lane/16 in each lane, so

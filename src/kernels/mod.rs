@@ -26,8 +26,9 @@
 //! but not AVX-512, and for products of few rows where it does; products
 //! of few rows against a weight stored `[out, in]` (a Llama model's
 //! projections while decoding) run as dot products on an AVX-512 kernel
-//! that needs no packing (`gemm_rows`); the rest on the gemm crate
-//! (`cpu_tensor::product`).
+//! that needs no packing (`gemm_rows`), which threads decoding a shard
+//! each compute together, each weight read once between them (`team`);
+//! the rest on the gemm crate (`cpu_tensor::product`).
 
 pub mod adamw;
 pub mod attention;
@@ -47,6 +48,7 @@ pub mod rotary;
 pub mod simd;
 pub mod sum_of_squares;
 pub mod swiglu;
+pub mod team;
 pub mod token_logprobs;
 
 /// Implements an extension trait with its composed default on every

@@ -6,7 +6,8 @@
 //! so a row's sample does not depend on which other rows share its batch.
 //! That lets the CPU backend split a batch across cores: decoding a small
 //! batch is too little work per matrix product to keep two cores busy, but
-//! two half-batches side by side do.
+//! shards side by side do, as a team (`kernels::team`) that meets at each
+//! large product so that its weight is read once for all of them.
 
 use burn::tensor::{Int, Tensor, TensorData};
 use rand::SeedableRng;
@@ -44,14 +45,8 @@ pub fn generate(model: &CausalLm, prompts: &[Vec<u32>], config: &GenerateConfig)
         return generate_rows(model, prompts, 0, config);
     }
     let size = prompts.len().div_ceil(chunks);
-    let parts: Vec<Generated> = {
-        use rayon::prelude::*;
-        prompts
-            .par_chunks(size)
-            .enumerate()
-            .map(|(i, part)| generate_rows(model, part, i * size, config))
-            .collect()
-    };
+    let shards: Vec<&[Vec<u32>]> = prompts.chunks(size).collect();
+    let parts = crate::kernels::team::run(shards.len(), |i| generate_rows(model, shards[i], i * size, config));
     let mut out = Generated {
         tokens: Vec::with_capacity(prompts.len()),
         logprobs: Vec::with_capacity(prompts.len()),
@@ -91,13 +86,17 @@ fn generate_rows(model: &CausalLm, prompts: &[Vec<u32>], first_row: usize, confi
     let mut next_pos: Vec<i64> = prompts.iter().map(|p| p.len() as i64).collect();
     let mut done = vec![false; b];
 
-    let hidden = model.forward(
-        batch.ids_tensor(&device),
-        batch.positions_tensor(&device),
-        batch.mask_tensor(&device),
-        Some(&mut cache),
-    );
-    let mut logits = last_position_logits(model, hidden);
+    // Each shard's prompt pass has a shape of its own; the decoding steps
+    // after it are alike in every shard but their rows.
+    let mut logits = crate::kernels::team::apart(|| {
+        let hidden = model.forward(
+            batch.ids_tensor(&device),
+            batch.positions_tensor(&device),
+            batch.mask_tensor(&device),
+            Some(&mut cache),
+        );
+        last_position_logits(model, hidden)
+    });
     let vocab = model.vocab_size();
 
     for step in 0..max_new {
@@ -149,4 +148,67 @@ fn last_position_logits(model: &CausalLm, hidden: burn::tensor::Tensor<3>) -> Ve
         .into_data()
         .try_to_vec::<f32>()
         .expect("logits are f32")
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::Device;
+
+    use super::*;
+    use crate::model::llama::Llama;
+    use crate::model::llama_config::LlamaConfig;
+    use crate::model::sampling::SamplingParams;
+    use crate::model::weights::SeededInit;
+
+    /// Three shards decoding as a team, meeting at every projection and LM
+    /// head of their steps (this model's MLP weights and head are a
+    /// megabyte each), generate what each shard generates alone, bit for
+    /// bit. The shards' prompt passes differ in shape, and the last shard,
+    /// whose prompt nearly fills the context, stops 24 steps before the
+    /// others and leaves the team.
+    #[test]
+    fn shards_decoding_as_a_team_generate_what_each_generates_alone() {
+        let config = LlamaConfig::parse(
+            r#"{"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_act": "silu",
+                "vocab_size": 4096, "hidden_size": 64, "intermediate_size": 4096,
+                "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+                "max_position_embeddings": 256, "rms_norm_eps": 1e-05, "rope_theta": 10000.0,
+                "tie_word_embeddings": true}"#,
+            std::path::Path::new("test"),
+        )
+        .unwrap();
+        let device = Device::flex();
+        let model = CausalLm::from(Llama::build(&config, &mut SeededInit::new(5), &device, true).unwrap());
+        let lengths = [3, 9, 5, 2, 7, 4, 240];
+        let prompts: Vec<Vec<u32>> = lengths
+            .iter()
+            .enumerate()
+            .map(|(r, &len)| (0..len).map(|i| ((r * 389 + i * 71) % 4096) as u32).collect())
+            .collect();
+        let config = GenerateConfig {
+            max_new_tokens: 40,
+            sampling: SamplingParams {
+                temperature: 1.0,
+                top_k: 0,
+                top_p: 1.0,
+            },
+            eos_token_id: None,
+            pad_token_id: 0,
+            seed: 11,
+        };
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        let together = pool.install(|| generate(&model, &prompts, &config));
+        let mut alone = Generated {
+            tokens: Vec::new(),
+            logprobs: Vec::new(),
+        };
+        for (i, shard) in prompts.chunks(3).enumerate() {
+            let part = generate_rows(&model, shard, i * 3, &config);
+            alone.tokens.extend(part.tokens);
+            alone.logprobs.extend(part.logprobs);
+        }
+        assert_eq!(together.tokens[6].len(), 16);
+        assert_eq!(together.tokens[0].len(), 40);
+        assert_eq!(together, alone);
+    }
 }

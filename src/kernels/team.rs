@@ -1,0 +1,273 @@
+//! Threads that decode side by side, a shard of the batch each, and read
+//! each weight once between them.
+//!
+//! A decoding step's products have a few rows per shard against weights
+//! far larger than the caches, so each one is as long as its weight takes
+//! to stream from memory, and shards that each read every weight read
+//! them once per shard. Members of a team meet at each such product
+//! instead: when every member still decoding has posted its rows, each
+//! computes a share of the weight's columns for all of their rows, and
+//! they go on when all shares are written. Each weight then streams once
+//! per step, and the rest of a step (attention, sampling, the small
+//! element-wise work) stays split by shard, without meeting.
+//!
+//! The members wait for one another by spinning (a meeting is a few
+//! microseconds apart, far less than waking a sleeping thread), so they
+//! run on threads of their own for as long as the team lasts: a member
+//! that waited for a pool thread which was busy elsewhere could wait for
+//! ever. A member that finishes early leaves; the others go on without
+//! it, and one left alone computes alone. Members meet only in the
+//! kernel that uses the team (`gemm_rows`), and only when they post the
+//! same product; posts that differ (members whose steps diverged) are
+//! each computed by their own member, so a mismatch costs a meeting, not
+//! a wrong result.
+
+use std::cell::{Cell, RefCell};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// What a member posts: its rows of a product, and the product's weight.
+#[cfg(all(feature = "flex", target_arch = "x86_64"))]
+pub(super) use super::gemm_rows::Job;
+#[cfg(not(all(feature = "flex", target_arch = "x86_64")))]
+pub(super) type Job = ();
+
+/// Runs `work(i)` for each of `members` members on threads of their own,
+/// as one team, and returns the results in order. A panic in a member is
+/// raised here once every member has ended.
+pub fn run<T: Send>(members: usize, work: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let team = Arc::new(Team::new(members));
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..members)
+            .map(|i| {
+                let (team, work) = (team.clone(), &work);
+                scope.spawn(move || {
+                    // A pool of its own, of one thread: what the member
+                    // runs in parallel (a product split, an operation over
+                    // the batch's rows) runs on that thread, rather than
+                    // waking the global pool's, which are the other
+                    // members' cores.
+                    let pool = rayon::ThreadPoolBuilder::new()
+                        .num_threads(1)
+                        .thread_name(move |_| format!("team-{i}"))
+                        .build()
+                        .expect("a thread for a team's member");
+                    pool.install(|| {
+                        let _member = Membership::join(team, i);
+                        work(i)
+                    })
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .collect()
+    })
+}
+
+/// Runs `f` on a member's thread without meeting the others: for work
+/// whose products differ between members (a prompt pass, whose shape
+/// depends on each shard's prompts), so that the members' meetings are
+/// over the same products in the same order.
+pub fn apart<T>(f: impl FnOnce() -> T) -> T {
+    let before = APART.replace(true);
+    let out = f();
+    APART.set(before);
+    out
+}
+
+/// Whether the calling thread meets its team at its products: it is a
+/// member and not `apart`. The products it meets at are then every
+/// member's alike, whatever their rows.
+#[cfg_attr(not(all(feature = "flex", target_arch = "x86_64")), allow(dead_code))]
+pub(super) fn meeting() -> bool {
+    !APART.get() && MEMBER.with_borrow(Option::is_some)
+}
+
+/// Meets the calling thread's team, if it is `meeting` and another member
+/// is still working, over `job`: `compute(jobs, part, parts)` computes
+/// share `part` of `parts` of the jobs posted. False (and nothing
+/// computed) when there is no one to meet.
+#[cfg_attr(not(all(feature = "flex", target_arch = "x86_64")), allow(dead_code))]
+pub(super) fn together(job: Job, same: impl Fn(&Job, &Job) -> bool, compute: impl Fn(&[Job], usize, usize)) -> bool {
+    if APART.get() {
+        return false;
+    }
+    MEMBER.with_borrow(|member| match member {
+        Some((team, me)) => team.meet(*me, job, same, compute),
+        None => false,
+    })
+}
+
+/// Meetings held and shares computed so far by the calling member's team.
+#[cfg(test)]
+pub(super) fn tally() -> (u64, u64) {
+    MEMBER.with_borrow(|member| {
+        let (team, _) = member.as_ref().expect("a member");
+        (team.held.load(Ordering::Acquire), team.shares.load(Ordering::Acquire))
+    })
+}
+
+thread_local! {
+    static MEMBER: RefCell<Option<(Arc<Team>, usize)>> = const { RefCell::new(None) };
+    static APART: Cell<bool> = const { Cell::new(false) };
+}
+
+/// A thread's place in a team, for as long as it works; leaving (also by
+/// a panic) lets the others meet without it.
+struct Membership;
+
+impl Membership {
+    fn join(team: Arc<Team>, me: usize) -> Self {
+        MEMBER.set(Some((team, me)));
+        Membership
+    }
+}
+
+impl Drop for Membership {
+    fn drop(&mut self) {
+        if let Some((team, me)) = MEMBER.take() {
+            team.leave(me);
+        }
+    }
+}
+
+struct Team {
+    state: Mutex<State>,
+    /// Meetings held so far: a member waits for this to pass the one it
+    /// posted to.
+    held: AtomicU64,
+    /// Shares computed so far: a member goes on once this reaches its
+    /// meeting's `done_at`.
+    shares: AtomicU64,
+}
+
+struct State {
+    /// Members still working.
+    active: usize,
+    /// This meeting's posts so far, by member.
+    posted: Vec<Option<Job>>,
+    /// The last meeting held: who posted, and what.
+    held: Vec<(usize, Job)>,
+    /// The share count at which the last meeting's shares are all done.
+    done_at: u64,
+}
+
+impl Team {
+    fn new(members: usize) -> Self {
+        Team {
+            state: Mutex::new(State {
+                active: members,
+                posted: vec![None; members],
+                held: Vec::new(),
+                done_at: 0,
+            }),
+            held: AtomicU64::new(0),
+            shares: AtomicU64::new(0),
+        }
+    }
+
+    fn meet(
+        &self,
+        me: usize,
+        job: Job,
+        same: impl Fn(&Job, &Job) -> bool,
+        compute: impl Fn(&[Job], usize, usize),
+    ) -> bool {
+        let meeting = {
+            let mut state = self.state.lock().unwrap();
+            if state.active < 2 {
+                return false;
+            }
+            state.posted[me] = Some(job);
+            let meeting = self.held.load(Ordering::Relaxed);
+            self.hold_if_all_posted(&mut state);
+            meeting
+        };
+        wait(|| self.held.load(Ordering::Acquire) > meeting);
+        // No later meeting can be held before this member posts again.
+        let (jobs, part, done_at) = {
+            let state = self.state.lock().unwrap();
+            let part = state
+                .held
+                .iter()
+                .position(|&(m, _)| m == me)
+                .expect("a member of the meeting");
+            let jobs: Vec<Job> = state.held.iter().map(|&(_, j)| j).collect();
+            (jobs, part, state.done_at)
+        };
+        if jobs.iter().all(|j| same(j, &jobs[0])) {
+            compute(&jobs, part, jobs.len());
+        } else {
+            compute(&jobs[part..=part], 0, 1);
+        }
+        self.shares.fetch_add(1, Ordering::Release);
+        // The others write into this member's output and read its rows.
+        wait(|| self.shares.load(Ordering::Acquire) >= done_at);
+        true
+    }
+
+    fn leave(&self, me: usize) {
+        let mut state = self.state.lock().unwrap();
+        state.active -= 1;
+        state.posted[me] = None;
+        self.hold_if_all_posted(&mut state);
+    }
+
+    /// Holds the meeting once every member still working has posted.
+    fn hold_if_all_posted(&self, state: &mut State) {
+        let posted = state.posted.iter().flatten().count();
+        if posted == 0 || posted < state.active {
+            return;
+        }
+        state.held = state
+            .posted
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(m, j)| Some((m, j.take()?)))
+            .collect();
+        state.done_at += state.held.len() as u64;
+        self.held.fetch_add(1, Ordering::Release);
+    }
+}
+
+/// Spins until `ready`, yielding the core after a while (members may
+/// outnumber cores, as when tests run side by side).
+fn wait(ready: impl Fn() -> bool) {
+    let mut spins = 0u32;
+    while !ready() {
+        if spins < 1 << 12 {
+            spins += 1;
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_member_runs_once_on_a_thread_of_its_own_and_results_come_in_order() {
+        let here = std::thread::current().id();
+        let out = run(3, |i| (i * 10, std::thread::current().id()));
+        assert_eq!(out.iter().map(|o| o.0).collect::<Vec<_>>(), [0, 10, 20]);
+        assert!(out.iter().all(|o| o.1 != here));
+        assert!(out[0].1 != out[1].1 && out[1].1 != out[2].1);
+    }
+
+    #[test]
+    fn a_members_panic_reaches_the_caller_and_frees_the_others() {
+        let result = std::panic::catch_unwind(|| {
+            run(2, |i| {
+                if i == 1 {
+                    panic!("member 1 fails");
+                }
+            })
+        });
+        assert!(result.is_err());
+    }
+}
