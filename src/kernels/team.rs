@@ -16,14 +16,15 @@
 //! run on threads of their own for as long as the team lasts: a member
 //! that waited for a pool thread which was busy elsewhere could wait for
 //! ever. A member that finishes early leaves; the others go on without
-//! it, and one left alone computes alone. Members meet only in the
+//! it, and one left alone computes alone; one that panics makes the
+//! others panic rather than wait for its share. Members meet only in the
 //! kernel that uses the team (`gemm_rows`), and only when they post the
 //! same product; posts that differ (members whose steps diverged) are
 //! each computed by their own member, so a mismatch costs a meeting, not
 //! a wrong result.
 
 use std::cell::{Cell, RefCell};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// What a member posts: its rows of a product, and the product's weight.
@@ -110,7 +111,7 @@ pub(super) fn tally() -> (u64, u64) {
 }
 
 thread_local! {
-    static MEMBER: RefCell<Option<(Arc<Team>, usize)>> = const { RefCell::new(None) };
+    static MEMBER: RefCell<Option<(Arc<Team<Job>>, usize)>> = const { RefCell::new(None) };
     static APART: Cell<bool> = const { Cell::new(false) };
 }
 
@@ -119,7 +120,7 @@ thread_local! {
 struct Membership;
 
 impl Membership {
-    fn join(team: Arc<Team>, me: usize) -> Self {
+    fn join(team: Arc<Team<Job>>, me: usize) -> Self {
         MEMBER.set(Some((team, me)));
         Membership
     }
@@ -133,28 +134,31 @@ impl Drop for Membership {
     }
 }
 
-struct Team {
-    state: Mutex<State>,
+/// The meetings of `members` members posting jobs `J`.
+struct Team<J> {
+    state: Mutex<State<J>>,
     /// Meetings held so far: a member waits for this to pass the one it
     /// posted to.
     held: AtomicU64,
     /// Shares computed so far: a member goes on once this reaches its
     /// meeting's `done_at`.
     shares: AtomicU64,
+    /// A member panicked: the others stop waiting for it, and end too.
+    failed: AtomicBool,
 }
 
-struct State {
+struct State<J> {
     /// Members still working.
     active: usize,
     /// This meeting's posts so far, by member.
-    posted: Vec<Option<Job>>,
+    posted: Vec<Option<J>>,
     /// The last meeting held: who posted, and what.
-    held: Vec<(usize, Job)>,
+    held: Vec<(usize, J)>,
     /// The share count at which the last meeting's shares are all done.
     done_at: u64,
 }
 
-impl Team {
+impl<J: Copy> Team<J> {
     fn new(members: usize) -> Self {
         Team {
             state: Mutex::new(State {
@@ -165,16 +169,11 @@ impl Team {
             }),
             held: AtomicU64::new(0),
             shares: AtomicU64::new(0),
+            failed: AtomicBool::new(false),
         }
     }
 
-    fn meet(
-        &self,
-        me: usize,
-        job: Job,
-        same: impl Fn(&Job, &Job) -> bool,
-        compute: impl Fn(&[Job], usize, usize),
-    ) -> bool {
+    fn meet(&self, me: usize, job: J, same: impl Fn(&J, &J) -> bool, compute: impl Fn(&[J], usize, usize)) -> bool {
         let meeting = {
             let mut state = self.state.lock().unwrap();
             if state.active < 2 {
@@ -185,7 +184,7 @@ impl Team {
             self.hold_if_all_posted(&mut state);
             meeting
         };
-        wait(|| self.held.load(Ordering::Acquire) > meeting);
+        self.wait(|| self.held.load(Ordering::Acquire) > meeting);
         // No later meeting can be held before this member posts again.
         let (jobs, part, done_at) = {
             let state = self.state.lock().unwrap();
@@ -194,7 +193,7 @@ impl Team {
                 .iter()
                 .position(|&(m, _)| m == me)
                 .expect("a member of the meeting");
-            let jobs: Vec<Job> = state.held.iter().map(|&(_, j)| j).collect();
+            let jobs: Vec<J> = state.held.iter().map(|&(_, j)| j).collect();
             (jobs, part, state.done_at)
         };
         if jobs.iter().all(|j| same(j, &jobs[0])) {
@@ -204,11 +203,35 @@ impl Team {
         }
         self.shares.fetch_add(1, Ordering::Release);
         // The others write into this member's output and read its rows.
-        wait(|| self.shares.load(Ordering::Acquire) >= done_at);
+        self.wait(|| self.shares.load(Ordering::Acquire) >= done_at);
         true
     }
 
+    /// Spins until `ready`, yielding the core after a while (members may
+    /// outnumber cores, as when tests run side by side); panics if another
+    /// member did.
+    fn wait(&self, ready: impl Fn() -> bool) {
+        let mut spins = 0u32;
+        while !ready() {
+            assert!(
+                !self.failed.load(Ordering::Acquire),
+                "another member of the team failed"
+            );
+            if spins < 1 << 12 {
+                spins += 1;
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+    }
+
+    /// Takes `me` out of the meetings; when it ends by a panic, perhaps
+    /// inside a meeting whose share is then never done, the others fail too.
     fn leave(&self, me: usize) {
+        if std::thread::panicking() {
+            self.failed.store(true, Ordering::Release);
+        }
         let mut state = self.state.lock().unwrap();
         state.active -= 1;
         state.posted[me] = None;
@@ -216,7 +239,7 @@ impl Team {
     }
 
     /// Holds the meeting once every member still working has posted.
-    fn hold_if_all_posted(&self, state: &mut State) {
+    fn hold_if_all_posted(&self, state: &mut State<J>) {
         let posted = state.posted.iter().flatten().count();
         if posted == 0 || posted < state.active {
             return;
@@ -229,20 +252,6 @@ impl Team {
             .collect();
         state.done_at += state.held.len() as u64;
         self.held.fetch_add(1, Ordering::Release);
-    }
-}
-
-/// Spins until `ready`, yielding the core after a while (members may
-/// outnumber cores, as when tests run side by side).
-fn wait(ready: impl Fn() -> bool) {
-    let mut spins = 0u32;
-    while !ready() {
-        if spins < 1 << 12 {
-            spins += 1;
-            std::hint::spin_loop();
-        } else {
-            std::thread::yield_now();
-        }
     }
 }
 
@@ -260,7 +269,7 @@ mod tests {
     }
 
     #[test]
-    fn a_members_panic_reaches_the_caller_and_frees_the_others() {
+    fn a_members_panic_reaches_the_caller() {
         let result = std::panic::catch_unwind(|| {
             run(2, |i| {
                 if i == 1 {
@@ -269,5 +278,81 @@ mod tests {
             })
         });
         assert!(result.is_err());
+    }
+
+    /// Leaves the team when dropped, as a member's thread does.
+    struct Leaving<'a>(&'a Team<u32>, usize);
+
+    impl Drop for Leaving<'_> {
+        fn drop(&mut self) {
+            self.0.leave(self.1);
+        }
+    }
+
+    /// Runs `member(me)` for three members of `team` at once, each leaving
+    /// when it ends; whether each panicked, or what it returned.
+    fn three<T: Send>(team: &Team<u32>, member: impl Fn(usize) -> T + Sync) -> Vec<std::thread::Result<T>> {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..3)
+                .map(|me| {
+                    let member = &member;
+                    scope.spawn(move || {
+                        let _leaving = Leaving(team, me);
+                        member(me)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join()).collect()
+        })
+    }
+
+    /// Members 0, 1 and 2 post 3, 3 and 2 jobs: all 7, but member 2's
+    /// second is 8. The first meeting shares three ways; at the second,
+    /// whose posts differ, each computes its own; after member 2 leaves,
+    /// the third shares two ways.
+    #[test]
+    fn members_share_what_they_post_alike_and_go_on_without_those_that_leave() {
+        let team = Team::<u32>::new(3);
+        let seen = three(&team, |me| {
+            let posts: &[u32] = [&[7, 7, 7][..], &[7, 7, 7], &[7, 8]][me];
+            let mut seen = Vec::new();
+            for &job in posts {
+                let got = RefCell::new(None);
+                let met = team.meet(
+                    me,
+                    job,
+                    |a, b| a == b,
+                    |jobs, part, parts| *got.borrow_mut() = Some((jobs.to_vec(), part, parts)),
+                );
+                seen.push((met, got.take()));
+            }
+            seen
+        });
+        let seen: Vec<_> = seen.into_iter().map(Result::unwrap).collect();
+        let met = |jobs: &[u32], part, parts| (true, Some((jobs.to_vec(), part, parts)));
+        assert_eq!(seen[0], [met(&[7, 7, 7], 0, 3), met(&[7], 0, 1), met(&[7, 7], 0, 2)]);
+        assert_eq!(seen[1], [met(&[7, 7, 7], 1, 3), met(&[7], 0, 1), met(&[7, 7], 1, 2)]);
+        assert_eq!(seen[2], [met(&[7, 7, 7], 2, 3), met(&[8], 0, 1)]);
+        assert_eq!(team.shares.load(Ordering::Acquire), 8);
+    }
+
+    /// A member that panics inside a meeting never finishes its share; the
+    /// others stop waiting for it and fail too, rather than wait for ever.
+    #[test]
+    fn a_member_failing_inside_a_meeting_fails_the_others() {
+        let team = Team::<u32>::new(3);
+        let results = three(&team, |me| {
+            team.meet(
+                me,
+                1,
+                |a, b| a == b,
+                |_, _, _| {
+                    if me == 1 {
+                        panic!("member 1 fails");
+                    }
+                },
+            )
+        });
+        assert!(results.iter().all(Result::is_err));
     }
 }

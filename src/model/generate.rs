@@ -9,6 +9,7 @@
 //! shards side by side do, as a team (`kernels::team`) that meets at each
 //! large product so that its weight is read once for all of them.
 
+use burn::module::Module;
 use burn::tensor::{Int, Tensor, TensorData};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -37,16 +38,35 @@ pub struct Generated {
     pub logprobs: Vec<Vec<f32>>,
 }
 
+/// Model weights from which the CPU's shards decode as a team: above the
+/// largest L3 caches (96 MiB on some parts), the weights stream from
+/// memory at every step, once per shard unless the shards meet; below,
+/// the cache shares them anyway, and meetings would only cost.
+const TEAM_FROM_BYTES: usize = 128 << 20;
+
 /// Generates a continuation of every prompt. The number of new tokens is
 /// capped so prompt plus response fits the model's context.
 pub fn generate(model: &CausalLm, prompts: &[Vec<u32>], config: &GenerateConfig) -> Generated {
+    let team = model.num_params() * size_of::<f32>() >= TEAM_FROM_BYTES;
+    generate_sharded(model, prompts, config, team)
+}
+
+/// `generate`, the batch split into one shard per core on the CPU, the
+/// shards decoding as a team when `team`.
+fn generate_sharded(model: &CausalLm, prompts: &[Vec<u32>], config: &GenerateConfig, team: bool) -> Generated {
     let chunks = crate::device::shards(&model.device(), prompts.len());
     if chunks == 1 {
         return generate_rows(model, prompts, 0, config);
     }
     let size = prompts.len().div_ceil(chunks);
     let shards: Vec<&[Vec<u32>]> = prompts.chunks(size).collect();
-    let parts = crate::kernels::team::run(shards.len(), |i| generate_rows(model, shards[i], i * size, config));
+    let shard = |i: usize| generate_rows(model, shards[i], i * size, config);
+    let parts: Vec<Generated> = if team {
+        crate::kernels::team::run(shards.len(), shard)
+    } else {
+        use rayon::prelude::*;
+        (0..shards.len()).into_par_iter().map(shard).collect()
+    };
     let mut out = Generated {
         tokens: Vec::with_capacity(prompts.len()),
         logprobs: Vec::with_capacity(prompts.len()),
@@ -197,7 +217,7 @@ mod tests {
             seed: 11,
         };
         let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
-        let together = pool.install(|| generate(&model, &prompts, &config));
+        let together = pool.install(|| generate_sharded(&model, &prompts, &config, true));
         let mut alone = Generated {
             tokens: Vec::new(),
             logprobs: Vec::new(),
