@@ -172,13 +172,8 @@ fn last_position_logits(model: &CausalLm, hidden: burn::tensor::Tensor<3>) -> Ve
 
 #[cfg(test)]
 mod tests {
-    use burn::tensor::Device;
-
     use super::*;
-    use crate::model::llama::Llama;
-    use crate::model::llama_config::LlamaConfig;
-    use crate::model::sampling::SamplingParams;
-    use crate::model::weights::SeededInit;
+    use crate::testutil::megabyte_llama;
 
     /// Three shards decoding as a team, meeting at every projection and LM
     /// head of their steps (this model's MLP weights and head are a
@@ -188,17 +183,7 @@ mod tests {
     /// others and leaves the team.
     #[test]
     fn shards_decoding_as_a_team_generate_what_each_generates_alone() {
-        let config = LlamaConfig::parse(
-            r#"{"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_act": "silu",
-                "vocab_size": 4096, "hidden_size": 64, "intermediate_size": 4096,
-                "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
-                "max_position_embeddings": 256, "rms_norm_eps": 1e-05, "rope_theta": 10000.0,
-                "tie_word_embeddings": true}"#,
-            std::path::Path::new("test"),
-        )
-        .unwrap();
-        let device = Device::flex();
-        let model = CausalLm::from(Llama::build(&config, &mut SeededInit::new(5), &device, true).unwrap());
+        let model = CausalLm::from(megabyte_llama(5).1);
         let lengths = [3, 9, 5, 2, 7, 4, 240];
         let prompts: Vec<Vec<u32>> = lengths
             .iter()

@@ -91,10 +91,7 @@ mod tests {
 
     use super::*;
     use crate::model::batch::{PaddedBatch, attention_mask};
-    use crate::model::llama::Llama;
-    use crate::model::llama_config::LlamaConfig;
-    use crate::model::weights::SeededInit;
-    use crate::testutil::assert_close;
+    use crate::testutil::{assert_close, megabyte_llama};
 
     /// A Llama model whose MLP weights and tied LM head are a megabyte
     /// each, so that a decoding step's few rows take `gemm_rows` and its
@@ -104,17 +101,8 @@ mod tests {
     /// sequence's logits, the cache growing past its first room on the way.
     #[test]
     fn decoding_with_the_cache_gives_the_whole_sequences_logits() {
-        let config = LlamaConfig::parse(
-            r#"{"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_act": "silu",
-                "vocab_size": 4096, "hidden_size": 64, "intermediate_size": 4096,
-                "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
-                "max_position_embeddings": 256, "rms_norm_eps": 1e-05, "rope_theta": 10000.0,
-                "tie_word_embeddings": true}"#,
-            std::path::Path::new("test"),
-        )
-        .unwrap();
+        let (config, model) = megabyte_llama(3);
         let device = Device::flex();
-        let model = Llama::build(&config, &mut SeededInit::new(3), &device, true).unwrap();
         let (b, t, prompt) = (5, 70, 4);
         let rows: Vec<Vec<u32>> = (0..b)
             .map(|r| (0..t).map(|i| ((r * 977 + i * 131) % 4096) as u32).collect())
