@@ -36,6 +36,7 @@ pub fn available() -> bool {
 /// LM head about 1.4× faster than the blocked kernel with 16 rows, 1.3×
 /// with 32. Smaller products (attention's, a small model's) and longer
 /// batches keep the blocked kernels.
+///
 /// A team's member (`team::meeting`) takes it for every row count, so that
 /// all members meet at the same products.
 pub fn suits((m, n, k): (usize, usize, usize), meeting: bool) -> bool {

@@ -106,8 +106,7 @@ fn generate_rows(model: &CausalLm, prompts: &[Vec<u32>], first_row: usize, confi
     let mut next_pos: Vec<i64> = prompts.iter().map(|p| p.len() as i64).collect();
     let mut done = vec![false; b];
 
-    // Each shard's prompt pass has a shape of its own; the decoding steps
-    // after it are alike in every shard but their rows.
+    // A decoding team meets at its steps' products, not at a prompt pass's.
     let mut logits = crate::kernels::team::apart(|| {
         let hidden = model.forward(
             batch.ids_tensor(&device),
