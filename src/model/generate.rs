@@ -6,8 +6,10 @@
 //! so a row's sample does not depend on which other rows share its batch.
 //! That lets the CPU backend split a batch across cores: decoding a small
 //! batch is too little work per matrix product to keep two cores busy, but
-//! shards side by side do, as a team (`kernels::team`) that meets at each
-//! large product so that its weight is read once for all of them.
+//! shards side by side do. Where the model's weights are too large for the
+//! caches, the shards decode as a team (`kernels::team`) that meets at
+//! each product of a weight, so that it streams from memory once for all
+//! of them.
 
 use burn::module::Module;
 use burn::tensor::{Int, Tensor, TensorData};
