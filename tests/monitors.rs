@@ -6,10 +6,10 @@
 //! judge's falls (reward hacking), the KL runs away, entropy and
 //! distinct-n collapse, responses shrink to a token or two, and the large
 //! steps push the ratio, the clip fraction and approx-KL past their
-//! limits. (With answers of up to eight stars the policy ran to the
+//! limits. Each alert must fire, reach the workbench as an event and the
+//! audit log. (With answers of up to eight stars the policy ran to the
 //! length cap instead, only a tenth past where it started, and whether
-//! its responses drifted by half turned on the last bits of the sampling.) Each alert must fire, reach
-//! the workbench as an event and the audit log.
+//! its responses drifted by half turned on the last bits of the sampling.)
 
 mod common;
 

@@ -33,6 +33,16 @@ pub(super) use super::gemm_rows::Job;
 #[cfg(not(all(feature = "flex", target_arch = "x86_64")))]
 pub(super) type Job = ();
 
+/// Whether a team's members can meet on this CPU: the kernel they meet in
+/// (`gemm_rows`, AVX-512) runs here. Elsewhere a team would only be
+/// threads that never meet.
+pub fn can_meet() -> bool {
+    #[cfg(all(feature = "flex", target_arch = "x86_64"))]
+    return super::gemm_rows::available();
+    #[cfg(not(all(feature = "flex", target_arch = "x86_64")))]
+    false
+}
+
 /// Runs `work(i)` for each of `members` members on threads of their own,
 /// as one team, and returns the results in order. A panic in a member is
 /// raised here once every member has ended.

@@ -49,7 +49,7 @@ const TEAM_FROM_BYTES: usize = 128 << 20;
 /// Generates a continuation of every prompt. The number of new tokens is
 /// capped so prompt plus response fits the model's context.
 pub fn generate(model: &CausalLm, prompts: &[Vec<u32>], config: &GenerateConfig) -> Generated {
-    let team = model.num_params() * size_of::<f32>() >= TEAM_FROM_BYTES;
+    let team = crate::kernels::team::can_meet() && model.num_params() * size_of::<f32>() >= TEAM_FROM_BYTES;
     generate_sharded(model, prompts, config, team)
 }
 
@@ -193,11 +193,8 @@ mod tests {
             .collect();
         let config = GenerateConfig {
             max_new_tokens: 40,
-            sampling: SamplingParams {
-                temperature: 1.0,
-                top_k: 0,
-                top_p: 1.0,
-            },
+            // Sampling at T = 1 over the whole vocabulary.
+            sampling: SamplingParams::default(),
             eos_token_id: None,
             pad_token_id: 0,
             seed: 11,
