@@ -21,7 +21,7 @@ default, or smollm2-135m), random weights.
 - rm: `trl.RewardTrainer`, 16 pairs per step, 96 tokens a side. Pairs per
   second over the steps after the first.
 - sft: `trl.SFTTrainer`, 16 sequences of 128 tokens per step. Tokens per
-  second over the steps after the first, and model FLOPs utilisation
+  second over the steps after the first two, and model FLOPs utilisation
   counted as `rlhf-tui bench sft` counts it (6 x matrix parameters x
   tokens) against PyTorch's own rate on square 1024^3 products, measured
   in the same process.
@@ -316,7 +316,8 @@ def sft(repeats):
 
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(1)
-    steps = repeats + 1
+    # Two steps of warm-up, as `rlhf-tui bench sft` takes.
+    steps = repeats + 2
     rows = torch.randint(1, VOCAB, (16 * steps, 128), generator=g).tolist()
     dataset = Dataset.from_dict({"input_ids": rows})
     model = causal_lm(pad_token_id=0)
@@ -344,7 +345,7 @@ def sft(repeats):
         )
         trainer.train()
     tokens = 16 * 128
-    seconds = tokens / rate(times.times, tokens)
+    seconds = tokens / rate(times.times[1:], tokens)
     flops = 6 * MATMUL_PARAMS * tokens
     peak = matmul_peak(repeats)
     return {

@@ -12,6 +12,7 @@ pub mod device;
 pub mod fsutil;
 pub mod judge;
 pub mod kernels;
+pub mod memory;
 pub mod model;
 pub mod prefs;
 pub mod remote;

@@ -55,6 +55,10 @@ pub fn sft(selected: &Selected, shape: Shape, repeats: usize) -> Value {
     // The peak is probed between steps, so that a machine whose speed
     // drifts during the run (a shared host) moves both sides of each ratio.
     let operands = Operands::new(selected);
+    // Two steps of warm-up, in which the heap grows to hold the optimizer's
+    // moments and the NaN guard's copy beside a step's tensors; the steps
+    // after them reuse it. `scripts/bench_trl.py sft` skips two as well.
+    step();
     step();
     operands.rates();
     let (mut seconds, mut peaks, mut mfus) = (vec![], vec![], vec![]);

@@ -319,6 +319,8 @@ impl Worker {
         driver::run_steps(&mut active, &run, &mut monitor, self)?;
         let stop = self.control.take_stop();
         self.finish(&active, stop)?;
+        drop(active);
+        crate::memory::release_freed_memory();
         self.control.send(live(&self.idle));
         self.control.keep_shutdown(stop);
         Ok(())
