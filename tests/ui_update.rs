@@ -171,6 +171,9 @@ fn rank_mode_orders_k_responses_with_the_digits_under_the_chosen_criterion() {
         [Effect::Send(Command::RequestSamples { k: 4 })]
     );
     assert!(app.shown().is_none(), "the pair made way for sets of four");
+    // A pair asked for before the switch, arriving after it, is dropped.
+    on_event(&mut app, Event::Samples(pair(8)), 199.0);
+    assert!(app.shown().is_none(), "a pair shown in rank mode");
     on_event(&mut app, Event::Samples(rank_set(9)), 200.0);
     // Tie is for pairs; a criterion is chosen before ranking.
     assert_eq!(press(&mut app, &[KeyCode::Char('t')]), []);

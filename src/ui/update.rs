@@ -594,6 +594,11 @@ pub fn on_event(app: &mut App, event: Event, at: f64) -> Vec<Effect> {
             }
             app.timings.push_back((at, step));
         }
+        // A set asked for before the labeling mode changed (a pair after
+        // `R`, or four after the way back) is not what the person asks for
+        // now; the change asked for one that is. An external trainer's
+        // sets are its own to size.
+        Event::Samples(set) if app.takes(Control::Samples) && set.responses.len() != app.set_size() => {}
         Event::Samples(set) => {
             // Sets waiting from an older policy make way for this one, so
             // `r` never brings back what the policy wrote iterations ago;
