@@ -1,4 +1,5 @@
-//! How the process's allocator keeps and returns freed memory.
+//! How the process's allocator keeps and returns freed memory, and how
+//! much of it the process holds.
 //!
 //! A training step frees and allocates the same large tensors (activations,
 //! gradients, logits) every step. Where the allocator returns them to the
@@ -36,4 +37,22 @@ pub fn release_freed_memory() {
     unsafe {
         libc::malloc_trim(0);
     }
+}
+
+/// The process's resident memory in bytes (Linux's `VmRSS`), if known.
+pub fn resident_bytes() -> Option<u64> {
+    status_bytes("VmRSS:")
+}
+
+/// The process's peak resident memory in bytes (`VmHWM`), if known.
+pub fn peak_resident_bytes() -> Option<u64> {
+    status_bytes("VmHWM:")
+}
+
+/// A size `/proc/self/status` gives in kB under `key`, in bytes.
+fn status_bytes(key: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(key))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }

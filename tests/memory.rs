@@ -5,7 +5,7 @@
 //! thread before any other starts, as the `rlhf-tui` binary makes them,
 //! and no other test's allocations move the counts.
 
-use rlhf_tui::memory::{keep_freed_memory, release_freed_memory};
+use rlhf_tui::memory::{keep_freed_memory, release_freed_memory, resident_bytes};
 
 const BLOCK: usize = 256 << 20;
 const PAGE: usize = 4096;
@@ -28,17 +28,10 @@ fn faults() -> u64 {
     fields[7].parse().unwrap()
 }
 
-/// The process's resident memory in bytes.
-fn resident() -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse::<usize>().unwrap() * 1024
-}
-
 fn main() {
     keep_freed_memory();
     touch_a_block();
-    let kept = resident();
+    let kept = resident_bytes().unwrap() as usize;
     let before = faults();
     touch_a_block();
     // Unmapped on free (glibc's default for a block this size), the block
@@ -51,7 +44,7 @@ fn main() {
     );
 
     release_freed_memory();
-    let released = resident();
+    let released = resident_bytes().unwrap() as usize;
     assert!(
         released + BLOCK / 2 < kept,
         "{released} bytes resident after the release, {kept} before"

@@ -47,11 +47,7 @@ pub fn run(selected: &Selected, shape: Shape, repeats: usize, undo_last_update: 
     })
 }
 
-/// The process's peak resident memory in MiB (`VmHWM`), where Linux
-/// reports it.
+/// The process's peak resident memory in MiB, where Linux reports it.
 pub(super) fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
+    crate::memory::peak_resident_bytes().map(|bytes| bytes as f64 / f64::from(1 << 20))
 }

@@ -68,13 +68,6 @@ fn feed_steps(app: &mut App, from: usize, to: usize) {
     }
 }
 
-/// Resident memory of this process in bytes (Linux), if known.
-fn resident_bytes() -> Option<u64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    Some(pages * 4096)
-}
-
 fn sample_response(n: usize) -> Response {
     Response {
         tokens: (0..n).map(|i| format!(" word{i}")).collect(),
@@ -119,10 +112,10 @@ pub fn draw(repeats: usize) -> Value {
     }
     times.sort_by(f64::total_cmp);
     let held_100k: usize = app.series.values().map(|h| h.points_held()).sum();
-    let rss_100k = resident_bytes();
+    let rss_100k = crate::memory::resident_bytes();
     feed_steps(&mut app, 100_001, 1_000_001);
     let held_1m: usize = app.series.values().map(|h| h.points_held()).sum();
-    let rss_1m = resident_bytes();
+    let rss_1m = crate::memory::resident_bytes();
     json!({
         "workload": "ui-draw", "size": format!("{}x{}", SIZE.0, SIZE.1), "series": PPO_METRICS.len(),
         "points_per_series": 100_000, "frames": times.len(),
