@@ -18,7 +18,7 @@ use crate::model::weights::SeededInit;
 use crate::rlhf::ppo::config::PpoConfig;
 use crate::rlhf::ppo::trainer::{PpoTrainer, Prompts};
 
-pub fn run(selected: &Selected, shape: Shape, repeats: usize, undo_last_update: bool) -> Value {
+pub fn run(selected: &Selected, shape: Shape, repeats: usize) -> Value {
     let device = selected.device.clone().autodiff();
     let work = shape.ppo();
     let policy = bench_model(shape, &selected.device);
@@ -31,7 +31,6 @@ pub fn run(selected: &Selected, shape: Shape, repeats: usize, undo_last_update: 
         max_new_tokens: work.new_tokens,
         missing_eos_penalty: None,
         lr: 1e-5,
-        undo_last_update,
         ..PpoConfig::default()
     };
     let prompts = Prompts::Tokens(random_rows(shape, work.prompts, work.prompt_len, 3));
@@ -43,7 +42,7 @@ pub fn run(selected: &Selected, shape: Shape, repeats: usize, undo_last_update: 
     json!({
         "workload": "ppo", "shape": shape.name(), "device": selected.label,
         "episodes_per_s": work.prompts as f64 / seconds, "seconds_per_iteration": seconds,
-        "peak_rss_mib": peak_rss_mib(), "undo_last_update": undo_last_update,
+        "peak_rss_mib": peak_rss_mib(),
     })
 }
 

@@ -56,8 +56,8 @@ pub fn sft(selected: &Selected, shape: Shape, repeats: usize) -> Value {
     // drifts during the run (a shared host) moves both sides of each ratio.
     let operands = Operands::new(selected);
     // Two steps of warm-up, in which the heap grows to hold the optimizer's
-    // moments and the NaN guard's copy beside a step's tensors; the steps
-    // after them reuse it. `scripts/bench_trl.py sft` skips two as well.
+    // moments beside a step's tensors; the steps after them reuse it.
+    // `scripts/bench_trl.py sft` skips two as well.
     step();
     step();
     operands.rates();

@@ -38,10 +38,6 @@ pub struct BenchArgs {
     /// The models' shape for gen, sft, rm, ppo, grpo and dpo (random weights).
     #[arg(long, value_enum, default_value_t = Shape::default())]
     pub shape: Shape,
-    /// PPO with `undo_last_update: false`: no copy of the weights and
-    /// moments is kept for the NaN guard to undo an update with.
-    #[arg(long)]
-    pub no_undo: bool,
 }
 
 pub fn run(args: BenchArgs, choice: DeviceChoice) -> anyhow::Result<()> {
@@ -52,7 +48,7 @@ pub fn run(args: BenchArgs, choice: DeviceChoice) -> anyhow::Result<()> {
         Workload::Matmul => bench::matmul::run(&selected, args.repeats),
         Workload::Sft => bench::training::sft(&selected, args.shape, args.repeats),
         Workload::Rm => bench::training::rm(&selected, args.shape, args.repeats),
-        Workload::Ppo => bench::ppo::run(&selected, args.shape, args.repeats, !args.no_undo),
+        Workload::Ppo => bench::ppo::run(&selected, args.shape, args.repeats),
         Workload::Grpo => bench::grouped::run(&selected, args.shape, args.repeats),
         Workload::Dpo => bench::dpo::run(&selected, args.shape, args.repeats),
         Workload::Ui => {

@@ -4,34 +4,70 @@
 //! gradient, which burn's per-parameter `step` never sees together, so the
 //! NaN guard (which computes it anyway) sets the factor before each update.
 //! The state is burn's `AdamWState`, so optimizer files stay what they were.
+//!
+//! The same optimizer also takes its last update back (`Controls::undo`):
+//! the moments it leaves hold that update's direction, so the weights
+//! before it are computed from the weights after, with no copy kept.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use burn::optim::{AdamW, AdamWState, AdaptiveMomentumState, LearningRate, Optimizer};
 use burn::tensor::{Device, Tensor};
 
-use crate::kernels::adamw::{Step, adamw_step};
+use crate::kernels::adamw::{BETA_1, BETA_2, EPSILON, Step, adamw_step};
+
+/// What the NaN guard sets before it calls burn's per-parameter `step`.
+pub struct Controls {
+    /// The factor every gradient of the next update is scaled by, as f32 bits.
+    pub clip: AtomicU32,
+    /// Whether the next `step` takes each parameter's last update back
+    /// (its gradient is then ignored) rather than making a new one.
+    pub undo: AtomicBool,
+}
 
 #[derive(Clone)]
 pub struct ClippedAdamW {
     weight_decay: f32,
-    /// The factor every gradient of the next update is scaled by, as f32 bits.
-    clip: Arc<AtomicU32>,
+    controls: Arc<Controls>,
 }
 
 impl ClippedAdamW {
     pub fn new(weight_decay: f32) -> Self {
+        let controls = Controls {
+            clip: AtomicU32::new(1.0f32.to_bits()),
+            undo: AtomicBool::new(false),
+        };
         Self {
             weight_decay,
-            clip: Arc::new(AtomicU32::new(1.0f32.to_bits())),
+            controls: Arc::new(controls),
         }
     }
 
-    /// Where the clipping factor is set.
-    pub fn clip(&self) -> Arc<AtomicU32> {
-        self.clip.clone()
+    /// Where the clipping factor and the direction are set.
+    pub fn controls(&self) -> Arc<Controls> {
+        self.controls.clone()
     }
+}
+
+/// The parameter before the update that left it at `p` with moments `m`
+/// and `v` after `time` steps, at `lr` and weight decay `weight_decay`:
+/// the update was p' = p·(1 − lr·λ) − lr·u with u = m̂ / (√v̂ + ε), and u
+/// is read again from the moments it left, so p = (p' + lr·u) / (1 − lr·λ),
+/// exact but for rounding.
+pub fn before_update<const D: usize>(
+    p: Tensor<D>,
+    m: Tensor<D>,
+    v: Tensor<D>,
+    time: usize,
+    lr: f32,
+    weight_decay: f32,
+) -> Tensor<D> {
+    let t = time as i32;
+    let m_hat = m.div_scalar(1.0 - BETA_1.powi(t));
+    let v_hat = v.div_scalar(1.0 - BETA_2.powi(t));
+    let u = m_hat.div(v_hat.sqrt().add_scalar(EPSILON));
+    p.add(u.mul_scalar(lr)).div_scalar(1.0 - lr * weight_decay)
 }
 
 /// torch's `clip_grad_norm_` factor: gradients of global norm `norm` are
@@ -50,6 +86,18 @@ impl Optimizer for ClippedAdamW {
         grad: Tensor<D>,
         state: Option<Self::State<D>>,
     ) -> (Tensor<D>, Option<Self::State<D>>) {
+        if self.controls.undo.load(Ordering::Relaxed) {
+            // A parameter never updated has nothing to take back.
+            let tensor = match &state {
+                Some(s) => {
+                    let s = &s.momentum;
+                    let (m, v) = (s.moment_1.clone(), s.moment_2.clone());
+                    before_update(tensor, m, v, s.time, lr as f32, self.weight_decay)
+                }
+                None => tensor,
+            };
+            return (tensor, state);
+        }
         let shape = tensor.shape();
         let n = shape.num_elements();
         let (time, m, v) = match state {
@@ -61,7 +109,7 @@ impl Optimizer for ClippedAdamW {
             ),
         };
         let step = Step {
-            clip: f32::from_bits(self.clip.load(Ordering::Relaxed)),
+            clip: f32::from_bits(self.controls.clip.load(Ordering::Relaxed)),
             lr: lr as f32,
             weight_decay: self.weight_decay,
             time: time as i32,
@@ -121,5 +169,44 @@ mod tests {
         crate::testutil::assert_close("weights", &v(a.0), &v(b.0), 1e-6);
         let (a, b) = (a.1.unwrap().momentum, b.1.unwrap().momentum);
         crate::testutil::assert_close("second moment", &v(a.moment_2), &v(b.moment_2), 1e-7);
+    }
+
+    /// By hand: after one step at lr 0.1 and decay 0.01, p' = 0.7 with
+    /// m = 0.1 and v = 0.00025 gives m̂ = 1, v̂ = 0.25, u = 1 / 0.50001 =
+    /// 1.99996, so p = (0.7 + 0.199996) / 0.999 = 0.9008969 (f32's
+    /// 1 − 0.999 is 0.00099999 and moves the sixth digit).
+    #[test]
+    fn before_update_by_hand() {
+        let device = Device::flex();
+        let one = |x: f32| Tensor::<1>::from_data(burn::tensor::TensorData::new(vec![x], [1]), &device);
+        let p = before_update(one(0.7), one(0.1), one(0.000_25), 1, 0.1, 0.01);
+        let p = p.into_scalar::<f32>();
+        assert!((p - 0.900_896_9).abs() < 3e-6, "{p}");
+    }
+
+    /// Three steps, then the undoing step: the weights are those after two
+    /// steps and the moments and step count are left as the third made them.
+    #[test]
+    fn an_undoing_step_takes_the_last_update_back() {
+        let device = Device::flex();
+        let n = 1000;
+        let pattern = |k: usize| -> Vec<f32> { (0..n).map(|i| ((i * k) % 101) as f32 / 50.0 - 1.0).collect() };
+        let tensor = |k| Tensor::<1>::from_data(burn::tensor::TensorData::new(pattern(k), [n]), &device);
+        let v = |t: Tensor<1>| t.into_data().try_to_vec::<f32>().unwrap();
+        let optim = ClippedAdamW::new(0.01);
+        let mut at = (tensor(7), None);
+        for k in 0..2 {
+            at = optim.step(1e-2, at.0, tensor(13 + k), at.1);
+        }
+        let after_two = v(at.0.clone());
+        let (p, state) = optim.step(1e-2, at.0, tensor(15), at.1);
+        let moments = state.clone().unwrap().momentum;
+        optim.controls().undo.store(true, Ordering::Relaxed);
+        let (p, state) = optim.step(1e-2, p, tensor(99), state);
+        crate::testutil::assert_close("weights", &v(p), &after_two, 1e-6);
+        let kept = state.unwrap().momentum;
+        assert_eq!(kept.time, 3);
+        assert_eq!(v(kept.moment_1), v(moments.moment_1));
+        assert_eq!(v(kept.moment_2), v(moments.moment_2));
     }
 }

@@ -52,9 +52,9 @@ pub struct RmConfig {
     pub max_grad_norm: f32,
     /// When a step's loss or gradients are not finite, also undo the
     /// update before it (a learning rate far too high gives a finite loss
-    /// once and a NaN the step after). It keeps a copy of the weights and
-    /// the optimizer's moments: three times the model's size in memory.
-    /// `false` only refuses the bad update.
+    /// once and a NaN the step after). The weights before are computed
+    /// from the moments, with no copy kept (at a learning rate above 1 the
+    /// update keeps one). `false` only refuses the bad update.
     pub undo_last_update: bool,
     /// A preference file to train on (TRL or HH-RLHF JSON Lines, `.gz` or
     /// plain) instead of the sources' labelled pairs.
