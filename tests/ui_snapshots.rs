@@ -298,6 +298,45 @@ fn the_status_bar_says_whose_learning_rate_it_is() {
     assert!(idle.contains("SFT lr 1.00e-4"), "{idle}");
 }
 
+/// A stage that has taken all its steps says it is finishing (its held-out
+/// evaluation and checkpoint take a while and no steps) rather than running
+/// with no time left.
+#[test]
+fn a_stage_past_its_last_step_is_finishing() {
+    use rlhf_tui::trainer::protocol::{Stage, StageState};
+    let mut app = App::new(false);
+    on_event(&mut app, stage_event(Stage::Cai, StageState::Running, 0, 150), 1.0);
+    let step = |app: &mut App, step: usize, at: f64| {
+        let values = vec![("loss".to_string(), 1.0)];
+        on_event(
+            app,
+            Event::Metrics {
+                stage: Stage::Cai,
+                step,
+                values,
+            },
+            at,
+        );
+    };
+    step(&mut app, 148, 10.0);
+    step(&mut app, 149, 11.0);
+    let running = text(&render(&app, (160, 48), "status"));
+    assert!(running.contains("CAI 149/150 │ 1.00 steps/s │ ETA 1s"), "{running}");
+    assert!(running.contains("▶ RUNNING"), "{running}");
+    step(&mut app, 150, 12.0);
+    let finishing = text(&render(&app, (160, 48), "status"));
+    assert!(
+        finishing.contains("CAI 150/150 │ held-out evaluation and checkpoint"),
+        "{finishing}"
+    );
+    assert!(
+        finishing.contains("… FINISHING") && !finishing.contains("ETA"),
+        "{finishing}"
+    );
+    let stages = text(&render(&app, (160, 48), "stages"));
+    assert!(stages.contains("finishing 150/150"), "{stages}");
+}
+
 /// A chart draws the whole run alone while the recent window still holds
 /// all of it, and the two once the run outgrows the window; its legend
 /// and unit sit on a line of their own, over no curve.

@@ -43,6 +43,14 @@ fn space_pauses_a_running_stage_and_resumes_a_paused_one() {
     );
     assert_eq!(press(&mut app, &[KeyCode::Char(' ')]), [Effect::Send(Command::Pause)]);
     assert_eq!(press(&mut app, &[KeyCode::Char('.')]), [], "one step only while paused");
+    // Past its last step there is nothing left to pause: the key says so.
+    on_event(&mut app, stage_event(Stage::Ppo, StageState::Running, 100, 100), 300.0);
+    assert_eq!(press(&mut app, &[KeyCode::Char(' ')]), []);
+    let message = app.message.as_ref().map(|(text, _)| text.as_str()).unwrap_or_default();
+    assert!(
+        message.contains("held-out evaluation and checkpoint end it"),
+        "{message}"
+    );
 }
 
 #[test]

@@ -32,6 +32,14 @@ pub struct StageRow {
     pub total: usize,
 }
 
+impl StageRow {
+    /// Whether a running stage has taken all its steps and is in its end
+    /// (its held-out evaluation and checkpoint), which takes no steps.
+    pub fn finishing(&self) -> bool {
+        self.state == StageState::Running && self.total > 0 && self.step >= self.total
+    }
+}
+
 /// One chart: a title, what its y axis counts, and the series it draws,
 /// as (stage, metric) keys.
 pub struct ChartSpec {

@@ -5,7 +5,7 @@
 
 use super::app::{
     ALERTS_KEPT, App, CHARTS, Colouring, Editing, Editor, EvalView, Judged, LabelMode, Marker, Overlay, Pane, Params,
-    QUEUE_LEN, help_lines,
+    QUEUE_LEN, StageRow, help_lines,
 };
 use super::keys::Msg;
 use super::words::{param_change, verdict_words};
@@ -98,6 +98,10 @@ fn main(app: &mut App, msg: Msg) -> Vec<Effect> {
             tell(app, "answering held-out prompts with both models…");
             send(Command::StartEval)
         }
+        Msg::TogglePause if app.active().is_some_and(StageRow::finishing) => tell(
+            app,
+            "the stage has taken all its steps: its held-out evaluation and checkpoint end it",
+        ),
         Msg::TogglePause => match app.active().map(|r| r.state.clone()) {
             Some(StageState::Paused) => send(Command::Resume),
             Some(_) => send(Command::Pause),

@@ -165,6 +165,7 @@ fn state_mark(row: &StageRow) -> String {
     match &row.state {
         StageState::NotStarted => "–".into(),
         StageState::Done { .. } if row.stage.is_some() => "✓".into(),
+        StageState::Running if row.finishing() => "… end".into(),
         StageState::Running => format!("▶ {}", row.step),
         StageState::Paused => format!("⏸ {}", row.step),
         StageState::Stopped { .. } => "⏹".into(),
@@ -176,6 +177,7 @@ fn state_words(row: &StageRow) -> String {
     match &row.state {
         StageState::NotStarted => "not started".into(),
         StageState::Starting => "starting".into(),
+        StageState::Running if row.finishing() => format!("finishing {}/{}", row.step, row.total),
         StageState::Running => format!("▶ {}/{}", row.step, row.total),
         StageState::Paused => format!("⏸ {}/{}", row.step, row.total),
         StageState::Done { .. } if row.stage.is_none() => "ready".into(),

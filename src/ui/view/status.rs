@@ -44,13 +44,17 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
                 format!("{name} {}/{}", row.step, row.total),
                 theme::bold(app, Color::White),
             ));
-            let pace = app
-                .steps_per_second()
-                .map_or("– steps/s".into(), |s| format!("{s:.2} steps/s"));
-            let eta = app
-                .eta_seconds()
-                .map_or("ETA –".into(), |s| format!("ETA {}", duration(s)));
-            spans.extend([sep(), Span::raw(pace), sep(), Span::raw(eta)]);
+            if row.finishing() {
+                spans.extend([sep(), Span::raw("held-out evaluation and checkpoint")]);
+            } else {
+                let pace = app
+                    .steps_per_second()
+                    .map_or("– steps/s".into(), |s| format!("{s:.2} steps/s"));
+                let eta = app
+                    .eta_seconds()
+                    .map_or("ETA –".into(), |s| format!("ETA {}", duration(s)));
+                spans.extend([sep(), Span::raw(pace), sep(), Span::raw(eta)]);
+            }
         }
         None => spans.extend([sep(), Span::raw("idle")]),
     }
@@ -75,9 +79,10 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     if let Some(k) = p.group_size {
         spans.extend([sep(), Span::raw(format!("K {k}"))]);
     }
-    let state = match app.active().map(|r| &r.state) {
-        Some(StageState::Paused) => Some(("⏸ PAUSED", Color::Yellow)),
-        Some(StageState::Starting) => Some(("… STARTING", Color::Green)),
+    let state = match app.active() {
+        Some(row) if row.state == StageState::Paused => Some(("⏸ PAUSED", Color::Yellow)),
+        Some(row) if row.state == StageState::Starting => Some(("… STARTING", Color::Green)),
+        Some(row) if row.finishing() => Some(("… FINISHING", Color::Green)),
         Some(_) => Some(("▶ RUNNING", Color::Green)),
         None => None,
     };
