@@ -136,6 +136,16 @@ mod tests {
     use super::*;
     use burn::optim::AdamWConfig;
 
+    /// A thousand values in [−1, 1), a different pattern for each `k`.
+    fn tensor(k: usize) -> Tensor<1> {
+        let values: Vec<f32> = (0..1000).map(|i| ((i * k) % 101) as f32 / 50.0 - 1.0).collect();
+        Tensor::from_data(burn::tensor::TensorData::new(values, [1000]), &Device::flex())
+    }
+
+    fn v(t: Tensor<1>) -> Vec<f32> {
+        t.into_data().try_to_vec::<f32>().unwrap()
+    }
+
     /// torch's factor: 1 under the limit, max / (norm + 1e-6) over it:
     /// 1 / 5.000001 = 0.19999996, 2 / 4.000001 = 0.49999988.
     #[test]
@@ -149,10 +159,6 @@ mod tests {
     /// clipping) on the weights and both moments.
     #[test]
     fn steps_agree_with_burns_adamw() {
-        let device = Device::flex();
-        let n = 1000;
-        let pattern = |k: usize| -> Vec<f32> { (0..n).map(|i| ((i * k) % 101) as f32 / 50.0 - 1.0).collect() };
-        let tensor = |k| Tensor::<1>::from_data(burn::tensor::TensorData::new(pattern(k), [n]), &device);
         let ours = ClippedAdamW::new(0.01);
         let burns = AdamWConfig::new()
             .with_beta_1(crate::kernels::adamw::BETA_1)
@@ -165,7 +171,6 @@ mod tests {
             a = ours.step(1e-2, a.0, tensor(13 + k), a.1);
             b = burns.step(1e-2, b.0, tensor(13 + k), b.1);
         }
-        let v = |t: Tensor<1>| t.into_data().try_to_vec::<f32>().unwrap();
         crate::testutil::assert_close("weights", &v(a.0), &v(b.0), 1e-6);
         let (a, b) = (a.1.unwrap().momentum, b.1.unwrap().momentum);
         crate::testutil::assert_close("second moment", &v(a.moment_2), &v(b.moment_2), 1e-7);
@@ -188,11 +193,6 @@ mod tests {
     /// steps and the moments and step count are left as the third made them.
     #[test]
     fn an_undoing_step_takes_the_last_update_back() {
-        let device = Device::flex();
-        let n = 1000;
-        let pattern = |k: usize| -> Vec<f32> { (0..n).map(|i| ((i * k) % 101) as f32 / 50.0 - 1.0).collect() };
-        let tensor = |k| Tensor::<1>::from_data(burn::tensor::TensorData::new(pattern(k), [n]), &device);
-        let v = |t: Tensor<1>| t.into_data().try_to_vec::<f32>().unwrap();
         let optim = ClippedAdamW::new(0.01);
         let mut at = (tensor(7), None);
         for k in 0..2 {
