@@ -11,6 +11,8 @@
 //! Per element, with c the clipping factor and t the step count:
 //! m ← β₁m + (1 − β₁)·cg, v ← β₂v + (1 − β₂)·(cg)²,
 //! p ← p·(1 − lr·λ) − lr·(m / (1 − β₁ᵗ)) / (√(v / (1 − β₂ᵗ)) + ε).
+//!
+//! `before_step` runs that last line backwards, for the NaN guard.
 
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, Scalar, backend_extension};
@@ -95,12 +97,35 @@ fn composed<B: Backend>(
         B::float_mul_scalar(v, s(BETA_2)),
         B::float_mul_scalar(B::float_mul(g.clone(), g), s(1.0 - BETA_2)),
     );
-    let (bias_1, bias_2) = (1.0 - BETA_1.powi(step.time), 1.0 - BETA_2.powi(step.time));
-    let denominator = B::float_add_scalar(B::float_sqrt(B::float_div_scalar(v.clone(), s(bias_2))), s(EPSILON));
-    let update = B::float_div(B::float_div_scalar(m.clone(), s(bias_1)), denominator);
+    let update = direction::<B>(m.clone(), v.clone(), step.time);
     let decayed = B::float_mul_scalar(p, s(1.0 - step.lr * step.weight_decay));
     let p = B::float_sub(decayed, B::float_mul_scalar(update, s(step.lr)));
     (p, m, v)
+}
+
+/// u = m̂ / (√v̂ + ε): the direction of step `time` from the moments it left.
+fn direction<B: Backend>(m: FloatTensor<B>, v: FloatTensor<B>, time: i32) -> FloatTensor<B> {
+    let s = |x: f32| Scalar::from(x);
+    let (bias_1, bias_2) = (1.0 - BETA_1.powi(time), 1.0 - BETA_2.powi(time));
+    let denominator = B::float_add_scalar(B::float_sqrt(B::float_div_scalar(v, s(bias_2))), s(EPSILON));
+    B::float_div(B::float_div_scalar(m, s(bias_1)), denominator)
+}
+
+/// The parameter before `step`, which left it at `p` with moments `m` and
+/// `v`: the step was p' = p·(1 − lr·λ) − lr·u, and u is read again from
+/// the moments, so p = (p' + lr·u) / (1 − lr·λ), exact but for rounding.
+/// (`step.clip` plays no part: the moments already hold the clipped
+/// gradient.) Composed on every backend: it runs once, after a NaN.
+pub fn before_step<const D: usize>(p: Tensor<D>, m: Tensor<D>, v: Tensor<D>, step: Step) -> Tensor<D> {
+    let (p, m, v) = (p.into_dispatch(), m.into_dispatch(), v.into_dispatch());
+    Tensor::from_dispatch(composed_before::<Dispatch>(p, m, v, step))
+}
+
+fn composed_before<B: Backend>(p: FloatTensor<B>, m: FloatTensor<B>, v: FloatTensor<B>, step: Step) -> FloatTensor<B> {
+    let s = |x: f32| Scalar::from(x);
+    let u = direction::<B>(m, v, step.time);
+    let p = B::float_add(p, B::float_mul_scalar(u, s(step.lr)));
+    B::float_div_scalar(p, s(1.0 - step.lr * step.weight_decay))
 }
 
 composed_elsewhere!(FusedAdamW);
@@ -291,5 +316,24 @@ mod tests {
         {
             assert_close(what, &vec1(f), &vec1(o), 1e-6);
         }
+    }
+
+    /// By hand: after one step at lr 0.1 and decay 0.01, p' = 0.7 with
+    /// m = 0.1 and v = 0.00025 gives m̂ = 1, v̂ = 0.25, u = 1 / 0.50001 =
+    /// 1.99996, so p = (0.7 + 0.199996) / 0.999 = 0.9008969 (f32's
+    /// 1 − 0.999 is 0.00099999 and moves the sixth digit).
+    #[test]
+    fn before_step_by_hand() {
+        let device = Device::flex();
+        let one = |x: f32| Tensor::<1>::from_data(TensorData::new(vec![x], [1]), &device);
+        let step = Step {
+            clip: 1.0,
+            lr: 0.1,
+            weight_decay: 0.01,
+            time: 1,
+        };
+        let p = before_step(one(0.7), one(0.1), one(0.000_25), step);
+        let p = p.into_scalar::<f32>();
+        assert!((p - 0.900_896_9).abs() < 3e-6, "{p}");
     }
 }

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use burn::optim::{AdamW, AdamWState, AdaptiveMomentumState, LearningRate, Optimizer};
 use burn::tensor::{Device, Tensor};
 
-use crate::kernels::adamw::{BETA_1, BETA_2, EPSILON, Step, adamw_step};
+use crate::kernels::adamw::{Step, adamw_step, before_step};
 
 /// What the NaN guard sets before it calls burn's per-parameter `step`.
 pub struct Controls {
@@ -50,26 +50,6 @@ impl ClippedAdamW {
     }
 }
 
-/// The parameter before the update that left it at `p` with moments `m`
-/// and `v` after `time` steps, at `lr` and weight decay `weight_decay`:
-/// the update was p' = p·(1 − lr·λ) − lr·u with u = m̂ / (√v̂ + ε), and u
-/// is read again from the moments it left, so p = (p' + lr·u) / (1 − lr·λ),
-/// exact but for rounding.
-pub fn before_update<const D: usize>(
-    p: Tensor<D>,
-    m: Tensor<D>,
-    v: Tensor<D>,
-    time: usize,
-    lr: f32,
-    weight_decay: f32,
-) -> Tensor<D> {
-    let t = time as i32;
-    let m_hat = m.div_scalar(1.0 - BETA_1.powi(t));
-    let v_hat = v.div_scalar(1.0 - BETA_2.powi(t));
-    let u = m_hat.div(v_hat.sqrt().add_scalar(EPSILON));
-    p.add(u.mul_scalar(lr)).div_scalar(1.0 - lr * weight_decay)
-}
-
 /// torch's `clip_grad_norm_` factor: gradients of global norm `norm` are
 /// scaled to at most `max_norm`.
 pub fn clip_factor(norm: f64, max_norm: f32) -> f32 {
@@ -86,13 +66,18 @@ impl Optimizer for ClippedAdamW {
         grad: Tensor<D>,
         state: Option<Self::State<D>>,
     ) -> (Tensor<D>, Option<Self::State<D>>) {
+        let step = |time: usize| Step {
+            clip: f32::from_bits(self.controls.clip.load(Ordering::Relaxed)),
+            lr: lr as f32,
+            weight_decay: self.weight_decay,
+            time: time as i32,
+        };
         if self.controls.undo.load(Ordering::Relaxed) {
             // A parameter never updated has nothing to take back.
             let tensor = match &state {
                 Some(s) => {
                     let s = &s.momentum;
-                    let (m, v) = (s.moment_1.clone(), s.moment_2.clone());
-                    before_update(tensor, m, v, s.time, lr as f32, self.weight_decay)
+                    before_step(tensor, s.moment_1.clone(), s.moment_2.clone(), step(s.time))
                 }
                 None => tensor,
             };
@@ -108,14 +93,8 @@ impl Optimizer for ClippedAdamW {
                 Tensor::zeros(shape.clone(), &tensor.device()),
             ),
         };
-        let step = Step {
-            clip: f32::from_bits(self.controls.clip.load(Ordering::Relaxed)),
-            lr: lr as f32,
-            weight_decay: self.weight_decay,
-            time: time as i32,
-        };
         let flat = |t: Tensor<D>| t.reshape([n]);
-        let [p, m, v] = adamw_step(flat(tensor), flat(grad), flat(m), flat(v), step);
+        let [p, m, v] = adamw_step(flat(tensor), flat(grad), flat(m), flat(v), step(time));
         let shaped = |t: Tensor<1>| t.reshape(shape.clone());
         let momentum = AdaptiveMomentumState {
             time,
@@ -134,6 +113,7 @@ impl Optimizer for ClippedAdamW {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::adamw::{BETA_1, BETA_2, EPSILON};
     use burn::optim::AdamWConfig;
 
     /// A thousand values in [−1, 1), a different pattern for each `k`.
@@ -161,9 +141,9 @@ mod tests {
     fn steps_agree_with_burns_adamw() {
         let ours = ClippedAdamW::new(0.01);
         let burns = AdamWConfig::new()
-            .with_beta_1(crate::kernels::adamw::BETA_1)
-            .with_beta_2(crate::kernels::adamw::BETA_2)
-            .with_epsilon(crate::kernels::adamw::EPSILON)
+            .with_beta_1(BETA_1)
+            .with_beta_2(BETA_2)
+            .with_epsilon(EPSILON)
             .with_weight_decay(0.01)
             .build();
         let (mut a, mut b) = ((tensor(7), None), (tensor(7), None));
@@ -174,19 +154,6 @@ mod tests {
         crate::testutil::assert_close("weights", &v(a.0), &v(b.0), 1e-6);
         let (a, b) = (a.1.unwrap().momentum, b.1.unwrap().momentum);
         crate::testutil::assert_close("second moment", &v(a.moment_2), &v(b.moment_2), 1e-7);
-    }
-
-    /// By hand: after one step at lr 0.1 and decay 0.01, p' = 0.7 with
-    /// m = 0.1 and v = 0.00025 gives m̂ = 1, v̂ = 0.25, u = 1 / 0.50001 =
-    /// 1.99996, so p = (0.7 + 0.199996) / 0.999 = 0.9008969 (f32's
-    /// 1 − 0.999 is 0.00099999 and moves the sixth digit).
-    #[test]
-    fn before_update_by_hand() {
-        let device = Device::flex();
-        let one = |x: f32| Tensor::<1>::from_data(burn::tensor::TensorData::new(vec![x], [1]), &device);
-        let p = before_update(one(0.7), one(0.1), one(0.000_25), 1, 0.1, 0.01);
-        let p = p.into_scalar::<f32>();
-        assert!((p - 0.900_896_9).abs() < 3e-6, "{p}");
     }
 
     /// Three steps, then the undoing step: the weights are those after two

@@ -20,9 +20,9 @@ use crate::kernels::sum_of_squares::sum_of_squares;
 /// a finite loss once and a NaN the step after).
 ///
 /// The weights before are computed back from the moments the update left
-/// (`adamw::before_update`), so nothing is copied; the moments keep that
-/// update's gradient, which was taken at the weights they go back to. An
-/// update at a learning rate above `COMPUTED_UP_TO` keeps a copy of the
+/// (`kernels::adamw::before_step`), so nothing is copied; the moments keep
+/// that update's gradient, which was taken at the weights they go back to.
+/// An update at a learning rate above `COMPUTED_UP_TO` keeps a copy of the
 /// weights and moments instead: its steps can be so much larger than the
 /// weights that f32 no longer holds the weights' digits after it.
 pub struct GuardedAdamW<M> {
