@@ -225,19 +225,22 @@ mod cpu {
         /// Writes the new parameter and moments from the old ones and the
         /// gradient, every element of each output.
         fn apply(&self, [p, g, m, v]: [&[f32]; 4], [p_out, m_out, v_out]: [&mut [MaybeUninit<f32>]; 3]) {
-            crate::kernels::simd::widest(|| {
-                let outputs = p_out.iter_mut().zip(m_out.iter_mut()).zip(v_out.iter_mut());
-                let inputs = p.iter().zip(g).zip(m).zip(v);
-                for (((p_out, m_out), v_out), (((&p, &g), &m), &v)) in outputs.zip(inputs) {
-                    let g = g * self.clip;
-                    let m = BETA_1 * m + (1.0 - BETA_1) * g;
-                    let v = BETA_2 * v + (1.0 - BETA_2) * g * g;
-                    let update = (m / self.bias_1) / ((v / self.bias_2).sqrt() + EPSILON);
-                    p_out.write(p * self.decay - self.lr * update);
-                    m_out.write(m);
-                    v_out.write(v);
-                }
-            })
+            crate::kernels::simd::widest(
+                #[inline(always)]
+                || {
+                    let outputs = p_out.iter_mut().zip(m_out.iter_mut()).zip(v_out.iter_mut());
+                    let inputs = p.iter().zip(g).zip(m).zip(v);
+                    for (((p_out, m_out), v_out), (((&p, &g), &m), &v)) in outputs.zip(inputs) {
+                        let g = g * self.clip;
+                        let m = BETA_1 * m + (1.0 - BETA_1) * g;
+                        let v = BETA_2 * v + (1.0 - BETA_2) * g * g;
+                        let update = (m / self.bias_1) / ((v / self.bias_2).sqrt() + EPSILON);
+                        p_out.write(p * self.decay - self.lr * update);
+                        m_out.write(m);
+                        v_out.write(v);
+                    }
+                },
+            )
         }
     }
 }

@@ -212,21 +212,24 @@ mod cpu {
             false,
             Threads::One,
         );
-        widest(|| {
-            for (scores, y) in scores.chunks_mut(len).zip(y.chunks_mut(hd)) {
-                softmax(scores, hidden);
-                sum.fill(0.0);
-                for (j, &p) in scores.iter().enumerate() {
-                    if p != 0.0 {
-                        let value = &kv.values[j * kv.stride..][..hd];
-                        sum.iter_mut().zip(value).for_each(|(s, &v)| *s += p * v);
+        widest(
+            #[inline(always)]
+            || {
+                for (scores, y) in scores.chunks_mut(len).zip(y.chunks_mut(hd)) {
+                    softmax(scores, hidden);
+                    sum.fill(0.0);
+                    for (j, &p) in scores.iter().enumerate() {
+                        if p != 0.0 {
+                            let value = &kv.values[j * kv.stride..][..hd];
+                            sum.iter_mut().zip(value).for_each(|(s, &v)| *s += p * v);
+                        }
                     }
+                    y.iter_mut().zip(sum.iter()).for_each(|(y, &s)| {
+                        y.write(s);
+                    });
                 }
-                y.iter_mut().zip(sum.iter()).for_each(|(y, &s)| {
-                    y.write(s);
-                });
-            }
-        })
+            },
+        )
     }
 }
 

@@ -165,21 +165,27 @@ pub mod kernels {
 
     /// `out = gelu_new(x)`.
     pub fn gelu(x: &[f32], _: Option<&[f32]>, out: &mut [MaybeUninit<f32>]) {
-        widest(|| {
-            for (o, &x) in out.iter_mut().zip(x) {
-                o.write(x * sigmoid_of_2z(x));
-            }
-        })
+        widest(
+            #[inline(always)]
+            || {
+                for (o, &x) in out.iter_mut().zip(x) {
+                    o.write(x * sigmoid_of_2z(x));
+                }
+            },
+        )
     }
 
     /// `out = grad · gelu_new'(x)`.
     pub fn gelu_grad(x: &[f32], grad: Option<&[f32]>, out: &mut [MaybeUninit<f32>]) {
         let grad = grad.expect("the backward pass has a gradient");
-        widest(|| {
-            for ((o, &x), &g) in out.iter_mut().zip(x).zip(grad) {
-                o.write(g * derivative(x));
-            }
-        })
+        widest(
+            #[inline(always)]
+            || {
+                for ((o, &x), &g) in out.iter_mut().zip(x).zip(grad) {
+                    o.write(g * derivative(x));
+                }
+            },
+        )
     }
 
     #[inline(always)]

@@ -38,13 +38,17 @@ pub fn available() -> bool {
 /// batches keep the blocked kernels.
 ///
 /// A team's member (`team::meeting`) takes it for every row count, so that
-/// all members meet at the same products.
+/// all members meet at the same products. A product of one tile's rows or
+/// fewer takes it at any size: a blocked kernel's packing of the right
+/// operand is then as much work as the product, and its setup more (a
+/// decoding step's attention scores, 3 queries of 64 values by 64 cached
+/// keys, spent twice as long in the gemm crate).
 pub fn suits((m, n, k): (usize, usize, usize), meeting: bool) -> bool {
     /// Rows up to which the kernel wins.
     const ROWS: usize = 32;
     /// 1 MiB of f32.
     const STREAMED: usize = 1 << 18;
-    (m <= ROWS || meeting) && n * k >= STREAMED && available()
+    ((m <= ROWS || meeting) && n * k >= STREAMED || m <= TILE) && available()
 }
 
 /// `m` rows of `k` values from `ptr`, `stride` apart (for the left
@@ -194,38 +198,63 @@ unsafe fn columns(rows: &[Rows], cols: std::ops::Range<usize>, k: usize, w: Line
         // writes only the columns that exist; likewise for rows.
         let col_ptrs: [*const f32; TILE] =
             std::array::from_fn(|t| unsafe { w.ptr.add((j + t.min(width - 1)) * w.stride) });
-        let blocks = rows.iter().flat_map(|r| (0..r.m).step_by(TILE).map(move |i| (r, i)));
-        for (block, (&Rows { a, m, c }, i)) in blocks.enumerate() {
-            let height = TILE.min(m - i);
-            let row_ptrs: [*const f32; TILE] =
-                std::array::from_fn(|t| unsafe { a.ptr.add((i + t.min(height - 1)) * a.stride) });
-            // The weight rows of the tile two ahead are fetched into the
-            // cache a vector a step, spread over this tile's blocks of rows.
-            let ahead = Ahead {
-                rows: if j + AHEAD * TILE < cols.end {
-                    unsafe { w.ptr.add((j + AHEAD * TILE) * w.stride) }
-                } else {
-                    std::ptr::null()
-                },
-                stride: w.stride,
-                first: block * k.div_ceil(LANES),
-            };
-            let sums = unsafe { tile(k, row_ptrs, col_ptrs, ahead) };
-            for r in 0..height {
-                // Lane group r holds row r's four columns.
-                let row = unsafe { lane_group(sums, r) };
-                let out = unsafe { c.ptr.add((i + r) * c.ldc + j) };
-                let mut values = [0f32; TILE];
-                let scaled = if accumulate {
-                    let before = unsafe { read_partial(out, width) };
-                    _mm_fmadd_ps(alpha, row, before)
-                } else {
-                    _mm_mul_ps(alpha, row)
+        // Plain loops and a count: an iterator chain over the row blocks
+        // and a copy of `width` values (a call to memcpy) per output row
+        // cost a few percent of a decoding step.
+        let mut block = 0;
+        for &Rows { a, m, c } in rows {
+            for i in (0..m).step_by(TILE) {
+                let height = TILE.min(m - i);
+                let row_ptrs: [*const f32; TILE] =
+                    std::array::from_fn(|t| unsafe { a.ptr.add((i + t.min(height - 1)) * a.stride) });
+                // The weight rows of the tile two ahead are fetched into the
+                // cache a vector a step, spread over this tile's blocks of rows.
+                let ahead = Ahead {
+                    rows: if j + AHEAD * TILE < cols.end {
+                        unsafe { w.ptr.add((j + AHEAD * TILE) * w.stride) }
+                    } else {
+                        std::ptr::null()
+                    },
+                    stride: w.stride,
+                    first: block * k.div_ceil(LANES),
                 };
-                unsafe { _mm_storeu_ps(values.as_mut_ptr(), scaled) };
-                unsafe { std::ptr::copy_nonoverlapping(values.as_ptr(), out, width) };
+                block += 1;
+                let sums = unsafe { tile(k, row_ptrs, col_ptrs, ahead) };
+                for r in 0..height {
+                    // Lane group r holds row r's four columns.
+                    let row = unsafe { lane_group(sums, r) };
+                    let out = unsafe { c.ptr.add((i + r) * c.ldc + j) };
+                    unsafe { write_partial(out, width, row, alpha, accumulate) };
+                }
             }
         }
+    }
+}
+
+/// `alpha·row`, plus what is there when `accumulate`, into the first
+/// `width` (≤ 4) values at `out`: a whole tile's row in one store.
+#[target_feature(enable = "avx512f")]
+unsafe fn write_partial(out: *mut f32, width: usize, row: __m128, alpha: __m128, accumulate: bool) {
+    let whole = width == TILE;
+    let scaled = if accumulate {
+        let before = unsafe {
+            if whole {
+                _mm_loadu_ps(out)
+            } else {
+                read_partial(out, width)
+            }
+        };
+        _mm_fmadd_ps(alpha, row, before)
+    } else {
+        _mm_mul_ps(alpha, row)
+    };
+    if whole {
+        return unsafe { _mm_storeu_ps(out, scaled) };
+    }
+    let mut values = [0f32; TILE];
+    unsafe {
+        _mm_storeu_ps(values.as_mut_ptr(), scaled);
+        std::ptr::copy_nonoverlapping(values.as_ptr(), out, width);
     }
 }
 

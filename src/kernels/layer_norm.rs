@@ -180,12 +180,15 @@ mod cpu {
 
         /// `out = γ·x̂ + β` for one row.
         pub fn forward(x: &[f32], gamma: &[f32], beta: &[f32], epsilon: f32, out: &mut [MaybeUninit<f32>]) {
-            widest(|| {
-                let (mean, r) = moments(x, epsilon);
-                for (((o, &x), &g), &b) in out.iter_mut().zip(x).zip(gamma).zip(beta) {
-                    o.write((x - mean) * r * g + b);
-                }
-            })
+            widest(
+                #[inline(always)]
+                || {
+                    let (mean, r) = moments(x, epsilon);
+                    for (((o, &x), &g), &b) in out.iter_mut().zip(x).zip(gamma).zip(beta) {
+                        o.write((x - mean) * r * g + b);
+                    }
+                },
+            )
         }
 
         /// One row's `dx`; adds its terms of ∂L/∂γ and ∂L/∂β.
@@ -198,24 +201,27 @@ mod cpu {
             dgamma: &mut [f32],
             dbeta: &mut [f32],
         ) {
-            widest(|| {
-                let d = x.len() as f32;
-                let (mean, r) = moments(x, epsilon);
-                let h_mean = sum3(g, gamma, x, |g, gamma, _| g * gamma) / d;
-                let hx_mean = sum3(g, gamma, x, |g, gamma, x| g * gamma * (x - mean) * r) / d;
-                for ((((dx, &x), &g), &gamma), (dgamma, dbeta)) in dx
-                    .iter_mut()
-                    .zip(x)
-                    .zip(g)
-                    .zip(gamma)
-                    .zip(dgamma.iter_mut().zip(dbeta.iter_mut()))
-                {
-                    let xhat = (x - mean) * r;
-                    dx.write(r * (g * gamma - h_mean - xhat * hx_mean));
-                    *dgamma += g * xhat;
-                    *dbeta += g;
-                }
-            })
+            widest(
+                #[inline(always)]
+                || {
+                    let d = x.len() as f32;
+                    let (mean, r) = moments(x, epsilon);
+                    let h_mean = sum3(g, gamma, x, |g, gamma, _| g * gamma) / d;
+                    let hx_mean = sum3(g, gamma, x, |g, gamma, x| g * gamma * (x - mean) * r) / d;
+                    for ((((dx, &x), &g), &gamma), (dgamma, dbeta)) in dx
+                        .iter_mut()
+                        .zip(x)
+                        .zip(g)
+                        .zip(gamma)
+                        .zip(dgamma.iter_mut().zip(dbeta.iter_mut()))
+                    {
+                        let xhat = (x - mean) * r;
+                        dx.write(r * (g * gamma - h_mean - xhat * hx_mean));
+                        *dgamma += g * xhat;
+                        *dbeta += g;
+                    }
+                },
+            )
         }
     }
 }

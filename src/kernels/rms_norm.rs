@@ -162,12 +162,15 @@ mod cpu {
 
         /// `out = γ·x·r` for one row.
         pub fn forward(x: &[f32], gamma: &[f32], epsilon: f32, out: &mut [MaybeUninit<f32>]) {
-            widest(|| {
-                let r = inverse_rms(x, epsilon);
-                for ((o, &x), &g) in out.iter_mut().zip(x).zip(gamma) {
-                    o.write(x * r * g);
-                }
-            })
+            widest(
+                #[inline(always)]
+                || {
+                    let r = inverse_rms(x, epsilon);
+                    for ((o, &x), &g) in out.iter_mut().zip(x).zip(gamma) {
+                        o.write(x * r * g);
+                    }
+                },
+            )
         }
 
         /// One row's `dx`; adds its terms of ∂L/∂γ.
@@ -179,17 +182,20 @@ mod cpu {
             dx: &mut [MaybeUninit<f32>],
             dgamma: &mut [f32],
         ) {
-            widest(|| {
-                let r = inverse_rms(x, epsilon);
-                let hx_mean = sum3(g, gamma, x, |g, gamma, x| g * gamma * x * r) / x.len() as f32;
-                for (((dx, &x), &g), (&gamma, dgamma)) in
-                    dx.iter_mut().zip(x).zip(g).zip(gamma.iter().zip(dgamma.iter_mut()))
-                {
-                    let xhat = x * r;
-                    dx.write(r * (g * gamma - xhat * hx_mean));
-                    *dgamma += g * xhat;
-                }
-            })
+            widest(
+                #[inline(always)]
+                || {
+                    let r = inverse_rms(x, epsilon);
+                    let hx_mean = sum3(g, gamma, x, |g, gamma, x| g * gamma * x * r) / x.len() as f32;
+                    for (((dx, &x), &g), (&gamma, dgamma)) in
+                        dx.iter_mut().zip(x).zip(g).zip(gamma.iter().zip(dgamma.iter_mut()))
+                    {
+                        let xhat = x * r;
+                        dx.write(r * (g * gamma - xhat * hx_mean));
+                        *dgamma += g * xhat;
+                    }
+                },
+            )
         }
     }
 }

@@ -182,20 +182,23 @@ pub mod kernels {
     /// features) turned and the rest copied.
     pub fn row(x: &[f32], cos: &[f32], sin: &[f32], rotated: usize, out: &mut [MaybeUninit<f32>]) {
         let half = cos.len();
-        widest(|| {
-            let (turned, kept) = out.split_at_mut(rotated * 2 * half);
-            for (out, x) in turned.chunks_mut(2 * half).zip(x.chunks(2 * half)) {
-                let (o1, o2) = out.split_at_mut(half);
-                let (x1, x2) = x.split_at(half);
-                for i in 0..half {
-                    o1[i].write(x1[i] * cos[i] - x2[i] * sin[i]);
-                    o2[i].write(x2[i] * cos[i] + x1[i] * sin[i]);
+        widest(
+            #[inline(always)]
+            || {
+                let (turned, kept) = out.split_at_mut(rotated * 2 * half);
+                for (out, x) in turned.chunks_mut(2 * half).zip(x.chunks(2 * half)) {
+                    let (o1, o2) = out.split_at_mut(half);
+                    let (x1, x2) = x.split_at(half);
+                    for i in 0..half {
+                        o1[i].write(x1[i] * cos[i] - x2[i] * sin[i]);
+                        o2[i].write(x2[i] * cos[i] + x1[i] * sin[i]);
+                    }
                 }
-            }
-            for (o, &x) in kept.iter_mut().zip(&x[rotated * 2 * half..]) {
-                o.write(x);
-            }
-        })
+                for (o, &x) in kept.iter_mut().zip(&x[rotated * 2 * half..]) {
+                    o.write(x);
+                }
+            },
+        )
     }
 }
 

@@ -6,6 +6,11 @@
 /// AVX2 (8 lanes): the `#[inline(always)]` arithmetic of a loop in `f` is
 /// then as wide as the CPU allows. Rust never fuses a multiply and an add
 /// on its own, so every path computes the same bits.
+///
+/// `f` must be a closure marked `#[inline(always)]` itself: one the
+/// compiler leaves out of line is compiled for baseline x86-64, four lanes
+/// wide, whatever the CPU (as a decoding step's attention, softmax, RMSNorm
+/// and rotary embeddings were).
 #[inline(always)]
 pub fn widest<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]

@@ -66,7 +66,12 @@ mod cpu {
     /// result does not depend on how the pool split the work.
     pub fn host(x: &[f32]) -> f64 {
         x.par_chunks(CHUNK)
-            .map(|c| crate::kernels::simd::widest(|| lanes(c)))
+            .map(|c| {
+                crate::kernels::simd::widest(
+                    #[inline(always)]
+                    || lanes(c),
+                )
+            })
             .collect::<Vec<_>>()
             .iter()
             .sum()

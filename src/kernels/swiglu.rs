@@ -176,22 +176,28 @@ pub mod kernels {
 
     /// `out = silu(a) · u`.
     pub fn forward(a: &[f32], u: &[f32], out: &mut [MaybeUninit<f32>]) {
-        widest(|| {
-            for ((o, &a), &u) in out.iter_mut().zip(a).zip(u) {
-                o.write(a * sigmoid(a) * u);
-            }
-        })
+        widest(
+            #[inline(always)]
+            || {
+                for ((o, &a), &u) in out.iter_mut().zip(a).zip(u) {
+                    o.write(a * sigmoid(a) * u);
+                }
+            },
+        )
     }
 
     /// `da = g·u·s·(1 + a·(1 − s))`, `du = g·a·s`.
     pub fn backward(a: &[f32], u: &[f32], g: &[f32], da: &mut [MaybeUninit<f32>], du: &mut [MaybeUninit<f32>]) {
-        widest(|| {
-            for ((da, du), ((&a, &u), &g)) in da.iter_mut().zip(du).zip(a.iter().zip(u).zip(g)) {
-                let s = sigmoid(a);
-                da.write(g * u * s * (1.0 + a * (1.0 - s)));
-                du.write(g * a * s);
-            }
-        })
+        widest(
+            #[inline(always)]
+            || {
+                for ((da, du), ((&a, &u), &g)) in da.iter_mut().zip(du).zip(a.iter().zip(u).zip(g)) {
+                    let s = sigmoid(a);
+                    da.write(g * u * s * (1.0 + a * (1.0 - s)));
+                    du.write(g * a * s);
+                }
+            },
+        )
     }
 }
 

@@ -203,55 +203,61 @@ mod cpu {
 
         /// One row's `[log p(t), entropy, argmax, lse]`.
         pub fn forward(x: &[f32], t: usize) -> [f32; COLS] {
-            widest(|| {
-                let (chunks, tail) = (x.chunks_exact(LANES), x.chunks_exact(LANES).remainder());
-                let mut maxima = [f32::NEG_INFINITY; LANES];
-                for chunk in chunks.clone() {
-                    for (m, &xv) in maxima.iter_mut().zip(chunk) {
-                        *m = m.max(xv);
+            widest(
+                #[inline(always)]
+                || {
+                    let (chunks, tail) = (x.chunks_exact(LANES), x.chunks_exact(LANES).remainder());
+                    let mut maxima = [f32::NEG_INFINITY; LANES];
+                    for chunk in chunks.clone() {
+                        for (m, &xv) in maxima.iter_mut().zip(chunk) {
+                            *m = m.max(xv);
+                        }
                     }
-                }
-                let m = maxima.iter().chain(tail).copied().fold(f32::NEG_INFINITY, f32::max);
-                // The first maximum, as argmax breaks ties: find its chunk
-                // with whole-chunk comparisons, then the element.
-                let first = chunks
-                    .clone()
-                    .position(|c| c.iter().fold(false, |any, &xv| any | (xv == m)));
-                let start = first.map_or(x.len() - tail.len(), |c| c * LANES);
-                let argmax = start + x[start..].iter().position(|&xv| xv == m).unwrap_or(0);
-                let (mut sums, mut weighted) = ([0.0f32; LANES], [0.0f32; LANES]);
-                for chunk in chunks {
-                    for ((s, w), &xv) in sums.iter_mut().zip(&mut weighted).zip(chunk) {
+                    let m = maxima.iter().chain(tail).copied().fold(f32::NEG_INFINITY, f32::max);
+                    // The first maximum, as argmax breaks ties: find its chunk
+                    // with whole-chunk comparisons, then the element.
+                    let first = chunks
+                        .clone()
+                        .position(|c| c.iter().fold(false, |any, &xv| any | (xv == m)));
+                    let start = first.map_or(x.len() - tail.len(), |c| c * LANES);
+                    let argmax = start + x[start..].iter().position(|&xv| xv == m).unwrap_or(0);
+                    let (mut sums, mut weighted) = ([0.0f32; LANES], [0.0f32; LANES]);
+                    for chunk in chunks {
+                        for ((s, w), &xv) in sums.iter_mut().zip(&mut weighted).zip(chunk) {
+                            let e = exp(xv - m);
+                            *s += e;
+                            *w += e * (xv - m);
+                        }
+                    }
+                    for &xv in tail {
                         let e = exp(xv - m);
-                        *s += e;
-                        *w += e * (xv - m);
+                        sums[0] += e;
+                        weighted[0] += e * (xv - m);
                     }
-                }
-                for &xv in tail {
-                    let e = exp(xv - m);
-                    sums[0] += e;
-                    weighted[0] += e * (xv - m);
-                }
-                let (sum, weighted) = (sums.iter().sum::<f32>(), weighted.iter().sum::<f32>());
-                let lse = m + sum.ln();
-                let mut out = [0.0; COLS];
-                out[LOGP] = x[t] - lse;
-                // Σ p·(x − m) = weighted / sum, and entropy = lse − Σ p·x.
-                out[ENTROPY] = sum.ln() - weighted / sum;
-                out[ARGMAX] = argmax as f32;
-                out[LSE] = lse;
-                out
-            })
+                    let (sum, weighted) = (sums.iter().sum::<f32>(), weighted.iter().sum::<f32>());
+                    let lse = m + sum.ln();
+                    let mut out = [0.0; COLS];
+                    out[LOGP] = x[t] - lse;
+                    // Σ p·(x − m) = weighted / sum, and entropy = lse − Σ p·x.
+                    out[ENTROPY] = sum.ln() - weighted / sum;
+                    out[ARGMAX] = argmax as f32;
+                    out[LSE] = lse;
+                    out
+                },
+            )
         }
 
         /// One row's gradient: `dx = g·([v = t] − e^(xᵥ − lse))`.
         pub fn backward(x: &[f32], t: usize, lse: f32, g: f32, dx: &mut [MaybeUninit<f32>]) {
             assert_eq!(dx.len(), x.len(), "one gradient per logit");
-            widest(|| {
-                for (d, &xv) in dx.iter_mut().zip(x) {
-                    d.write(-g * exp(xv - lse));
-                }
-            });
+            widest(
+                #[inline(always)]
+                || {
+                    for (d, &xv) in dx.iter_mut().zip(x) {
+                        d.write(-g * exp(xv - lse));
+                    }
+                },
+            );
             // SAFETY: the loop above wrote every element of `dx`.
             unsafe { *dx[t].assume_init_mut() += g };
         }

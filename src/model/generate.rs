@@ -167,7 +167,9 @@ fn last_position_logits(model: &CausalLm, hidden: burn::tensor::Tensor<3>) -> Ve
     model
         .lm_logits(last)
         .into_data()
-        .try_to_vec::<f32>()
+        // Into, not to: the logits' own allocation where it can be, rather
+        // than a copy of a vocabulary per row at every step.
+        .try_into_vec::<f32>()
         .expect("logits are f32")
 }
 

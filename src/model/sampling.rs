@@ -9,6 +9,8 @@
 
 use rand::Rng;
 
+use crate::kernels::simd::{exp, widest};
+
 /// How the next token is drawn.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SamplingParams {
@@ -30,44 +32,107 @@ impl Default for SamplingParams {
     }
 }
 
-/// `exp(x)` to about 1e-7 relative error, in straight-line arithmetic the
-/// compiler vectorises (libm's `expf` is a call per element, and sampling
-/// exponentiates a whole vocabulary per token). Range reduction
-/// x = k·ln2 + r with |r| ≤ ln2/2, then a degree-6 Taylor polynomial, whose
-/// remainder r⁷/7! is below 1.3e-7 there.
-#[inline]
-pub fn fast_exp(x: f32) -> f32 {
-    const LOG2_E: f32 = std::f32::consts::LOG2_E;
-    const LN2_HI: f32 = 0.693_145_75; // ln 2 split so k·LN2_HI is exact
-    const LN2_LO: f32 = 1.428_606_8e-6;
-    // Adding and removing 1.5·2²³ rounds to the nearest integer with plain
-    // float adds (no libm call, so the loop stays vectorised).
-    const ROUND: f32 = 12_582_912.0;
-    let clamped = x.clamp(-87.3, 88.7);
-    let k = (clamped * LOG2_E + ROUND) - ROUND;
-    let r = clamped - k * LN2_HI - k * LN2_LO;
-    let p = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
-    let e = p * f32::from_bits(((k as i32 + 127) as u32) << 23);
-    // Below −87.3 the result is under f32's smallest normal: 0.
-    if x < -87.3 { 0.0 } else { e }
+/// Values per block of a vocabulary's weights: a draw adds up the blocks'
+/// sums until it passes its target, then only its block's values.
+const BLOCK: usize = 256;
+
+/// The weights `exp(x/t − m)` of one row of logits, m = max(x/t), with the
+/// sum of each block of `BLOCK` of them and of all (in f64).
+struct Weights {
+    values: Vec<f32>,
+    blocks: Vec<f64>,
+    max: f32,
+    total: f64,
 }
 
-/// Writes `exp(x/t − m)` for every logit into `out`, where m = max(x/t), and
-/// returns m and the sum of the exponentials (accumulated in f64).
-fn scaled_exps(logits: &[f32], inv_t: f32, out: &mut Vec<f32>) -> (f32, f64) {
-    let max = logits.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x)) * inv_t;
-    out.clear();
-    out.extend(logits.iter().map(|&x| fast_exp(x * inv_t - max)));
-    (max, out.iter().map(|&e| e as f64).sum())
+impl Weights {
+    /// A vocabulary's worth per token: the max, the exponentials and the
+    /// block sums each run in vector lanes rather than one running value.
+    fn of(logits: &[f32], inv_t: f32) -> Self {
+        widest(
+            #[inline(always)]
+            || {
+                let max = max_of(logits) * inv_t;
+                let values: Vec<f32> = logits
+                    .iter()
+                    .map(|&x| {
+                        let z = x * inv_t - max;
+                        // `exp` clamps where eᶻ underflows; a weight there is 0.
+                        if z < -87.0 { 0.0 } else { exp(z) }
+                    })
+                    .collect();
+                let blocks: Vec<f64> = values.chunks(BLOCK).map(sum_f64).collect();
+                let total = blocks.iter().sum();
+                Self {
+                    values,
+                    blocks,
+                    max,
+                    total,
+                }
+            },
+        )
+    }
+
+    /// `log softmax(x/t)` of logit `x`.
+    fn log_prob(&self, x: f32, inv_t: f32) -> f32 {
+        x * inv_t - self.max - self.total.ln() as f32
+    }
+
+    /// Inverse-CDF draw: the first index whose running sum passes u·total.
+    /// `None` only when rounding leaves the target past the last block.
+    fn draw<R: Rng>(&self, rng: &mut R) -> Option<usize> {
+        let target = rng.random::<f64>() * self.total;
+        let mut before = 0.0;
+        for (b, &sum) in self.blocks.iter().enumerate() {
+            if target < before + sum {
+                let start = b * BLOCK;
+                let block = &self.values[start..(start + BLOCK).min(self.values.len())];
+                let mut acc = before;
+                for (i, &v) in block.iter().enumerate() {
+                    acc += v as f64;
+                    if target < acc {
+                        return Some(start + i);
+                    }
+                }
+                // The block's values added one by one fell short of its
+                // sum added in lanes, by rounding: its last weighted one.
+                return block.iter().rposition(|&v| v > 0.0).map(|i| start + i);
+            }
+            before += sum;
+        }
+        None
+    }
+}
+
+/// The largest value, in 16 lanes.
+#[inline(always)]
+fn max_of(values: &[f32]) -> f32 {
+    let chunks = values.chunks_exact(16);
+    let tail = chunks.remainder().iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+    let mut lanes = [f32::NEG_INFINITY; 16];
+    for chunk in chunks {
+        lanes.iter_mut().zip(chunk).for_each(|(l, &x)| *l = l.max(x));
+    }
+    lanes.into_iter().fold(tail, f32::max)
+}
+
+/// Σ values in f64, in 8 lanes.
+#[inline(always)]
+fn sum_f64(values: &[f32]) -> f64 {
+    let chunks = values.chunks_exact(8);
+    let tail: f64 = chunks.remainder().iter().map(|&v| v as f64).sum();
+    let mut lanes = [0.0f64; 8];
+    for chunk in chunks {
+        lanes.iter_mut().zip(chunk).for_each(|(l, &v)| *l += v as f64);
+    }
+    lanes.iter().sum::<f64>() + tail
 }
 
 /// `log softmax(logits / t)`, computed stably (max subtracted first).
 pub fn log_softmax(logits: &[f32], temperature: f32) -> Vec<f32> {
     let inv_t = if temperature > 0.0 { 1.0 / temperature } else { 1.0 };
-    let mut exps = Vec::with_capacity(logits.len());
-    let (max, sum) = scaled_exps(logits, inv_t, &mut exps);
-    let log_z = max + sum.ln() as f32;
-    logits.iter().map(|&x| x * inv_t - log_z).collect()
+    let weights = Weights::of(logits, inv_t);
+    logits.iter().map(|&x| weights.log_prob(x, inv_t)).collect()
 }
 
 /// Index of the largest value; the first one on ties, as `torch.argmax`.
@@ -112,20 +177,16 @@ pub fn candidates(logp: &[f32], top_k: usize, top_p: f32) -> Vec<(usize, f32)> {
 /// `log_softmax(logits / T)` (see the module note).
 pub fn sample_token<R: Rng>(logits: &[f32], params: &SamplingParams, rng: &mut R) -> (u32, f32) {
     if params.temperature <= 0.0 {
-        // Only the chosen token's log-prob is needed, not the whole vector.
         let token = argmax(logits);
-        let mut exps = Vec::with_capacity(logits.len());
-        let (max, sum) = scaled_exps(logits, 1.0, &mut exps);
-        return (token as u32, logits[token] - max - sum.ln() as f32);
+        return (token as u32, Weights::of(logits, 1.0).log_prob(logits[token], 1.0));
     }
     if params.top_k == 0 && params.top_p >= 1.0 {
         // The common PPO case: one exponential per logit, then a draw over
         // the unnormalised weights; no sort.
         let inv_t = 1.0 / params.temperature;
-        let mut exps = Vec::with_capacity(logits.len());
-        let (max, sum) = scaled_exps(logits, inv_t, &mut exps);
-        let chosen = draw(exps.iter().enumerate().map(|(i, &e)| (i, e as f64)), sum, rng).unwrap_or(argmax(logits));
-        return (chosen as u32, logits[chosen] * inv_t - max - sum.ln() as f32);
+        let weights = Weights::of(logits, inv_t);
+        let chosen = weights.draw(rng).unwrap_or_else(|| argmax(logits));
+        return (chosen as u32, weights.log_prob(logits[chosen], inv_t));
     }
     let logp = log_softmax(logits, params.temperature);
     let kept = candidates(&logp, params.top_k, params.top_p);
@@ -153,20 +214,6 @@ mod tests {
     use super::*;
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
-
-    #[test]
-    fn fast_exp_is_accurate_over_the_range_that_matters() {
-        let mut worst = 0.0f64;
-        for i in 0..=200_000 {
-            let x = -87.0 + 175.0 * i as f64 / 200_000.0;
-            let got = fast_exp(x as f32) as f64;
-            let want = (x as f32 as f64).exp();
-            worst = worst.max(((got - want) / want).abs());
-        }
-        assert!(worst < 3e-7, "worst relative error {worst}");
-        assert_eq!(fast_exp(0.0), 1.0);
-        assert_eq!(fast_exp(-1000.0), 0.0);
-    }
 
     #[test]
     fn log_softmax_matches_hand_values() {
@@ -225,6 +272,39 @@ mod tests {
         // Within four standard deviations of the expected 10000/6000/4000.
         assert!((counts[0] as f64 - 10_000.0).abs() < 4.0 * 70.7);
         assert!((counts[2] as f64 - 4_000.0).abs() < 4.0 * 56.6);
+    }
+
+    /// Over a vocabulary of many blocks, the last part full, with tokens
+    /// of weight 0: the blocked draw picks what one running sum over all
+    /// the weights picks from the same uniform number, never a token of
+    /// weight 0, and the log-probabilities sum to one.
+    #[test]
+    fn the_blocked_draw_picks_what_one_running_sum_picks() {
+        let logits: Vec<f32> = (0..5000)
+            .map(|i| match i % 7 {
+                3 => f32::NEG_INFINITY,
+                _ => ((i * 7919) % 1000) as f32 / 100.0 - 5.0,
+            })
+            .collect();
+        let inv_t = 1.0 / 0.7;
+        let weights = Weights::of(&logits, inv_t);
+        let mut last_block = 0;
+        for seed in 0..2000 {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let blocked = weights.draw(&mut rng).unwrap();
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let plain = draw(
+                weights.values.iter().enumerate().map(|(i, &w)| (i, w as f64)),
+                weights.total,
+                &mut rng,
+            );
+            assert_eq!(Some(blocked), plain, "seed {seed}");
+            assert_ne!(blocked % 7, 3);
+            last_block += usize::from(blocked >= 19 * BLOCK);
+        }
+        assert!(last_block > 0, "some draws land in the last block");
+        let mass: f64 = logits.iter().map(|&x| (weights.log_prob(x, inv_t) as f64).exp()).sum();
+        assert!((mass - 1.0).abs() < 1e-5, "{mass}");
     }
 
     #[test]

@@ -90,6 +90,11 @@ def main():
         trainer = DPOTrainer(model=model, args=config, train_dataset=data, processing_class=tok)
     trainer.add_callback(WorkbenchCallback(trainer, run=args.run, runs_dir=args.runs_dir, listen=args.listen))
     trainer.train()
+    # Every rank leaves the process group before it exits: left to the
+    # interpreter's shutdown, gloo's worker threads can outlive it and abort
+    # the process (SIGABRT, "terminate called without an active exception").
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
