@@ -404,7 +404,7 @@ mod cpu {
     pub(in crate::kernels) mod kernels {
         use super::Dims;
         use crate::kernels::cpu_tensor::{Matrix, Threads, product};
-        use crate::kernels::simd::{exp, sum3, widest};
+        use crate::kernels::simd::{exp, widest};
 
         /// Query rows per block. A block's scores stop at the last key any of
         /// its rows can see, so under a causal mask the products skip most of
@@ -542,24 +542,15 @@ mod cpu {
             widest(
                 #[inline(always)]
                 || {
-                    // The max and the sum in 16 lanes: one running value
-                    // would wait on each element's add in turn.
-                    const LANES: usize = 16;
-                    let visible = |s: f32, h: f32| if h == 0.0 { s } else { f32::MIN };
-                    let mut lanes = [f32::MIN; LANES];
-                    let (chunks, tail) = (row.chunks_exact(LANES), hidden.chunks_exact(LANES));
-                    let rest = chunks.remainder().iter().zip(tail.remainder());
-                    let max = rest.fold(f32::MIN, |m, (&s, &h)| m.max(visible(s, h)));
-                    for (s, h) in chunks.zip(tail) {
-                        for l in 0..LANES {
-                            lanes[l] = lanes[l].max(visible(s[l], h[l]));
-                        }
-                    }
-                    let max = lanes.into_iter().fold(max, f32::max);
+                    let max = row
+                        .iter()
+                        .zip(hidden)
+                        .fold(f32::MIN, |m, (&s, &h)| if h == 0.0 { m.max(s) } else { m });
+                    let mut sum = 0.0;
                     for (s, &h) in row.iter_mut().zip(hidden) {
                         *s = if h == 0.0 { exp(*s - max) } else { 0.0 };
+                        sum += *s;
                     }
-                    let sum = sum3(row, row, row, |p, _, _| p);
                     let inv = if sum > 0.0 { 1.0 / sum } else { 0.0 };
                     row.iter_mut().for_each(|p| *p *= inv);
                 },

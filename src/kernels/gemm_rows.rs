@@ -38,17 +38,13 @@ pub fn available() -> bool {
 /// batches keep the blocked kernels.
 ///
 /// A team's member (`team::meeting`) takes it for every row count, so that
-/// all members meet at the same products. A product of one tile's rows or
-/// fewer takes it at any size: a blocked kernel's packing of the right
-/// operand is then as much work as the product, and its setup more (a
-/// decoding step's attention scores, 3 queries of 64 values by 64 cached
-/// keys, spent twice as long in the gemm crate).
+/// all members meet at the same products.
 pub fn suits((m, n, k): (usize, usize, usize), meeting: bool) -> bool {
     /// Rows up to which the kernel wins.
     const ROWS: usize = 32;
     /// 1 MiB of f32.
     const STREAMED: usize = 1 << 18;
-    ((m <= ROWS || meeting) && n * k >= STREAMED || m <= TILE) && available()
+    (m <= ROWS || meeting) && n * k >= STREAMED && available()
 }
 
 /// `m` rows of `k` values from `ptr`, `stride` apart (for the left
