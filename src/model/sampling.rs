@@ -87,16 +87,11 @@ impl Weights {
             if target < before + sum {
                 let start = b * BLOCK;
                 let block = &self.values[start..(start + BLOCK).min(self.values.len())];
-                let mut acc = before;
-                for (i, &v) in block.iter().enumerate() {
-                    acc += v as f64;
-                    if target < acc {
-                        return Some(start + i);
-                    }
-                }
-                // The block's values added one by one fell short of its
-                // sum added in lanes, by rounding: its last weighted one.
-                return block.iter().rposition(|&v| v > 0.0).map(|i| start + i);
+                let weights = block.iter().enumerate().map(|(i, &v)| (start + i, v as f64));
+                // Where the block's values added one by one fall short of
+                // its sum added in lanes, by rounding: its last weighted one.
+                return first_past(weights, before, target)
+                    .or_else(|| block.iter().rposition(|&v| v > 0.0).map(|i| start + i));
             }
             before += sum;
         }
@@ -198,8 +193,13 @@ pub fn sample_token<R: Rng>(logits: &[f32], params: &SamplingParams, rng: &mut R
 /// `total`; `None` only when rounding leaves the target past the last
 /// weight, and the caller falls back to the most likely token.
 fn draw<R: Rng>(weights: impl Iterator<Item = (usize, f64)>, total: f64, rng: &mut R) -> Option<usize> {
-    let target = rng.random::<f64>() * total;
-    let mut acc = 0.0;
+    first_past(weights, 0.0, rng.random::<f64>() * total)
+}
+
+/// The first index at which `before` plus the running sum of the weights
+/// passes `target`.
+fn first_past(weights: impl Iterator<Item = (usize, f64)>, before: f64, target: f64) -> Option<usize> {
+    let mut acc = before;
     for (i, w) in weights {
         acc += w;
         if target < acc {
