@@ -24,3 +24,7 @@ mod testutil;
 pub mod trainer;
 pub mod ui;
 pub mod world;
+
+// The program, its tests and its benchmarks allocate alike.
+#[global_allocator]
+static ALLOCATOR: memory::HugePages = memory::HugePages;

@@ -17,6 +17,8 @@
 //! same speed in about 0.7 GB less peak memory: mimalloc's per-thread
 //! pages leave more of the heap unusable between steps.
 
+use std::alloc::{GlobalAlloc, Layout, System};
+
 /// Keeps freed memory in the process; called first thing in `main`, before
 /// any other thread starts.
 pub fn keep_freed_memory() {
@@ -55,4 +57,83 @@ fn status_bytes(key: &str) -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with(key))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
+}
+
+/// The process's allocator: glibc's (`System`), which asks the kernel to
+/// back the whole huge pages inside each block of 2 MiB or more with huge
+/// pages.
+///
+/// A decoding step streams every weight from memory, and on 4 KiB pages
+/// it misses the TLB every 4 KiB, where the hardware's prefetchers also
+/// stop. Where transparent huge pages are on only when asked for
+/// (`MADV_HUGEPAGE`), as is common, none are used otherwise. Only the
+/// pages inside a block are advised, and its layout is left alone:
+/// aligning large blocks to huge pages and rounding them up to whole ones
+/// covered more of a model's weights, but took a PPO iteration at 135M
+/// parameters from 7.2 to 12 GB of peak memory. Pages already written
+/// before (a block reusing freed memory) stay as they are.
+pub struct HugePages;
+
+/// A huge page's size on x86-64 and aarch64 with 4 KiB base pages.
+const HUGE_PAGE: usize = 2 << 20;
+
+// SAFETY: every block comes from `System` and goes back to it as it was
+// allocated; the advice changes how a block is backed, not what it holds.
+unsafe impl GlobalAlloc for HugePages {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: as the caller guarantees for `layout`.
+        let ptr = unsafe { System.alloc(layout) };
+        if layout.size() >= HUGE_PAGE && !ptr.is_null() {
+            advise_huge_pages(ptr, layout.size());
+        }
+        ptr
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `System.alloc` with `layout`.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+/// Asks for huge pages for the whole ones among `len` bytes from `ptr`.
+/// Only advice: where it is refused, small pages serve.
+fn advise_huge_pages(ptr: *mut u8, len: usize) {
+    let start = (ptr as usize).next_multiple_of(HUGE_PAGE);
+    let end = (ptr as usize + len) / HUGE_PAGE * HUGE_PAGE;
+    if start >= end {
+        return;
+    }
+    #[cfg(target_os = "linux")]
+    // SAFETY: the range lies inside a block this process holds.
+    unsafe {
+        libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    /// The kernel's flags for the mapping that holds `address`.
+    fn flags_at(address: usize) -> String {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        let mut inside = false;
+        for line in smaps.lines() {
+            if let Some((start, end)) = line.split_whitespace().next().and_then(|r| r.split_once('-'))
+                && let (Ok(start), Ok(end)) = (usize::from_str_radix(start, 16), usize::from_str_radix(end, 16))
+            {
+                inside = (start..end).contains(&address);
+            } else if inside && let Some(flags) = line.strip_prefix("VmFlags:") {
+                return flags.trim().to_string();
+            }
+        }
+        panic!("no mapping holds {address:#x}");
+    }
+
+    /// The middle of a 16 MiB block lies in a mapping advised for huge
+    /// pages (`hg`).
+    #[test]
+    fn large_blocks_are_advised_for_huge_pages() {
+        let block = vec![1u8; 16 << 20];
+        let flags = flags_at(block.as_ptr() as usize + block.len() / 2);
+        assert!(flags.split(' ').any(|f| f == "hg"), "{flags}");
+    }
 }
