@@ -82,32 +82,42 @@ const HUGE_PAGE: usize = 2 << 20;
 unsafe impl GlobalAlloc for HugePages {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: as the caller guarantees for `layout`.
-        let ptr = unsafe { System.alloc(layout) };
-        if layout.size() >= HUGE_PAGE && !ptr.is_null() {
-            advise_huge_pages(ptr, layout.size());
-        }
-        ptr
+        advised(unsafe { System.alloc(layout) }, layout.size())
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: as the caller guarantees for `layout`. (calloc leaves
+        // fresh pages unwritten, so the advice still applies to them.)
+        advised(unsafe { System.alloc_zeroed(layout) }, layout.size())
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: as the caller guarantees for `ptr`, `layout` and `new_size`.
+        advised(unsafe { System.realloc(ptr, layout, new_size) }, new_size)
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `System.alloc` with `layout`.
+        // SAFETY: `ptr` came from `System` with `layout`.
         unsafe { System.dealloc(ptr, layout) }
     }
 }
 
-/// Asks for huge pages for the whole ones among `len` bytes from `ptr`.
-/// Only advice: where it is refused, small pages serve.
-fn advise_huge_pages(ptr: *mut u8, len: usize) {
-    let start = (ptr as usize).next_multiple_of(HUGE_PAGE);
-    let end = (ptr as usize + len) / HUGE_PAGE * HUGE_PAGE;
-    if start >= end {
-        return;
-    }
+/// `ptr`, a block of `len` bytes (or null), after asking for huge pages
+/// for the whole ones inside it. Only advice: where it is refused, small
+/// pages serve.
+fn advised(ptr: *mut u8, len: usize) -> *mut u8 {
     #[cfg(target_os = "linux")]
-    // SAFETY: the range lies inside a block this process holds.
-    unsafe {
-        libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
+    {
+        let start = (ptr as usize).next_multiple_of(HUGE_PAGE);
+        let end = (ptr as usize + len) / HUGE_PAGE * HUGE_PAGE;
+        if !ptr.is_null() && start < end {
+            // SAFETY: the range lies inside the block, which the process holds.
+            unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
+        }
     }
+    #[cfg(not(target_os = "linux"))]
+    let _ = len;
+    ptr
 }
 
 #[cfg(all(test, target_os = "linux"))]
