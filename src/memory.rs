@@ -1,5 +1,6 @@
-//! How the process's allocator keeps and returns freed memory, and how
-//! much of it the process holds.
+//! How the process's allocator keeps and returns freed memory, which
+//! pages back its large blocks (`HugePages`), and how much of it the
+//! process holds.
 //!
 //! A training step frees and allocates the same large tensors (activations,
 //! gradients, logits) every step. Where the allocator returns them to the

@@ -59,9 +59,9 @@ pub struct Lines {
 /// weight streams from memory, and L2 hides its latency where L1, which
 /// the rows of `x` pass through, is too small to hold tiles that far
 /// ahead. Measured at SmolLM2-135M's decoding shapes (32 rows, weights
-/// from memory, two threads streaming at once, AMD EPYC): 6 and 1 ran
-/// 8–12% faster than 2 tiles ahead into L1 alone, and 2 tiles, 3 or 4 into
-/// L2 between the two.
+/// from memory, AMD EPYC, one thread and two): 6 into L2 and 1 into L1
+/// ran 8–12% faster than 2 into L1 alone; 3 to 16 into L2 ran alike, and
+/// the fetch into L1 added about 5% where rows are 1536 long.
 const FAR: usize = 6;
 const NEAR: usize = 1;
 
@@ -203,33 +203,28 @@ unsafe fn columns(rows: &[Rows], cols: std::ops::Range<usize>, k: usize, w: Line
         // writes only the columns that exist; likewise for rows.
         let col_ptrs: [*const f32; TILE] =
             std::array::from_fn(|t| unsafe { w.ptr.add((j + t.min(width - 1)) * w.stride) });
-        // Plain loops and a count: an iterator chain over the row blocks
+        // The weight rows of the tiles ahead are fetched a vector a step,
+        // spread over this tile's blocks of rows.
+        let tile_ahead = |tiles: usize| match j + tiles * TILE {
+            at if at < cols.end => unsafe { w.ptr.add(at * w.stride) },
+            _ => std::ptr::null(),
+        };
+        let mut ahead = Ahead {
+            far: tile_ahead(FAR),
+            near: tile_ahead(NEAR),
+            stride: w.stride,
+            first: 0,
+        };
+        // Plain loops: an iterator chain over the row blocks
         // and a copy of `width` values (a call to memcpy) per output row
         // cost a few percent of a decoding step.
-        let mut block = 0;
         for &Rows { a, m, c } in rows {
             for i in (0..m).step_by(TILE) {
                 let height = TILE.min(m - i);
                 let row_ptrs: [*const f32; TILE] =
                     std::array::from_fn(|t| unsafe { a.ptr.add((i + t.min(height - 1)) * a.stride) });
-                // The weight rows of the tiles ahead are fetched a vector a
-                // step, spread over this tile's blocks of rows.
-                let tile_ahead = |tiles: usize| {
-                    let at = j + tiles * TILE;
-                    if at < cols.end {
-                        unsafe { w.ptr.add(at * w.stride) }
-                    } else {
-                        std::ptr::null()
-                    }
-                };
-                let ahead = Ahead {
-                    far: tile_ahead(FAR),
-                    near: tile_ahead(NEAR),
-                    stride: w.stride,
-                    first: block * k.div_ceil(LANES),
-                };
-                block += 1;
                 let sums = unsafe { tile(k, row_ptrs, col_ptrs, ahead) };
+                ahead.first += k.div_ceil(LANES);
                 for r in 0..height {
                     // Lane group r holds row r's four columns.
                     let row = unsafe { lane_group(sums, r) };
@@ -298,7 +293,7 @@ unsafe fn tile(k: usize, rows: [*const f32; TILE], cols: [*const f32; TILE], ahe
     let mut p = 0;
     unsafe {
         let vectors = k.div_ceil(LANES).max(1);
-        // The tile NEAR ahead is past the last before the one FAR ahead is.
+        // Past the last tile NEAR ahead, the one FAR ahead is past it too.
         let (mut row, mut at) = if ahead.near.is_null() {
             (TILE, 0)
         } else {
