@@ -136,7 +136,7 @@ RUN = """// A run on your own model and data: `rlhf-tui --config tests/fixtures/
 (
     sft: (init: "model", data: Some("demos.jsonl"), eval_fraction: 0.1, steps: 800, batch_size: 16, lr: 0.003, eval_every: 100),
     rm: (data: Some("prefs.jsonl"), eval_fraction: 0.2, steps: 120, batch_size: 16, lr: 0.002),
-    ppo: (prompts: Some("prompts.jsonl"), eval_fraction: 0.2, iterations: 30, batch_size: 32, minibatch_size: 8, lr: 0.0001, beta: 0.2, max_new_tokens: 12),
+    ppo: (prompts: Some("prompts.jsonl"), eval_fraction: 0.2, iterations: 60, batch_size: 32, minibatch_size: 8, lr: 0.0001, beta: 0.2, max_new_tokens: 12),
     prefs: (prompts: Some("label.txt")),
 )
 """

@@ -67,10 +67,15 @@ fn sft_rm_and_ppo_learn_on_your_own_model_and_files() {
     let kl = series(runs.path(), "ppo", "objective/kl");
     let mean = |s: &[(usize, f64)]| s.iter().map(|(_, v)| v).sum::<f64>() / s.len() as f64;
     let (early, late) = (mean(&scores[..5]), mean(&scores[scores.len() - 10..]));
-    let most_kl = kl.iter().map(|(_, v)| *v).fold(0.0, f64::max);
-    println!("PPO RM score {early:.3} (first 5 iterations) → {late:.3} (last 10), KL at most {most_kl:.3}");
-    assert!(late > early + 0.1, "PPO's RM score {scores:?}");
-    assert!(most_kl < 5.0, "KL {kl:?}");
+    // One iteration's KL, over 32 answers of 12 tokens, swings by a few
+    // nats whatever the rounding of the run; its mean over the run says
+    // whether the penalty held the policy near the SFT model.
+    let (mean_kl, most_kl) = (mean(&kl), kl.iter().map(|(_, v)| *v).fold(0.0, f64::max));
+    println!(
+        "PPO RM score {early:.3} (first 5 iterations) → {late:.3} (last 10), KL {mean_kl:.3} on average, at most {most_kl:.3}"
+    );
+    assert!(late > early + 0.2, "PPO's RM score {scores:?}");
+    assert!(mean_kl < 3.0, "KL {kl:?}");
     // No evaluator was named: no judge figures, rather than the world's
     // judge on prompts it does not know.
     assert!(series(runs.path(), "ppo", "eval/judge_score_mean").is_empty());
@@ -95,7 +100,7 @@ fn sft_rm_and_ppo_learn_on_your_own_model_and_files() {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).matches("I am not sure.").count()
     };
-    let (before, after) = (evasions("own", "sft-800"), evasions("own", "ppo-30"));
+    let (before, after) = (evasions("own", "sft-800"), evasions("own", "ppo-60"));
     println!("evasions in 32 answers: SFT {before}, PPO {after}");
     assert!(after < before, "evasions: SFT {before}, PPO {after}");
 

@@ -459,7 +459,7 @@ fn your_own_model_and_files_in_the_workbench() {
         .unwrap_or_else(|| panic!("no held-out accuracy: {screen}"));
     assert!(accuracy > 0.8, "{screen}");
     tmux.keys(&["Enter"]);
-    let screen = tmux.wait_for("PPO ✓ ppo-30", 180);
+    let screen = tmux.wait_for("PPO ✓ ppo-60", 180);
     assert!(screen.contains("RM score"), "{screen}");
     tmux.keys(&["q"]);
     tmux.wait_for("EXIT=0", 60);

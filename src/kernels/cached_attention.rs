@@ -116,6 +116,8 @@ mod cpu {
 
     use super::{FusedCachedAttention, Heads, MaskMeans, composed};
     use crate::kernels::attention::softmax;
+    #[cfg(target_arch = "x86_64")]
+    use crate::kernels::cached_avx512;
     use crate::kernels::cpu_tensor::{Matrix, Threads, f32s, product, written};
     use crate::kernels::path;
     use crate::kernels::simd::widest;
@@ -150,6 +152,8 @@ mod cpu {
         );
         let scale = 1.0 / (hd as f32).sqrt();
         let (qkv, cache, hidden) = (f32s(qkv), f32s(cache), f32s(hidden));
+        #[cfg(target_arch = "x86_64")]
+        let avx512 = cached_avx512::available() && !portable();
         let fill = |y: &mut [MaybeUninit<f32>]| {
             y.par_chunks_mut(q * d)
                 .zip(qkv.par_chunks(q * w))
@@ -159,6 +163,19 @@ mod cpu {
                     let group = heads.group();
                     let (mut scores, mut sum) = (vec![0.0; group * len], vec![0.0; hd]);
                     for (s, (y, hidden)) in y.chunks_mut(d).zip(hidden.chunks(len)).enumerate() {
+                        #[cfg(target_arch = "x86_64")]
+                        if avx512 {
+                            let step = cached_avx512::Step {
+                                queries: &qkv[s * w..][..d],
+                                cache,
+                                stride: kv_width,
+                                hidden,
+                            };
+                            // SAFETY: `avx512` holds where the CPU has the
+                            // kernel's features.
+                            unsafe { cached_avx512::attend(step, heads, hd, scale, &mut scores, y) };
+                            continue;
+                        }
                         // The query heads one key/value head serves sit side
                         // by side, and are answered together.
                         for (shared, y) in y.chunks_mut(group * hd).enumerate() {
@@ -178,6 +195,16 @@ mod cpu {
         };
         // SAFETY: `heads_of_group` writes every element of its output.
         unsafe { written([b, q, d].into(), fill).0 }
+    }
+
+    /// Whether a test has asked for the portable loop on a CPU with AVX-512.
+    #[cfg(all(test, target_arch = "x86_64"))]
+    fn portable() -> bool {
+        super::tests::PORTABLE.get()
+    }
+    #[cfg(all(not(test), target_arch = "x86_64"))]
+    fn portable() -> bool {
+        false
     }
 
     /// The cached positions' keys and values of one key/value head:
@@ -265,35 +292,55 @@ mod tests {
         assert_close("first", &y.into_data().try_to_vec::<f32>().unwrap(), &[4.0], 1e-6);
     }
 
+    thread_local! {
+        /// Whether the CPU's forward takes the portable loop even where
+        /// the CPU has AVX-512 (`cached_avx512`), so that both are tested.
+        pub(super) static PORTABLE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
     /// Grouped queries over a cache with spare capacity give what
     /// self-attention over the whole sequence gives at its last columns,
-    /// with one row's first position hidden (padding). (The composed
-    /// version runs in `tests/composed_path.rs`, whose PPO decodes.)
+    /// with one row's first position hidden (padding), on both loops of
+    /// the CPU's forward: heads of 5, 64 and 80 features (less than a
+    /// vector, whole vectors, and the AVX-512 kernel's four in registers
+    /// and one more), one, two and three blocks of 16 cached positions,
+    /// groups of three query heads and of one. (The composed version runs
+    /// in `tests/composed_path.rs`, whose PPO decodes.)
     #[test]
     fn agrees_with_self_attention_over_the_whole_sequence() {
         let device = Device::flex();
-        let (b, t, q, cap, heads, hd) = (2, 7, 2, 11, Heads { query: 6, kv: 2 }, 5);
-        let w = (heads.query + 2 * heads.kv) * hd;
-        let kv_width = 2 * heads.kv * hd;
-        let whole = Tensor::<3>::from_data(TensorData::new(pattern(b * t * w, 31), [b, t, w]), &device);
-        let mut hidden = vec![false; b * t * t];
-        for r in 0..b {
-            for i in 0..t {
-                for j in 0..t {
-                    hidden[(r * t + i) * t + j] = j > i || (r == 1 && j == 0);
+        let cases = [
+            (7, 5, Heads { query: 6, kv: 2 }),
+            (37, 64, Heads { query: 9, kv: 3 }),
+            (21, 80, Heads::each(2)),
+        ];
+        for (t, hd, heads) in cases {
+            let (b, q, cap) = (2, 2, t + 4);
+            let w = (heads.query + 2 * heads.kv) * hd;
+            let kv_width = 2 * heads.kv * hd;
+            let whole = Tensor::<3>::from_data(TensorData::new(pattern(b * t * w, 31), [b, t, w]), &device);
+            let mut hidden = vec![false; b * t * t];
+            for r in 0..b {
+                for i in 0..t {
+                    for j in 0..t {
+                        hidden[(r * t + i) * t + j] = j > i || (r == 1 && j == 0);
+                    }
                 }
             }
+            let mask = Tensor::<4, Bool>::from_data(TensorData::new(hidden, [b, 1, t, t]), &device);
+            let expected = self_attention(whole.clone(), mask.clone(), heads, None).narrow(1, t - q, q);
+            let expected = expected.into_data().try_to_vec::<f32>().unwrap();
+            let cache = Tensor::<3>::zeros([b, cap, kv_width], &device).slice_assign(
+                [0..b, 0..t, 0..kv_width],
+                whole.clone().narrow(2, heads.query * hd, kv_width),
+            );
+            for portable in [false, true] {
+                PORTABLE.set(portable);
+                let step = whole.clone().narrow(1, t - q, q);
+                let y = cached_attention(step, cache.clone(), mask.clone().narrow(2, t - q, q), heads);
+                let what = format!("{t} positions, hd {hd}, portable {portable}");
+                assert_close(&what, &y.into_data().try_to_vec::<f32>().unwrap(), &expected, 1e-5);
+            }
         }
-        let mask = Tensor::<4, Bool>::from_data(TensorData::new(hidden, [b, 1, t, t]), &device);
-        let expected = self_attention(whole.clone(), mask.clone(), heads, None).narrow(1, t - q, q);
-        let cache = Tensor::<3>::zeros([b, cap, kv_width], &device).slice_assign(
-            [0..b, 0..t, 0..kv_width],
-            whole.clone().narrow(2, heads.query * hd, kv_width),
-        );
-        let step = whole.narrow(1, t - q, q);
-        let step_mask = mask.narrow(2, t - q, q);
-        let y = cached_attention(step, cache, step_mask, heads);
-        let expected = expected.into_data().try_to_vec::<f32>().unwrap();
-        assert_close("y", &y.into_data().try_to_vec::<f32>().unwrap(), &expected, 1e-5);
     }
 }

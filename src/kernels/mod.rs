@@ -17,7 +17,7 @@
 //! The operations: `linear` (and the tied LM head, `linear_transposed`),
 //! `attention` (queries in blocks that stop at their last visible key, and
 //! windows of query columns), `cached_attention` (a decoding step's new
-//! positions over the KV cache), `layer_norm`, `gelu`, `token_logprobs` (the
+//! positions over the KV cache, on AVX-512 by `cached_avx512`), `layer_norm`, `gelu`, `token_logprobs` (the
 //! target's log-probability, entropy and argmax in one pass), `adamw` and
 //! `sum_of_squares` (the optimizer step and the gradients' norms). The CPU
 //! versions write outputs they fill whole without zeroing them first
@@ -33,6 +33,8 @@
 pub mod adamw;
 pub mod attention;
 pub mod cached_attention;
+#[cfg(all(feature = "flex", target_arch = "x86_64"))]
+mod cached_avx512;
 #[cfg(feature = "flex")]
 pub mod cpu_tensor;
 pub mod gelu;
