@@ -66,13 +66,15 @@ pub unsafe fn attend(
         step.queries.len() == h * hd && y.len() == h * hd && h.is_multiple_of(g),
         "a step's queries and output hold its heads"
     );
-    if len > 0 {
-        // Every position read, and each head's features within its row.
-        assert!(
-            step.cache.len() >= (len - 1) * step.stride + 2 * g * hd && 2 * g * hd <= step.stride,
-            "the cache holds the positions attended over"
-        );
+    if len == 0 {
+        y.fill(MaybeUninit::new(0.0));
+        return;
     }
+    // Every position read, and each head's features within its row.
+    assert!(
+        step.cache.len() >= (len - 1) * step.stride + 2 * g * hd && 2 * g * hd <= step.stride,
+        "the cache holds the positions attended over"
+    );
     let padded = len.next_multiple_of(LANES);
     scores.resize(h * padded, 0.0);
     // SAFETY: the assertions bound every read of the cache and the

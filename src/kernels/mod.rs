@@ -17,9 +17,10 @@
 //! The operations: `linear` (and the tied LM head, `linear_transposed`),
 //! `attention` (queries in blocks that stop at their last visible key, and
 //! windows of query columns), `cached_attention` (a decoding step's new
-//! positions over the KV cache, on AVX-512 by `cached_avx512`), `layer_norm`, `gelu`, `token_logprobs` (the
-//! target's log-probability, entropy and argmax in one pass), `adamw` and
-//! `sum_of_squares` (the optimizer step and the gradients' norms). The CPU
+//! positions over the KV cache, on AVX-512 by `cached_avx512`),
+//! `layer_norm`, `gelu`, `token_logprobs` (the target's log-probability,
+//! entropy and argmax in one pass), `adamw` and `sum_of_squares` (the
+//! optimizer step and the gradients' norms). The CPU
 //! versions write outputs they fill whole without zeroing them first
 //! (`cpu_tensor::written`), and their matrix products run on a packed
 //! 6 × 16 AVX2/FMA kernel (`gemm_avx2`) where the CPU has those features
