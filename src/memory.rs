@@ -76,6 +76,7 @@ fn status_bytes(key: &str) -> Option<u64> {
 pub struct HugePages;
 
 /// A huge page's size on x86-64 and aarch64 with 4 KiB base pages.
+#[cfg(target_os = "linux")]
 const HUGE_PAGE: usize = 2 << 20;
 
 // SAFETY: every block comes from `System` and goes back to it as it was

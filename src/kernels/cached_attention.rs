@@ -161,7 +161,8 @@ mod cpu {
                 .zip(hidden.par_chunks(q * len))
                 .for_each(|(((y, qkv), cache), hidden)| {
                     let group = heads.group();
-                    let (mut scores, mut sum) = (vec![0.0; group * len], vec![0.0; hd]);
+                    // Scratch, sized by whichever loop runs.
+                    let (mut scores, mut sum) = (Vec::new(), Vec::new());
                     for (s, (y, hidden)) in y.chunks_mut(d).zip(hidden.chunks(len)).enumerate() {
                         #[cfg(target_arch = "x86_64")]
                         if avx512 {
@@ -176,6 +177,8 @@ mod cpu {
                             unsafe { cached_avx512::attend(step, heads, hd, scale, &mut scores, y) };
                             continue;
                         }
+                        scores.resize(group * len, 0.0);
+                        sum.resize(hd, 0.0);
                         // The query heads one key/value head serves sit side
                         // by side, and are answered together.
                         for (shared, y) in y.chunks_mut(group * hd).enumerate() {
@@ -193,7 +196,8 @@ mod cpu {
                     }
                 });
         };
-        // SAFETY: `heads_of_group` writes every element of its output.
+        // SAFETY: `cached_avx512::attend` and `heads_of_group` each write
+        // every element of their output.
         unsafe { written([b, q, d].into(), fill).0 }
     }
 

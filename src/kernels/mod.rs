@@ -20,8 +20,8 @@
 //! positions over the KV cache, on AVX-512 by `cached_avx512`),
 //! `layer_norm`, `gelu`, `token_logprobs` (the target's log-probability,
 //! entropy and argmax in one pass), `adamw` and `sum_of_squares` (the
-//! optimizer step and the gradients' norms). The CPU
-//! versions write outputs they fill whole without zeroing them first
+//! optimizer step and the gradients' norms). The CPU versions write
+//! outputs they fill whole without zeroing them first
 //! (`cpu_tensor::written`), and their matrix products run on a packed
 //! 6 × 16 AVX2/FMA kernel (`gemm_avx2`) where the CPU has those features
 //! but not AVX-512, and for products of few rows where it does; products
