@@ -118,9 +118,16 @@ impl Job {
             self.accumulate,
         )
     }
+}
 
-    fn same_product(&self, other: &Job) -> bool {
+impl super::team::Post for Job {
+    fn same(&self, other: &Job) -> bool {
         self.terms() == other.terms()
+    }
+
+    /// Its tiles of columns.
+    fn units(&self) -> usize {
+        self.n.div_ceil(TILE)
     }
 }
 
@@ -159,15 +166,16 @@ pub unsafe fn product(
         alpha,
         accumulate,
     };
+    let rows = std::cell::OnceCell::new();
     let shared = meet
-        && super::team::together(job, Job::same_product, |jobs, part, parts| {
-            let rows: Vec<Rows> = jobs.iter().map(|j| j.rows).collect();
-            let len = block(n, parts);
-            let cols = (part * len).min(n)..((part + 1) * len).min(n);
+        && super::team::together(job, |jobs, claim| {
+            let rows: &Vec<Rows> = rows.get_or_init(|| jobs.iter().map(|j| j.rows).collect());
+            let tiles = |units: usize| (units * TILE).min(n);
+            let cols = tiles(claim.units.start)..tiles(claim.units.end);
             // SAFETY: every member's rows and output are valid while the team
-            // meets (each vouched for its own), and the shares' columns are
+            // meets (each vouched for its own), and the claims' columns are
             // disjoint.
-            unsafe { columns(&rows, cols, k, w, alpha, accumulate) };
+            unsafe { columns(rows, cols, tiles(claim.ahead), k, w, alpha, accumulate) };
         });
     if shared {
         return;
@@ -176,7 +184,7 @@ pub unsafe fn product(
     let len = block(n, parts);
     if parts < 2 || len >= n {
         // SAFETY: as the caller guarantees.
-        return unsafe { columns(&[job.rows], 0..n, k, w, alpha, accumulate) };
+        return unsafe { columns(&[job.rows], 0..n, n, k, w, alpha, accumulate) };
     }
     (0..n)
         .step_by(len)
@@ -185,7 +193,8 @@ pub unsafe fn product(
         .for_each(|start| {
             // SAFETY: each block of columns lies inside the operands and the
             // output the caller vouched for, and no two share an output element.
-            unsafe { columns(&[job.rows], start..(start + len).min(n), k, w, alpha, accumulate) };
+            let end = (start + len).min(n);
+            unsafe { columns(&[job.rows], start..end, end, k, w, alpha, accumulate) };
         });
 }
 
@@ -195,9 +204,19 @@ fn block(n: usize, parts: usize) -> usize {
 }
 
 /// Columns `cols` of the product of each of `rows` with `w`; each tile of
-/// the weight passes over all of them while it is in L1.
+/// the weight passes over all of them while it is in L1. The weight rows
+/// ahead are fetched up to column `ahead`, where the caller goes on.
+#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f")]
-unsafe fn columns(rows: &[Rows], cols: std::ops::Range<usize>, k: usize, w: Lines, alpha: f32, accumulate: bool) {
+unsafe fn columns(
+    rows: &[Rows],
+    cols: std::ops::Range<usize>,
+    ahead: usize,
+    k: usize,
+    w: Lines,
+    alpha: f32,
+    accumulate: bool,
+) {
     let alpha = _mm_set1_ps(alpha);
     for j in cols.clone().step_by(TILE) {
         let width = TILE.min(cols.end - j);
@@ -208,10 +227,10 @@ unsafe fn columns(rows: &[Rows], cols: std::ops::Range<usize>, k: usize, w: Line
         // The weight rows of the tiles ahead are fetched a vector a step,
         // spread over this tile's blocks of rows.
         let tile_ahead = |tiles: usize| match j + tiles * TILE {
-            at if at < cols.end => unsafe { w.ptr.add(at * w.stride) },
+            at if at < ahead => unsafe { w.ptr.add(at * w.stride) },
             _ => std::ptr::null(),
         };
-        let mut ahead = Ahead {
+        let mut fetch = Ahead {
             far: tile_ahead(FAR),
             near: tile_ahead(NEAR),
             stride: w.stride,
@@ -225,8 +244,8 @@ unsafe fn columns(rows: &[Rows], cols: std::ops::Range<usize>, k: usize, w: Line
                 let height = TILE.min(m - i);
                 let row_ptrs: [*const f32; TILE] =
                     std::array::from_fn(|t| unsafe { a.ptr.add((i + t.min(height - 1)) * a.stride) });
-                let sums = unsafe { tile(k, row_ptrs, col_ptrs, ahead) };
-                ahead.first += k.div_ceil(LANES);
+                let sums = unsafe { tile(k, row_ptrs, col_ptrs, fetch) };
+                fetch.first += k.div_ceil(LANES);
                 for r in 0..height {
                     // Lane group r holds row r's four columns.
                     let row = unsafe { lane_group(sums, r) };
@@ -438,12 +457,12 @@ mod tests {
     }
 
     /// Three members of a team, with 1, 5 and 33 rows, meet at a product:
-    /// each computes a third of the columns for all of their rows. At the
-    /// next meeting member 2 posts another weight, so each computes its
-    /// own. Member 2 then leaves and the other two meet by halves; then
-    /// member 1 leaves and member 0 computes alone. Every output is the
-    /// product by definition, and the team's tally counts those meetings
-    /// and shares.
+    /// they share its columns, each computing all of their rows for its
+    /// share. At the next meeting member 2 posts another weight, so each
+    /// computes its own. Member 2 then leaves and the other two share;
+    /// then member 1 leaves and member 0 computes alone. Every output is
+    /// the product by definition, and the team's tally counts those
+    /// meetings and their seats.
     #[test]
     fn a_team_computes_its_members_rows_against_one_weight() {
         if !available() {
