@@ -158,12 +158,14 @@ pub(super) struct Claim {
 }
 
 /// The pieces a member computes at a meeting: from the front of its own
-/// block, then from the back of the others'.
+/// block, then, when the members share one product, from the back of the
+/// others'. (A member that has left has an empty block: every unit of its
+/// last meeting was claimed before it went on.)
 struct Claims<'a, J> {
     team: &'a Team<J>,
     me: usize,
-    /// The members whose blocks it may take from.
-    others: Vec<usize>,
+    /// Whether it may take from the others' blocks.
+    shared: bool,
     /// Units claimed so far.
     claimed: u64,
 }
@@ -182,13 +184,16 @@ impl<J> Iterator for Claims<'_, J> {
         let own = &self.team.blocks[self.me];
         let claim = match take(own, |left| (left / 4).max(PIECE), End::Front) {
             Some((units, back)) => Claim { units, ahead: back },
-            None => self.others.iter().find_map(|&other| {
-                let (units, _) = take(&self.team.blocks[other], |_| PIECE, End::Back)?;
-                Some(Claim {
-                    ahead: units.end,
-                    units,
-                })
-            })?,
+            None if !self.shared => return None,
+            None => (0..self.team.blocks.len())
+                .filter(|&m| m != self.me)
+                .find_map(|other| {
+                    let (units, _) = take(&self.team.blocks[other], |_| PIECE, End::Back)?;
+                    Some(Claim {
+                        ahead: units.end,
+                        units,
+                    })
+                })?,
         };
         self.claimed += claim.units.len() as u64;
         Some(claim)
@@ -204,6 +209,7 @@ enum End {
 
 /// A block of units, `front..back`, in one word: front in the high half.
 fn pack(units: Range<usize>) -> u64 {
+    assert!(units.end <= u32::MAX as usize, "a block's ends fit in half a word");
     ((units.start as u64) << 32) | units.end as u64
 }
 
@@ -320,28 +326,25 @@ impl<J: Post> Team<J> {
         };
         self.wait(|| self.held.load(Ordering::Acquire) > meeting);
         // No later meeting can be held before this member posts again.
-        let (jobs, others, units) = {
+        let (jobs, shared, units) = {
             let state = self.state.lock().unwrap();
-            match state.shared {
-                true => (
-                    state.held.iter().map(|&(_, j)| j).collect(),
-                    state.held.iter().map(|&(m, _)| m).filter(|&m| m != me).collect(),
-                    state.units,
-                ),
+            let jobs = match state.shared {
+                true => state.held.iter().map(|&(_, j)| j).collect(),
                 false => {
                     let own = state
                         .held
                         .iter()
                         .find(|&&(m, _)| m == me)
                         .expect("a member of the meeting");
-                    (vec![own.1], Vec::new(), state.units)
+                    vec![own.1]
                 }
-            }
+            };
+            (jobs, state.shared, state.units)
         };
         let mut claims = Claims {
             team: self,
             me,
-            others,
+            shared,
             claimed: 0,
         };
         for claim in claims.by_ref() {
@@ -399,10 +402,6 @@ impl<J: Post> Team<J> {
             .filter_map(|(m, j)| Some((m, j.take()?)))
             .collect();
         let first = state.held[0].1;
-        assert!(
-            state.held.iter().all(|(_, j)| j.units() <= u32::MAX as usize),
-            "a block's ends fit in half a word"
-        );
         state.shared = state.held.iter().all(|(_, j)| j.same(&first));
         let parts = state.held.len();
         let mut units = 0;
@@ -487,6 +486,15 @@ mod tests {
         }
     }
 
+    /// Spins until `ready`, yielding the core, for at most 10 s (then the
+    /// test's assertions find what went wrong, rather than it hanging).
+    fn wait_for(ready: impl Fn() -> bool) {
+        let start = std::time::Instant::now();
+        while !ready() && start.elapsed().as_secs() < 10 {
+            std::thread::yield_now();
+        }
+    }
+
     /// Each unit of `units` claimed exactly once, in claims that each
     /// member saw: their units, sorted.
     fn each_once(claims: &[&[Claim]], units: usize) {
@@ -548,18 +556,27 @@ mod tests {
     fn a_member_takes_over_the_block_of_one_that_stalls() {
         let team = Team::<u32>::new(2);
         let units = 2000;
+        let stalled = AtomicBool::new(false);
         let claims: Vec<Vec<Claim>> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..2)
                 .map(|me| {
-                    let team = &team;
+                    let (team, stalled) = (&team, &stalled);
                     scope.spawn(move || {
                         let _leaving = Leaving(team, me);
                         let got = Mutex::new(Vec::new());
                         team.meet(me, units, |_, claim| {
-                            // Member 0 waits until member 1 has surely
-                            // claimed, and is stalled.
                             if got.lock().unwrap().is_empty() {
-                                std::thread::sleep(std::time::Duration::from_millis([50, 300][me]));
+                                match me {
+                                    // Member 0 starts once member 1 has
+                                    // claimed, and has stalled;
+                                    0 => wait_for(|| stalled.load(Ordering::Acquire)),
+                                    // which stays stalled until its block
+                                    // is empty.
+                                    _ => {
+                                        stalled.store(true, Ordering::Release);
+                                        wait_for(|| unpack(team.blocks[1].load(Ordering::Acquire)).is_empty());
+                                    }
+                                }
                             }
                             got.lock().unwrap().push(claim);
                         });
@@ -572,7 +589,7 @@ mod tests {
         each_once(&[&claims[0], &claims[1]], units as usize);
         let computed = |c: &[Claim]| c.iter().map(|c| c.units.len()).sum::<usize>();
         // Member 1's first claim is a quarter of its block; the other takes
-        // all the rest while it sleeps.
+        // all the rest while it stalls.
         assert_eq!(computed(&claims[1]), 250);
         assert_eq!(computed(&claims[0]), 1750);
         // Its own block it claimed from the front, shrinking pieces seeing
@@ -591,14 +608,19 @@ mod tests {
 
     /// A member that panics inside a meeting never finishes what it
     /// claimed; the others stop waiting for it and fail too, rather than
-    /// wait for ever. (They wait before computing, so that it claims.)
+    /// wait for ever. (They compute only once it has claimed, so that none
+    /// takes its block first.)
     #[test]
     fn a_member_failing_inside_a_meeting_fails_the_others() {
         let team = Team::<u32>::new(3);
+        let claimed = AtomicBool::new(false);
         let results = three(&team, |me| {
             team.meet(me, 12, |_, _| match me {
-                1 => panic!("member 1 fails"),
-                _ => std::thread::sleep(std::time::Duration::from_millis(50)),
+                1 => {
+                    claimed.store(true, Ordering::Release);
+                    panic!("member 1 fails")
+                }
+                _ => wait_for(|| claimed.load(Ordering::Acquire)),
             })
         });
         assert!(results.iter().all(Result::is_err));
