@@ -218,13 +218,14 @@ unsafe fn product_into(
     let reach = if m == 0 || n == 0 { 0 } else { (m - 1) * dst_rs + n };
     assert!(reach <= dst.len, "product: destination too small");
     assert!(lhs.holds(m, k) && rhs.holds(k, n), "product: operand too small");
-    let parallel = threads == Threads::Pool && m * n * k >= PARALLEL_MACS;
+    let own_thread = super::own_thread::kept();
+    let parallel = threads == Threads::Pool && m * n * k >= PARALLEL_MACS && !own_thread;
     // A decoding team meets at the products of its layers' weights, which
     // are the ones the pool may split.
     #[cfg(target_arch = "x86_64")]
     let meet = threads == Threads::Pool && super::team::meeting();
     #[cfg(target_arch = "x86_64")]
-    if !lhs.transposed && rhs.transposed && super::gemm_rows::suits((m, n, k), meet) {
+    if !lhs.transposed && rhs.transposed && super::gemm_rows::suits((m, n, k), meet, own_thread) {
         use super::gemm_rows::{Lines, Output};
         let lines = |x: Matrix| Lines {
             ptr: x.data.as_ptr(),

@@ -29,7 +29,8 @@
 //! projections while decoding) run as dot products on an AVX-512 kernel
 //! that needs no packing (`gemm_rows`), which threads decoding a shard
 //! each compute together, each weight read once between them (`team`);
-//! the rest on the gemm crate (`cpu_tensor::product`).
+//! the rest on the gemm crate (`cpu_tensor::product`), split over the
+//! thread pool unless the thread runs a shard of its own (`own_thread`).
 
 pub mod adamw;
 pub mod attention;
@@ -45,6 +46,7 @@ mod gemm_avx2;
 mod gemm_rows;
 pub mod layer_norm;
 pub mod linear;
+pub mod own_thread;
 pub mod path;
 pub mod rms_norm;
 pub mod rotary;

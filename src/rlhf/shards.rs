@@ -7,6 +7,9 @@
 //! products and the optimizer, on one core; a shard per core keeps every
 //! core busy through all of them.
 //!
+//! With a shard on every thread, each shard's matrix products stay on its
+//! thread (`kernels::own_thread`).
+//!
 //! Each shard runs on a replica of the model whose parameters are fresh
 //! autodiff leaves with the same parameter ids. burn's autodiff keeps
 //! graphs that share a node under one lock held for a whole backward pass,
@@ -18,6 +21,8 @@ use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::Tensor;
 use rayon::prelude::*;
+
+use crate::kernels::own_thread;
 
 pub use crate::device::shards as count;
 
@@ -52,12 +57,16 @@ where
         let (l, value) = loss(model, 0);
         return (GradientsParams::from_grads(l.backward(), model), vec![value]);
     }
+    // With a shard on every thread, a shard's products stay on its own.
+    let own = n >= rayon::current_num_threads();
     let parts: Vec<(GradientsParams, T)> = (0..n)
         .into_par_iter()
         .map(|i| {
-            let replica = model.clone().map(&mut FreshLeaves);
-            let (l, value) = loss(&replica, i);
-            (GradientsParams::from_grads(l.backward(), &replica), value)
+            own_thread::keep(own, || {
+                let replica = model.clone().map(&mut FreshLeaves);
+                let (l, value) = loss(&replica, i);
+                (GradientsParams::from_grads(l.backward(), &replica), value)
+            })
         })
         .collect();
     let (mut grads, values): (Vec<_>, Vec<_>) = parts.into_iter().unzip();
@@ -121,6 +130,37 @@ mod tests {
         assert_eq!(ranges(7, 3), vec![0..3, 3..5, 5..7]);
         assert_eq!(ranges(2, 1), vec![0..2]);
         assert_eq!(ranges(0, 2), vec![0..0, 0..0]);
+    }
+
+    /// A model of one parameter, `w`.
+    #[derive(burn::module::Module, Debug)]
+    struct One {
+        w: Param<Tensor<1>>,
+    }
+
+    /// With a shard on every thread, each shard's products are kept to its
+    /// thread, and only there; the gradient of Σᵢ (i + 1)·w over the
+    /// shards is 1 + 2 + … + n.
+    #[test]
+    fn shards_on_every_thread_keep_their_products() {
+        let device = burn::tensor::Device::flex().autodiff();
+        let model = One {
+            w: Param::from_tensor(Tensor::from_floats([2.0], &device)),
+        };
+        let n = rayon::current_num_threads();
+        let (grads, kept) = gradients(&model, n, |m, i| (m.w.val() * (i as f32 + 1.0), own_thread::kept()));
+        assert_eq!(kept, vec![n > 1; n]);
+        assert!(!own_thread::kept());
+        let grad = grads.get::<1>(model.w.id).expect("a gradient");
+        assert_eq!(
+            grad.into_data().try_to_vec::<f32>().unwrap(),
+            [(n * (n + 1) / 2) as f32]
+        );
+        if n > 1 {
+            // Fewer shards than threads leave cores for a product's parts.
+            let (_, kept) = gradients(&model, n - 1, |m, _| (m.w.val(), own_thread::kept()));
+            assert!(kept.iter().all(|&k| !k));
+        }
     }
 
     #[test]
