@@ -46,7 +46,7 @@ pub fn available() -> bool {
 ///
 /// A thread running a shard of its own (`own_thread`) takes it up to 192
 /// rows, a training shard's forward products at that shape: with both
-/// cores computing at once, as they do then, it ran 1.0–1.1× the gemm
+/// cores computing at once, as they do then, it ran 0.95–1.15× the gemm
 /// crate's rate on the projections, 1.2–1.5× on the down projection
 /// (k = 1536, 85–99 GFLOP/s against 64), and alike on the LM head at 128
 /// rows; from about 256 rows on the gemm crate was as fast or faster.

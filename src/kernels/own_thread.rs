@@ -2,9 +2,9 @@
 //! runs a shard of data-parallel work (`rlhf::shards`) and every thread of
 //! the pool runs one.
 //!
-//! Split over the pool, such a product's parts would wait for threads that
-//! are busy with their own shards, and the gemm crate's parallel mode
-//! blocks and packs its operands for the threads it expects: a PPO
+//! Split over the pool, such a product's parts have no free thread to go
+//! to and mostly run one after another on the calling thread, in the gemm
+//! crate's parallel mode, which costs more than its serial one: a PPO
 //! minibatch's gradients at SmolLM2-135M's shape on 2 cores took 7–8%
 //! longer with the products split than with each shard's on its own core.
 
