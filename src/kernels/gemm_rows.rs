@@ -2,8 +2,8 @@
 //! for x86-64 with AVX-512: the shape of every projection and of the LM
 //! head while decoding (a row per sequence of the batch) in the Llama
 //! family, whose weights are stored that way; and of a training shard's
-//! forward products, of up to a few hundred rows, while every core
-//! computes (`suits`).
+//! forward products, of up to 192 rows, while every core computes
+//! (`suits`).
 //!
 //! Column j of `Wᵀ` is row j of `W`, contiguous, so each output is a dot
 //! product of two contiguous rows and nothing needs packing. A blocked

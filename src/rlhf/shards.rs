@@ -138,29 +138,26 @@ mod tests {
         w: Param<Tensor<1>>,
     }
 
-    /// With a shard on every thread, each shard's products are kept to its
-    /// thread, and only there; the gradient of Σᵢ (i + 1)·w over the
-    /// shards is 1 + 2 + … + n.
+    /// In a pool of 3 threads: with a shard on every thread, each shard's
+    /// products are kept to its thread, and only there; the gradient of
+    /// Σᵢ (i + 1)·w over the shards is 1 + 2 + 3. With 2 shards, which
+    /// leave a core for a product's parts, none is kept.
     #[test]
     fn shards_on_every_thread_keep_their_products() {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
         let device = burn::tensor::Device::flex().autodiff();
         let model = One {
             w: Param::from_tensor(Tensor::from_floats([2.0], &device)),
         };
-        let n = rayon::current_num_threads();
-        let (grads, kept) = gradients(&model, n, |m, i| (m.w.val() * (i as f32 + 1.0), own_thread::kept()));
-        assert_eq!(kept, vec![n > 1; n]);
-        assert!(!own_thread::kept());
-        let grad = grads.get::<1>(model.w.id).expect("a gradient");
-        assert_eq!(
-            grad.into_data().try_to_vec::<f32>().unwrap(),
-            [(n * (n + 1) / 2) as f32]
-        );
-        if n > 1 {
-            // Fewer shards than threads leave cores for a product's parts.
-            let (_, kept) = gradients(&model, n - 1, |m, _| (m.w.val(), own_thread::kept()));
-            assert!(kept.iter().all(|&k| !k));
-        }
+        pool.install(|| {
+            let (grads, kept) = gradients(&model, 3, |m, i| (m.w.val() * (i as f32 + 1.0), own_thread::kept()));
+            assert_eq!(kept, vec![true; 3]);
+            assert!(!own_thread::kept());
+            let grad = grads.get::<1>(model.w.id).expect("a gradient");
+            assert_eq!(grad.into_data().try_to_vec::<f32>().unwrap(), [6.0]);
+            let (_, kept) = gradients(&model, 2, |m, _| (m.w.val(), own_thread::kept()));
+            assert_eq!(kept, vec![false; 2]);
+        });
     }
 
     #[test]
