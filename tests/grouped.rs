@@ -12,7 +12,12 @@ fn grpo_and_rloo_raise_the_judge_score_over_sft_with_kl_bounded() {
     let tmp = tempfile::tempdir().unwrap();
     let runs = tmp.path().join("runs");
     let config = tmp.path().join("grouped.ron");
-    std::fs::write(&config, "(rm: (steps: 250))").unwrap();
+    // GRPO's default β is 0, so only the clip holds the policy near SFT
+    // and a weak reward model gets exploited: after 250 RM steps (held-out
+    // accuracy 0.76–0.78) one GRPO run in six fell to 0.879 with KL 6.6;
+    // after 400 (0.81–0.87, three RM seeds) every run of each method
+    // gained 0.07 or more with KL under 3.2.
+    std::fs::write(&config, "(rm: (steps: 400))").unwrap();
     let sft = train(&runs, "g", &config, "sft");
     train(&runs, "g", &config, "rm");
     for stage in ["grpo", "rloo"] {

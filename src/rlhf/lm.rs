@@ -6,7 +6,7 @@ use burn::optim::GradientsParams;
 use burn::tensor::{Int, Tensor, TensorData};
 
 use crate::model::CausalLm;
-use crate::model::batch::PaddedBatch;
+use crate::model::batch::{PaddedBatch, length_groups, pick};
 use crate::model::logprobs::target_stats;
 use crate::model::window::select_rows;
 use crate::rlhf::shards;
@@ -113,8 +113,9 @@ pub struct LmStep {
 
 /// The loss's gradient on `rows` (targets as in `LmBatch::new`), with the
 /// step's figures. The rows are split into shards that run in parallel on
-/// the CPU (see `shards`); each shard's loss is its share of the whole
-/// batch's weighted mean.
+/// the CPU (see `shards`), and a shard's rows into groups of similar
+/// length (`length_groups`), each padded only to its own longest; each
+/// group's loss is its share of the whole batch's weighted mean.
 pub fn lm_gradients(
     model: &CausalLm,
     rows: &[Vec<u32>],
@@ -122,22 +123,32 @@ pub fn lm_gradients(
     pad_id: u32,
 ) -> (LmStep, GradientsParams) {
     let n = shards::count(&model.device(), rows.len());
-    let batches: Vec<LmBatch> = shards::ranges(rows.len(), n)
+    let batches: Vec<Vec<LmBatch>> = shards::ranges(rows.len(), n)
         .into_iter()
-        .map(|r| LmBatch::new(&rows[r.clone()], &counts[r], pad_id))
+        .map(|r| {
+            let (rows, counts) = (&rows[r.clone()], &counts[r]);
+            let lens: Vec<usize> = rows.iter().map(Vec::len).collect();
+            length_groups(&lens)
+                .iter()
+                .map(|group| LmBatch::new(&pick(rows, group), &pick(counts, group), pad_id))
+                .collect()
+        })
         .collect();
-    let tokens: f32 = batches.iter().map(LmBatch::weighted_tokens).sum();
+    let tokens: f32 = batches.iter().flatten().map(LmBatch::weighted_tokens).sum();
     let (grads, parts) = shards::gradients(model, n, |model, i| {
-        let out = lm_forward(model, &batches[i]);
-        let share = batches[i].weighted_tokens() / tokens.max(1.0);
-        let loss = out.loss * share;
-        let figures = LmStep {
-            loss: loss.clone().into_scalar::<f32>(),
-            accuracy: out.accuracy * share,
-            entropy: out.entropy * share,
-            tokens: batches[i].weighted_tokens(),
-        };
-        (loss, figures)
+        let mut figures = LmStep::default();
+        let mut losses = Vec::new();
+        for batch in &batches[i] {
+            let out = lm_forward(model, batch);
+            let share = batch.weighted_tokens() / tokens.max(1.0);
+            let loss = out.loss * share;
+            figures.loss += loss.clone().into_scalar::<f32>();
+            figures.accuracy += out.accuracy * share;
+            figures.entropy += out.entropy * share;
+            figures.tokens += batch.weighted_tokens();
+            losses.push(loss);
+        }
+        (Tensor::cat(losses, 0).sum(), figures)
     });
     let step = parts.iter().fold(LmStep::default(), |a, b| LmStep {
         loss: a.loss + b.loss,
@@ -220,24 +231,34 @@ mod tests {
         use crate::model::weights::SeededInit;
         use crate::model::{Gpt2, Gpt2Config};
         let device = burn::tensor::Device::flex().autodiff();
-        let config = Gpt2Config::new(32, 16, 16, 2, 2);
+        let config = Gpt2Config::new(32, 32, 16, 2, 2);
         let gpt2 = Gpt2::build(&config, &mut SeededInit::new(3), &device).unwrap();
         let model = CausalLm::from(gpt2.clone());
-        let rows: Vec<Vec<u32>> = (0..5u32)
+        // Five rows in shards of 2, 2 and 1 on three threads; and twenty of
+        // 6 to 25 tokens on one, which go through the model as two groups
+        // of ten (`length_groups`).
+        for (count, threads) in [(5u32, 3), (20, 1)] {
+            same_as_whole_batch(&gpt2, &model, count, threads);
+        }
+    }
+
+    fn same_as_whole_batch(gpt2: &crate::model::Gpt2, model: &CausalLm, count: u32, threads: usize) {
+        let rows: Vec<Vec<u32>> = (0..count)
             .map(|r| (0..6 + r).map(|j| (r * 7 + j * 3) % 32).collect())
             .collect();
         let counts: Vec<Vec<bool>> = rows
             .iter()
             .enumerate()
-            .map(|(r, row)| (0..row.len()).map(|j| j > r).collect())
+            .map(|(r, row)| (0..row.len()).map(|j| j > r % 5).collect())
             .collect();
+        let lens: Vec<usize> = rows.iter().map(Vec::len).collect();
+        assert_eq!(length_groups(&lens).len(), if count == 20 { 2 } else { 1 });
 
-        let whole = lm_forward(&model, &LmBatch::new(&rows, &counts, 0));
+        let whole = lm_forward(model, &LmBatch::new(&rows, &counts, 0));
         let loss = whole.loss.clone().into_scalar::<f32>();
-        let grads = GradientsParams::from_grads(whole.loss.backward(), &model);
-        // Three threads: shards of 2, 2 and 1 rows.
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
-        let (step, sharded) = pool.install(|| lm_gradients(&model, &rows, &counts, 0));
+        let grads = GradientsParams::from_grads(whole.loss.backward(), model);
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let (step, sharded) = pool.install(|| lm_gradients(model, &rows, &counts, 0));
 
         assert!((step.loss - loss).abs() < 1e-5, "{} vs {loss}", step.loss);
         assert!((step.accuracy - whole.accuracy).abs() < 1e-6);

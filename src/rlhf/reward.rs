@@ -21,7 +21,7 @@ use super::reward_math::{Calibration, bradley_terry_loss, calibration, pairwise_
 use super::schedule::warmup_cosine;
 use super::shards;
 use super::state::{ModelState, OPTIMIZER};
-use crate::model::batch::PaddedBatch;
+use crate::model::batch::{PaddedBatch, by_length_groups, pick};
 use crate::model::scalar::Pooling;
 use crate::model::{ScalarModel, Tokenizer, hf};
 use crate::prefs::formats::{PreferencePair, read_file};
@@ -218,8 +218,19 @@ fn file_pairs(
 }
 
 /// Rewards of whole sequences, `[n]`, pooled as the model pools: at each
-/// one's last token, or over its response (from `starts[i]` on).
+/// one's last token, or over its response (from `starts[i]` on). Sequences
+/// of similar length go through the model together (`length_groups`), each
+/// group padded only to its own longest; the rewards come back in `seqs`'
+/// order.
 pub fn score_sequences(model: &ScalarModel, seqs: &[Vec<u32>], starts: &[usize], pad_id: u32) -> Tensor<1> {
+    let lens: Vec<usize> = seqs.iter().map(Vec::len).collect();
+    by_length_groups(&lens, |group| {
+        score_padded(model, &pick(seqs, group), &pick(starts, group), pad_id)
+    })
+}
+
+/// `score_sequences` on one batch padded to its longest sequence.
+fn score_padded(model: &ScalarModel, seqs: &[Vec<u32>], starts: &[usize], pad_id: u32) -> Tensor<1> {
     let device = model.score.val().device();
     let batch = PaddedBatch::right_padded(seqs, pad_id);
     let spans: Vec<(usize, usize)> = starts.iter().copied().zip(batch.last_real()).collect();
@@ -449,5 +460,45 @@ impl RmTrainer {
 
     pub fn inference_model(&self) -> ScalarModel {
         self.model.valid()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::batch::length_groups;
+    use crate::model::weights::SeededInit;
+    use crate::model::{CausalLm, Gpt2, Gpt2Config};
+
+    /// Sixteen sequences of 3 to 18 tokens go through the model as two
+    /// groups of eight; each reward is the one that sequence gets alone,
+    /// in the order given.
+    #[test]
+    fn grouped_scores_are_each_sequences_own() {
+        let device = Device::flex();
+        let gpt2 = Gpt2::build(&Gpt2Config::new(32, 32, 16, 2, 2), &mut SeededInit::new(5), &device).unwrap();
+        let model = ScalarModel::build(CausalLm::from(gpt2), &mut SeededInit::new(6), &device).unwrap();
+        // Lengths 18, 3, 17, 4, …: long and short alternate.
+        let seqs: Vec<Vec<u32>> = (0..16u32)
+            .map(|i| {
+                let len = if i % 2 == 0 { 18 - i / 2 } else { 3 + i / 2 };
+                (0..len).map(|j| 1 + (i * 5 + j * 3) % 31).collect()
+            })
+            .collect();
+        let starts: Vec<usize> = (0..16).map(|i| i % 3).collect();
+        let lens: Vec<usize> = seqs.iter().map(Vec::len).collect();
+        assert_eq!(length_groups(&lens).len(), 2);
+        let grouped = score_sequences(&model, &seqs, &starts, 0)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        for (i, seq) in seqs.iter().enumerate() {
+            let alone: f32 = score_padded(&model, std::slice::from_ref(seq), &starts[i..=i], 0).into_scalar();
+            assert!(
+                (grouped[i] - alone).abs() < 1e-5,
+                "sequence {i}: {} vs {alone}",
+                grouped[i]
+            );
+        }
     }
 }

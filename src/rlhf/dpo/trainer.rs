@@ -15,6 +15,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::loss::{DpoLossKind, PairLogps, dpo_loss};
+use crate::model::batch::{by_length_groups, pick};
 use crate::model::{CausalLm, Tokenizer, hf};
 use crate::prefs::formats::{PreferencePair, read_file};
 use crate::rlhf::data::{LabelledPair, Sources, Split, kept};
@@ -148,7 +149,8 @@ fn tokenize(tokenizer: &Tokenizer, pair: &LabelledPair, eos: u32, context: usize
 
 /// Sequence log-probabilities of both sides of `pairs` under `model`,
 /// `[2k]`, chosen first: sums over each response's tokens, or with `mean`
-/// their mean (IPO's length-normalised form).
+/// their mean (IPO's length-normalised form). Sequences of similar length
+/// go through the model together (`by_length_groups`).
 fn sequence_logps(model: &CausalLm, pairs: &[DpoPair], pad: u32, mean: bool) -> Tensor<1> {
     let queries: Vec<Vec<u32>> = pairs.iter().chain(pairs).map(|p| p.prompt.clone()).collect();
     let responses: Vec<Vec<u32>> = pairs
@@ -156,16 +158,18 @@ fn sequence_logps(model: &CausalLm, pairs: &[DpoPair], pad: u32, mean: bool) -> 
         .map(|p| p.chosen.clone())
         .chain(pairs.iter().map(|p| p.rejected.clone()))
         .collect();
-    let qr = QueryResponse::new(&queries, &responses, pad);
-    let mask = qr.mask_tensor(&model.device());
-    let sums = (response_logprobs(model, &qr, 1.0) * mask.clone()).sum_dim(1);
-    let sums = if mean {
-        sums / mask.sum_dim(1).clamp_min(1.0)
-    } else {
-        sums
-    };
-    let rows = sums.dims()[0];
-    sums.reshape([rows])
+    let lens: Vec<usize> = queries.iter().zip(&responses).map(|(q, r)| q.len() + r.len()).collect();
+    by_length_groups(&lens, |group| {
+        let qr = QueryResponse::new(&pick(&queries, group), &pick(&responses, group), pad);
+        let mask = qr.mask_tensor(&model.device());
+        let sums = (response_logprobs(model, &qr, 1.0) * mask.clone()).sum_dim(1);
+        let sums = if mean {
+            sums / mask.sum_dim(1).clamp_min(1.0)
+        } else {
+            sums
+        };
+        sums.reshape([group.len()])
+    })
 }
 
 /// A step's loss and TRL's DPO statistics (means over its pairs), in the
@@ -453,5 +457,58 @@ mod tests {
             .try_to_vec::<f32>()
             .unwrap();
         assert!((means[0] - sums[0] / p.chosen.len() as f32).abs() < 1e-4);
+    }
+
+    /// Eight pairs whose chosen sides (5 to 12 tokens with the prompt) and
+    /// rejected sides (16 to 26) go through the model as two groups: each
+    /// sequence's log-probability is the one it gets alone, in the order
+    /// given, for both forms.
+    #[test]
+    fn grouped_logps_are_each_sequences_own() {
+        use crate::model::batch::length_groups;
+        use crate::model::weights::SeededInit;
+        use crate::model::{Gpt2, Gpt2Config};
+        let device = Device::flex();
+        let gpt2 = Gpt2::build(&Gpt2Config::new(32, 32, 16, 2, 2), &mut SeededInit::new(7), &device).unwrap();
+        let model = CausalLm::from(gpt2);
+        let tokens =
+            |len: usize, salt: usize| -> Vec<u32> { (0..len).map(|j| (1 + (salt * 7 + j * 5) % 31) as u32).collect() };
+        let pairs: Vec<DpoPair> = (0..8)
+            .map(|i| DpoPair {
+                prompt: tokens(2 + i % 3, i),
+                chosen: tokens(3 + i, i + 1),
+                rejected: tokens(14 + i, i + 2),
+            })
+            .collect();
+        let lens: Vec<usize> = pairs
+            .iter()
+            .map(|p| p.prompt.len() + p.chosen.len())
+            .chain(pairs.iter().map(|p| p.prompt.len() + p.rejected.len()))
+            .collect();
+        assert_eq!(length_groups(&lens).len(), 2);
+        for mean in [false, true] {
+            let grouped = sequence_logps(&model, &pairs, 0, mean)
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap();
+            for (i, pair) in pairs.iter().enumerate() {
+                let alone = sequence_logps(&model, std::slice::from_ref(pair), 0, mean)
+                    .into_data()
+                    .try_to_vec::<f32>()
+                    .unwrap();
+                assert!(
+                    (grouped[i] - alone[0]).abs() < 1e-4,
+                    "chosen {i}: {} vs {}",
+                    grouped[i],
+                    alone[0]
+                );
+                assert!(
+                    (grouped[8 + i] - alone[1]).abs() < 1e-4,
+                    "rejected {i}: {} vs {}",
+                    grouped[8 + i],
+                    alone[1]
+                );
+            }
+        }
     }
 }
