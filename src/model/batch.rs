@@ -121,9 +121,9 @@ const MAX_GROUPS: usize = 4;
 /// order, at most `MAX_GROUPS` of at least `MIN_GROUP` each, chosen to pad
 /// the fewest tokens in all (a group of `n` whose longest is `l` costs
 /// `n·l`); a further group only where it pads strictly fewer, and one
-/// group keeps the batch's own order. The built-in
-/// world's responses run from a dozen tokens to eighty, so a batch padded
-/// whole was about half padding.
+/// group keeps the batch's own order. The built-in world's responses run
+/// from a dozen tokens to eighty, so a batch padded whole was about half
+/// padding.
 pub fn length_groups(lens: &[usize]) -> Vec<Vec<usize>> {
     let n = lens.len();
     let mut order: Vec<usize> = (0..n).collect();
