@@ -14,7 +14,7 @@ fn grpo_and_rloo_raise_the_judge_score_over_sft_with_kl_bounded() {
     let config = tmp.path().join("grouped.ron");
     // GRPO's default β is 0, so only the clip holds the policy near SFT
     // and a weak reward model gets exploited: after 250 RM steps (held-out
-    // accuracy 0.76–0.78) one GRPO run in six fell to 0.879 with KL 6.6;
+    // accuracy 0.76–0.83) one GRPO run in seven fell to 0.879 with KL 6.6;
     // after 400 (0.81–0.87, three RM seeds) every run of each method
     // gained 0.07 or more with KL under 3.2.
     std::fs::write(&config, "(rm: (steps: 400))").unwrap();

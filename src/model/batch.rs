@@ -1,7 +1,11 @@
 //! Padding a batch of token sequences on the host: left padding for prompts
 //! (so every row's next token lands in the same column), position ids that
 //! skip the padding, and the attention mask that hides padding and the
-//! future. Pure functions over plain vectors; tensors are made from them.
+//! future; and length groups, which split a batch of sequences of different
+//! lengths into runs of similar length so that each pads less. Pure
+//! functions over plain vectors, tensors made from them, and
+//! `by_length_groups`, which puts a per-group computation's values back in
+//! the batch's order.
 
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
@@ -145,20 +149,17 @@ pub fn length_groups(lens: &[usize]) -> Vec<Vec<usize>> {
                 .min();
         }
     }
-    let mut groups = 0;
-    for g in 1..MAX_GROUPS {
-        if let (Some((c, _)), Some((fewest, _))) = (best[g][n], best[groups][n])
-            && c < fewest
-        {
-            groups = g;
-        }
-    }
-    if groups == 0 {
+    // The fewest padded tokens, and on a tie the fewest groups.
+    let (_, last) = (0..MAX_GROUPS)
+        .filter_map(|g| best[g][n].map(|(c, _)| (c, g)))
+        .min()
+        .expect("one group always fits");
+    if last == 0 {
         return vec![(0..n).collect()];
     }
     let mut split = Vec::new();
     let mut end = n;
-    for g in (0..=groups).rev() {
+    for g in (0..=last).rev() {
         let start = best[g][end].map_or(0, |(_, j)| j);
         split.push(order[start..end].to_vec());
         end = start;

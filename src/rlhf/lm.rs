@@ -80,8 +80,8 @@ pub fn lm_forward(model: &CausalLm, batch: &LmBatch) -> LmOutput {
         let d = hidden.dims()[2];
         (
             select_rows(hidden.reshape([b * t, d]), &counted).reshape([1, counted.len(), d]),
-            counted.iter().map(|&i| batch.targets[i]).collect(),
-            counted.iter().map(|&i| batch.weights[i]).collect(),
+            pick(&batch.targets, &counted),
+            pick(&batch.weights, &counted),
         )
     };
     let [rows, cols, _] = hidden.dims();

@@ -158,6 +158,8 @@ fn sequence_logps(model: &CausalLm, pairs: &[DpoPair], pad: u32, mean: bool) -> 
         .map(|p| p.chosen.clone())
         .chain(pairs.iter().map(|p| p.rejected.clone()))
         .collect();
+    // A group is as wide as its longest prompt plus its longest response;
+    // each sequence's own total stands in for that in the grouping.
     let lens: Vec<usize> = queries.iter().zip(&responses).map(|(q, r)| q.len() + r.len()).collect();
     by_length_groups(&lens, |group| {
         let qr = QueryResponse::new(&pick(&queries, group), &pick(&responses, group), pad);
@@ -459,8 +461,8 @@ mod tests {
         assert!((means[0] - sums[0] / p.chosen.len() as f32).abs() < 1e-4);
     }
 
-    /// Eight pairs whose chosen sides (5 to 12 tokens with the prompt) and
-    /// rejected sides (16 to 26) go through the model as two groups: each
+    /// Eight pairs whose chosen sides (5 to 13 tokens with the prompt) and
+    /// rejected sides (16 to 24) go through the model as two groups: each
     /// sequence's log-probability is the one it gets alone, in the order
     /// given, for both forms.
     #[test]

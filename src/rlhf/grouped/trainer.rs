@@ -20,6 +20,7 @@ use super::advantages::{group_advantages, leave_one_out, mean_std};
 use super::aggregation::{Normalisers, shard_weight};
 use super::config::{GroupConfig, GroupMethod};
 use super::loss::{grpo_loss, rloo_loss};
+use crate::model::batch::pick;
 use crate::model::{CausalLm, ScalarModel, Tokenizer, hf};
 use crate::rlhf::data::{Evaluator, Sources};
 use crate::rlhf::online::{Prompts, mean, minibatches, sample, without_eos};
@@ -376,8 +377,7 @@ impl GroupTrainer {
         let (method, pad_id) = (self.method, self.pad);
         let (grads, parts) = shards::gradients(&self.policy, n, |policy, s| {
             let rows = &chunk[ranges[s].clone()];
-            let queries: Vec<Vec<u32>> = rows.iter().map(|&i| batch.queries[i].clone()).collect();
-            let responses: Vec<Vec<u32>> = rows.iter().map(|&i| batch.responses[i].clone()).collect();
+            let (queries, responses) = (pick(&batch.queries, rows), pick(&batch.responses, rows));
             let shard_tokens = responses.iter().map(Vec::len).sum::<usize>();
             let qr = QueryResponse::new(&queries, &responses, pad_id);
             let pad = |values: &Vec<Vec<f32>>| padded(rows.iter().map(|&i| &values[i]), qr.r, &device);
@@ -405,7 +405,7 @@ impl GroupTrainer {
                 }
                 GroupMethod::Rloo => {
                     let old = rows.iter().map(|&i| batch.logprobs[i].iter().sum()).collect();
-                    let advantages = rows.iter().map(|&i| batch.advantages[i]).collect();
+                    let advantages = pick(&batch.advantages, rows);
                     let out = rloo_loss(logp, column(old), column(advantages), mask, epsilon.0);
                     (out, rows.len() as f32 / chunk.len() as f32)
                 }

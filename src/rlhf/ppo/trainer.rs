@@ -23,6 +23,7 @@ use super::rollout::{
     QueryResponse, episode_scores, padded, response_logprobs, response_logprobs_and_entropy, response_values,
 };
 use super::stats::StepStats;
+use crate::model::batch::pick;
 use crate::model::{CausalLm, ScalarModel, Tokenizer, hf};
 use crate::rlhf::data::{Evaluator, Sources};
 pub use crate::rlhf::online::Prompts;
@@ -305,8 +306,7 @@ impl PpoTrainer {
         let models = (self.policy.clone(), self.value.clone());
         let (grads, parts) = shards::gradients(&models, n, |(policy, value), s| {
             let rows = &chunk[ranges[s].clone()];
-            let queries: Vec<Vec<u32>> = rows.iter().map(|&i| batch.queries[i].clone()).collect();
-            let responses: Vec<Vec<u32>> = rows.iter().map(|&i| batch.responses[i].clone()).collect();
+            let (queries, responses) = (pick(&batch.queries, rows), pick(&batch.responses, rows));
             let share = responses.iter().map(Vec::len).sum::<usize>() as f32 / tokens.max(1) as f32;
             let qr = QueryResponse::new(&queries, &responses, pad_id);
             let pad = |values: &Vec<Vec<f32>>| padded(rows.iter().map(|&i| &values[i]), qr.r, &device);
