@@ -28,9 +28,7 @@ use crate::rlhf::optim::GuardedAdamW;
 use crate::rlhf::ppo::advantage::{masked_mean, masked_whiten};
 use crate::rlhf::ppo::kl_control::KlControl;
 use crate::rlhf::ppo::live::{LiveParams, Models, Steer, StepPoint};
-use crate::rlhf::ppo::rollout::{
-    QueryResponse, episode_scores, padded, response_logprobs, response_logprobs_and_entropy,
-};
+use crate::rlhf::ppo::rollout::{FixedScores, QueryResponse, Scorers, padded, response_logprobs_and_entropy};
 use crate::rlhf::shards;
 use crate::rlhf::state::{OPTIMIZER, RngState};
 use crate::run::names;
@@ -208,19 +206,14 @@ impl GroupTrainer {
         let sizes = (self.config.max_new_tokens, temperature);
         let generated = sample(&policy, &queries, sizes, (self.eos, self.pad), seed);
         let responses = generated.tokens;
-        let qr = QueryResponse::new(&queries, &responses, self.pad);
-        let (reference, scores) = rayon::join(
-            || {
-                let flat = response_logprobs(&self.reference, &qr, temperature)
-                    .into_data()
-                    .try_to_vec::<f32>()
-                    .expect("f32");
-                let rows = responses.iter().enumerate();
-                rows.map(|(i, r)| flat[i * qr.r..i * qr.r + r.len()].to_vec())
-                    .collect::<Vec<_>>()
-            },
-            || episode_scores(&self.reward, &queries, &responses, self.eos, self.pad),
-        );
+        let scorers = Scorers {
+            reference: &self.reference,
+            value: None,
+            reward: &self.reward,
+            eos: self.eos,
+            pad: self.pad,
+        };
+        let FixedScores { reference, scores, .. } = scorers.score(&queries, &responses, temperature);
         let ended: Vec<bool> = responses.iter().map(|r| self.ended(r)).collect();
         let scores: Vec<f32> = scores
             .iter()

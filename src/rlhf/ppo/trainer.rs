@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use burn::module::Module;
 use burn::optim::GradientsParams;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::Device;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -19,9 +19,7 @@ use super::advantage::{gae, masked_mean, masked_whiten, shaped_rewards};
 use super::config::PpoConfig;
 use super::live::{LiveParams, Models, Steer, StepPoint};
 use super::loss::{policy_loss, value_loss};
-use super::rollout::{
-    QueryResponse, episode_scores, padded, response_logprobs, response_logprobs_and_entropy, response_values,
-};
+use super::rollout::{QueryResponse, Scorers, padded, response_logprobs_and_entropy, response_values};
 use super::stats::StepStats;
 use crate::model::batch::pick;
 use crate::model::{CausalLm, ScalarModel, Tokenizer, hf};
@@ -161,21 +159,16 @@ impl PpoTrainer {
         let sizes = (self.config.max_new_tokens, temperature);
         let generated = sample(&policy, &queries, sizes, (self.eos, self.pad), seed);
         let responses = generated.tokens;
-        let qr = QueryResponse::new(&queries, &responses, self.pad);
-        let r = qr.r;
-        // Three models score the same episodes independently: side by side,
-        // each core has a whole model's elementwise passes to run, not only
-        // its share of the products.
-        let vec = |t: Tensor<2>| t.into_data().try_to_vec::<f32>().expect("f32");
-        let (ref_logp, (values, scores)) = rayon::join(
-            || vec(response_logprobs(&self.reference, &qr, temperature)),
-            || {
-                rayon::join(
-                    || vec(response_values(&self.value.valid(), &qr)),
-                    || episode_scores(&self.reward, &queries, &responses, self.eos, self.pad),
-                )
-            },
-        );
+        let value = self.value.valid();
+        let scorers = Scorers {
+            reference: &self.reference,
+            value: Some(&value),
+            reward: &self.reward,
+            eos: self.eos,
+            pad: self.pad,
+        };
+        let fixed = scorers.score(&queries, &responses, temperature);
+        let row_values = fixed.values.expect("a value model's values");
 
         let kl_coef = self.params.kl.beta();
         let beta = kl_coef as f32;
@@ -186,9 +179,9 @@ impl PpoTrainer {
             // The sampler's log-probs are the policy's at this temperature
             // (tested equal to a recomputation), so no extra forward pass.
             shaped.push(shaped_rewards(
-                scores[i],
+                fixed.scores[i],
                 &generated.logprobs[i],
-                &ref_logp[i * r..i * r + len],
+                &fixed.reference[i],
                 &vec![1.0; len],
                 beta,
                 self.config.kl_estimator,
@@ -200,11 +193,6 @@ impl PpoTrainer {
         if self.config.whiten_rewards {
             rewards = whiten_rows(&rewards, false);
         }
-        let row_values: Vec<Vec<f32>> = responses
-            .iter()
-            .enumerate()
-            .map(|(i, resp)| values[i * r..i * r + resp.len()].to_vec())
-            .collect();
         let (mut advantages, mut returns) = (Vec::with_capacity(n), Vec::with_capacity(n));
         for (rw, v) in rewards.iter().zip(&row_values) {
             let (a, ret) = gae(rw, v, &vec![1.0; rw.len()], self.config.gamma, self.config.lam);
