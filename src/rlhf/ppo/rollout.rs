@@ -129,11 +129,12 @@ pub fn episode_scores(
 
 /// What the models that stay fixed through a rollout's update say of its
 /// episodes: per episode, the reference's log-prob of each response token,
-/// the value model's value at each (where there is a value model), and
-/// the reward model's score.
+/// the value model's value at each (none without a value model), and the
+/// reward model's score.
+#[derive(Default)]
 pub struct FixedScores {
     pub reference: Vec<Vec<f32>>,
-    pub values: Option<Vec<Vec<f32>>>,
+    pub values: Vec<Vec<f32>>,
     pub scores: Vec<f32>,
 }
 
@@ -181,15 +182,11 @@ impl Scorers<'_> {
                 (pass, scored)
             })
             .collect();
-        let mut fixed = FixedScores {
-            reference: Vec::new(),
-            values: self.value.map(|_| Vec::new()),
-            scores: Vec::new(),
-        };
+        let mut fixed = FixedScores::default();
         for (pass, rows) in parts {
             match pass {
                 Pass::Reference => fixed.reference.extend(rows),
-                Pass::Value(_) => fixed.values.get_or_insert_default().extend(rows),
+                Pass::Value(_) => fixed.values.extend(rows),
                 Pass::Reward => fixed.scores.extend(rows.into_iter().flatten()),
             }
         }
@@ -276,8 +273,8 @@ mod tests {
         };
         let sharded = in_pool(3, scorers);
         let unvalued = in_pool(1, Scorers { value: None, ..scorers });
-        assert!(unvalued.values.is_none());
-        let values = sharded.values.expect("values");
+        assert!(unvalued.values.is_empty());
+        let values = sharded.values;
         let row = |t: Tensor<2>| t.into_data().try_to_vec::<f32>().unwrap();
         for i in 0..queries.len() {
             let (q, r) = (&queries[i..=i], &responses[i..=i]);

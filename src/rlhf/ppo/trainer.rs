@@ -168,7 +168,6 @@ impl PpoTrainer {
             pad: self.pad,
         };
         let fixed = scorers.score(&queries, &responses, temperature);
-        let row_values = fixed.values.expect("a value model's values");
 
         let kl_coef = self.params.kl.beta();
         let beta = kl_coef as f32;
@@ -194,7 +193,7 @@ impl PpoTrainer {
             rewards = whiten_rows(&rewards, false);
         }
         let (mut advantages, mut returns) = (Vec::with_capacity(n), Vec::with_capacity(n));
-        for (rw, v) in rewards.iter().zip(&row_values) {
+        for (rw, v) in rewards.iter().zip(&fixed.values) {
             let (a, ret) = gae(rw, v, &vec![1.0; rw.len()], self.config.gamma, self.config.lam);
             advantages.push(a);
             returns.push(ret);
@@ -227,7 +226,7 @@ impl PpoTrainer {
             queries,
             responses,
             logprobs: generated.logprobs,
-            values: row_values,
+            values: fixed.values,
             advantages,
             returns,
         };
