@@ -84,12 +84,8 @@ pub fn held_out_report(
         let out = sample(model, tokenizer, &queries, ANSWER_TOKENS, seed);
         if let Some(reference) = reference {
             let qr = QueryResponse::new(&queries, &out.tokens, pad(tokenizer));
-            let theirs = response_logprobs(reference, &qr, 1.0)
-                .into_data()
-                .try_to_vec::<f32>()
-                .map_err(|e| format!("{e:?}"))?;
-            for (row, ours) in out.logprobs.iter().enumerate() {
-                let theirs = &theirs[row * qr.r..row * qr.r + ours.len()];
+            let theirs = qr.per_response(response_logprobs(reference, &qr, 1.0));
+            for (ours, theirs) in out.logprobs.iter().zip(&theirs) {
                 kl += ours.iter().zip(theirs).map(|(a, b)| (a - b) as f64).sum::<f64>();
                 n += 1;
             }

@@ -40,6 +40,12 @@ pub fn ranges(rows: usize, n: usize) -> Vec<Range<usize>> {
         .collect()
 }
 
+/// Whether `n` shards put one on every thread of the pool, so that each
+/// shard's matrix products stay on its own thread (`own_thread`).
+pub fn fills_pool(n: usize) -> bool {
+    n >= rayon::current_num_threads()
+}
+
 /// The gradient of Σᵢ `loss(model, i)` for i in 0..n, each term computed
 /// and differentiated on its own thread, with the value each call returns
 /// beside its loss (in order). With one shard the model itself is used.
@@ -57,8 +63,7 @@ where
         let (l, value) = loss(model, 0);
         return (GradientsParams::from_grads(l.backward(), model), vec![value]);
     }
-    // With a shard on every thread, a shard's products stay on its own.
-    let own = n >= rayon::current_num_threads();
+    let own = fills_pool(n);
     let parts: Vec<(GradientsParams, T)> = (0..n)
         .into_par_iter()
         .map(|i| {

@@ -53,6 +53,19 @@ impl QueryResponse {
         }
     }
 
+    /// A `[b, r]` tensor's rows, each cut to its response's length.
+    pub fn per_response(&self, tensor: Tensor<2>) -> Vec<Vec<f32>> {
+        let flat = tensor.into_data().try_to_vec::<f32>().expect("f32");
+        let r = self.r;
+        (0..self.batch.rows)
+            .map(|i| {
+                // The mask is 1 on a response's tokens, then 0 on padding.
+                let len = self.mask[i * r..(i + 1) * r].iter().filter(|&&m| m > 0.0).count();
+                flat[i * r..i * r + len].to_vec()
+            })
+            .collect()
+    }
+
     pub fn mask_tensor(&self, device: &burn::tensor::Device) -> Tensor<2> {
         Tensor::from_data(TensorData::new(self.mask.clone(), [self.batch.rows, self.r]), device)
     }
@@ -166,7 +179,7 @@ impl Scorers<'_> {
     /// 3.6 s on the other; split so, they take 3.2–3.5 s.
     pub fn score(self, queries: &[Vec<u32>], responses: &[Vec<u32>], temperature: f32) -> FixedScores {
         let n = shards::count(&self.reference.device(), queries.len());
-        let own = n >= rayon::current_num_threads();
+        let own = shards::fills_pool(n);
         let passes = [Some(Pass::Reference), self.value.map(Pass::Value), Some(Pass::Reward)];
         // Shard by shard, so that the pool's first split gives each thread
         // its shard of every model.
@@ -198,9 +211,7 @@ impl Scorers<'_> {
     fn pass(self, pass: Pass, queries: &[Vec<u32>], responses: &[Vec<u32>], temperature: f32) -> Vec<Vec<f32>> {
         let per_token = |of: &dyn Fn(&QueryResponse) -> Tensor<2>| {
             let qr = QueryResponse::new(queries, responses, self.pad);
-            let flat = of(&qr).into_data().try_to_vec::<f32>().expect("f32");
-            let rows = responses.iter().enumerate();
-            rows.map(|(i, r)| flat[i * qr.r..i * qr.r + r.len()].to_vec()).collect()
+            qr.per_response(of(&qr))
         };
         match pass {
             Pass::Reference => per_token(&|qr| response_logprobs(self.reference, qr, temperature)),
